@@ -1,1 +1,254 @@
+//! Layered configuration shared by every auditrail binary.
+//!
+//! Operators configure a service in whichever way suits the deployment: a TOML
+//! file (a ConfigMap in Kubernetes), environment variables (a Helm value), or
+//! flags (a laptop). The layers stack in that order, each overriding the one
+//! before, on top of the service's compiled-in defaults:
+//!
+//! ```text
+//! defaults  <  --config FILE (TOML)  <  AUDITRAIL_* environment  <  flags
+//! ```
+//!
+//! Environment variables use `__` for nesting: `AUDITRAIL_LOG__LEVEL=debug`
+//! sets `log.level`. A bad value anywhere is refused before the service starts
+//! with a message that names the key, the value and the layer it came from.
 
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The environment variable prefix of every auditrail setting.
+pub const ENV_PREFIX: &str = "AUDITRAIL_";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--config` named a file that does not exist.
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// A layer held a value of the wrong type or shape, or the TOML did not parse.
+    #[error("invalid configuration: {}", join(.0))]
+    Invalid(Box<figment::Error>),
+}
+
+fn join(err: &figment::Error) -> String {
+    err.clone()
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        Self::Invalid(Box::new(err))
+    }
+}
+
+/// A configuration under construction, layer by layer.
+#[derive(Debug, Clone)]
+pub struct Layers {
+    figment: Figment,
+}
+
+impl Layers {
+    /// Starts from the service's defaults.
+    pub fn new<T: Serialize>(defaults: &T) -> Self {
+        Self {
+            figment: Figment::from(Serialized::defaults(defaults)),
+        }
+    }
+
+    /// Adds a TOML file, when one is named. A named file that does not exist
+    /// is an error: silently running on defaults would hide a typo.
+    pub fn file(mut self, path: Option<&Path>) -> Result<Self, ConfigError> {
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path.to_owned()));
+            }
+            self.figment = self.figment.merge(Toml::file_exact(path));
+        }
+        Ok(self)
+    }
+
+    /// Adds the `AUDITRAIL_*` environment variables (`__` separates levels).
+    #[must_use]
+    pub fn env(self) -> Self {
+        self.env_prefixed(ENV_PREFIX)
+    }
+
+    /// Adds environment variables with another prefix (used by tests).
+    #[must_use]
+    pub fn env_prefixed(mut self, prefix: &str) -> Self {
+        self.figment = self.figment.merge(Env::prefixed(prefix).split("__"));
+        self
+    }
+
+    /// Overrides `key` (a dotted path such as `log.level`) when a flag gave a
+    /// value; `None` leaves the lower layers in force.
+    #[must_use]
+    pub fn flag<V: Serialize>(mut self, key: &str, value: Option<V>) -> Self {
+        if let Some(value) = value {
+            self.figment = self.figment.merge(Serialized::default(key, value));
+        }
+        self
+    }
+
+    /// Deserialises the stacked layers into the service's configuration type.
+    pub fn extract<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        Ok(self.figment.extract()?)
+    }
+}
+
+/// The flags every auditrail server binary takes; `flatten` them into the
+/// binary's own `clap` parser and pass them to [`CommonArgs::layers`].
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonArgs {
+    /// TOML configuration file; its values override the defaults.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address the gRPC API listens on.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Address of the Prometheus `/metrics` endpoint.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Turns the Prometheus endpoint off.
+    #[arg(long, conflicts_with = "metrics_listen")]
+    pub no_metrics: bool,
+    /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,auditrail=debug`).
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// OTLP/gRPC endpoint to export traces to (e.g. `http://127.0.0.1:4317`).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl CommonArgs {
+    /// Stacks defaults, the `--config` file, the environment and these flags.
+    pub fn layers<T: Serialize>(&self, defaults: &T) -> Result<Layers, ConfigError> {
+        Ok(Layers::new(defaults)
+            .file(self.config.as_deref())?
+            .env()
+            .flag("server.listen", self.listen)
+            .flag("server.metrics_listen", self.metrics_listen)
+            .flag("server.metrics", self.no_metrics.then_some(false))
+            .flag("log.level", self.log_level.as_deref())
+            .flag("log.format", self.log_format.as_deref())
+            .flag("otlp.endpoint", self.otlp_endpoint.as_deref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::net::SocketAddr;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Server {
+        listen: SocketAddr,
+        workers: u16,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Cfg {
+        server: Server,
+        name: String,
+    }
+
+    fn defaults() -> Cfg {
+        Cfg {
+            server: Server {
+                listen: "127.0.0.1:1".parse().unwrap(),
+                workers: 2,
+            },
+            name: "d".into(),
+        }
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "name = \"file\"\n[server]\nworkers = 7\n").unwrap();
+        // A prefix no variable has: the environment layer is exercised through
+        // real process environments in the integration tests.
+        let prefix = "AUDITRAIL_TEST_UNSET_PREFIX_";
+        let layers = Layers::new(&defaults())
+            .file(Some(&file))
+            .unwrap()
+            .env_prefixed(prefix);
+        let cfg: Cfg = layers.extract().unwrap();
+        assert_eq!(cfg.name, "file");
+        assert_eq!(cfg.server.workers, 7);
+        assert_eq!(cfg.server.listen, defaults().server.listen);
+
+        let cfg: Cfg = layers
+            .clone()
+            .flag(
+                "server.listen",
+                Some("127.0.0.1:9".parse::<SocketAddr>().unwrap()),
+            )
+            .flag::<u16>("server.workers", None)
+            .extract()
+            .unwrap();
+        assert_eq!(cfg.server.listen.port(), 9);
+        assert_eq!(
+            cfg.server.workers, 7,
+            "an absent flag leaves the file value"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = Layers::new(&defaults())
+            .file(Some(Path::new("/nonexistent/auditrail.toml")))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/auditrail.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_the_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[server]\nlisten = \"not an address\"\n").unwrap();
+        let err = Layers::new(&defaults())
+            .file(Some(&file))
+            .unwrap()
+            .extract::<Cfg>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.listen"), "{err}");
+        assert!(err.contains("c.toml"), "{err}");
+
+        let err = Layers::new(&defaults())
+            .flag("server.workers", Some("many"))
+            .extract::<Cfg>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.workers"), "{err}");
+    }
+
+    #[test]
+    fn broken_toml_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[server\n").unwrap();
+        let err = Layers::new(&defaults())
+            .file(Some(&file))
+            .unwrap()
+            .extract::<Cfg>()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)));
+    }
+}

@@ -21,6 +21,7 @@ pub mod parse;
 pub use classify::{CALICO_API_GROUP, EventType, UnknownEventType, classify};
 pub use id::{EventId, EventIdParseError};
 pub use model::{
-    ApiVersion, Event, EventKind, Level, ObjectReference, ResponseStatus, Stage, UnknownValue, UserInfo,
+    ApiVersion, Event, EventKind, Level, ObjectReference, ResponseStatus, Stage, UnknownValue,
+    UserInfo,
 };
 pub use parse::{ParseError, ParseErrorKind, ParsedEvent, parse_event_list, parse_line};

@@ -217,7 +217,12 @@ pub struct Event<'a> {
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub impersonated_user: Option<UserInfo<'a>>,
     /// Source IPs, client first, then proxies.
-    #[serde(default, borrow, rename = "sourceIPs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        borrow,
+        rename = "sourceIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub source_ips: Vec<Cow<'a, str>>,
     /// The client's user agent.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]

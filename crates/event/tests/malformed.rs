@@ -48,7 +48,10 @@ fn syntax_error_points_into_the_line() {
     assert_eq!(e.kind, ParseErrorKind::InvalidJson);
     let at = line.find("\"level\" ").unwrap() + "\"level\" ".len();
     assert!(e.offset.abs_diff(at) <= 1, "{e} vs {at}");
-    assert!(!e.message.contains(" at line "), "the offset replaces line/column");
+    assert!(
+        !e.message.contains(" at line "),
+        "the offset replaces line/column"
+    );
 }
 
 #[test]

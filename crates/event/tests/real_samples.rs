@@ -31,7 +31,11 @@ fn real_lines() -> Vec<(String, Vec<u8>)> {
             }
         }
     }
-    assert!(out.len() > 50, "expected the real samples, found {}", out.len());
+    assert!(
+        out.len() > 50,
+        "expected the real samples, found {}",
+        out.len()
+    );
     out
 }
 
@@ -50,7 +54,10 @@ fn every_real_event_parses_and_matches_an_independent_reading() {
         let p = parse_line(&line).unwrap_or_else(|e| panic!("{file}: {e}"));
         parsed += 1;
         assert_eq!(p.raw, line.strip_suffix(b"\n").unwrap_or(&line), "{file}");
-        assert_eq!(Some(p.event.audit_id.as_ref()), str_at(&value, &["auditID"]));
+        assert_eq!(
+            Some(p.event.audit_id.as_ref()),
+            str_at(&value, &["auditID"])
+        );
         assert_eq!(Some(p.event.verb.as_ref()), str_at(&value, &["verb"]));
         assert_eq!(Some(p.event.level.as_str()), str_at(&value, &["level"]));
         assert_eq!(
@@ -64,7 +71,9 @@ fn every_real_event_parses_and_matches_an_independent_reading() {
         );
         assert_eq!(
             p.event.response_code().map(i64::from),
-            value.pointer("/responseStatus/code").and_then(Value::as_i64)
+            value
+                .pointer("/responseStatus/code")
+                .and_then(Value::as_i64)
         );
         let expected_name = str_at(&value, &["objectRef", "name"])
             .or_else(|| str_at(&value, &["responseObject", "metadata", "name"]))
@@ -94,7 +103,9 @@ fn generate_name_creates_take_their_name_from_the_response() {
     let value: Value = serde_json::from_slice(line).unwrap();
     assert_eq!(
         p.event.derived_name().as_deref(),
-        value.pointer("/responseObject/metadata/name").and_then(Value::as_str)
+        value
+            .pointer("/responseObject/metadata/name")
+            .and_then(Value::as_str)
     );
     assert_eq!(p.event.api_version(), ApiVersion::V1Beta1);
 }
@@ -104,11 +115,17 @@ fn the_fuzzing_regression_is_refused_with_a_clear_error() {
     let line = std::fs::read(data_dir().join("falco-k8s-audit/fal_01_003.json")).unwrap();
     let err = parse_line(&line).unwrap_err();
     assert_eq!(err.kind, ParseErrorKind::NotAnEvent);
-    assert!(err.message.contains("expected the string \"Event\""), "{err}");
+    assert!(
+        err.message.contains("expected the string \"Event\""),
+        "{err}"
+    );
     // The offending value `0` stands right after `"kind":` (and any space).
     let text = String::from_utf8(line.clone()).unwrap();
     let zero = text.find('0').unwrap();
-    assert!(err.offset <= zero + 1 && err.offset + 1 >= zero, "{err} vs {zero}");
+    assert!(
+        err.offset <= zero + 1 && err.offset + 1 >= zero,
+        "{err} vs {zero}"
+    );
 }
 
 #[test]
@@ -132,7 +149,11 @@ fn ids_are_stable_per_cluster_and_bytes_and_round_trip_as_hex() {
     let (_, line) = &real_lines()[0];
     let raw = parse_line(line).unwrap().raw;
     let id = EventId::compute("c1", raw);
-    assert_eq!(id, EventId::compute("c1", raw), "a re-send maps to the same id");
+    assert_eq!(
+        id,
+        EventId::compute("c1", raw),
+        "a re-send maps to the same id"
+    );
     assert_ne!(id, EventId::compute("c2", raw), "clusters are separate");
     // Length-prefixing: moving bytes between cluster and body changes the id.
     let mut shifted = b"1".to_vec();
@@ -141,7 +162,11 @@ fn ids_are_stable_per_cluster_and_bytes_and_round_trip_as_hex() {
     let mut tampered = raw.to_vec();
     let last = tampered.len() - 2;
     tampered[last] ^= 1;
-    assert_ne!(id, EventId::compute("c1", &tampered), "one byte changes the id");
+    assert_ne!(
+        id,
+        EventId::compute("c1", &tampered),
+        "one byte changes the id"
+    );
     let hex = id.to_string();
     assert_eq!(hex.len(), EventId::HEX_LEN);
     assert_eq!(hex.parse::<EventId>().unwrap(), id);

@@ -1,1 +1,332 @@
+//! The gRPC server shell every auditrail service runs in.
+//!
+//! A service crate only implements its tonic service; everything a production
+//! gRPC server needs around it is here, so the five services and the
+//! all-in-one `auditrail up` behave the same:
+//!
+//! - binding the gRPC and Prometheus listeners ([`ServerConfig`]),
+//! - the standard gRPC health service, `SERVING` per service while up and
+//!   `NOT_SERVING` as soon as shutdown starts,
+//! - gRPC reflection (v1 and v1alpha) over the `auditrail.v1` descriptors,
+//! - request metrics per method ([`metrics_layer`]),
+//! - graceful shutdown on SIGTERM or SIGINT ([`shutdown_signal`]): stop
+//!   accepting, let in-flight calls finish within a grace period, then exit.
 
+mod metrics_layer;
+mod shutdown;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic_health::ServingStatus;
+
+pub use metrics_layer::GrpcMetricsLayer;
+pub use shutdown::shutdown_signal;
+
+/// The `server` section of every service's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the gRPC API. Port 0 picks a free port (logged at start).
+    pub listen: SocketAddr,
+    /// Whether to serve Prometheus metrics.
+    pub metrics: bool,
+    /// Address of the Prometheus `/metrics` endpoint.
+    pub metrics_listen: SocketAddr,
+    /// Seconds in-flight calls get to finish once shutdown starts.
+    pub shutdown_grace_secs: u64,
+}
+
+impl ServerConfig {
+    /// Defaults for a service listening on `port` (loopback) with metrics on
+    /// `metrics_port`. Deployments set `0.0.0.0` explicitly.
+    pub fn local(port: u16, metrics_port: u16) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            metrics: true,
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], metrics_port)),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener could not be bound (address in use, permission, …).
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The configured address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Reflection could not be built from the embedded descriptors.
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC transport failed.
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The metrics endpoint failed.
+    #[error(transparent)]
+    Telemetry(#[from] auditrail_telemetry::TelemetryError),
+}
+
+/// A set of gRPC services to serve together, with their health entries.
+#[derive(Debug, Default)]
+pub struct Services {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl Services {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tonic service; it is reported `SERVING` while the server runs.
+    #[must_use]
+    pub fn with<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Error = Infallible,
+                Response = http::Response<tonic::body::Body>,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// The fully qualified names of the services in this set.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+}
+
+/// A server whose listeners are bound, ready to [`run`](BoundServer::run).
+///
+/// Binding first lets the caller learn the real addresses (when port 0 was
+/// asked for) before serving.
+#[derive(Debug)]
+pub struct BoundServer {
+    services: Services,
+    grpc: TcpListener,
+    metrics: Option<TcpListener>,
+    grace: Duration,
+}
+
+/// Binds the listeners of `config` for `services`.
+pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServer, ServerError> {
+    let grpc = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            what: "gRPC",
+            addr: config.listen,
+            source,
+        })?;
+    let metrics = if config.metrics {
+        // Install the recorder before any request is counted.
+        auditrail_telemetry::metrics_handle()?;
+        Some(
+            TcpListener::bind(config.metrics_listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    what: "metrics",
+                    addr: config.metrics_listen,
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
+    Ok(BoundServer {
+        services,
+        grpc,
+        metrics,
+        grace: Duration::from_secs(config.shutdown_grace_secs),
+    })
+}
+
+impl BoundServer {
+    /// The address the gRPC API is listening on.
+    pub fn grpc_addr(&self) -> std::io::Result<SocketAddr> {
+        self.grpc.local_addr()
+    }
+
+    /// The address of the metrics endpoint, when enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Serves until `shutdown` completes, then drains: health turns
+    /// `NOT_SERVING`, no new connections are accepted, in-flight calls get the
+    /// grace period to finish, and what is still open after it is dropped.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let grpc_addr = self
+            .grpc_addr()
+            .map_or_else(|e| format!("unknown ({e})"), |a| a.to_string());
+        let metrics_addr = self
+            .metrics_addr()
+            .map_or_else(|| "disabled".to_owned(), |a| a.to_string());
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        for name in &self.services.names {
+            health_reporter
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
+        }
+        health_reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(auditrail_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(auditrail_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let mut routes = self.services.routes;
+        routes
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+
+        // `stopping` flips once: it stops the listeners and starts the grace clock.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let wait_stop = |mut rx: watch::Receiver<bool>| async move {
+            // An error means the sender is gone, which also means stop.
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+
+        let metrics_task = self.metrics.map(|listener| {
+            tokio::spawn(auditrail_telemetry::serve_metrics(
+                listener,
+                wait_stop(stop_rx.clone()),
+            ))
+        });
+
+        tracing::info!(
+            grpc_addr = %grpc_addr,
+            metrics_addr = %metrics_addr,
+            services = ?self.services.names,
+            "serving"
+        );
+
+        let serve = tonic::transport::Server::builder()
+            .layer(GrpcMetricsLayer)
+            .add_routes(routes.routes())
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(self.grpc),
+                wait_stop(stop_rx.clone()),
+            );
+        tokio::pin!(serve);
+
+        let grace = self.grace;
+        let names = self.services.names.clone();
+        let stopping = async {
+            shutdown.await;
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down: draining in-flight calls"
+            );
+            for name in names {
+                health_reporter
+                    .set_service_status(name, ServingStatus::NotServing)
+                    .await;
+            }
+            health_reporter
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            let _ = stop_tx.send(true);
+            tokio::time::sleep(grace).await;
+        };
+
+        let result = tokio::select! {
+            result = &mut serve => result.map_err(ServerError::from),
+            () = stopping => {
+                tracing::warn!("grace period over: closing the calls still open");
+                Ok(())
+            }
+        };
+        if let Some(task) = metrics_task {
+            match tokio::time::timeout(Duration::from_secs(1), task).await {
+                Ok(Ok(Err(err))) => tracing::warn!(error = %err, "metrics endpoint failed"),
+                Ok(Err(err)) => tracing::warn!(error = %err, "metrics task panicked"),
+                Ok(Ok(Ok(()))) | Err(_) => {}
+            }
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// The configuration of one service binary: the shared sections plus the
+/// service's own settings (flattened at the top level).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceConfig<T> {
+    /// Listeners and shutdown.
+    pub server: ServerConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: auditrail_telemetry::LogConfig,
+    /// Trace export.
+    #[serde(default)]
+    pub otlp: auditrail_telemetry::OtlpConfig,
+    /// The service's own settings.
+    #[serde(flatten)]
+    pub service: T,
+}
+
+impl<T> ServiceConfig<T> {
+    /// Local defaults: gRPC on `port`, metrics on `metrics_port`, loopback.
+    pub fn local(port: u16, metrics_port: u16, service: T) -> Self {
+        Self {
+            server: ServerConfig::local(port, metrics_port),
+            log: auditrail_telemetry::LogConfig::default(),
+            otlp: auditrail_telemetry::OtlpConfig::default(),
+            service,
+        }
+    }
+}
+
+/// The life of a service binary after its configuration is loaded: set up
+/// telemetry, bind, serve until SIGTERM/SIGINT, drain, flush traces.
+pub async fn run_service<T>(
+    name: &'static str,
+    config: &ServiceConfig<T>,
+    services: Services,
+) -> Result<(), ServerError> {
+    let telemetry = auditrail_telemetry::init(name, &config.log, &config.otlp)?;
+    let server = bind(&config.server, services).await?;
+    let result = server.run(shutdown_signal()).await;
+    telemetry.shutdown();
+    result
+}
+
+/// The answer of an RPC whose implementation has not been built yet: honest
+/// `UNIMPLEMENTED`, never a made-up result.
+pub fn not_built(rpc: &str) -> tonic::Status {
+    tonic::Status::unimplemented(format!(
+        "{rpc} is not implemented yet in this auditrail build"
+    ))
+}

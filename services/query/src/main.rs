@@ -1,0 +1,29 @@
+//! `auditrail-query`: the query as a standalone service.
+
+use auditrail_config::CommonArgs;
+use clap::Parser;
+
+/// Timeline search, histograms, streaming export, resource history and diffs over the stored trail.
+#[derive(Debug, Parser)]
+#[command(name = "auditrail-query", version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Data directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config: auditrail_server::ServiceConfig<auditrail_query::Settings> = args
+        .common
+        .layers(&auditrail_query::default_config())?
+        .flag("data_dir", args.data_dir)
+        .extract()?;
+    let services =
+        auditrail_server::Services::new().with(auditrail_query::Query::server(&config.service));
+    auditrail_server::run_service("auditrail-query", &config, services).await?;
+    Ok(())
+}
