@@ -1,0 +1,243 @@
+//! Turning policy text into a [`Policy`], with kube-apiserver's loader checks.
+//!
+//! kube-apiserver (`k8s.io/apiserver/pkg/audit/policy/reader.go`) decodes the
+//! file, refuses unknown group/versions, validates, and refuses a policy with
+//! zero rules. It first tries strict decoding and, if that only fails because
+//! of unknown or duplicate fields, falls back to lenient decoding and logs a
+//! warning. This module does the same minus validation (see
+//! [`Policy::validate`]): unknown fields are ignored and reported as warnings,
+//! since a misspelt key (`namespace:` for `namespaces:`) silently widens a rule.
+
+use serde_json::{Map, Value};
+
+use crate::error::LoadError;
+use crate::model::{API_VERSION_V1, API_VERSION_V1BETA1, KIND_POLICY, Policy};
+
+/// The syntax of the input text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Yaml,
+    Json,
+}
+
+const POLICY_FIELDS: &[&str] = &[
+    "apiVersion",
+    "kind",
+    "metadata",
+    "rules",
+    "omitStages",
+    "omitManagedFields",
+];
+const RULE_FIELDS: &[&str] = &[
+    "level",
+    "users",
+    "userGroups",
+    "verbs",
+    "resources",
+    "namespaces",
+    "nonResourceURLs",
+    "omitStages",
+    "omitManagedFields",
+];
+const GROUP_RESOURCES_FIELDS: &[&str] = &["group", "resources", "resourceNames"];
+
+/// Decodes and checks a policy document; returns it with unknown-field warnings.
+pub(crate) fn load(src: &str, format: Format) -> Result<(Policy, Vec<String>), LoadError> {
+    let tree = parse_tree(src, format)?;
+    let Value::Object(top) = &tree else {
+        return Err(LoadError::NotAMapping);
+    };
+    let api_version = check_api_version(top)?;
+    check_kind(top, api_version)?;
+    let policy = decode(src, format)?;
+    let warnings = unknown_fields(top);
+    if policy.rules.is_empty() {
+        return Err(LoadError::NoRules);
+    }
+    Ok((policy, warnings))
+}
+
+fn parse_tree(src: &str, format: Format) -> Result<Value, LoadError> {
+    match format {
+        Format::Yaml => serde_norway::from_str::<Value>(src).map_err(|e| {
+            let loc = e.location();
+            LoadError::Parse {
+                message: e.to_string(),
+                line: loc.as_ref().map(serde_norway::Location::line),
+                column: loc.as_ref().map(serde_norway::Location::column),
+            }
+        }),
+        Format::Json => serde_json::from_str::<Value>(src).map_err(|e| LoadError::Parse {
+            message: e.to_string(),
+            line: Some(e.line()),
+            column: Some(e.column()),
+        }),
+    }
+}
+
+fn decode(src: &str, format: Format) -> Result<Policy, LoadError> {
+    match format {
+        Format::Yaml => serde_norway::from_str::<Policy>(src).map_err(|e| {
+            let loc = e.location();
+            LoadError::Decode {
+                message: e.to_string(),
+                line: loc.as_ref().map(serde_norway::Location::line),
+                column: loc.as_ref().map(serde_norway::Location::column),
+            }
+        }),
+        Format::Json => serde_json::from_str::<Policy>(src).map_err(|e| LoadError::Decode {
+            message: e.to_string(),
+            line: Some(e.line()),
+            column: Some(e.column()),
+        }),
+    }
+}
+
+fn check_api_version(top: &Map<String, Value>) -> Result<&'static str, LoadError> {
+    match top.get("apiVersion") {
+        None | Some(Value::Null) => Err(LoadError::MissingApiVersion),
+        Some(Value::String(s)) if s == API_VERSION_V1 => Ok(API_VERSION_V1),
+        Some(Value::String(s)) if s == API_VERSION_V1BETA1 => Ok(API_VERSION_V1BETA1),
+        Some(other) => Err(LoadError::UnsupportedApiVersion {
+            found: scalar_text(other),
+        }),
+    }
+}
+
+fn check_kind(top: &Map<String, Value>, api_version: &str) -> Result<(), LoadError> {
+    match top.get("kind") {
+        None | Some(Value::Null) => Err(LoadError::MissingKind),
+        Some(Value::String(s)) if s == KIND_POLICY => Ok(()),
+        Some(other) => Err(LoadError::WrongKind {
+            api_version: api_version.to_owned(),
+            found: scalar_text(other),
+        }),
+    }
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Paths of keys the audit Policy schema does not have, in document order,
+/// formatted like apimachinery's strict decoding errors. `metadata` is not
+/// inspected.
+fn unknown_fields(top: &Map<String, Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    check_keys(top, POLICY_FIELDS, "", &mut out);
+    if let Some(Value::Array(rules)) = top.get("rules") {
+        for (i, rule) in rules.iter().enumerate() {
+            let Value::Object(rule) = rule else { continue };
+            let rule_path = format!("rules[{i}]");
+            check_keys(rule, RULE_FIELDS, &rule_path, &mut out);
+            if let Some(Value::Array(groups)) = rule.get("resources") {
+                for (j, gr) in groups.iter().enumerate() {
+                    if let Value::Object(gr) = gr {
+                        let gr_path = format!("{rule_path}.resources[{j}]");
+                        check_keys(gr, GROUP_RESOURCES_FIELDS, &gr_path, &mut out);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check_keys(map: &Map<String, Value>, known: &[&str], prefix: &str, out: &mut Vec<String>) {
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            out.push(format!("unknown field {path:?}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\n";
+
+    #[test]
+    fn unknown_fields_are_warned_with_paths_and_ignored() {
+        let src = format!(
+            "{HEADER}extra: 1\nrules:\n- level: None\n  namespace: [kube-system]\n  resources:\n  - group: \"\"\n    resource: [pods]\n"
+        );
+        let (p, warnings) = load(&src, Format::Yaml).unwrap();
+        assert_eq!(
+            warnings,
+            vec![
+                r#"unknown field "extra""#,
+                r#"unknown field "rules[0].namespace""#,
+                r#"unknown field "rules[0].resources[0].resource""#,
+            ]
+        );
+        assert!(p.rules[0].namespaces.is_empty());
+        assert!(p.rules[0].resources[0].resources.is_empty());
+    }
+
+    #[test]
+    fn metadata_contents_are_not_inspected() {
+        let src = format!("{HEADER}metadata:\n  name: x\n  whatever: y\nrules:\n- level: None\n");
+        let (p, warnings) = load(&src, Format::Yaml).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(
+            p.metadata,
+            Some(serde_json::json!({"name": "x", "whatever": "y"}))
+        );
+    }
+
+    #[test]
+    fn field_names_are_case_sensitive() {
+        let src = format!("{HEADER}rules:\n- Level: Metadata\n");
+        let (p, warnings) = load(&src, Format::Yaml).unwrap();
+        assert_eq!(p.rules[0].level, "");
+        assert_eq!(warnings, vec![r#"unknown field "rules[0].Level""#]);
+    }
+
+    #[test]
+    fn non_string_api_version_is_unsupported() {
+        let err = load("apiVersion: 1\nkind: Policy\n", Format::Yaml).unwrap_err();
+        assert_eq!(
+            err,
+            LoadError::UnsupportedApiVersion {
+                found: "1".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn empty_and_scalar_documents_are_not_mappings() {
+        assert_eq!(load("", Format::Yaml).unwrap_err(), LoadError::NotAMapping);
+        assert_eq!(
+            load("just text", Format::Yaml).unwrap_err(),
+            LoadError::NotAMapping
+        );
+        assert_eq!(
+            load("[1, 2]", Format::Json).unwrap_err(),
+            LoadError::NotAMapping
+        );
+    }
+
+    #[test]
+    fn wrong_type_is_a_decode_error_with_position() {
+        let src = format!("{HEADER}rules:\n- level: None\n  users: {{a: b}}\n");
+        let err = load(&src, Format::Yaml).unwrap_err();
+        assert!(matches!(err, LoadError::Decode { .. }), "{err:?}");
+        assert_eq!(err.line(), Some(5));
+    }
+
+    #[test]
+    fn multiple_documents_are_rejected() {
+        let src = format!("{HEADER}rules:\n- level: None\n---\n{HEADER}rules:\n- level: None\n");
+        let err = load(&src, Format::Yaml).unwrap_err();
+        assert!(matches!(err, LoadError::Parse { .. }), "{err:?}");
+    }
+}
