@@ -1,1 +1,48 @@
-fn main() {}
+//! `cargo xtask`: the one entry point for developer tasks.
+//!
+//! - `cargo xtask test`: everything CI runs (format, lints, the whole test
+//!   suite), installing whatever the tests need into a folder it owns.
+//! - `cargo xtask demo`: builds and runs auditrail on the embedded default.
+//! - `cargo xtask gen-logs`: writes a seeded, realistic audit log.
+//! - `cargo xtask bench`: benchmarks, printing figures for BENCHMARKS.md.
+//!
+//! Unless `CARGO_TARGET_DIR` is set, every cargo command started from here
+//! builds into `~/.cache/auditrail/target`, outside the clone, so a fresh
+//! clone (CI's) reuses the previous build instead of starting cold.
+
+mod bench;
+mod cargo;
+mod demo;
+mod gen_logs;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Developer tasks of auditrail")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Format check, clippy (-D warnings) and the whole test suite.
+    Test(test::TestArgs),
+    /// Build auditrail and run it on the embedded default.
+    Demo,
+    /// Write a seeded, realistic audit log.
+    GenLogs(gen_logs::GenLogsArgs),
+    /// Run the benchmarks and print their figures.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Test(args) => test::run(&args),
+        Task::Demo => demo::run(),
+        Task::GenLogs(args) => gen_logs::run(&args),
+        Task::Bench(args) => bench::run(&args),
+    }
+}

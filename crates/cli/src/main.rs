@@ -5,6 +5,7 @@
 //! of a running server, reached with `--server`.
 
 mod health;
+mod services;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,12 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = health::Output::Text)]
         output: health::Output,
     },
+    /// List the gRPC services a server offers (through gRPC reflection).
+    Services {
+        /// The server to ask.
+        #[arg(long, default_value = DEFAULT_SERVER, env = "AUDITRAIL_SERVER")]
+        server: String,
+    },
 }
 
 #[tokio::main]
@@ -44,5 +51,6 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Health { server, output } => health::run(&server, output).await,
+        Command::Services { server } => services::run(&server).await,
     }
 }

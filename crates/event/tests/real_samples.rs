@@ -24,7 +24,11 @@ fn real_lines() -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for file in files {
         let bytes = std::fs::read(&file).expect("read sample");
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let name = file
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
         for line in bytes.split_inclusive(|&b| b == b'\n') {
             if !line.iter().all(u8::is_ascii_whitespace) {
                 out.push((name.clone(), line.to_vec()));

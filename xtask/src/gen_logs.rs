@@ -1,0 +1,73 @@
+//! `cargo xtask gen-logs`: a seeded, realistic audit log on disk.
+
+use std::io::{BufWriter, Write as _};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use auditrail_loggen::{GenConfig, Generator};
+
+/// Options of `cargo xtask gen-logs`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GenLogsArgs {
+    /// Number of events to write.
+    #[arg(long, short = 'n', default_value_t = 10_000)]
+    events: u64,
+    /// Seed: the same seed and options always give the same file.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Time of the first event (RFC 3339).
+    #[arg(long, default_value = "2026-01-01T00:00:00Z")]
+    start: jiff::Timestamp,
+    /// Fraction of events that are writes.
+    #[arg(long, default_value_t = 0.3)]
+    write_ratio: f64,
+    /// Output file.
+    #[arg(long, short = 'o', default_value = "kube-audit.log")]
+    out: PathBuf,
+}
+
+pub(crate) fn run(args: &GenLogsArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.write_ratio),
+        "--write-ratio must be between 0 and 1, got {}",
+        args.write_ratio
+    );
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let generator = Generator::new(GenConfig {
+        seed: args.seed,
+        start: args.start,
+        write_ratio: args.write_ratio,
+        ..GenConfig::default()
+    });
+    let bar = indicatif::ProgressBar::new(args.events);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {human_pos}/{human_len} events {per_sec} eta {eta}",
+        )
+        .context("progress template")?,
+    );
+    let mut bytes = 0u64;
+    for (i, line) in (0..args.events).zip(generator) {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+        bytes += line.len() as u64 + 1;
+        if i % 1024 == 0 {
+            bar.set_position(i);
+        }
+    }
+    out.flush()?;
+    bar.finish_and_clear();
+    #[allow(clippy::cast_precision_loss)]
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "wrote {} events ({mib:.1} MiB) to {}",
+        args.events,
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! `cargo xtask test`: what CI runs, in the order that fails fastest.
+
+use crate::cargo::{cargo, run_cmd};
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TestArgs {
+    /// Skip the format check and clippy (for a quick local loop; CI never does).
+    #[arg(long)]
+    no_lint: bool,
+    /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
+    #[arg(last = true)]
+    cargo_test_args: Vec<String>,
+}
+
+/// Format check, clippy with warnings as errors, then every test of the
+/// workspace. Tools the tests need beyond cargo (none yet) are installed by
+/// this command into a folder it owns before the tests run.
+pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
+    if !args.no_lint {
+        run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        run_cmd(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
+    // The integration tests start the real binaries: build them first so
+    // they are never stale, whichever test filter is given.
+    run_cmd(cargo().args(["build", "--workspace", "--bins", "--locked"]))?;
+    run_cmd(
+        cargo()
+            .args(["test", "--workspace", "--locked", "--no-fail-fast"])
+            .args(&args.cargo_test_args),
+    )?;
+    Ok(())
+}
