@@ -16,6 +16,8 @@ mod demo;
 mod gen_logs;
 mod test;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -37,12 +39,21 @@ enum Task {
     Bench(bench::BenchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.task {
+    let result = match cli.task {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
         Task::GenLogs(args) => gen_logs::run(&args),
         Task::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // The chain of causes, without a backtrace: these are task
+            // failures (a test failed, a build broke), not xtask bugs.
+            eprintln!("xtask: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -37,7 +37,19 @@ pub enum ConfigError {
 fn join(err: &figment::Error) -> String {
     err.clone()
         .into_iter()
-        .map(|e| e.to_string())
+        .map(|e| {
+            // Name the exact variable, not just "AUDITRAIL_ environment variable(s)".
+            let from_env = e
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.name.contains("environment"));
+            if from_env && !e.path.is_empty() {
+                let var = format!("{ENV_PREFIX}{}", e.path.join("__")).to_uppercase();
+                format!("{e} (variable {var})")
+            } else {
+                e.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }

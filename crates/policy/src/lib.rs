@@ -11,6 +11,8 @@
 //! - [`load`](Policy::from_yaml): decoding with the API server's loader checks.
 //! - [`validate`]: `ValidatePolicy`, with apimachinery-formatted errors.
 //! - [`matcher`]: first-match rule evaluation of request attributes.
+//! - [`RequestAttributes::from_event`]: the attributes behind a recorded
+//!   audit event, to evaluate a policy against real traffic.
 //! - [`error`]: the error types.
 //!
 //! ```
@@ -29,6 +31,7 @@
 //! ```
 
 pub mod error;
+mod from_event;
 mod load;
 pub mod matcher;
 pub mod model;

@@ -317,8 +317,9 @@ pub async fn run_service<T>(
     services: Services,
 ) -> Result<(), ServerError> {
     let telemetry = auditrail_telemetry::init(name, &config.log, &config.otlp)?;
+    let shutdown = shutdown_signal();
     let server = bind(&config.server, services).await?;
-    let result = server.run(shutdown_signal()).await;
+    let result = server.run(shutdown).await;
     telemetry.shutdown();
     result
 }

@@ -1,32 +1,51 @@
 //! Waiting for the signal to stop.
 
-/// Completes on SIGTERM (what Kubernetes sends) or SIGINT (Ctrl-C).
+use std::future::Future;
+
+/// Registers SIGTERM (what Kubernetes sends) and SIGINT (Ctrl-C) handlers
+/// *now*, and returns a future that completes when either arrives.
 ///
-/// If a handler cannot be installed the error is logged and that signal is
-/// ignored; the other still works.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Registering eagerly matters: a signal that arrives after the server said
+/// it is serving but before the future is first polled must still mean
+/// "drain and exit 0", not the default disposition (immediate death). Must be
+/// called inside a Tokio runtime. A handler that cannot be installed is
+/// logged and that signal is then ignored; the other still works.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let register = |kind: SignalKind, name: &'static str| match signal(kind) {
+            Ok(stream) => Some(stream),
             Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                tracing::error!(signal = name, error = %err, "cannot install signal handler");
+                None
+            }
+        };
+        let mut term = register(SignalKind::terminate(), "SIGTERM");
+        let mut int = register(SignalKind::interrupt(), "SIGINT");
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term.take()) => tracing::info!(signal = "SIGTERM", "received"),
+                () = wait(int.take()) => tracing::info!(signal = "SIGINT", "received"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::info!(signal = "Ctrl-C", "received");
+            } else {
                 std::future::pending::<()>().await;
             }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "received"),
-        () = term => tracing::info!(signal = "SIGTERM", "received"),
     }
 }

@@ -1,9 +1,28 @@
 //! The provisioner service: audit policies (generate, validate, evaluate) and the per-platform set-up that makes the API server write the audit trail.
 //!
 //! The service is a thin shell: domain logic lives in the library crates under
-//! `crates/`, and the server around it (health, reflection, metrics, shutdown)
-//! in `auditrail-server`. RPCs not built yet answer `UNIMPLEMENTED`.
+//! `crates/`, the translation between the gRPC messages and that logic in
+//! the `convert` module, and the server around it (health, reflection, metrics,
+//! shutdown) in `auditrail-server`.
+//!
+//! Implemented, with `auditrail-policy` and so with kube-apiserver's own
+//! loading, validation and matching semantics:
+//!
+//! - `ValidatePolicy`: the API server's validation errors (field path and
+//!   message, or one document-level error with its line and column when the
+//!   text does not load), and as `WARNING` findings the warnings of loading
+//!   (`unknown-field`), of the removed `v1beta1` (`deprecated-api-version`)
+//!   and of validation (`unknown-omit-stage`). The compliance lints
+//!   (RequestReceived not omitted, shadowed rules, Calico resources below
+//!   RequestResponse) are not built yet: no such findings are reported.
+//! - `EvaluatePolicy`: level, omitted stages, `omitManagedFields` and the
+//!   index of the matching rule.
+//!
+//! `GeneratePolicy`, `RenderSetup` and `ApplySetup` answer `UNIMPLEMENTED`.
 
+mod convert;
+
+use auditrail_policy::Policy;
 use auditrail_proto::v1;
 use auditrail_proto::v1::provision_service_server::{ProvisionService, ProvisionServiceServer};
 use auditrail_server::{ServiceConfig, not_built};
@@ -46,16 +65,32 @@ impl ProvisionService for Provisioner {
 
     async fn validate_policy(
         &self,
-        _request: Request<v1::ValidatePolicyRequest>,
+        request: Request<v1::ValidatePolicyRequest>,
     ) -> Result<Response<v1::ValidatePolicyResponse>, Status> {
-        Err(not_built("ProvisionService.ValidatePolicy"))
+        let request = request.into_inner();
+        let text = convert::policy_text(&request.policy_yaml)?;
+        // Problems in the policy are answers, not RPC errors.
+        let report = match Policy::from_yaml_with_warnings(text) {
+            Ok((policy, unknown_fields)) => convert::validation_report(&policy, &unknown_fields),
+            Err(e) => convert::load_failure(&e),
+        };
+        Ok(Response::new(report))
     }
 
     async fn evaluate_policy(
         &self,
-        _request: Request<v1::EvaluatePolicyRequest>,
+        request: Request<v1::EvaluatePolicyRequest>,
     ) -> Result<Response<v1::EvaluatePolicyResponse>, Status> {
-        Err(not_built("ProvisionService.EvaluatePolicy"))
+        let request = request.into_inner();
+        let text = convert::policy_text(&request.policy_yaml)?;
+        let attributes = convert::request_attributes(request.attributes)?;
+        let policy = Policy::from_yaml(text)
+            .map_err(|e| convert::load_refusal(&e))?
+            .validate()
+            .map_err(|e| convert::validation_refusal(&e))?;
+        Ok(Response::new(convert::evaluation(
+            &policy.evaluate(&attributes),
+        )))
     }
 
     async fn render_setup(
@@ -70,5 +105,419 @@ impl ProvisionService for Provisioner {
         _request: Request<v1::ApplySetupRequest>,
     ) -> Result<Response<v1::ApplySetupResponse>, Status> {
         Err(not_built("ProvisionService.ApplySetup"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auditrail_proto::v1::request_attributes::Target;
+    use tonic::Code;
+
+    const HEADER: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\n";
+
+    /// Writes to pods at RequestResponse, the healthz family dropped, one
+    /// user's reads of secrets at Metadata, nothing else.
+    const POLICY: &str = "apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: RequestResponse
+  verbs: [create, update, patch, delete]
+  resources:
+  - group: \"\"
+    resources: [pods]
+  omitManagedFields: true
+- level: None
+  nonResourceURLs: [\"/healthz*\", /livez, /readyz]
+- level: Metadata
+  users: [auditor]
+  resources:
+  - group: \"\"
+    resources: [secrets]
+  omitStages: [ResponseStarted]
+";
+
+    async fn validate(policy_yaml: &str) -> Result<v1::ValidatePolicyResponse, Status> {
+        Provisioner::default()
+            .validate_policy(Request::new(v1::ValidatePolicyRequest {
+                policy_yaml: policy_yaml.to_owned(),
+            }))
+            .await
+            .map(Response::into_inner)
+    }
+
+    async fn evaluate(
+        policy_yaml: &str,
+        attributes: Option<v1::RequestAttributes>,
+    ) -> Result<v1::EvaluatePolicyResponse, Status> {
+        Provisioner::default()
+            .evaluate_policy(Request::new(v1::EvaluatePolicyRequest {
+                policy_yaml: policy_yaml.to_owned(),
+                attributes,
+            }))
+            .await
+            .map(Response::into_inner)
+    }
+
+    fn resource(verb: &str, group: &str, res: &str, namespace: &str) -> v1::RequestAttributes {
+        v1::RequestAttributes {
+            verb: verb.to_owned(),
+            target: Some(Target::Resource(v1::ResourceAttributes {
+                api_group: group.to_owned(),
+                resource: res.to_owned(),
+                namespace: namespace.to_owned(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn non_resource(verb: &str, path: &str) -> v1::RequestAttributes {
+        v1::RequestAttributes {
+            verb: verb.to_owned(),
+            target: Some(Target::NonResource(v1::NonResourceAttributes {
+                path: path.to_owned(),
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn fields(response: &v1::ValidatePolicyResponse) -> Vec<(&str, &str)> {
+        response
+            .errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.message.as_str()))
+            .collect()
+    }
+
+    fn codes(response: &v1::ValidatePolicyResponse) -> Vec<&str> {
+        response.findings.iter().map(|f| f.code.as_str()).collect()
+    }
+
+    fn invalid_argument<T: std::fmt::Debug>(result: Result<T, Status>) -> String {
+        let status = result.expect_err("should be refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        status.message().to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_valid_policy_is_valid_without_findings() {
+        let response = validate(POLICY).await.expect("answered");
+        assert_eq!(
+            response,
+            v1::ValidatePolicyResponse {
+                valid: true,
+                errors: Vec::new(),
+                findings: Vec::new(),
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn validation_errors_carry_the_api_servers_paths_and_messages() {
+        let policy = format!(
+            "{HEADER}rules:\n- level: Metadata\n- level: Loud\n  nonResourceURLs: [healthz]\n- omitStages: [Later]\n  resources:\n  - group: Bad_Group\n"
+        );
+        let response = validate(&policy).await.expect("answered, not refused");
+        assert!(!response.valid);
+        assert_eq!(
+            fields(&response),
+            vec![
+                (
+                    "rules[1].level",
+                    r#"Unsupported value: "Loud": supported values: "None", "Metadata", "Request", "RequestResponse""#
+                ),
+                (
+                    "rules[1].nonResourceURLs[0]",
+                    r#"Invalid value: "healthz": non-resource URL rules must begin with a '/' character"#
+                ),
+                ("rules[2].level", "Required value"),
+                (
+                    "rules[2].resources.group",
+                    r#"Invalid value: "Bad_Group": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"#
+                ),
+                (
+                    "rules[2].omitStages[0]",
+                    r#"Invalid value: "Later": allowed stages are RequestReceived,ResponseStarted,ResponseComplete,Panic"#
+                ),
+            ]
+        );
+        assert!(response.findings.is_empty());
+    }
+
+    #[tokio::test]
+    async fn malformed_yaml_is_an_answer_with_line_and_column() {
+        // The flow sequence opened on line 5 is still open on line 6.
+        let policy = format!("{HEADER}rules:\n- level: None\n  users: [a, b\n- level: Metadata\n");
+        let response = validate(&policy).await.expect("answered, not refused");
+        assert!(!response.valid);
+        assert_eq!(response.errors.len(), 1);
+        let error = &response.errors[0];
+        assert_eq!(error.field, "", "a document-level error has no path");
+        assert!(
+            error
+                .message
+                .starts_with("failed parsing policy document: ")
+                && error.message.contains(" at line 6 column 8"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_type_error_is_an_answer_with_its_line() {
+        let policy = format!("{HEADER}omitManagedFields: maybe\nrules:\n- level: None\n");
+        let response = validate(&policy).await.expect("answered");
+        assert!(!response.valid);
+        assert_eq!(fields(&response).len(), 1);
+        assert!(
+            response.errors[0].message.contains("line 3"),
+            "{}",
+            response.errors[0].message
+        );
+    }
+
+    #[tokio::test]
+    async fn documents_that_are_not_policies_are_answers_too() {
+        for (text, expected) in [
+            ("kind: Policy\nrules: [{level: None}]\n", "no apiVersion"),
+            (
+                "apiVersion: audit.k8s.io/v1\nkind: Event\nrules: [{level: None}]\n",
+                "unsupported kind",
+            ),
+            (HEADER, "0 rules"),
+            ("just words", "must be a mapping"),
+        ] {
+            let response = validate(text).await.expect("answered");
+            assert!(!response.valid, "{text}");
+            assert_eq!(response.errors.len(), 1, "{text}");
+            assert_eq!(response.errors[0].field, "", "{text}");
+            assert!(
+                response.errors[0].message.contains(expected),
+                "{text}: {}",
+                response.errors[0].message
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn v1beta1_is_valid_with_a_deprecation_warning() {
+        let policy = POLICY.replace("audit.k8s.io/v1\n", "audit.k8s.io/v1beta1\n");
+        let response = validate(&policy).await.expect("answered");
+        assert!(response.valid);
+        assert!(response.errors.is_empty());
+        assert_eq!(response.findings.len(), 1);
+        let finding = &response.findings[0];
+        assert_eq!(finding.code, "deprecated-api-version");
+        assert_eq!(finding.severity(), v1::LintSeverity::Warning);
+        assert_eq!(finding.rule_index, None);
+        assert!(finding.message.contains("1.24"), "{}", finding.message);
+    }
+
+    #[tokio::test]
+    async fn load_warnings_are_findings_ordered_by_code() {
+        let policy = "apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nomitStages: [Sometimes]\nrules:\n- level: None\n  namespace: [kube-system]\n";
+        let response = validate(policy).await.expect("answered");
+        assert!(response.valid);
+        assert_eq!(
+            codes(&response),
+            vec![
+                "deprecated-api-version",
+                "unknown-field",
+                "unknown-omit-stage"
+            ]
+        );
+        assert!(
+            response.findings[1]
+                .message
+                .contains(r#"unknown field "rules[0].namespace""#),
+            "{:?}",
+            response.findings[1]
+        );
+        assert!(response.findings[2].message.contains("Sometimes"));
+        // Load warnings are reported even when validation fails.
+        let invalid =
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Loud\n  verb: [get]\n";
+        let response = validate(invalid).await.expect("answered");
+        assert!(!response.valid);
+        assert_eq!(codes(&response), vec!["unknown-field"]);
+    }
+
+    #[tokio::test]
+    async fn validate_refuses_empty_and_oversized_text() {
+        let message = invalid_argument(validate("").await);
+        assert!(message.contains("policy_yaml is required"), "{message}");
+        let huge = format!("{POLICY}{}", "#".repeat(convert::MAX_POLICY_BYTES));
+        let message = invalid_argument(validate(&huge).await);
+        assert!(message.contains("1 MiB"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn evaluates_resource_requests_with_the_matched_rule() {
+        let created = evaluate(POLICY, Some(resource("create", "", "pods", "default")))
+            .await
+            .expect("evaluated");
+        assert_eq!(
+            created,
+            v1::EvaluatePolicyResponse {
+                level: "RequestResponse".to_owned(),
+                omit_stages: vec!["RequestReceived".to_owned()],
+                omit_managed_fields: true,
+                matched_rule_index: Some(0),
+            }
+        );
+        let mut read = resource("get", "", "secrets", "default");
+        read.user = "auditor".to_owned();
+        read.groups = vec!["system:authenticated".to_owned()];
+        assert_eq!(
+            evaluate(POLICY, Some(read)).await.expect("evaluated"),
+            v1::EvaluatePolicyResponse {
+                level: "Metadata".to_owned(),
+                omit_stages: vec!["RequestReceived".to_owned(), "ResponseStarted".to_owned()],
+                omit_managed_fields: false,
+                matched_rule_index: Some(2),
+            }
+        );
+        // Nobody else's secret reads, and no pod reads, match any rule.
+        for unmatched in [
+            resource("get", "", "secrets", "default"),
+            resource("get", "", "pods", "default"),
+        ] {
+            assert_eq!(
+                evaluate(POLICY, Some(unmatched)).await.expect("evaluated"),
+                v1::EvaluatePolicyResponse {
+                    level: "None".to_owned(),
+                    omit_stages: vec!["RequestReceived".to_owned()],
+                    omit_managed_fields: false,
+                    matched_rule_index: None,
+                }
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn evaluates_non_resource_requests() {
+        let healthz = evaluate(POLICY, Some(non_resource("get", "/healthz/etcd")))
+            .await
+            .expect("evaluated");
+        assert_eq!(
+            (healthz.level.as_str(), healthz.matched_rule_index),
+            ("None", Some(1))
+        );
+        let version = evaluate(POLICY, Some(non_resource("get", "/version")))
+            .await
+            .expect("evaluated");
+        assert_eq!(
+            (version.level.as_str(), version.matched_rule_index),
+            ("None", None)
+        );
+        let catch_all =
+            format!("{HEADER}rules:\n- level: Metadata\n  userGroups: [system:authenticated]\n");
+        let mut attributes = non_resource("get", "/version");
+        attributes.groups = vec!["system:authenticated".to_owned()];
+        let version = evaluate(&catch_all, Some(attributes))
+            .await
+            .expect("evaluated");
+        assert_eq!(
+            (version.level.as_str(), version.matched_rule_index),
+            ("Metadata", Some(0))
+        );
+    }
+
+    #[tokio::test]
+    async fn evaluate_refuses_an_invalid_policy_with_its_messages() {
+        let policy =
+            format!("{HEADER}rules:\n- level: Loud\n- level: None\n  omitStages: [Later]\n");
+        let message =
+            invalid_argument(evaluate(&policy, Some(resource("get", "", "pods", ""))).await);
+        assert!(
+            message.starts_with(
+                r#"policy_yaml does not validate: rules[0].level: Unsupported value: "Loud""#
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("(and 1 more: rules[1].omitStages[0]: Invalid value: \"Later\""),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn evaluate_refuses_a_policy_that_does_not_load() {
+        let message =
+            invalid_argument(evaluate("rules: [", Some(resource("get", "", "pods", ""))).await);
+        assert!(
+            message.starts_with("policy_yaml does not load: failed parsing policy document: ")
+                && message.contains("at line 2 column 1"),
+            "{message}"
+        );
+        let message =
+            invalid_argument(evaluate(HEADER, Some(resource("get", "", "pods", ""))).await);
+        assert!(message.contains("0 rules"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn evaluate_refuses_incomplete_requests_naming_the_field() {
+        let cases = [
+            (
+                String::new(),
+                Some(resource("get", "", "pods", "")),
+                "policy_yaml is required",
+            ),
+            (POLICY.to_owned(), None, "attributes is required"),
+            (
+                POLICY.to_owned(),
+                Some(resource("", "", "pods", "")),
+                "attributes.verb is required",
+            ),
+            (
+                POLICY.to_owned(),
+                Some(v1::RequestAttributes {
+                    verb: "get".to_owned(),
+                    ..Default::default()
+                }),
+                "attributes.target is required",
+            ),
+            (
+                POLICY.to_owned(),
+                Some(resource("get", "apps", "", "")),
+                "attributes.resource.resource is required",
+            ),
+            (
+                POLICY.to_owned(),
+                Some(non_resource("get", "")),
+                "attributes.non_resource.path is required",
+            ),
+            (
+                format!("{POLICY}{}", "#".repeat(convert::MAX_POLICY_BYTES)),
+                Some(resource("get", "", "pods", "")),
+                "at most 1048576 bytes",
+            ),
+        ];
+        for (policy, attributes, expected) in cases {
+            let message = invalid_argument(evaluate(&policy, attributes).await);
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_other_rpcs_are_not_built_yet() {
+        let service = Provisioner::default();
+        let status = service
+            .generate_policy(Request::new(v1::GeneratePolicyRequest::default()))
+            .await
+            .expect_err("not built");
+        assert_eq!(status.code(), Code::Unimplemented);
+        let status = service
+            .render_setup(Request::new(v1::RenderSetupRequest::default()))
+            .await
+            .expect_err("not built");
+        assert_eq!(status.code(), Code::Unimplemented);
+        let status = service
+            .apply_setup(Request::new(v1::ApplySetupRequest::default()))
+            .await
+            .expect_err("not built");
+        assert_eq!(status.code(), Code::Unimplemented);
     }
 }

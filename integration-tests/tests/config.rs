@@ -1,0 +1,120 @@
+//! Configuration from file, environment and flags, and clear errors for bad
+//! values, on the real binaries.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed unwrap is a failed test"
+)]
+
+use std::process::Command;
+
+use auditrail_integration_tests::{Server, binary, run_to_end};
+
+fn auditrail() -> Command {
+    Command::new(binary("auditrail").unwrap())
+}
+
+fn refused(command: &mut Command) -> String {
+    let (status, _, err) = run_to_end(command).unwrap();
+    assert!(!status.success(), "must be refused; stderr: {err}");
+    err
+}
+
+#[test]
+fn bad_flag_values_are_refused_by_the_parser() {
+    let err = refused(auditrail().args(["up", "--listen", "nowhere"]));
+    assert!(err.contains("--listen") && err.contains("nowhere"), "{err}");
+    let err = refused(auditrail().args(["up", "--metrics-listen", "1.2.3.4:99999"]));
+    assert!(err.contains("--metrics-listen"), "{err}");
+    let err = refused(Command::new(binary("auditrail-query").unwrap()).args(["--no-such-flag"]));
+    assert!(err.contains("--no-such-flag"), "{err}");
+}
+
+#[test]
+fn bad_environment_values_name_the_key_and_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = refused(
+        auditrail()
+            .args(["up", "--data-dir"])
+            .arg(dir.path())
+            .env("AUDITRAIL_SERVER__LISTEN", "not-an-address"),
+    );
+    assert!(err.to_lowercase().contains("server.listen"), "{err}");
+    assert!(err.contains("variable AUDITRAIL_SERVER__LISTEN"), "{err}");
+    assert!(err.contains("socket address"), "{err}");
+
+    let err = refused(
+        auditrail()
+            .args(["up", "--data-dir"])
+            .arg(dir.path())
+            .env("AUDITRAIL_SERVER__SHUTDOWN_GRACE_SECS", "-3"),
+    );
+    assert!(
+        err.contains("variable AUDITRAIL_SERVER__SHUTDOWN_GRACE_SECS"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_files_are_refused_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = refused(
+        auditrail()
+            .args(["up", "--config"])
+            .arg(dir.path().join("missing.toml")),
+    );
+    assert!(
+        err.contains("missing.toml") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[server\nlisten = 1\n").unwrap();
+    let err = refused(auditrail().args(["up", "--config"]).arg(&broken));
+    assert!(err.contains("broken.toml"), "{err}");
+
+    let typed = dir.path().join("typed.toml");
+    std::fs::write(&typed, "[log]\nformat = \"xml\"\n").unwrap();
+    let err = refused(auditrail().args(["up", "--config"]).arg(&typed));
+    assert!(err.contains("log.format") && err.contains("xml"), "{err}");
+
+    let filter = dir.path().join("filter.toml");
+    std::fs::write(&filter, "[log]\nlevel = \"info,[[[\"\n").unwrap();
+    let err = refused(auditrail().args(["up", "--config"]).arg(&filter));
+    assert!(err.contains("invalid log filter"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("auditrail.toml");
+    let data = dir.path().join("from-file");
+    // The file asks for text logs on a fixed port; the environment switches
+    // logs to JSON (the harness reads JSON), and flags pick port 0.
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\ncluster = \"prod-eu\"\n[server]\nlisten = \"127.0.0.1:1\"\nmetrics = false\n[log]\nformat = \"text\"\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut command = auditrail();
+    command
+        .args(["up", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"]);
+    let server = Server::spawn(command, &[("AUDITRAIL_LOG__FORMAT", "json")]).unwrap();
+    assert!(
+        server.metrics_addr().is_none(),
+        "the file turned metrics off"
+    );
+    assert!(data.is_dir(), "data_dir came from the file");
+    assert_ne!(
+        server.url(),
+        "http://127.0.0.1:1",
+        "the flag overrode the file"
+    );
+    let status = server.terminate().unwrap();
+    assert!(status.success());
+}
