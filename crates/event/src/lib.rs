@@ -22,6 +22,6 @@ pub use classify::{CALICO_API_GROUP, EventType, UnknownEventType, classify};
 pub use id::{EventId, EventIdParseError};
 pub use model::{
     ApiVersion, Event, EventKind, Level, ObjectReference, ResponseStatus, Stage, UnknownValue,
-    UserInfo,
+    UserInfo, kind_of_resource,
 };
 pub use parse::{ParseError, ParseErrorKind, ParsedEvent, parse_event_list, parse_line};

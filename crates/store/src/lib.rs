@@ -1,0 +1,96 @@
+//! The storage contract of auditrail.
+//!
+//! Every backend (embedded tantivy, Elasticsearch) implements [`Store`] with
+//! the same semantics, checked by one conformance suite:
+//!
+//! - **Writes are idempotent by event id.** Delivery is at-least-once, so a
+//!   re-sent event must not be stored twice; [`Store::write`] reports which
+//!   events were new and which were already stored.
+//! - **A write is durable when it returns.** The indexer acknowledges a batch
+//!   to the ingestor (which then advances its checkpoints) only after
+//!   `write` returned `Ok`.
+//! - **Queries are values, not strings.** Filters and the selector language
+//!   compile to a [`Query`] tree that each backend translates to its own query
+//!   form; nothing is ever glued together as text.
+//! - **The original bytes are the truth.** A stored event keeps its original
+//!   JSON; the indexed fields are derived from it ([`IndexedEvent::from_raw`]).
+//!
+//! This crate has no I/O.
+
+mod indexed;
+mod query;
+
+pub use indexed::{IndexedEvent, RawEventError, StoredEvent};
+pub use query::{Cursor, Field, Query, SearchPage, SearchRequest, SortOrder, Value};
+
+use auditrail_event::{EventId, EventType};
+use jiff::Timestamp;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The request cannot be served as asked (a bad query, an unknown field
+    /// for an operation, a cursor from another query).
+    #[error("invalid store request: {0}")]
+    InvalidRequest(String),
+    /// The backend cannot be reached or is overloaded; retrying may succeed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend failed (I/O, corruption, a bug); retrying will not help.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// What a [`Store::write`] did with the events it was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Events stored by this call.
+    pub inserted: u64,
+    /// Events whose id was already stored (re-sends); nothing was changed.
+    pub duplicates: u64,
+}
+
+/// Size and time span of the events stored for one cluster and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexStats {
+    /// The cluster.
+    pub cluster: String,
+    /// kube or ee.
+    pub event_type: EventType,
+    /// Number of events.
+    pub events: u64,
+    /// Time of the oldest event, if any.
+    pub oldest: Option<Timestamp>,
+    /// Time of the newest event, if any.
+    pub newest: Option<Timestamp>,
+    /// Bytes on disk (shared between types when a backend keeps both in one
+    /// index; then each type reports the whole index).
+    pub size_bytes: u64,
+}
+
+/// A backend that keeps the audit trail.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores `events` (any clusters, any order). Events whose id is already
+    /// stored, or that appear twice in `events`, are stored once. Durable when
+    /// it returns `Ok`; on `Err` nothing is acknowledged and the caller
+    /// retries the whole batch (idempotency makes that safe).
+    async fn write(&self, events: Vec<IndexedEvent>) -> Result<WriteOutcome, StoreError>;
+
+    /// One page of events matching the request's query, in its order, with
+    /// the total number of matches.
+    async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError>;
+
+    /// The number of events matching `query`.
+    async fn count(&self, query: &Query) -> Result<u64, StoreError>;
+
+    /// The event with this id, if stored.
+    async fn get(&self, id: &EventId) -> Result<Option<StoredEvent>, StoreError>;
+
+    /// Deletes every event whose time is before `cutoff` (retention).
+    /// Returns the number deleted.
+    async fn delete_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+
+    /// Statistics per cluster and type.
+    async fn stats(&self) -> Result<Vec<IndexStats>, StoreError>;
+}
