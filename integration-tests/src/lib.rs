@@ -147,6 +147,24 @@ impl Server {
         wait_deadline(&mut self.child, PROCESS_DEADLINE)
     }
 
+    /// Kills the process with SIGKILL (a crash: no draining, no flushing)
+    /// and waits for it.
+    pub fn kill_hard(mut self) -> anyhow::Result<ExitStatus> {
+        let pid = i32::try_from(self.child.id()).context("pid out of range")?;
+        kill(Pid::from_raw(pid), Signal::SIGKILL).context("cannot send SIGKILL")?;
+        wait_deadline(&mut self.child, PROCESS_DEADLINE)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The gRPC address (`IP:port`).
+    pub fn addr(&self) -> &str {
+        &self.grpc
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(self) -> anyhow::Result<ExitStatus> {
         self.send_sigterm()?;
@@ -175,6 +193,25 @@ pub fn wait_deadline(child: &mut Child, deadline: Duration) -> anyhow::Result<Ex
             bail!("process did not exit within {deadline:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, failing after
+/// `PROCESS_DEADLINE` with `what` (a hang guard, not a timing assertion).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if start.elapsed() > PROCESS_DEADLINE {
+            bail!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

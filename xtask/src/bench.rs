@@ -1,17 +1,31 @@
 //! `cargo xtask bench`: run benchmarks in release mode and print figures.
 //!
-//! Each benchmark is a `harness = false` bench target that prints its own
-//! figures; this command runs the ones asked for and prints the machine they
-//! ran on, for BENCHMARKS.md.
+//! - `parse`: the per-event CPU cost (a `harness = false` bench target).
+//! - `ingest`: file to committed and searchable, end to end: a generated log
+//!   of about 1 KB events, the release `auditrail-ingestor` and
+//!   `auditrail-indexer` as separate processes over loopback gRPC, timed
+//!   until the indexer has committed every event; events/s, MB/s and the
+//!   peak RSS of each process.
 
-use crate::cargo::{cargo, run_cmd};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use crate::cargo::{build_binary, cargo, run_cmd};
+use crate::gen_logs::write_log;
+use crate::process::{ServerProcess, counter, fetch_metrics};
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmarks: `parse` (audit event parsing and ids), or all.
-    #[arg(value_parser = ["parse", "all"], default_value = "all")]
+    /// Which benchmark: `parse`, `ingest`, or all.
+    #[arg(value_parser = ["parse", "ingest", "all"], default_value = "all")]
     which: String,
+    /// Events in the `ingest` benchmark's log.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
 }
 
 pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -19,6 +33,94 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if matches!(args.which.as_str(), "parse" | "all") {
         run_cmd(cargo().args(["bench", "-p", "auditrail-event", "--bench", "parse"]))?;
     }
+    if matches!(args.which.as_str(), "ingest" | "all") {
+        ingest(args.events)?;
+    }
+    Ok(())
+}
+
+fn ingest(events: u64) -> anyhow::Result<()> {
+    let indexer = build_binary("auditrail-indexer", "auditrail-indexer", true)?;
+    let ingestor = build_binary("auditrail-ingestor", "auditrail-ingestor", true)?;
+    let dir = std::env::temp_dir().join(format!("auditrail-bench-{}", std::process::id()));
+    let result = ingest_in(&dir, events, &indexer, &ingestor);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn ingest_in(dir: &Path, events: u64, indexer: &Path, ingestor: &Path) -> anyhow::Result<()> {
+    let log = dir.join("logs/kube-audit.log");
+    println!("ingest: writing {events} generated events");
+    let bytes = write_log(
+        &log,
+        events,
+        42,
+        auditrail_loggen::GenConfig::default().start,
+    )?;
+
+    let mut command = Command::new(indexer);
+    command
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args([
+            "--retention-days",
+            "0",
+            "--log-level",
+            "warn,auditrail_server=info",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("store"));
+    let indexer = ServerProcess::start(command, false)?;
+
+    let start = Instant::now();
+    let mut command = Command::new(ingestor);
+    command
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--no-metrics",
+            "--cluster",
+            "bench",
+        ])
+        .args(["--log-level", "warn,auditrail_server=info"])
+        .arg("--indexer-url")
+        .arg(format!("http://{}", indexer.grpc))
+        .arg("--data-dir")
+        .arg(dir.join("ingestor"))
+        .arg("--log-path")
+        .arg(&log);
+    let ingestor = ServerProcess::start(command, false)?;
+
+    #[allow(clippy::cast_precision_loss)]
+    let target = events as f64;
+    loop {
+        let body = fetch_metrics(&indexer.metrics)?;
+        let done = counter(&body, "indexer_events_accepted_total")
+            + counter(&body, "indexer_events_duplicate_total");
+        if done >= target {
+            break;
+        }
+        if start.elapsed() > Duration::from_mins(30) {
+            bail!("only {done} of {events} events were committed in 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let rss = |p: &ServerProcess| p.peak_rss_kib().map_or(0.0, |k| k as f64 / 1024.0);
+    let (ingestor_rss, indexer_rss) = (rss(&ingestor), rss(&indexer));
+    ingestor.stop()?;
+    indexer.stop()?;
+    #[allow(clippy::cast_precision_loss)]
+    let (rate, mbps, mean) = (
+        target / secs,
+        bytes as f64 / secs / 1e6,
+        bytes as f64 / target,
+    );
+    println!(
+        "ingest: {events} events ({mean:.0} B mean) file to committed in {secs:.1} s: \
+         {rate:.0} events/s, {mbps:.1} MB/s; peak RSS ingestor {ingestor_rss:.1} MiB, \
+         indexer {indexer_rss:.1} MiB"
+    );
     Ok(())
 }
 

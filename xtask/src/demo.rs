@@ -1,52 +1,57 @@
 //! `cargo xtask demo`: auditrail on the embedded default, end to end.
 //!
-//! Builds the `auditrail` binary, starts `auditrail up` on free loopback
-//! ports with a fresh data directory, shows that the five services answer
-//! gRPC health and are listed by reflection, shows the metrics endpoint, then
-//! stops the server with SIGTERM and checks it drains and exits cleanly.
+//! Builds the `auditrail` binary, writes a sample audit log (Kubernetes and
+//! Calico events, with a rotated backup), starts `auditrail up` on free
+//! loopback ports with a fresh data directory, shows that the five services
+//! answer gRPC health and reflection, waits until the sample is indexed and
+//! shows what was stored, then stops the server with SIGTERM.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
 use crate::cargo::build_binary;
+use crate::gen_logs::write_log;
+use crate::process::{ServerProcess, counter, fetch_metrics};
 
-/// Addresses `auditrail up` reported in its "serving" log line.
-struct Serving {
-    grpc: String,
-    metrics: String,
-}
-
-/// Kills the server if the demo fails half way, so nothing is left running.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
+/// Events in the demo's sample log.
+const SAMPLE_EVENTS: u64 = 5_000;
 
 pub(crate) fn run() -> anyhow::Result<()> {
     println!("==> building auditrail");
     let exe = build_binary("auditrail-cli", "auditrail", false)?;
-    let data_dir = std::env::temp_dir().join(format!("auditrail-demo-{}", std::process::id()));
-    let result = demo(&exe, &data_dir);
-    let _ = std::fs::remove_dir_all(&data_dir);
+    let dir = std::env::temp_dir().join(format!("auditrail-demo-{}", std::process::id()));
+    let result = demo(&exe, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn demo(exe: &Path, data_dir: &Path) -> anyhow::Result<()> {
-    println!("==> auditrail up (data directory {})", data_dir.display());
-    let child = Command::new(exe)
+fn demo(exe: &Path, dir: &Path) -> anyhow::Result<()> {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let live = logs.join("kube-audit.log");
+    println!("==> writing a sample audit log: {SAMPLE_EVENTS} events, one rotated backup");
+    let half = SAMPLE_EVENTS / 2;
+    // Recent events, so that the default 91-day retention keeps them.
+    let start = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(2))
+        .context("clock out of range")?;
+    let later = start
+        .checked_add(jiff::SignedDuration::from_mins(30))
+        .context("clock out of range")?;
+    let backup = logs.join(format!(
+        "kube-audit-{}.log",
+        later.strftime("%Y-%m-%dT%H-%M-%S.000")
+    ));
+    write_log(&backup, half, 1, start)?;
+    write_log(&live, SAMPLE_EVENTS - half, 2, later)?;
+
+    let data = dir.join("data");
+    println!("\n==> auditrail up --log-path {}", live.display());
+    let mut command = Command::new(exe);
+    command
         .args([
             "up",
             "--listen",
@@ -55,62 +60,43 @@ fn demo(exe: &Path, data_dir: &Path) -> anyhow::Result<()> {
             "127.0.0.1:0",
         ])
         .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--log-format", "json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start auditrail up")?;
-    let mut server = ServerProcess(child);
-    let stderr = server.0.stderr.take().context("no stderr")?;
+        .arg(&data)
+        .args(["--cluster", "demo", "--log-path"])
+        .arg(&live);
+    let server = ServerProcess::start(command, true)?;
+    let url = format!("http://{}", server.grpc);
 
-    // Echo the server's log lines and pick the addresses out of "serving".
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            println!("    [server] {line}");
-            let Ok(log) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if log["message"] == "serving" {
-                let addr = |k: &str| log[k].as_str().unwrap_or_default().to_owned();
-                let _ = tx.send(Serving {
-                    grpc: addr("grpc_addr"),
-                    metrics: addr("metrics_addr"),
-                });
-            }
+    println!("\n==> auditrail health --server {url}");
+    client(exe, &["health", "--server", &url])?;
+    println!("\n==> auditrail services --server {url}   (gRPC reflection)");
+    client(exe, &["services", "--server", &url])?;
+
+    println!("\n==> waiting until the sample is indexed");
+    let start = Instant::now();
+    loop {
+        let body = fetch_metrics(&server.metrics)?;
+        let accepted = counter(&body, "indexer_events_accepted_total");
+        #[allow(clippy::cast_precision_loss)]
+        if accepted >= SAMPLE_EVENTS as f64 {
+            println!(
+                "    {accepted} events indexed in {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
+            break;
         }
-    });
-    let serving = rx
-        .recv_timeout(Duration::from_mins(1))
-        .context("auditrail up did not report that it is serving")?;
-    let server_url = format!("http://{}", serving.grpc);
-
-    println!("\n==> auditrail health --server {server_url}");
-    client(exe, &["health", "--server", &server_url])?;
-
-    println!("\n==> auditrail services --server {server_url}   (gRPC reflection)");
-    client(exe, &["services", "--server", &server_url])?;
-
-    println!("\n==> GET http://{}/metrics (first lines)", serving.metrics);
-    match fetch_metrics(&serving.metrics) {
-        Ok(body) => body
-            .lines()
-            .filter(|l| l.starts_with("grpc_server_handled_total"))
-            .take(6)
-            .for_each(|l| println!("    {l}")),
-        Err(err) => println!("    (metrics unavailable: {err:#})"),
+        if start.elapsed() > Duration::from_mins(2) {
+            bail!("only {accepted} of {SAMPLE_EVENTS} events were indexed in time");
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
+
+    println!("\n==> auditrail stats --server {url}");
+    client(exe, &["stats", "--server", &url])?;
+    println!("\n==> auditrail ingest-status --server {url}");
+    client(exe, &["ingest-status", "--server", &url])?;
 
     println!("\n==> SIGTERM: graceful shutdown");
-    let pid = i32::try_from(server.0.id()).context("pid out of range")?;
-    kill(Pid::from_raw(pid), Signal::SIGTERM).context("cannot signal the server")?;
-    let status = server.0.wait()?;
-    let _ = reader.join();
-    if !status.success() {
-        bail!("auditrail up exited with {status}");
-    }
+    let status = server.stop()?;
     println!("\nauditrail stopped cleanly ({status}).");
     Ok(())
 }
@@ -124,19 +110,4 @@ fn client(exe: &Path, args: &[&str]) -> anyhow::Result<()> {
         bail!("auditrail {} failed with {status}", args.join(" "));
     }
     Ok(())
-}
-
-/// A minimal HTTP/1.0 GET, enough for the local metrics endpoint.
-fn fetch_metrics(addr: &str) -> anyhow::Result<String> {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .context("malformed HTTP response")?;
-    Ok(body)
 }

@@ -1,7 +1,7 @@
 //! `cargo xtask gen-logs`: a seeded, realistic audit log on disk.
 
 use std::io::{BufWriter, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use auditrail_loggen::{GenConfig, Generator};
@@ -32,19 +32,58 @@ pub(crate) fn run(args: &GenLogsArgs) -> anyhow::Result<()> {
         "--write-ratio must be between 0 and 1, got {}",
         args.write_ratio
     );
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let file = std::fs::File::create(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let generator = Generator::new(GenConfig {
+    let config = GenConfig {
         seed: args.seed,
         start: args.start,
         write_ratio: args.write_ratio,
         ..GenConfig::default()
-    });
-    let bar = indicatif::ProgressBar::new(args.events);
+    };
+    let bytes = write_events(&args.out, args.events, config, true)?;
+    #[allow(clippy::cast_precision_loss)]
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "wrote {} events ({mib:.1} MiB) to {}",
+        args.events,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// Writes `events` generated events (seed `seed`, first one at `start`,
+/// 30 % writes) to `path`, quietly; returns the file's size.
+pub(crate) fn write_log(
+    path: &Path,
+    events: u64,
+    seed: u64,
+    start: jiff::Timestamp,
+) -> anyhow::Result<u64> {
+    let config = GenConfig {
+        seed,
+        start,
+        ..GenConfig::default()
+    };
+    write_events(path, events, config, false)
+}
+
+/// Writes the log, with a progress bar when `progress`; returns its size.
+fn write_events(
+    path: &Path,
+    events: u64,
+    config: GenConfig,
+    progress: bool,
+) -> anyhow::Result<u64> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let generator = Generator::new(config);
+    let bar = if progress {
+        indicatif::ProgressBar::new(events)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{bar:40} {human_pos}/{human_len} events {per_sec} eta {eta}",
@@ -52,7 +91,7 @@ pub(crate) fn run(args: &GenLogsArgs) -> anyhow::Result<()> {
         .context("progress template")?,
     );
     let mut bytes = 0u64;
-    for (i, line) in (0..args.events).zip(generator) {
+    for (i, line) in (0..events).zip(generator) {
         out.write_all(line.as_bytes())?;
         out.write_all(b"\n")?;
         bytes += line.len() as u64 + 1;
@@ -62,12 +101,5 @@ pub(crate) fn run(args: &GenLogsArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     bar.finish_and_clear();
-    #[allow(clippy::cast_precision_loss)]
-    let mib = bytes as f64 / (1024.0 * 1024.0);
-    println!(
-        "wrote {} events ({mib:.1} MiB) to {}",
-        args.events,
-        args.out.display()
-    );
-    Ok(())
+    Ok(bytes)
 }

@@ -14,6 +14,7 @@ mod bench;
 mod cargo;
 mod demo;
 mod gen_logs;
+mod process;
 mod test;
 
 use std::process::ExitCode;

@@ -4,11 +4,14 @@
 //! (a laptop, a demo, CI, a small cluster). The other subcommands are clients
 //! of a running server, reached with `--server`.
 
+use anyhow::Context as _;
+
 mod health;
+mod ingest;
 mod services;
 mod up;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// The default address clients connect to: the local all-in-one server.
 const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
@@ -27,7 +30,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run all five services in one process, on the embedded store.
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Ask a server whether each auditrail service is serving.
     Health {
         /// The server to ask.
@@ -36,6 +39,18 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long, short = 'o', value_enum, default_value_t = health::Output::Text)]
         output: health::Output,
+    },
+    /// Events stored per cluster and type.
+    Stats {
+        /// The server to ask.
+        #[arg(long, default_value = DEFAULT_SERVER, env = "AUDITRAIL_SERVER")]
+        server: String,
+    },
+    /// What the ingestor is reading: sources, checkpoints, dead letters.
+    IngestStatus {
+        /// The server to ask.
+        #[arg(long, default_value = DEFAULT_SERVER, env = "AUDITRAIL_SERVER")]
+        server: String,
     },
     /// List the gRPC services a server offers (through gRPC reflection).
     Services {
@@ -46,11 +61,23 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    auditrail_server::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
     match cli.command {
-        Command::Up(args) => up::run(args).await,
+        Command::Up(args) => {
+            let up_matches = matches
+                .subcommand_matches("up")
+                .context("`up` was parsed without its arguments")?;
+            up::run(*args, up_matches).await
+        }
         Command::Health { server, output } => health::run(&server, output).await,
         Command::Services { server } => services::run(&server).await,
+        Command::Stats { server } => ingest::stats(&server).await,
+        Command::IngestStatus { server } => ingest::status(&server).await,
     }
 }

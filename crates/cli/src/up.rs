@@ -1,10 +1,18 @@
-//! `auditrail up`: the five services in one process, one address.
+//! `auditrail up`: the five services in one process, one address, on the
+//! embedded store.
+//!
+//! The ingestor sends its batches to the indexer over real gRPC on this very
+//! server's address, exactly as separate deployments do, so the all-in-one
+//! runs the same code paths and delivery guarantee as a cluster install.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use auditrail_config::CommonArgs;
+use auditrail_ingestor::{IndexerTarget, SourceArgs};
 use auditrail_server::{ServiceConfig, Services};
+use clap::ArgMatches;
 use serde::{Deserialize, Serialize};
 
 /// Default gRPC port of the all-in-one server.
@@ -18,19 +26,31 @@ const DEFAULT_METRICS_PORT: u16 = 9464;
 pub(crate) struct UpArgs {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    sources: SourceArgs,
     /// Directory of the embedded store, checkpoints and reports.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Name of the cluster whose audit logs are collected.
     #[arg(long, value_name = "NAME")]
     cluster: Option<String>,
+    /// Delete events older than this many days (0: keep forever).
+    #[arg(long, value_name = "DAYS")]
+    retention_days: Option<u32>,
 }
 
 /// What `auditrail up` is configured with beyond the shared sections.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct UpSettings {
+    /// Everything lives under this directory.
     data_dir: PathBuf,
+    /// The cluster name (overrides `ingestor.cluster`).
     cluster: String,
+    /// Days of retention (overrides `indexer.retention_days`).
+    retention_days: u32,
+    /// The ingestor section: sources, batching, retries. Its `cluster`,
+    /// `indexer_url` and `data_dir` are set by `up`.
+    ingestor: auditrail_ingestor::Settings,
 }
 
 fn default_config() -> ServiceConfig<UpSettings> {
@@ -40,19 +60,24 @@ fn default_config() -> ServiceConfig<UpSettings> {
         UpSettings {
             data_dir: "./auditrail-data".into(),
             cluster: "cluster".to_owned(),
+            retention_days: auditrail_indexer::Settings::default().retention_days,
+            ingestor: auditrail_ingestor::Settings::default(),
         },
     )
 }
 
-pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: UpArgs, matches: &ArgMatches) -> anyhow::Result<()> {
+    let sources = args.sources.sources(matches).map_err(anyhow::Error::msg)?;
     let config: ServiceConfig<UpSettings> = args
         .common
         .layers(&default_config())?
         .flag("data_dir", args.data_dir)
         .flag("cluster", args.cluster)
+        .flag("retention_days", args.retention_days)
+        .flag("ingestor.sources", sources)
+        .flag("ingestor.start_at", args.sources.start_at)
         .extract()?;
     let settings = &config.service;
-    anyhow::ensure!(!settings.cluster.is_empty(), "cluster must not be empty");
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -60,31 +85,46 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         )
     })?;
 
+    let indexer = auditrail_indexer::Settings {
+        data_dir: settings.data_dir.join("store"),
+        retention_days: settings.retention_days,
+        ..auditrail_indexer::Settings::default()
+    };
+    let store = auditrail_indexer::open_store(&indexer)
+        .with_context(|| format!("cannot open the store in {}", indexer.data_dir.display()))?;
     let ingestor = auditrail_ingestor::Settings {
         cluster: settings.cluster.clone(),
-        // In one process the indexer is this very server.
+        // Replaced by the bound address when the server starts.
         indexer_url: format!("http://{}", config.server.listen),
         data_dir: settings.data_dir.join("ingestor"),
+        ..settings.ingestor.clone()
     };
-    let store = |dir: &str| settings.data_dir.join(dir);
+
+    let retention_store = Arc::clone(&store);
+    let retention_days = indexer.retention_days;
     let services = Services::new()
         .with(auditrail_provisioner::Provisioner::server(
             &auditrail_provisioner::Settings::default(),
         ))
-        .with(auditrail_ingestor::Ingestor::server(&ingestor))
-        .with(auditrail_indexer::Indexer::server(
-            &auditrail_indexer::Settings {
-                data_dir: store("store"),
-            },
-        ))
+        .with(auditrail_indexer::Indexer::new(store, &indexer).server())
         .with(auditrail_query::Query::server(&auditrail_query::Settings {
-            data_dir: store("store"),
+            data_dir: indexer.data_dir.clone(),
         }))
         .with(auditrail_reporter::Reporter::server(
             &auditrail_reporter::Settings {
-                data_dir: store("reports"),
+                data_dir: settings.data_dir.join("reports"),
             },
-        ));
+        ))
+        .task("retention", move |mut ctx| async move {
+            auditrail_indexer::run_retention(
+                retention_store,
+                retention_days,
+                auditrail_indexer::RETENTION_INTERVAL,
+                async move { ctx.stop.stopped().await },
+            )
+            .await;
+        });
+    let services = auditrail_ingestor::add_to(services, ingestor, IndexerTarget::ThisServer)?;
     auditrail_server::run_service("auditrail", &config, services).await?;
     Ok(())
 }

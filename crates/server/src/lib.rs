@@ -82,6 +82,35 @@ pub enum ServerError {
     Telemetry(#[from] auditrail_telemetry::TelemetryError),
 }
 
+/// Adds gRPC reflection (v1 and v1alpha, for older clients such as some
+/// `grpcurl` versions) over the auditrail and health descriptors.
+fn add_reflection(routes: &mut RoutesBuilder) -> Result<(), ServerError> {
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(auditrail_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(auditrail_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    routes.add_service(v1).add_service(v1alpha);
+    Ok(())
+}
+
+/// Awaits background tasks, each within `grace`.
+async fn join_tasks(tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>, grace: Duration) {
+    for (name, task) in tasks {
+        match tokio::time::timeout(grace, task).await {
+            Ok(Ok(())) => tracing::debug!(task = name, "background task stopped"),
+            Ok(Err(err)) => tracing::error!(task = name, error = %err, "background task panicked"),
+            Err(_) => tracing::warn!(
+                task = name,
+                "background task did not stop within the grace period"
+            ),
+        }
+    }
+}
+
 /// The span of one gRPC call: named after the method for trace backends,
 /// with the RPC semantic-convention attributes.
 fn request_span(request: &http::Request<()>) -> tracing::Span {
@@ -100,11 +129,55 @@ fn request_span(request: &http::Request<()>) -> tracing::Span {
     )
 }
 
-/// A set of gRPC services to serve together, with their health entries.
-#[derive(Debug, Default)]
+/// Tells a background task that the server is shutting down.
+#[derive(Debug, Clone)]
+pub struct StopSignal(watch::Receiver<bool>);
+
+impl StopSignal {
+    /// Completes once shutdown has started (immediately if it already has).
+    pub async fn stopped(&mut self) {
+        // An error means the sender is gone, which also means stop.
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// What a background task is started with.
+#[derive(Debug, Clone)]
+pub struct TaskContext {
+    /// Resolves when shutdown starts.
+    pub stop: StopSignal,
+    /// The address the gRPC API listens on (the real port when 0 was asked
+    /// for), so a task can call a service of its own server.
+    pub grpc_addr: SocketAddr,
+}
+
+type Task = Box<dyn FnOnce(TaskContext) -> BoxFuture + Send>;
+type BoxFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A set of gRPC services to serve together, with their health entries and
+/// the background tasks that run beside them.
+#[derive(Default)]
 pub struct Services {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
+    tasks: Vec<(&'static str, Task)>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("names", &self.names)
+            .field(
+                "tasks",
+                &self.tasks.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Services {
@@ -130,6 +203,22 @@ impl Services {
     {
         self.names.push(S::NAME);
         self.routes.add_service(service);
+        self
+    }
+
+    /// Adds a background task (an ingestion pipeline, a retention loop). It
+    /// starts when the server serves, is told to stop when shutdown starts,
+    /// and is awaited (within the grace period) before the server returns.
+    #[must_use]
+    pub fn task<F, Fut>(mut self, name: &'static str, task: F) -> Self
+    where
+        F: FnOnce(TaskContext) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.push((
+            name,
+            Box::new(move |stop| Box::pin(task(stop)) as BoxFuture),
+        ));
         self
     }
 
@@ -198,6 +287,11 @@ impl BoundServer {
     /// `NOT_SERVING`, no new connections are accepted, in-flight calls get the
     /// grace period to finish, and what is still open after it is dropped.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        let local_addr = self.grpc_addr().map_err(|source| ServerError::Bind {
+            what: "gRPC",
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        })?;
         let grpc_addr = self
             .grpc_addr()
             .map_or_else(|e| format!("unknown ({e})"), |a| a.to_string());
@@ -214,20 +308,9 @@ impl BoundServer {
             .set_service_status("", ServingStatus::Serving)
             .await;
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(auditrail_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(auditrail_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-
         let mut routes = self.services.routes;
-        routes
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha);
+        add_reflection(&mut routes)?;
+        routes.add_service(health_service);
 
         // `stopping` flips once: it stops the listeners and starts the grace clock.
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -235,6 +318,19 @@ impl BoundServer {
             // An error means the sender is gone, which also means stop.
             let _ = rx.wait_for(|stop| *stop).await;
         };
+
+        let tasks: Vec<_> = self
+            .services
+            .tasks
+            .into_iter()
+            .map(|(name, task)| {
+                let ctx = TaskContext {
+                    stop: StopSignal(stop_rx.clone()),
+                    grpc_addr: local_addr,
+                };
+                (name, tokio::spawn(task(ctx)))
+            })
+            .collect();
 
         let metrics_task = self.metrics.map(|listener| {
             tokio::spawn(auditrail_telemetry::serve_metrics(
@@ -287,6 +383,11 @@ impl BoundServer {
                 Ok(())
             }
         };
+        // Whatever ended the server, background tasks stop now.
+        let _ = stop_tx.send(true);
+        // Background tasks were told to stop with the listeners; give them
+        // what is left of the grace period to finish their current step.
+        join_tasks(tasks, grace).await;
         if let Some(task) = metrics_task {
             match tokio::time::timeout(Duration::from_secs(1), task).await {
                 Ok(Ok(Err(err))) => tracing::warn!(error = %err, "metrics endpoint failed"),
@@ -349,4 +450,17 @@ pub fn not_built(rpc: &str) -> tonic::Status {
     tonic::Status::unimplemented(format!(
         "{rpc} is not implemented yet in this auditrail build"
     ))
+}
+
+/// The exit code of a binary's `main`: success, or the error and its causes
+/// on one line of standard error (no backtrace: a bad flag or an unreachable
+/// port is a message for an operator, not a bug report) and code 1.
+pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -115,8 +115,14 @@ impl IndexedEvent {
             api_group: s(object.and_then(|o| o.api_group.as_ref())),
             object_api_version: s(object.and_then(|o| o.api_version.as_ref())),
             subresource: s(object.and_then(|o| o.subresource.as_ref())),
-            name: e.derived_name().map(std::borrow::Cow::into_owned).unwrap_or_default(),
-            kind: e.derived_kind().map(std::borrow::Cow::into_owned).unwrap_or_default(),
+            name: e
+                .derived_name()
+                .map(std::borrow::Cow::into_owned)
+                .unwrap_or_default(),
+            kind: e
+                .derived_kind()
+                .map(std::borrow::Cow::into_owned)
+                .unwrap_or_default(),
             response_code: e.response_code(),
             request_uri: e.request_uri.to_string(),
             dry_run: e.is_dry_run(),

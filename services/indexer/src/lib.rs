@@ -1,31 +1,58 @@
-//! The indexer service: receives batches of audit events, de-duplicates them by id and writes them durably to the store.
+//! The indexer: receives batches of raw audit events over `IngestService`,
+//! derives their indexed fields, de-duplicates them by content-hash id and
+//! writes them to the store, answering only once they are durable.
 //!
-//! The service is a thin shell: domain logic lives in the library crates under
-//! `crates/`, and the server around it (health, reflection, metrics, shutdown)
-//! in `auditrail-server`. RPCs not built yet answer `UNIMPLEMENTED`.
+//! The ingestor advances its checkpoints only on that answer, so together
+//! with idempotent writes every event is stored exactly once. Events that are
+//! not audit events are answered as per-event rejects (the RPC succeeds and
+//! the ingestor dead-letters them); a store that cannot commit answers
+//! `UNAVAILABLE` and nothing of the batch is acknowledged.
+//!
+//! A retention task deletes events older than `retention_days`.
 
+mod convert;
+mod retention;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditrail_event::{EventType, ParseErrorKind};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_server::{IngestService, IngestServiceServer};
-use auditrail_server::{ServiceConfig, not_built};
+use auditrail_server::ServiceConfig;
+use auditrail_store::{IndexedEvent, Query, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
+
+pub use retention::run_retention;
 
 /// Default gRPC port of the standalone indexer.
 pub const DEFAULT_PORT: u16 = 50054;
 /// Default Prometheus port of the standalone indexer.
 pub const DEFAULT_METRICS_PORT: u16 = 9467;
+/// Most events one batch may hold.
+pub const MAX_BATCH_EVENTS: usize = 10_000;
+/// Largest gRPC message the indexer accepts: room for one maximum-size event.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The indexer's own settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
-    /// The embedded store lives under this directory.
-    pub data_dir: std::path::PathBuf,
+    /// The embedded store lives under this directory (one index per cluster).
+    pub data_dir: PathBuf,
+    /// Largest single event accepted, in bytes.
+    pub max_event_bytes: usize,
+    /// Events older than this many days are deleted; 0 keeps everything.
+    pub retention_days: u32,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            data_dir: "./auditrail-data".into(),
+            data_dir: "./auditrail-data/store".into(),
+            max_event_bytes: 16 * 1024 * 1024,
+            retention_days: 91,
         }
     }
 }
@@ -35,37 +62,205 @@ pub fn default_config() -> ServiceConfig<Settings> {
     ServiceConfig::local(DEFAULT_PORT, DEFAULT_METRICS_PORT, Settings::default())
 }
 
+/// Opens the embedded store of `settings`.
+pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
+    let store = auditrail_store_tantivy::TantivyStore::open(
+        &settings.data_dir,
+        auditrail_store_tantivy::TantivyOptions::default(),
+    )?;
+    Ok(Arc::new(store))
+}
+
 /// The `IngestService` implementation.
-#[derive(Debug, Clone, Default)]
-pub struct Indexer {}
+#[derive(Clone)]
+pub struct Indexer {
+    store: Arc<dyn Store>,
+    max_event_bytes: usize,
+}
+
+impl std::fmt::Debug for Indexer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Indexer")
+            .field("max_event_bytes", &self.max_event_bytes)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Indexer {
-    /// The service for `settings`, ready to add to a server.
-    pub fn server(_settings: &Settings) -> IngestServiceServer<Self> {
-        IngestServiceServer::new(Self {})
+    /// An indexer writing to `store`.
+    pub fn new(store: Arc<dyn Store>, settings: &Settings) -> Self {
+        Self {
+            store,
+            max_event_bytes: settings.max_event_bytes,
+        }
     }
+
+    /// The gRPC service, with the message size limit batches need.
+    pub fn server(self) -> IngestServiceServer<Self> {
+        IngestServiceServer::new(self).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// Maps a store failure to the gRPC status the ingestor acts on.
+pub fn store_status(err: &StoreError) -> Status {
+    match err {
+        StoreError::InvalidRequest(m) => Status::invalid_argument(m.clone()),
+        StoreError::Unavailable(m) => Status::unavailable(m.clone()),
+        StoreError::Internal(m) => Status::internal(m.clone()),
+    }
+}
+
+/// Derives the indexed events of a batch; events that cannot be indexed
+/// become rejects with their index in the batch.
+fn index_batch(
+    cluster: &str,
+    events: Vec<v1::RawEvent>,
+    max_event_bytes: usize,
+) -> (Vec<IndexedEvent>, Vec<v1::Reject>) {
+    let now = jiff::Timestamp::now();
+    let mut indexed = Vec::with_capacity(events.len());
+    let mut rejects = Vec::new();
+    for (index, event) in events.into_iter().enumerate() {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        let reject = |code: v1::RejectReason, reason: String| v1::Reject {
+            index,
+            reason,
+            code: code as i32,
+        };
+        if event.raw.len() > max_event_bytes {
+            rejects.push(reject(
+                v1::RejectReason::TooLarge,
+                format!(
+                    "event of {} bytes exceeds the limit of {max_event_bytes} bytes",
+                    event.raw.len()
+                ),
+            ));
+            continue;
+        }
+        let fallback = match v1::EventType::try_from(event.type_hint) {
+            Ok(v1::EventType::Ee) => EventType::Ee,
+            _ => EventType::Kube,
+        };
+        match IndexedEvent::from_raw(cluster, &event.raw, fallback, now) {
+            Ok(e) => indexed.push(e),
+            Err(err) => {
+                let code = match err.0.kind {
+                    ParseErrorKind::Empty => v1::RejectReason::Empty,
+                    ParseErrorKind::NotUtf8 | ParseErrorKind::InvalidJson => {
+                        v1::RejectReason::InvalidJson
+                    }
+                    ParseErrorKind::NotAnEvent => v1::RejectReason::NotAuditEvent,
+                };
+                rejects.push(reject(code, err.0.to_string()));
+            }
+        }
+    }
+    (indexed, rejects)
 }
 
 #[tonic::async_trait]
 impl IngestService for Indexer {
     async fn ingest_batch(
         &self,
-        _request: Request<v1::IngestBatchRequest>,
+        request: Request<v1::IngestBatchRequest>,
     ) -> Result<Response<v1::IngestBatchResponse>, Status> {
-        Err(not_built("IngestService.IngestBatch"))
+        let request = request.into_inner();
+        if request.batch_id.is_empty() {
+            return Err(Status::invalid_argument("batch_id is required"));
+        }
+        if request.cluster.is_empty() {
+            return Err(Status::invalid_argument("cluster is required"));
+        }
+        if request.events.len() > MAX_BATCH_EVENTS {
+            return Err(Status::invalid_argument(format!(
+                "a batch holds at most {MAX_BATCH_EVENTS} events, this one {}",
+                request.events.len()
+            )));
+        }
+        let cluster = request.cluster;
+        let max = self.max_event_bytes;
+        let (indexed, rejects) = {
+            let cluster = cluster.clone();
+            let events = request.events;
+            tokio::task::spawn_blocking(move || index_batch(&cluster, events, max))
+                .await
+                .map_err(|e| Status::internal(format!("indexing task failed: {e}")))?
+        };
+        let outcome = if indexed.is_empty() {
+            auditrail_store::WriteOutcome::default()
+        } else {
+            self.store
+                .write(indexed)
+                .await
+                .map_err(|e| store_status(&e))?
+        };
+        metrics::counter!("indexer_events_accepted_total").increment(outcome.inserted);
+        metrics::counter!("indexer_events_duplicate_total").increment(outcome.duplicates);
+        metrics::counter!("indexer_events_rejected_total").increment(rejects.len() as u64);
+        tracing::debug!(
+            batch_id = %request.batch_id,
+            cluster = %cluster,
+            source = %request.source,
+            inserted = outcome.inserted,
+            duplicates = outcome.duplicates,
+            rejected = rejects.len(),
+            "batch committed"
+        );
+        Ok(Response::new(v1::IngestBatchResponse {
+            accepted: u32::try_from(outcome.inserted).unwrap_or(u32::MAX),
+            duplicates: u32::try_from(outcome.duplicates).unwrap_or(u32::MAX),
+            rejects,
+            committed: true,
+            batch_id: request.batch_id,
+        }))
     }
 
     async fn get_index_stats(
         &self,
-        _request: Request<v1::GetIndexStatsRequest>,
+        request: Request<v1::GetIndexStatsRequest>,
     ) -> Result<Response<v1::GetIndexStatsResponse>, Status> {
-        Err(not_built("IngestService.GetIndexStats"))
+        let request = request.into_inner();
+        let stats = self.store.stats().await.map_err(|e| store_status(&e))?;
+        let stats = stats
+            .into_iter()
+            .filter(|s| request.clusters.is_empty() || request.clusters.contains(&s.cluster))
+            .map(convert::stats_to_proto)
+            .filter(|s| request.types.is_empty() || request.types.contains(&s.r#type))
+            .collect();
+        Ok(Response::new(v1::GetIndexStatsResponse { stats }))
     }
 
     async fn apply_retention(
         &self,
-        _request: Request<v1::ApplyRetentionRequest>,
+        request: Request<v1::ApplyRetentionRequest>,
     ) -> Result<Response<v1::ApplyRetentionResponse>, Status> {
-        Err(not_built("IngestService.ApplyRetention"))
+        let request = request.into_inner();
+        if !request.clusters.is_empty() || !request.types.is_empty() {
+            return Err(Status::invalid_argument(
+                "the embedded store applies retention to all clusters and types; \
+                 leave clusters and types empty",
+            ));
+        }
+        let max_age = convert::retention_max_age(request.cutoff)?;
+        let cutoff = convert::cutoff(jiff::Timestamp::now(), max_age)?;
+        let deleted = if request.dry_run {
+            self.store
+                .count(&Query::time_range(None, Some(cutoff)))
+                .await
+        } else {
+            self.store.delete_before(cutoff).await
+        }
+        .map_err(|e| store_status(&e))?;
+        Ok(Response::new(v1::ApplyRetentionResponse {
+            deleted_count: deleted,
+            cutoff: Some(convert::timestamp(cutoff)),
+            dry_run: request.dry_run,
+        }))
     }
 }
+
+/// How often the retention task runs.
+pub const RETENTION_INTERVAL: Duration = Duration::from_hours(1);
+
+#[cfg(test)]
+mod tests;

@@ -3,27 +3,49 @@
 use auditrail_config::CommonArgs;
 use clap::Parser;
 
-/// Receives batches of audit events, de-duplicates them by id and writes them durably to the store.
+/// Receives batches of audit events, de-duplicates them by id and writes them
+/// durably to the embedded store.
 #[derive(Debug, Parser)]
 #[command(name = "auditrail-indexer", version)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Data directory.
+    /// Directory of the embedded store.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
+    /// Delete events older than this many days (0: keep forever).
+    #[arg(long, value_name = "DAYS")]
+    retention_days: Option<u32>,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    auditrail_server::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let config: auditrail_server::ServiceConfig<auditrail_indexer::Settings> = args
         .common
         .layers(&auditrail_indexer::default_config())?
         .flag("data_dir", args.data_dir)
+        .flag("retention_days", args.retention_days)
         .extract()?;
-    let services =
-        auditrail_server::Services::new().with(auditrail_indexer::Indexer::server(&config.service));
+    let settings = &config.service;
+    let store = auditrail_indexer::open_store(settings)?;
+    let days = settings.retention_days;
+    let retention_store = store.clone();
+    let services = auditrail_server::Services::new()
+        .with(auditrail_indexer::Indexer::new(store, settings).server())
+        .task("retention", move |mut ctx| async move {
+            auditrail_indexer::run_retention(
+                retention_store,
+                days,
+                auditrail_indexer::RETENTION_INTERVAL,
+                async move { ctx.stop.stopped().await },
+            )
+            .await;
+        });
     auditrail_server::run_service("auditrail-indexer", &config, services).await?;
     Ok(())
 }

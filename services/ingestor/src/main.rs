@@ -1,14 +1,18 @@
 //! `auditrail-ingestor`: the ingestor as a standalone service.
 
 use auditrail_config::CommonArgs;
-use clap::Parser;
+use auditrail_ingestor::SourceArgs;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
-/// Reads audit logs (files, CloudWatch Logs) and pushes them to the indexer; this crate is its status API and, later, its sources.
+/// Follows audit log files through rotation and pushes their events to the
+/// indexer, exactly once.
 #[derive(Debug, Parser)]
 #[command(name = "auditrail-ingestor", version)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+    #[command(flatten)]
+    sources: SourceArgs,
     /// Name of the cluster the logs come from.
     #[arg(long, value_name = "NAME")]
     cluster: Option<String>,
@@ -21,17 +25,28 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    auditrail_server::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches)?;
+    let sources = args.sources.sources(&matches).map_err(anyhow::Error::msg)?;
     let config: auditrail_server::ServiceConfig<auditrail_ingestor::Settings> = args
         .common
         .layers(&auditrail_ingestor::default_config())?
         .flag("cluster", args.cluster)
         .flag("indexer_url", args.indexer_url)
         .flag("data_dir", args.data_dir)
+        .flag("sources", sources)
+        .flag("start_at", args.sources.start_at)
         .extract()?;
-    let services = auditrail_server::Services::new()
-        .with(auditrail_ingestor::Ingestor::server(&config.service));
+    let services = auditrail_ingestor::add_to(
+        auditrail_server::Services::new(),
+        config.service.clone(),
+        auditrail_ingestor::IndexerTarget::Configured,
+    )?;
     auditrail_server::run_service("auditrail-ingestor", &config, services).await?;
     Ok(())
 }

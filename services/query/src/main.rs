@@ -15,7 +15,11 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    auditrail_server::exit_code(run().await)
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let config: auditrail_server::ServiceConfig<auditrail_query::Settings> = args
         .common

@@ -1,0 +1,554 @@
+//! The embedded auditrail store, on tantivy.
+//!
+//! `auditrail up`, the demo, CI and small clusters need a store with no server
+//! to run: this crate keeps the audit trail in a data directory and
+//! implements [`Store`] with the same semantics as the Elasticsearch backend.
+//!
+//! # Layout
+//! One tantivy index per cluster, in `<dir>/<cluster>/`. Cluster names are
+//! validated before they become directory names (non-empty, at most 253 bytes,
+//! `[A-Za-z0-9._-]` only, not `.` or `..`). Existing indices are opened by
+//! [`TantivyStore::open`]; a cluster's index is created on its first write.
+//! Queries span every index (a top-level `Eq`/`In` on the cluster skips the
+//! others). Per-cluster indices keep retention and statistics per cluster
+//! cheap and let one cluster's writes never wait for another's commits.
+//!
+//! # Schema
+//! See [`schema()`]: every query field is an exact keyword (or an `i64`, a
+//! `bool`, a microsecond date); the original bytes are stored, not indexed.
+//! The document store is compressed with **lz4**: tantivy 0.27 only has zstd
+//! behind a non-default feature, and lz4 is fast enough that fetching a page
+//! of events is dominated by the JSON they contain.
+//!
+//! # Durability and idempotency
+//! [`Store::write`] answers only after a tantivy commit (segment files and
+//! `meta.json` fsynced) that contains its documents, and readers are
+//! reloaded before it answers, so a search that starts after `write` returned
+//! sees its events. Each index has one writer thread that batches concurrent
+//! writes into one commit ("group commit") and checks every id against the
+//! committed index and the not-yet-committed documents before adding it, so
+//! no id is ever stored twice, also across crashes: see the `writer` module
+//! for the commit policy and the argument.
+//!
+//! # Crash recovery
+//! Tantivy writes segments, then atomically replaces `meta.json`: an index
+//! left by a killed process opens at its last commit, and files of an
+//! unfinished commit are garbage-collected by the next writer. The writer lock
+//! (`.tantivy-writer.lock`) is an OS file lock (`flock` through `fs4`), which
+//! the kernel releases when the process dies: the file may remain, but it
+//! does not block the next writer, so nothing needs removing (the test suite
+//! kills a writing process and reopens its directory).
+//!
+//! # Times
+//! Stored times are whole microseconds (what the API server writes); a
+//! returned [`StoredEvent::time`] is the event's time floored to the
+//! microsecond, and range bounds with a finer part are rounded so that the
+//! comparison is exact for stored times. Times outside what tantivy's
+//! nanosecond `i64` can hold (before 1677 or after 2262) are clamped.
+//!
+//! # Order and paging
+//! Searches order by (time, id): newest first is (time desc, id desc), oldest
+//! first (time asc, id asc), where ids compare as their 32 bytes. The order
+//! is total, and `after` skips exactly the events at or before the cursor, so
+//! paging never repeats or skips an event that existed when paging started.
+//! `total` counts every match of the query, not only those after the cursor;
+//! `next` is `None` exactly when no match lies after the page.
+//!
+//! # Statistics
+//! [`Store::stats`] has one entry per cluster and type that has events; the
+//! size is the cluster's whole index directory, reported on both types.
+//!
+//! # Metrics
+//! `store_events_written_total`, `store_duplicates_total`,
+//! `store_commits_total` (counters) and `store_commit_seconds` (histogram),
+//! each labelled with the cluster.
+
+mod collect;
+mod query;
+mod schema;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use auditrail_event::{EventId, EventType};
+use auditrail_store::{
+    Cursor, IndexStats, IndexedEvent, Query, SearchPage, SearchRequest, Store, StoreError,
+    StoredEvent, WriteOutcome,
+};
+use jiff::Timestamp;
+use tantivy::collector::Count;
+use tantivy::query::{Query as TQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value as _};
+use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+
+pub use query::to_tantivy;
+pub use schema::schema;
+
+use collect::{TimeSpan, TopByTime, cursor_key};
+use schema::{ceil_micros, fields, timestamp};
+use writer::{ClusterIndex, IdLookup, internal};
+
+/// Settings of a [`TantivyStore`]. The writer settings apply to each
+/// cluster's index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TantivyOptions {
+    /// Commit once this many documents are pending (default 50 000).
+    pub commit_max_docs: usize,
+    /// Commit at the latest this long after the first pending document was
+    /// added, even if more writes are queued (default 200 ms).
+    pub commit_max_delay: Duration,
+    /// Indexing memory of each index's writer, split between its threads
+    /// (default 128 MiB; at least 15 MB per thread).
+    pub writer_memory_bytes: usize,
+    /// Indexing threads of each index's writer (default 1).
+    pub writer_threads: usize,
+    /// Segment-merging threads of each index's writer (default 1).
+    pub merge_threads: usize,
+}
+
+impl Default for TantivyOptions {
+    fn default() -> Self {
+        Self {
+            commit_max_docs: 50_000,
+            commit_max_delay: Duration::from_millis(200),
+            writer_memory_bytes: 128 << 20,
+            writer_threads: 1,
+            merge_threads: 1,
+        }
+    }
+}
+
+/// Tantivy's smallest indexing memory per writer thread.
+const MIN_MEMORY_PER_THREAD: usize = 15_000_000;
+/// Tantivy's largest indexing memory per writer thread (just under 4 GB).
+const MAX_MEMORY_PER_THREAD: usize = u32::MAX as usize - MIN_MEMORY_PER_THREAD;
+
+impl TantivyOptions {
+    fn validate(&self) -> Result<(), StoreError> {
+        let invalid = |m: String| Err(StoreError::InvalidRequest(m));
+        if self.commit_max_docs == 0 {
+            return invalid("commit_max_docs must be at least 1".into());
+        }
+        if self.writer_threads == 0 || self.merge_threads == 0 {
+            return invalid("writer_threads and merge_threads must be at least 1".into());
+        }
+        let per_thread = self.writer_memory_bytes / self.writer_threads;
+        if !(MIN_MEMORY_PER_THREAD..=MAX_MEMORY_PER_THREAD).contains(&per_thread) {
+            return invalid(format!(
+                "writer_memory_bytes / writer_threads is {per_thread}; tantivy needs \
+                 {MIN_MEMORY_PER_THREAD} to {MAX_MEMORY_PER_THREAD} bytes per thread"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` may be a cluster name (and so a directory name).
+pub fn valid_cluster_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The embedded store: one tantivy index per cluster under one directory.
+///
+/// Dropping it stops the writer threads (after they answered every queued
+/// request) and releases the index locks; that blocks for as long as merges
+/// in progress take to finish.
+#[derive(Debug, Clone)]
+pub struct TantivyStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    options: TantivyOptions,
+    indices: RwLock<BTreeMap<String, Arc<ClusterIndex>>>,
+    /// Serialises index creation (the map lock is not held during I/O).
+    creating: Mutex<()>,
+}
+
+fn join_error(e: &tokio::task::JoinError) -> StoreError {
+    StoreError::Internal(format!("store task failed: {e}"))
+}
+
+impl TantivyStore {
+    /// Opens the store in `dir` (created if missing), with every cluster
+    /// index found there. Blocking: call it before serving, or from
+    /// `spawn_blocking`.
+    pub fn open(dir: &Path, options: TantivyOptions) -> Result<Self, StoreError> {
+        options.validate()?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| internal(&format!("create {}", dir.display()), e))?;
+        let mut indices = BTreeMap::new();
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| internal(&format!("list {}", dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| internal(&format!("list {}", dir.display()), e))?;
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let name = entry.file_name();
+            match name.to_str() {
+                Some(cluster) if is_dir && valid_cluster_name(cluster) => {
+                    let index = ClusterIndex::open(cluster, &entry.path(), &options)?;
+                    indices.insert(cluster.to_owned(), Arc::new(index));
+                }
+                _ => tracing::warn!(path = %entry.path().display(), "not a cluster index; ignored"),
+            }
+        }
+        tracing::info!(dir = %dir.display(), clusters = indices.len(), "tantivy store opened");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                options,
+                indices: RwLock::new(indices),
+                creating: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The clusters that have an index.
+    pub fn clusters(&self) -> Vec<String> {
+        self.inner.map().keys().cloned().collect()
+    }
+
+    /// The indices a query can match.
+    fn indices_for(&self, query: &Query) -> Vec<Arc<ClusterIndex>> {
+        let map = self.inner.map();
+        match query::clusters(query) {
+            Some(names) => names.iter().filter_map(|n| map.get(n).cloned()).collect(),
+            None => map.values().cloned().collect(),
+        }
+    }
+
+    fn all_indices(&self) -> Vec<Arc<ClusterIndex>> {
+        self.inner.map().values().cloned().collect()
+    }
+
+    /// The index of `cluster`, created if needed.
+    async fn index_for_write(&self, cluster: &str) -> Result<Arc<ClusterIndex>, StoreError> {
+        if let Some(index) = self.inner.map().get(cluster) {
+            return Ok(Arc::clone(index));
+        }
+        let inner = Arc::clone(&self.inner);
+        let cluster = cluster.to_owned();
+        tokio::task::spawn_blocking(move || inner.create(&cluster))
+            .await
+            .map_err(|e| join_error(&e))?
+    }
+
+    async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| join_error(&e))?
+    }
+}
+
+impl Inner {
+    fn map(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<ClusterIndex>>> {
+        self.indices.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn create(&self, cluster: &str) -> Result<Arc<ClusterIndex>, StoreError> {
+        let _creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(index) = self.map().get(cluster) {
+            return Ok(Arc::clone(index));
+        }
+        let index = Arc::new(ClusterIndex::open(
+            cluster,
+            &self.dir.join(cluster),
+            &self.options,
+        )?);
+        tracing::info!(cluster, "created cluster index");
+        self.indices
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cluster.to_owned(), Arc::clone(&index));
+        Ok(index)
+    }
+}
+
+/// The stored event at `address`.
+fn stored_event(
+    searcher: &Searcher,
+    address: DocAddress,
+    include_raw: bool,
+) -> Result<StoredEvent, StoreError> {
+    let f = fields();
+    let doc: TantivyDocument = searcher
+        .doc(address)
+        .map_err(|e| internal("read stored event", e))?;
+    let text = |field, name: &str| {
+        doc.get_first(field)
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .ok_or_else(|| StoreError::Internal(format!("stored event without {name}")))
+    };
+    let id = text(f.id, "id")?
+        .parse::<EventId>()
+        .map_err(|e| internal("stored id", e))?;
+    let event_type = text(f.event_type, "type")?
+        .parse::<EventType>()
+        .map_err(|e| internal("stored type", e))?;
+    let micros = doc
+        .get_first(f.time)
+        .and_then(|v| v.as_datetime())
+        .ok_or_else(|| StoreError::Internal("stored event without time".into()))?
+        .into_timestamp_micros();
+    let time = timestamp(micros)
+        .ok_or_else(|| StoreError::Internal(format!("stored time {micros} out of range")))?;
+    let raw = if include_raw {
+        doc.get_first(f.raw)
+            .and_then(|v| v.as_bytes())
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(StoredEvent {
+        id,
+        cluster: text(f.cluster, "cluster")?,
+        event_type,
+        time,
+        raw,
+    })
+}
+
+fn search_blocking(
+    indices: &[Arc<ClusterIndex>],
+    query: &dyn TQuery,
+    request: &SearchRequest,
+) -> Result<SearchPage, StoreError> {
+    let collector = TopByTime {
+        order: request.sort,
+        limit: request.limit,
+        after: request.after.as_ref().map(|c| cursor_key(request.sort, c)),
+    };
+    let mut total = 0u64;
+    let mut remaining = 0u64;
+    let mut hits = Vec::new();
+    let searchers: Vec<Searcher> = indices.iter().map(|i| i.reader.searcher()).collect();
+    for (n, searcher) in searchers.iter().enumerate() {
+        let (count, (index_hits, after_count)) = searcher
+            .search(query, &(Count, collector))
+            .map_err(|e| internal("search", e))?;
+        total += count as u64;
+        remaining += after_count;
+        hits.extend(
+            index_hits
+                .into_iter()
+                .map(|(key, address)| (key, n, address)),
+        );
+    }
+    hits.sort_unstable_by_key(|(key, _, _)| *key);
+    hits.truncate(request.limit);
+    let events = hits
+        .into_iter()
+        .map(|(_, n, address)| stored_event(&searchers[n], address, request.include_raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = match events.last() {
+        Some(last) if remaining > events.len() as u64 => Some(Cursor {
+            time: last.time,
+            id: last.id,
+        }),
+        _ => None,
+    };
+    Ok(SearchPage {
+        events,
+        total,
+        next,
+    })
+}
+
+fn stats_blocking(index: &ClusterIndex) -> Result<Vec<IndexStats>, StoreError> {
+    let size_bytes = dir_size(&index.path)?;
+    let searcher = index.reader.searcher();
+    let mut stats = Vec::new();
+    for event_type in [EventType::Kube, EventType::Ee] {
+        let query = TermQuery::new(
+            Term::from_field_text(fields().event_type, event_type.as_str()),
+            IndexRecordOption::Basic,
+        );
+        let (events, span) = searcher
+            .search(&query, &(Count, TimeSpan))
+            .map_err(|e| internal("stats", e))?;
+        if events == 0 {
+            continue;
+        }
+        stats.push(IndexStats {
+            cluster: index.cluster.clone(),
+            event_type,
+            events: events as u64,
+            oldest: span.and_then(|(lo, _)| timestamp(lo)),
+            newest: span.and_then(|(_, hi)| timestamp(hi)),
+            size_bytes,
+        });
+    }
+    Ok(stats)
+}
+
+/// Total size of the files in `dir` (tantivy's directories are flat).
+fn dir_size(dir: &Path) -> Result<u64, StoreError> {
+    let mut size = 0;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| internal(&format!("list {}", dir.display()), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| internal(&format!("list {}", dir.display()), e))?;
+        // A file removed by garbage collection meanwhile counts as empty.
+        if let Ok(meta) = entry.metadata()
+            && meta.is_file()
+        {
+            size += meta.len();
+        }
+    }
+    Ok(size)
+}
+
+#[async_trait::async_trait]
+impl Store for TantivyStore {
+    async fn write(&self, events: Vec<IndexedEvent>) -> Result<WriteOutcome, StoreError> {
+        if let Some(bad) = events.iter().find(|e| !valid_cluster_name(&e.cluster)) {
+            return Err(StoreError::InvalidRequest(format!(
+                "invalid cluster name {:?}: expected 1 to 253 characters of [A-Za-z0-9._-], \
+                 not \".\" or \"..\"",
+                bad.cluster
+            )));
+        }
+        let mut by_cluster: BTreeMap<String, Vec<IndexedEvent>> = BTreeMap::new();
+        for event in events {
+            by_cluster
+                .entry(event.cluster.clone())
+                .or_default()
+                .push(event);
+        }
+        let mut waiting = Vec::with_capacity(by_cluster.len());
+        for (cluster, events) in by_cluster {
+            let index = self.index_for_write(&cluster).await?;
+            // Each cluster's writer works in parallel; answers are awaited
+            // below, all of them, so a failure reports after the others are
+            // settled.
+            waiting.push(tokio::spawn(async move { index.write(events).await }));
+        }
+        let mut outcome = WriteOutcome::default();
+        let mut failure = None;
+        for handle in waiting {
+            match handle.await.map_err(|e| join_error(&e)).and_then(|r| r) {
+                Ok(o) => {
+                    outcome.inserted += o.inserted;
+                    outcome.duplicates += o.duplicates;
+                }
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(outcome),
+        }
+    }
+
+    async fn search(&self, request: SearchRequest) -> Result<SearchPage, StoreError> {
+        let query = to_tantivy(&request.query)?;
+        let indices = self.indices_for(&request.query);
+        Self::blocking(move || search_blocking(&indices, &*query, &request)).await
+    }
+
+    async fn count(&self, query: &Query) -> Result<u64, StoreError> {
+        let tquery = to_tantivy(query)?;
+        let indices = self.indices_for(query);
+        Self::blocking(move || {
+            let mut total = 0u64;
+            for index in &indices {
+                let n = tquery
+                    .count(&index.reader.searcher())
+                    .map_err(|e| internal("count", e))?;
+                total += n as u64;
+            }
+            Ok(total)
+        })
+        .await
+    }
+
+    async fn get(&self, id: &EventId) -> Result<Option<StoredEvent>, StoreError> {
+        let indices = self.all_indices();
+        let id = *id;
+        Self::blocking(move || {
+            for index in &indices {
+                let searcher = index.reader.searcher();
+                if let Some(address) = IdLookup::new(&searcher)?.find(&id)? {
+                    return stored_event(&searcher, address, true).map(Some);
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    async fn delete_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        // time < cutoff ⟺ stored µs < ceil(cutoff) (stored times are whole µs).
+        let micros = ceil_micros(cutoff);
+        let mut deleted = 0;
+        for index in self.all_indices() {
+            deleted += index.delete_before(micros).await?;
+        }
+        Ok(deleted)
+    }
+
+    async fn stats(&self) -> Result<Vec<IndexStats>, StoreError> {
+        let indices = self.all_indices();
+        Self::blocking(move || {
+            let mut all = Vec::new();
+            for index in &indices {
+                all.extend(stats_blocking(index)?);
+            }
+            Ok(all)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_names() {
+        for ok in ["a", "prod-eu.1", "x_y", &"a".repeat(253)] {
+            assert!(valid_cluster_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "é", &"a".repeat(254), "a\0"] {
+            assert!(!valid_cluster_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn options_are_checked() {
+        assert!(TantivyOptions::default().validate().is_ok());
+        let small = TantivyOptions {
+            writer_memory_bytes: 20 << 20,
+            writer_threads: 2,
+            ..TantivyOptions::default()
+        };
+        assert!(matches!(
+            small.validate(),
+            Err(StoreError::InvalidRequest(_))
+        ));
+        let zero = TantivyOptions {
+            commit_max_docs: 0,
+            ..TantivyOptions::default()
+        };
+        assert!(zero.validate().is_err());
+    }
+}

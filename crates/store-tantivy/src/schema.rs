@@ -1,0 +1,290 @@
+//! The tantivy schema of an auditrail index and the mapping of an
+//! [`IndexedEvent`] to a tantivy document.
+//!
+//! The schema is fixed and identical for every cluster's index, so field
+//! handles are computed once ([`fields`]) and shared by query translation,
+//! writers and collectors. Choices that matter for correctness:
+//!
+//! - Keyword fields use the `raw` tokenizer (tantivy's `STRING`): one term per
+//!   value, exact and case-sensitive, like an Elasticsearch `keyword`. A
+//!   single-valued keyword field with no value is indexed as the empty string,
+//!   and a multi-valued one with no values as one empty string, so
+//!   `Eq(field, "")` ("empty or absent") is a plain term lookup. A value longer
+//!   than tantivy's `MAX_TOKEN_LEN` (65 530 bytes) is not indexed at all
+//!   (tantivy drops it), so it matches no keyword filter.
+//! - Times are date fields with microsecond precision (what the API server
+//!   writes). Tantivy keeps dates as `i64` nanoseconds and indexes their terms
+//!   at second precision only, so every time comparison goes through the fast
+//!   (columnar) field, which keeps microseconds. A stored time is the event's
+//!   time floored to the microsecond and clamped to what `i64` nanoseconds can
+//!   hold (1677-09-21 to 2262-04-11).
+//! - The event id is stored as hex (for `get` and results) and also as four
+//!   fast `u64` columns holding its 32 bytes big-endian: comparing the four
+//!   numbers in order is comparing the ids, which gives searches an exact
+//!   (time, id) total order without reading the document store.
+
+use std::sync::LazyLock;
+
+use auditrail_store::IndexedEvent;
+use jiff::Timestamp;
+use tantivy::DateTime;
+use tantivy::TantivyDocument;
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, FAST, Field, INDEXED, STORED, STRING, Schema,
+};
+
+/// Field names (also the names of the fast columns).
+pub(crate) const ID: &str = "id";
+pub(crate) const ID_PARTS: [&str; 4] = ["id_0", "id_1", "id_2", "id_3"];
+pub(crate) const TIME: &str = "time";
+
+/// Handles of every field of the schema.
+#[derive(Debug, Clone)]
+pub(crate) struct Fields {
+    pub(crate) schema: Schema,
+    pub(crate) id: Field,
+    pub(crate) id_parts: [Field; 4],
+    pub(crate) cluster: Field,
+    pub(crate) event_type: Field,
+    pub(crate) level: Field,
+    pub(crate) stage: Field,
+    pub(crate) audit_id: Field,
+    pub(crate) verb: Field,
+    pub(crate) username: Field,
+    pub(crate) user_groups: Field,
+    pub(crate) source_ips: Field,
+    pub(crate) resource: Field,
+    pub(crate) namespace: Field,
+    pub(crate) object_name: Field,
+    pub(crate) api_group: Field,
+    pub(crate) object_api_version: Field,
+    pub(crate) subresource: Field,
+    pub(crate) name: Field,
+    pub(crate) kind: Field,
+    pub(crate) request_uri: Field,
+    pub(crate) response_code: Field,
+    pub(crate) dry_run: Field,
+    pub(crate) request_received: Field,
+    pub(crate) stage_timestamp: Field,
+    pub(crate) time: Field,
+    pub(crate) raw: Field,
+}
+
+fn date_options(stored: bool) -> DateOptions {
+    let options = DateOptions::from(INDEXED)
+        .set_fast()
+        .set_precision(DateTimePrecision::Microseconds);
+    if stored {
+        options.set_stored()
+    } else {
+        options
+    }
+}
+
+fn build() -> Fields {
+    let mut b = Schema::builder();
+    let id = b.add_text_field(ID, STRING | STORED);
+    let id_parts = ID_PARTS.map(|name| b.add_u64_field(name, FAST));
+    let cluster = b.add_text_field("cluster", STRING | STORED);
+    let event_type = b.add_text_field("type", STRING | STORED);
+    let level = b.add_text_field("level", STRING);
+    let stage = b.add_text_field("stage", STRING);
+    let audit_id = b.add_text_field("audit_id", STRING);
+    let verb = b.add_text_field("verb", STRING);
+    let username = b.add_text_field("username", STRING);
+    let user_groups = b.add_text_field("user_groups", STRING);
+    let source_ips = b.add_text_field("source_ips", STRING);
+    let resource = b.add_text_field("resource", STRING);
+    let namespace = b.add_text_field("namespace", STRING);
+    let object_name = b.add_text_field("object_name", STRING);
+    let api_group = b.add_text_field("api_group", STRING);
+    let object_api_version = b.add_text_field("object_api_version", STRING);
+    let subresource = b.add_text_field("subresource", STRING);
+    let name = b.add_text_field("name", STRING);
+    let kind = b.add_text_field("kind", STRING);
+    let request_uri = b.add_text_field("request_uri", STRING);
+    let response_code = b.add_i64_field("response_code", INDEXED | FAST);
+    let dry_run = b.add_bool_field("dry_run", INDEXED);
+    let request_received = b.add_date_field("request_received", date_options(false));
+    let stage_timestamp = b.add_date_field("stage_timestamp", date_options(false));
+    let time = b.add_date_field(TIME, date_options(true));
+    let raw = b.add_bytes_field("raw", STORED);
+    Fields {
+        schema: b.build(),
+        id,
+        id_parts,
+        cluster,
+        event_type,
+        level,
+        stage,
+        audit_id,
+        verb,
+        username,
+        user_groups,
+        source_ips,
+        resource,
+        namespace,
+        object_name,
+        api_group,
+        object_api_version,
+        subresource,
+        name,
+        kind,
+        request_uri,
+        response_code,
+        dry_run,
+        request_received,
+        stage_timestamp,
+        time,
+        raw,
+    }
+}
+
+static FIELDS: LazyLock<Fields> = LazyLock::new(build);
+
+/// The schema's field handles (the same for every index).
+pub(crate) fn fields() -> &'static Fields {
+    &FIELDS
+}
+
+/// The schema of every auditrail tantivy index.
+pub fn schema() -> Schema {
+    fields().schema.clone()
+}
+
+/// Smallest and largest microsecond counts whose nanosecond count fits `i64`
+/// (tantivy's `DateTime`).
+const MIN_MICROS: i64 = i64::MIN / 1000;
+const MAX_MICROS: i64 = i64::MAX / 1000;
+
+fn clamp_micros(micros: i128) -> i64 {
+    i64::try_from(micros.clamp(i128::from(MIN_MICROS), i128::from(MAX_MICROS)))
+        .unwrap_or(if micros < 0 { MIN_MICROS } else { MAX_MICROS })
+}
+
+/// `t` in whole microseconds, rounded down, clamped to the storable range.
+pub(crate) fn floor_micros(t: Timestamp) -> i64 {
+    clamp_micros(t.as_nanosecond().div_euclid(1000))
+}
+
+/// `t` in whole microseconds, rounded up, clamped to the storable range.
+pub(crate) fn ceil_micros(t: Timestamp) -> i64 {
+    let nanos = t.as_nanosecond();
+    clamp_micros(nanos.div_euclid(1000) + i128::from(nanos.rem_euclid(1000) != 0))
+}
+
+/// A microsecond count as a tantivy date.
+pub(crate) fn date(micros: i64) -> DateTime {
+    DateTime::from_timestamp_micros(micros.clamp(MIN_MICROS, MAX_MICROS))
+}
+
+/// How `t` is stored.
+pub(crate) fn stored_date(t: Timestamp) -> DateTime {
+    date(floor_micros(t))
+}
+
+/// A stored date back as a timestamp.
+pub(crate) fn timestamp(micros: i64) -> Option<Timestamp> {
+    Timestamp::from_microsecond(micros).ok()
+}
+
+/// The id's 32 bytes as four big-endian `u64`s (same order as the bytes).
+pub(crate) fn id_parts(id: &auditrail_event::EventId) -> [u64; 4] {
+    let bytes = id.as_bytes();
+    std::array::from_fn(|i| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[i * 8..(i + 1) * 8]);
+        u64::from_be_bytes(word)
+    })
+}
+
+fn add_keywords<'a>(
+    doc: &mut TantivyDocument,
+    field: Field,
+    values: impl Iterator<Item = &'a str>,
+) {
+    let mut any = false;
+    for value in values {
+        doc.add_text(field, value);
+        any = true;
+    }
+    if !any {
+        doc.add_text(field, "");
+    }
+}
+
+/// The tantivy document of `event`.
+pub(crate) fn document(event: &IndexedEvent) -> TantivyDocument {
+    let f = fields();
+    let mut doc = TantivyDocument::new();
+    doc.add_text(f.id, event.id.to_hex());
+    for (field, part) in f.id_parts.iter().zip(id_parts(&event.id)) {
+        doc.add_u64(*field, part);
+    }
+    doc.add_text(f.cluster, &event.cluster);
+    doc.add_text(f.event_type, event.event_type.as_str());
+    doc.add_text(f.level, event.level.as_str());
+    doc.add_text(f.stage, event.stage.map_or("", |s| s.as_str()));
+    doc.add_text(f.audit_id, &event.audit_id);
+    doc.add_text(f.verb, &event.verb);
+    doc.add_text(f.username, &event.username);
+    add_keywords(
+        &mut doc,
+        f.user_groups,
+        event.user_groups.iter().map(String::as_str),
+    );
+    add_keywords(
+        &mut doc,
+        f.source_ips,
+        event.source_ips.iter().map(String::as_str),
+    );
+    doc.add_text(f.resource, &event.resource);
+    doc.add_text(f.namespace, &event.namespace);
+    doc.add_text(f.object_name, &event.object_name);
+    doc.add_text(f.api_group, &event.api_group);
+    doc.add_text(f.object_api_version, &event.object_api_version);
+    doc.add_text(f.subresource, &event.subresource);
+    doc.add_text(f.name, &event.name);
+    doc.add_text(f.kind, &event.kind);
+    doc.add_text(f.request_uri, &event.request_uri);
+    if let Some(code) = event.response_code {
+        doc.add_i64(f.response_code, i64::from(code));
+    }
+    doc.add_bool(f.dry_run, event.dry_run);
+    if let Some(t) = event.request_received {
+        doc.add_date(f.request_received, stored_date(t));
+    }
+    if let Some(t) = event.stage_timestamp {
+        doc.add_date(f.stage_timestamp, stored_date(t));
+    }
+    doc.add_date(f.time, stored_date(event.time));
+    doc.add_bytes(f.raw, &event.raw);
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn micros_round_in_the_right_direction() {
+        let whole = Timestamp::from_microsecond(1_000_001).unwrap();
+        assert_eq!(floor_micros(whole), 1_000_001);
+        assert_eq!(ceil_micros(whole), 1_000_001);
+        let frac = Timestamp::from_nanosecond(1_000_001_500).unwrap();
+        assert_eq!(floor_micros(frac), 1_000_001);
+        assert_eq!(ceil_micros(frac), 1_000_002);
+        let neg = Timestamp::from_nanosecond(-1_500).unwrap();
+        assert_eq!(floor_micros(neg), -2);
+        assert_eq!(ceil_micros(neg), -1);
+        assert_eq!(floor_micros(Timestamp::MAX), MAX_MICROS);
+        assert_eq!(floor_micros(Timestamp::MIN), MIN_MICROS);
+    }
+
+    #[test]
+    fn id_parts_order_like_ids() {
+        let a = auditrail_event::EventId::compute("c", b"a");
+        let b = auditrail_event::EventId::compute("c", b"b");
+        assert_eq!(a.cmp(&b), id_parts(&a).cmp(&id_parts(&b)));
+    }
+}

@@ -1,0 +1,449 @@
+//! One cluster's index and its writer thread: idempotent adds, group commit,
+//! retention deletes.
+//!
+//! Tantivy allows one `IndexWriter` per index, and a commit costs the same
+//! (segment flush plus fsyncs) whether it carries ten documents or ten
+//! thousand. So every index has one dedicated thread that owns its writer and
+//! receives requests over a bounded channel (which also applies back-pressure
+//! to callers). The thread runs in *rounds*:
+//!
+//! 1. block for one request;
+//! 2. handle it, then keep taking requests that are already queued, without
+//!    waiting, until the queue is empty, or `commit_max_docs` documents are
+//!    pending, or `commit_max_delay` has passed since the round's first
+//!    added document;
+//! 3. commit once (if anything was added), reload the reader, and answer
+//!    every request of the round.
+//!
+//! A lone write is therefore committed at once (no timer to wait for), and
+//! under load the writes that queue up while one commit runs share the next
+//! one: at most one commit is in flight per index, a commit covers at least
+//! one write call, and a request waits at most for the round in progress
+//! plus its own (each round gathers for at most `commit_max_delay`, then
+//! commits).
+//!
+//! **Idempotency.** Because this thread is the only writer of its index, the
+//! check "is this id stored?" cannot race with another add. An id is a
+//! duplicate when it is in the committed index (a term lookup on the
+//! reader, which is reloaded after every commit, skipping deleted documents)
+//! or among the documents added in the current round (a set, cleared at each
+//! commit). **Across crashes** this is enough: `write` answers only after the
+//! commit that contains its documents, and a crash before that commit loses
+//! exactly the documents that were never acknowledged, which tantivy's
+//! recovery to the last commit removes entirely; they are re-sent, found
+//! absent, and added once. No document is ever visible without having been
+//! checked against everything committed before it.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use auditrail_event::EventId;
+use auditrail_store::{IndexedEvent, StoreError, WriteOutcome};
+use tantivy::indexer::IndexWriterOptions;
+use tantivy::query::Query as _;
+use tantivy::schema::IndexRecordOption;
+use tantivy::store::Compressor;
+use tantivy::{
+    DocAddress, DocSet, Index, IndexReader, IndexSettings, IndexWriter, InvertedIndexReader,
+    ReloadPolicy, Searcher, SegmentReader, TERMINATED, Term,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::TantivyOptions;
+use crate::query::micros_range;
+use crate::schema::{document, fields};
+
+/// Requests waiting in a writer's queue before senders wait.
+const QUEUE_CAPACITY: usize = 64;
+
+pub(crate) fn internal(context: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("{context}: {e}"))
+}
+
+/// A request to a writer thread.
+pub(crate) enum Request {
+    Write {
+        events: Vec<IndexedEvent>,
+        reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
+    },
+    /// Delete events whose stored time is below this many microseconds.
+    DeleteBefore {
+        micros: i64,
+        reply: oneshot::Sender<Result<u64, StoreError>>,
+    },
+}
+
+/// One cluster's index: searchable through `reader`, written through the
+/// writer thread behind `requests`.
+pub(crate) struct ClusterIndex {
+    pub(crate) cluster: String,
+    pub(crate) path: PathBuf,
+    pub(crate) reader: IndexReader,
+    requests: Option<mpsc::Sender<Request>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ClusterIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterIndex")
+            .field("cluster", &self.cluster)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterIndex {
+    /// Opens (or creates) the index in `path` and starts its writer thread.
+    /// Blocking.
+    pub(crate) fn open(
+        cluster: &str,
+        path: &Path,
+        options: &TantivyOptions,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| internal(&format!("create {}", path.display()), e))?;
+        let directory = tantivy::directory::MmapDirectory::open(path)
+            .map_err(|e| internal(&format!("open {}", path.display()), e))?;
+        let settings = IndexSettings {
+            docstore_compression: Compressor::Lz4,
+            ..IndexSettings::default()
+        };
+        let index = Index::builder()
+            .schema(fields().schema.clone())
+            .settings(settings)
+            .open_or_create(directory)
+            .map_err(|e| internal(&format!("open index {}", path.display()), e))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|e| internal("open reader", e))?;
+        let writer_options = IndexWriterOptions::builder()
+            .num_worker_threads(options.writer_threads)
+            .memory_budget_per_thread(options.writer_memory_bytes / options.writer_threads)
+            .num_merge_threads(options.merge_threads)
+            .build();
+        let writer: IndexWriter =
+            index
+                .writer_with_options(writer_options)
+                .map_err(|e| match e {
+                    tantivy::TantivyError::LockFailure(..) => StoreError::Unavailable(format!(
+                        "index {} is in use by another writer: {e}",
+                        path.display()
+                    )),
+                    e => internal(&format!("open writer on {}", path.display()), e),
+                })?;
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let state = WriterThread {
+            cluster: cluster.to_owned(),
+            index_writer: Some(writer),
+            reader: reader.clone(),
+            max_docs: options.commit_max_docs,
+            max_delay: options.commit_max_delay,
+            round: Round::default(),
+            broken: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("tantivy-writer-{cluster}"))
+            .spawn(move || state.run(rx))
+            .map_err(|e| internal("spawn writer thread", e))?;
+        Ok(Self {
+            cluster: cluster.to_owned(),
+            path: path.to_owned(),
+            reader,
+            requests: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    async fn send(&self, request: Request) -> Result<(), StoreError> {
+        let stopped = || StoreError::Internal(format!("writer of {} stopped", self.cluster));
+        let tx = self.requests.as_ref().ok_or_else(stopped)?;
+        tx.send(request).await.map_err(|_| stopped())
+    }
+
+    /// Writes `events` (all of this cluster); answers after the commit.
+    pub(crate) async fn write(
+        &self,
+        events: Vec<IndexedEvent>,
+    ) -> Result<WriteOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Write { events, reply }).await?;
+        answer.await.map_err(|_| {
+            StoreError::Internal(format!(
+                "writer of {} stopped before answering",
+                self.cluster
+            ))
+        })?
+    }
+
+    /// Deletes the events stored before `micros`; answers after the commit.
+    pub(crate) async fn delete_before(&self, micros: i64) -> Result<u64, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::DeleteBefore { micros, reply }).await?;
+        answer.await.map_err(|_| {
+            StoreError::Internal(format!(
+                "writer of {} stopped before answering",
+                self.cluster
+            ))
+        })?
+    }
+}
+
+impl Drop for ClusterIndex {
+    fn drop(&mut self) {
+        // Closing the queue ends the writer thread once it has answered what
+        // is queued; joining it releases the index lock before the store is
+        // gone, so the directory can be reopened at once.
+        self.requests.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!(cluster = %self.cluster, "tantivy writer thread panicked");
+        }
+    }
+}
+
+/// Id lookups on one searcher: the id field's inverted index of every
+/// segment, opened once for many lookups.
+pub(crate) struct IdLookup<'s> {
+    segments: Vec<(&'s SegmentReader, Arc<InvertedIndexReader>)>,
+}
+
+impl<'s> IdLookup<'s> {
+    pub(crate) fn new(searcher: &'s Searcher) -> Result<Self, StoreError> {
+        let segments = searcher
+            .segment_readers()
+            .iter()
+            .map(|segment| {
+                let index = segment
+                    .inverted_index(fields().id)
+                    .map_err(|e| internal("read id index", e))?;
+                Ok((segment, index))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Self { segments })
+    }
+
+    /// Where the document with this id is, if stored (and not deleted).
+    pub(crate) fn find(&self, id: &EventId) -> Result<Option<DocAddress>, StoreError> {
+        let term = Term::from_field_text(fields().id, &id.to_hex());
+        for (ord, (segment, index)) in self.segments.iter().enumerate() {
+            let Some(mut postings) = index
+                .read_postings(&term, IndexRecordOption::Basic)
+                .map_err(|e| internal("read id postings", e))?
+            else {
+                continue;
+            };
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                if !segment.is_deleted(doc) {
+                    let ord = u32::try_from(ord).map_err(|e| internal("segment ordinal", e))?;
+                    return Ok(Some(DocAddress::new(ord, doc)));
+                }
+                doc = postings.advance();
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The requests of the current round.
+#[derive(Default)]
+struct Round {
+    /// Ids added since the last commit.
+    pending: HashSet<EventId>,
+    /// When the first document of the round was added.
+    first_added: Option<Instant>,
+    inserted: u64,
+    duplicates: u64,
+    waiting: Vec<(
+        oneshot::Sender<Result<WriteOutcome, StoreError>>,
+        WriteOutcome,
+    )>,
+}
+
+struct WriterThread {
+    cluster: String,
+    /// `None` only while being consumed at shutdown.
+    index_writer: Option<IndexWriter>,
+    reader: IndexReader,
+    max_docs: usize,
+    max_delay: Duration,
+    round: Round,
+    /// Why the writer cannot be used any more (a failed rollback, or a
+    /// reader that could not be reloaded after a commit).
+    broken: Option<String>,
+}
+
+impl WriterThread {
+    fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                match request {
+                    Request::Write { events, reply } => self.add(events, reply),
+                    Request::DeleteBefore { micros, reply } => {
+                        self.commit_round();
+                        let result = self.delete_before(micros);
+                        // The receiver may have gone away (caller cancelled).
+                        let _ = reply.send(result);
+                    }
+                }
+                let full = self.round.pending.len() >= self.max_docs;
+                let late = self
+                    .round
+                    .first_added
+                    .is_some_and(|t| t.elapsed() >= self.max_delay);
+                if full || late {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            self.commit_round();
+        }
+        if let Some(writer) = self.index_writer.take()
+            && let Err(e) = writer.wait_merging_threads()
+        {
+            tracing::warn!(cluster = %self.cluster, error = %e, "tantivy merges did not finish cleanly");
+        }
+    }
+
+    fn writer(&mut self) -> Result<&mut IndexWriter, StoreError> {
+        if let Some(reason) = &self.broken {
+            return Err(StoreError::Internal(format!(
+                "index of {} unusable: {reason}",
+                self.cluster
+            )));
+        }
+        self.index_writer
+            .as_mut()
+            .ok_or_else(|| StoreError::Internal(format!("writer of {} closed", self.cluster)))
+    }
+
+    /// Adds the events not yet stored; the answer waits for the commit.
+    fn add(
+        &mut self,
+        events: Vec<IndexedEvent>,
+        reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
+    ) {
+        match self.try_add(events) {
+            Ok(outcome) => {
+                self.round.inserted += outcome.inserted;
+                self.round.duplicates += outcome.duplicates;
+                self.round.waiting.push((reply, outcome));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    fn try_add(&mut self, events: Vec<IndexedEvent>) -> Result<WriteOutcome, StoreError> {
+        let searcher = self.reader.searcher();
+        let committed = IdLookup::new(&searcher)?;
+        let mut outcome = WriteOutcome::default();
+        for event in events {
+            if self.round.pending.contains(&event.id) || committed.find(&event.id)?.is_some() {
+                outcome.duplicates += 1;
+                continue;
+            }
+            let doc = document(&event);
+            // On failure, documents added before it in this call stay pending
+            // and are committed with the round; they are in `pending`, so the
+            // caller's retry counts them as duplicates (they are durable when
+            // that retry is answered).
+            self.writer()?
+                .add_document(doc)
+                .map_err(|e| internal("add document", e))?;
+            self.round.pending.insert(event.id);
+            self.round.first_added.get_or_insert_with(Instant::now);
+            outcome.inserted += 1;
+        }
+        Ok(outcome)
+    }
+
+    /// Commits what the round added (if anything), reloads the reader, and
+    /// answers every write of the round.
+    fn commit_round(&mut self) {
+        let round = std::mem::take(&mut self.round);
+        let result = if round.pending.is_empty() {
+            Ok(())
+        } else {
+            self.commit()
+        };
+        match result {
+            Ok(()) => {
+                metrics::counter!("store_events_written_total", "cluster" => self.cluster.clone())
+                    .increment(round.inserted);
+                metrics::counter!("store_duplicates_total", "cluster" => self.cluster.clone())
+                    .increment(round.duplicates);
+                for (reply, outcome) in round.waiting {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(cluster = %self.cluster, error = %e, "commit failed");
+                self.rollback();
+                for (reply, _) in round.waiting {
+                    let _ = reply.send(Err(StoreError::Internal(e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        self.writer()?
+            .commit()
+            .map_err(|e| internal(&format!("commit {}", self.cluster), e))?;
+        let elapsed = started.elapsed();
+        metrics::counter!("store_commits_total", "cluster" => self.cluster.clone()).increment(1);
+        metrics::histogram!("store_commit_seconds", "cluster" => self.cluster.clone())
+            .record(elapsed.as_secs_f64());
+        tracing::debug!(cluster = %self.cluster, ?elapsed, "committed");
+        if let Err(e) = self.reader.reload() {
+            // The commit is durable but the duplicate check would not see
+            // it (and the pending set is gone): refuse further writes rather
+            // than risk storing an id twice. Reopening the store recovers.
+            let reason = format!("reader reload after a commit failed: {e}");
+            tracing::error!(cluster = %self.cluster, %reason);
+            self.broken = Some(reason.clone());
+            return Err(StoreError::Internal(reason));
+        }
+        Ok(())
+    }
+
+    /// After a failed commit: drop what was added since the last commit
+    /// (nothing to do when the writer was marked unusable).
+    fn rollback(&mut self) {
+        let Ok(writer) = self.writer() else { return };
+        if let Err(e) = writer.rollback() {
+            tracing::error!(cluster = %self.cluster, error = %e, "rollback failed");
+            self.broken = Some(format!("rollback after a failed commit failed: {e}"));
+        }
+    }
+
+    fn delete_before(&mut self, micros: i64) -> Result<u64, StoreError> {
+        let query = micros_range(fields().time, Bound::Unbounded, Bound::Excluded(micros));
+        let searcher = self.reader.searcher();
+        let count = query
+            .count(&searcher)
+            .map_err(|e| internal("count events to delete", e))?;
+        if count == 0 {
+            return Ok(0);
+        }
+        self.writer()?
+            .delete_query(query)
+            .map_err(|e| internal("delete", e))?;
+        if let Err(e) = self.commit() {
+            self.rollback();
+            return Err(e);
+        }
+        Ok(u64::try_from(count).unwrap_or(u64::MAX))
+    }
+}

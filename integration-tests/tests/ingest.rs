@@ -1,0 +1,487 @@
+//! The ingest pipeline end to end: audit log files → ingestor → indexer →
+//! embedded store, through rotations (rename and copy-truncate), graceful
+//! restarts and hard kills. The index must hold each event of the source
+//! exactly once: the test compares the stored ids with the ids computed from
+//! the source lines, and the dead letters with the bad lines it wrote.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed unwrap is a failed test"
+)]
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use auditrail_event::EventId;
+use auditrail_integration_tests::{Server, binary, eventually};
+use auditrail_loggen::{GenConfig, Generator};
+use auditrail_proto::v1;
+use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
+use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
+use auditrail_store::{Query, SearchRequest, SortOrder, Store as _};
+use rand::{Rng as _, SeedableRng as _};
+
+const CLUSTER: &str = "c1";
+
+fn append(path: &Path, lines: &[String]) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for line in lines {
+        file.write_all(line.as_bytes()).unwrap();
+        file.write_all(b"\n").unwrap();
+    }
+    file.sync_all().unwrap();
+}
+
+/// lumberjack's rotation: rename the live file to `<stem>-<time>.log`; the
+/// writer then creates a new live file on its next write.
+fn rotate_rename(live: &Path, stamp: &str) {
+    let backup = live.with_file_name(format!("kube-audit-{stamp}.log"));
+    std::fs::rename(live, backup).unwrap();
+}
+
+/// copytruncate: copy the live file to a backup, then truncate it in place.
+fn rotate_copy_truncate(live: &Path, stamp: &str) {
+    let backup = live.with_file_name(format!("kube-audit-{stamp}.log"));
+    std::fs::copy(live, backup).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+/// Two different events with the same auditID and stage, as when a client
+/// sets its own Audit-ID header: both must be kept.
+fn same_audit_id_pair() -> Vec<String> {
+    let base = Generator::new(GenConfig {
+        seed: 99,
+        ..GenConfig::default()
+    })
+    .next()
+    .unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(&base).unwrap();
+    let first = value.to_string();
+    value["userAgent"] = "curl/8.0 (same Audit-ID, different request)".into();
+    vec![first, value.to_string()]
+}
+
+fn up(data: &Path, log: &Path) -> Server {
+    Server::start(
+        &binary("auditrail").unwrap(),
+        &[
+            "up",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--cluster",
+            CLUSTER,
+            // The generated events are from 2026-01-01: keep them.
+            "--retention-days",
+            "0",
+            "--log-path",
+            log.to_str().unwrap(),
+        ],
+        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
+    )
+    .unwrap()
+}
+
+async fn stored_count(url: &str) -> Option<u64> {
+    let mut client = IngestServiceClient::connect(url.to_owned()).await.ok()?;
+    let stats = client
+        .get_index_stats(v1::GetIndexStatsRequest::default())
+        .await
+        .ok()?
+        .into_inner()
+        .stats;
+    Some(stats.iter().map(|s| s.event_count).sum())
+}
+
+async fn wait_for_count(server: &Server, at_least: u64) -> u64 {
+    let url = server.url();
+    eventually(&format!("{at_least} stored events"), || {
+        let url = url.clone();
+        async move { stored_count(&url).await.filter(|&n| n >= at_least) }
+    })
+    .await
+    .unwrap()
+}
+
+/// Every stored event id, read from the store directory after the server
+/// stopped, with duplicates kept visible (a multiset as a sorted Vec).
+async fn stored_ids(store_dir: &Path) -> Vec<EventId> {
+    let store = auditrail_store_tantivy::TantivyStore::open(
+        store_dir,
+        auditrail_store_tantivy::TantivyOptions::default(),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .search(SearchRequest {
+                query: Query::All,
+                sort: SortOrder::OldestFirst,
+                limit: 1000,
+                after,
+                include_raw: false,
+            })
+            .await
+            .unwrap();
+        ids.extend(page.events.iter().map(|e| e.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    ids.sort();
+    ids
+}
+
+fn expected_ids(lines: &[String]) -> BTreeSet<EventId> {
+    lines
+        .iter()
+        .map(|l| EventId::compute(CLUSTER, l.as_bytes()))
+        .collect()
+}
+
+fn assert_exactly_once(stored: &[EventId], expected: &BTreeSet<EventId>) {
+    let distinct: BTreeSet<EventId> = stored.iter().copied().collect();
+    assert_eq!(distinct.len(), stored.len(), "an event is stored twice");
+    let missing = expected.difference(&distinct).count();
+    let extra = distinct.difference(expected).count();
+    assert_eq!((missing, extra), (0, 0), "missing or unexpected events");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_exactly_once_through_rotations_restarts_and_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let live = logs.join("kube-audit.log");
+    let data = dir.path().join("data");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+
+    let mut lines: Vec<String> = Generator::new(GenConfig::default()).take(6_000).collect();
+    let pair = same_audit_id_pair();
+    lines.splice(4_000..4_000, pair.clone());
+    let expected = expected_ids(&lines);
+    assert_eq!(
+        expected.len(),
+        lines.len(),
+        "the source has no duplicate lines"
+    );
+
+    // Existing backups and a live file before the first start.
+    append(&live, &lines[..800]);
+    rotate_rename(&live, "2026-01-01T00-00-00.000");
+    append(&live, &lines[800..2_000]);
+
+    // Run 1: killed hard at a random point of the ingestion.
+    let server = up(&data, &live);
+    let kill_at = rng.random_range(200..1_800);
+    wait_for_count(&server, kill_at).await;
+    server.kill_hard().unwrap();
+
+    // While down: more lines, then a rename rotation.
+    append(&live, &lines[2_000..2_600]);
+    rotate_rename(&live, "2026-01-01T01-00-00.000");
+    append(&live, &lines[2_600..3_000]);
+
+    // Run 2: a rename rotation while running, then a graceful stop.
+    let server = up(&data, &live);
+    let stop_at = rng.random_range(2_000..3_000);
+    wait_for_count(&server, stop_at).await;
+    rotate_rename(&live, "2026-01-01T02-00-00.000");
+    append(&live, &lines[3_000..3_500]);
+    let status = server.terminate().unwrap();
+    assert!(status.success());
+
+    // While down: copy-truncate rotation, then new lines in the live file.
+    append(&live, &lines[3_500..4_200]);
+    rotate_copy_truncate(&live, "2026-01-01T03-00-00.000");
+    append(&live, &lines[4_200..5_000]);
+
+    // Run 3: copy-truncate while running and a last hard kill.
+    let server = up(&data, &live);
+    wait_for_count(&server, 4_500).await;
+    rotate_copy_truncate(&live, "2026-01-01T04-00-00.000");
+    append(&live, &lines[5_000..5_600]);
+    let kill_at = rng.random_range(4_600..5_600);
+    wait_for_count(&server, kill_at).await;
+    server.kill_hard().unwrap();
+
+    // Run 4: the rest, until everything is in.
+    append(&live, &lines[5_600..]);
+    let server = up(&data, &live);
+    let total = lines.len() as u64;
+    wait_for_count(&server, total).await;
+    let status = server.terminate().unwrap();
+    assert!(status.success());
+
+    let stored = stored_ids(&data.join("store")).await;
+    assert_exactly_once(&stored, &expected);
+    for line in &pair {
+        assert!(stored.contains(&EventId::compute(CLUSTER, line.as_bytes())));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_ingestor_and_indexer_survive_each_others_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("kube-audit.log");
+    let store_dir = dir.path().join("store");
+    let ingestor_dir = dir.path().join("ingestor");
+    let lines: Vec<String> = Generator::new(GenConfig {
+        seed: 3,
+        ..GenConfig::default()
+    })
+    .take(3_000)
+    .collect();
+    append(&live, &lines[..1_500]);
+
+    let indexer_bin = binary("auditrail-indexer").unwrap();
+    let start_indexer = |listen: &str| {
+        let mut command = Command::new(&indexer_bin);
+        command
+            .args(["--listen", listen, "--no-metrics", "--log-format", "json"])
+            .args(["--retention-days", "0"])
+            .arg("--data-dir")
+            .arg(&store_dir);
+        Server::spawn(command, &[]).unwrap()
+    };
+    let indexer = start_indexer("127.0.0.1:0");
+    let indexer_addr = indexer.addr().to_owned();
+    let start_ingestor = || {
+        let mut command = Command::new(binary("auditrail-ingestor").unwrap());
+        command
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--no-metrics",
+                "--log-format",
+                "json",
+            ])
+            .args(["--cluster", CLUSTER, "--indexer-url"])
+            .arg(format!("http://{indexer_addr}"))
+            .arg("--data-dir")
+            .arg(&ingestor_dir)
+            .arg("--log-path")
+            .arg(&live);
+        Server::spawn(command, &[("AUDITRAIL_BATCH__MAX_WAIT_MS", "50")]).unwrap()
+    };
+    let ingestor = start_ingestor();
+
+    // The indexer crashes mid-stream; the ingestor keeps retrying.
+    wait_for_count(&indexer, 300).await;
+    indexer.kill_hard().unwrap();
+    append(&live, &lines[1_500..2_200]);
+    let indexer = start_indexer(&indexer_addr);
+    wait_for_count(&indexer, 1_600).await;
+
+    // Now the ingestor crashes; its replacement resumes from the checkpoint.
+    ingestor.kill_hard().unwrap();
+    append(&live, &lines[2_200..]);
+    let ingestor = start_ingestor();
+    wait_for_count(&indexer, lines.len() as u64).await;
+
+    // The ingestor's status reports its source and checkpoint.
+    let mut status_client = IngestorServiceClient::connect(ingestor.url())
+        .await
+        .unwrap();
+    let status = status_client
+        .get_status(v1::GetStatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.cluster, CLUSTER);
+    assert_eq!(status.sources.len(), 1);
+    assert!(!status.checkpoints.is_empty());
+
+    assert!(ingestor.terminate().unwrap().success());
+    assert!(indexer.terminate().unwrap().success());
+    assert_exactly_once(&stored_ids(&store_dir).await, &expected_ids(&lines));
+}
+
+/// A line and what the ingestor must do with it.
+struct Case {
+    bytes: Vec<u8>,
+    dead_letter: Option<&'static str>,
+}
+
+/// The malformed corpus: every kind of bad line between good events, and
+/// the offsets they are written at.
+fn write_malformed_corpus(live: &Path) -> (Vec<Case>, Vec<u64>) {
+    let good: Vec<String> = Generator::new(GenConfig {
+        seed: 11,
+        ..GenConfig::default()
+    })
+    .take(40)
+    .collect();
+    let big = {
+        // A 5 MiB event: a real event with a large response object.
+        let mut value: serde_json::Value = serde_json::from_str(&good[0]).unwrap();
+        value["responseObject"] = serde_json::json!({
+            "kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "huge", "namespace": "default"},
+            "data": {"blob": "x".repeat(5 * 1024 * 1024)}
+        });
+        value.to_string()
+    };
+    let mut cases = vec![
+        Case {
+            bytes: good[1].as_bytes()[..good[1].len() / 2].to_vec(),
+            dead_letter: Some("invalid_json"),
+        },
+        Case {
+            bytes: b"{this is not json}".to_vec(),
+            dead_letter: Some("invalid_json"),
+        },
+        Case {
+            bytes: [
+                b"{\"kind\":\"Event\",\"x\":\"".as_ref(),
+                &[0xff, 0xfe],
+                b"\"}",
+            ]
+            .concat(),
+            dead_letter: Some("invalid_json"),
+        },
+        Case {
+            bytes: br#"{"kind":0}"#.to_vec(),
+            dead_letter: Some("not_an_event"),
+        },
+        Case {
+            bytes: Vec::new(),
+            dead_letter: None,
+        },
+        Case {
+            bytes: b"   ".to_vec(),
+            dead_letter: None,
+        },
+        Case {
+            bytes: [good[2].as_bytes(), b"\r"].concat(),
+            dead_letter: None,
+        },
+        Case {
+            bytes: big.clone().into_bytes(),
+            dead_letter: None,
+        },
+        Case {
+            bytes: vec![b'y'; 9 * 1024 * 1024],
+            dead_letter: Some("too_long"),
+        },
+    ];
+    for line in &good[3..] {
+        cases.push(Case {
+            bytes: line.clone().into_bytes(),
+            dead_letter: None,
+        });
+    }
+    let mut file = std::fs::File::create(live).unwrap();
+    let mut offsets = Vec::new();
+    let mut offset = 0u64;
+    for case in &cases {
+        offsets.push(offset);
+        file.write_all(&case.bytes).unwrap();
+        file.write_all(b"\n").unwrap();
+        offset += case.bytes.len() as u64 + 1;
+    }
+    file.sync_all().unwrap();
+    drop(file);
+    (cases, offsets)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_lines_are_dead_lettered_and_good_ones_all_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("kube-audit.log");
+    let data = dir.path().join("data");
+    let (cases, offsets) = write_malformed_corpus(&live);
+    let server = Server::start(
+        &binary("auditrail").unwrap(),
+        &[
+            "up",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--cluster",
+            CLUSTER,
+            "--retention-days",
+            "0",
+            "--log-path",
+            live.to_str().unwrap(),
+        ],
+        &[
+            ("AUDITRAIL_INGESTOR__MAX_LINE_BYTES", "8388608"),
+            ("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50"),
+        ],
+    )
+    .unwrap();
+    // Good events: the 37 plain ones, the CRLF one and the 5 MiB one.
+    let expected: BTreeSet<EventId> = cases
+        .iter()
+        .filter(|c| c.dead_letter.is_none() && !c.bytes.iter().all(u8::is_ascii_whitespace))
+        .map(|c| {
+            let body = c.bytes.strip_suffix(b"\r").unwrap_or(&c.bytes);
+            EventId::compute(CLUSTER, body)
+        })
+        .collect();
+    wait_for_count(&server, expected.len() as u64).await;
+    let bad = cases.iter().filter(|c| c.dead_letter.is_some()).count() as u64;
+
+    let mut client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let letters = eventually("the dead letters", || {
+        let mut client = client.clone();
+        async move {
+            let page = client
+                .list_dead_letters(v1::ListDeadLettersRequest::default())
+                .await
+                .ok()?
+                .into_inner();
+            (page.dead_letters.len() as u64 >= bad).then_some(page.dead_letters)
+        }
+    })
+    .await
+    .unwrap();
+    let got: Vec<(u64, String)> = letters
+        .iter()
+        .map(|d| {
+            (
+                d.offset,
+                d.reason.split(':').next().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(u64, String)> = cases
+        .iter()
+        .zip(&offsets)
+        .filter_map(|(c, &o)| c.dead_letter.map(|code| (o, code.to_owned())))
+        .collect();
+    let mut got_sorted = got.clone();
+    got_sorted.sort();
+    assert_eq!(got_sorted, want);
+    assert!(letters.iter().all(|d| d.file.ends_with("kube-audit.log")));
+    let too_long = letters
+        .iter()
+        .find(|d| d.reason.starts_with("too_long"))
+        .unwrap();
+    assert_eq!(too_long.length, 9 * 1024 * 1024);
+    let status = client
+        .get_status(v1::GetStatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.dead_letters.unwrap().count, bad);
+    drop(client);
+
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    assert_exactly_once(&stored, &expected);
+    let dead_letter_file: PathBuf = data.join("ingestor/dead-letters.ndjson");
+    assert!(dead_letter_file.is_file());
+}

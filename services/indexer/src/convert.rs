@@ -1,0 +1,65 @@
+//! Mapping between the store's types and `auditrail.v1` messages.
+
+use std::time::Duration;
+
+use auditrail_event::EventType;
+use auditrail_proto::v1;
+use auditrail_store::IndexStats;
+use tonic::Status;
+
+/// A `google.protobuf.Timestamp` for a jiff timestamp.
+pub(crate) fn timestamp(t: jiff::Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    }
+}
+
+pub(crate) fn event_type(t: EventType) -> v1::EventType {
+    match t {
+        EventType::Kube => v1::EventType::Kube,
+        EventType::Ee => v1::EventType::Ee,
+    }
+}
+
+pub(crate) fn stats_to_proto(s: IndexStats) -> v1::IndexStats {
+    v1::IndexStats {
+        cluster: s.cluster,
+        r#type: event_type(s.event_type) as i32,
+        event_count: s.events,
+        oldest: s.oldest.map(timestamp),
+        newest: s.newest.map(timestamp),
+        size_bytes: s.size_bytes,
+    }
+}
+
+/// The maximum age a retention request asks for; it must be positive.
+pub(crate) fn retention_max_age(
+    cutoff: Option<v1::apply_retention_request::Cutoff>,
+) -> Result<Duration, Status> {
+    use v1::apply_retention_request::Cutoff;
+    match cutoff {
+        Some(Cutoff::MaxAgeDays(days)) if days > 0 => {
+            Ok(Duration::from_secs(u64::from(days) * 86_400))
+        }
+        Some(Cutoff::MaxAge(d)) if d.seconds > 0 || (d.seconds == 0 && d.nanos > 0) => {
+            let secs = u64::try_from(d.seconds).unwrap_or(0);
+            let nanos = u32::try_from(d.nanos).unwrap_or(0);
+            Ok(Duration::new(secs, nanos))
+        }
+        Some(_) => Err(Status::invalid_argument(
+            "the retention max age must be positive",
+        )),
+        None => Err(Status::invalid_argument(
+            "a cut-off is required: max_age or max_age_days",
+        )),
+    }
+}
+
+/// `now - max_age`, refusing ages that reach before the representable range.
+pub(crate) fn cutoff(now: jiff::Timestamp, max_age: Duration) -> Result<jiff::Timestamp, Status> {
+    let age = jiff::SignedDuration::try_from(max_age)
+        .map_err(|_| Status::invalid_argument("the retention max age is too large"))?;
+    now.checked_sub(age)
+        .map_err(|_| Status::invalid_argument("the retention max age is too large"))
+}

@@ -1,0 +1,99 @@
+//! Sending batches to the indexer, retrying until they are acknowledged.
+
+use std::time::Duration;
+
+use auditrail_proto::v1;
+use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
+use backon::{ExponentialBuilder, Retryable as _};
+use tonic::transport::Channel;
+
+use crate::settings::RetrySettings;
+
+/// Largest message sent: room for one maximum-size event.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A client of the indexer's `IngestService`.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: IngestServiceClient<Channel>,
+    retry: RetrySettings,
+}
+
+/// The indexer URL is not a valid endpoint.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid indexer URL {url:?}: {source}")]
+pub struct InvalidIndexerUrl {
+    url: String,
+    source: tonic::transport::Error,
+}
+
+impl Sender {
+    /// A sender to `url`; connects lazily (and reconnects) as needed.
+    pub fn new(url: &str, retry: RetrySettings) -> Result<Self, InvalidIndexerUrl> {
+        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+            .map_err(|source| InvalidIndexerUrl {
+                url: url.to_owned(),
+                source,
+            })?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let client = IngestServiceClient::new(channel)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        Ok(Self { client, retry })
+    }
+
+    /// Sends `batch` until the indexer acknowledges it committed. Every
+    /// failure is retried with exponential backoff and jitter: an unreachable
+    /// or overloaded indexer must never cost an event. Failures that retrying
+    /// cannot fix (a refused batch) are logged as errors so an operator sees
+    /// the pipeline is stuck, and retried at the slowest pace.
+    pub async fn send(&self, batch: v1::IngestBatchRequest) -> v1::IngestBatchResponse {
+        let attempt = || {
+            let mut client = self.client.clone();
+            let batch = batch.clone();
+            async move {
+                let response = client.ingest_batch(batch).await?.into_inner();
+                if response.committed {
+                    Ok(response)
+                } else {
+                    Err(tonic::Status::unavailable(
+                        "the indexer did not commit the batch",
+                    ))
+                }
+            }
+        };
+        loop {
+            let backoff = ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(self.retry.initial_ms))
+                .with_max_delay(Duration::from_millis(self.retry.max_ms))
+                .with_jitter()
+                .without_max_times();
+            let result = attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .notify(|status: &tonic::Status, delay| {
+                metrics::counter!("ingestor_send_retries_total").increment(1);
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::ResourceExhausted
+                        | tonic::Code::Aborted
+                        | tonic::Code::Unknown
+                ) {
+                    tracing::warn!(code = ?status.code(), message = status.message(), retry_in = ?delay, "indexer unavailable; retrying the batch");
+                } else {
+                    tracing::error!(code = ?status.code(), message = status.message(), retry_in = ?delay, "indexer refused the batch; retrying (nothing is dropped)");
+                }
+            })
+            .await;
+            // `without_max_times` never gives up; should a policy ever end,
+            // start it over rather than drop the batch.
+            if let Ok(response) = result {
+                return response;
+            }
+        }
+    }
+}

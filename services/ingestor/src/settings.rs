@@ -1,0 +1,293 @@
+//! The ingestor's settings: which files to read, how to batch, where to send.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use auditrail_event::EventType;
+use serde::{Deserialize, Serialize};
+
+/// Default live audit log of kube-apiserver on a Calico Enterprise node.
+pub const DEFAULT_KUBE_LOG: &str = "/var/log/calico/audit/kube-audit.log";
+/// Default live audit log of the Calico API server.
+pub const DEFAULT_EE_LOG: &str = "/var/log/calico/audit/tsee-audit.log";
+
+/// `kube` or `ee`, as written in configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceType {
+    /// Kubernetes API server log.
+    Kube,
+    /// Calico API server log.
+    Ee,
+}
+
+impl From<SourceType> for EventType {
+    fn from(t: SourceType) -> Self {
+        match t {
+            SourceType::Kube => EventType::Kube,
+            SourceType::Ee => EventType::Ee,
+        }
+    }
+}
+
+/// One watched log: a live file path or glob, and the type its events fall
+/// back to when they have no `objectRef`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    /// Live file path or glob, e.g. `/var/log/calico/audit/kube-audit.log`.
+    pub path: String,
+    /// `kube` or `ee`; inferred from the file name when absent.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub source_type: Option<SourceType>,
+}
+
+/// A source whose type cannot be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "cannot tell whether {0} is a kube or an ee log from its name; set its type \
+     (`--log-type kube|ee` after `--log-path`, or `type = \"kube\"` in the config file)"
+)]
+pub struct UnknownSourceType(pub String);
+
+impl FileSource {
+    /// The fallback event type: configured, else from the file name
+    /// (`tsee`/`ee-audit` → ee, `kube` → kube).
+    pub fn event_type(&self) -> Result<EventType, UnknownSourceType> {
+        if let Some(t) = self.source_type {
+            return Ok(t.into());
+        }
+        let name = Path::new(&self.path)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if name.contains("tsee") || name.starts_with("ee-audit") || name.contains("calico") {
+            Ok(EventType::Ee)
+        } else if name.contains("kube") {
+            Ok(EventType::Kube)
+        } else {
+            Err(UnknownSourceType(self.path.clone()))
+        }
+    }
+}
+
+/// Where to begin a log that has no checkpoint yet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    /// Rotated backups oldest first, then the live file (the default).
+    #[default]
+    Beginning,
+    /// Only what is written from now on.
+    End,
+}
+
+/// When a batch is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchSettings {
+    /// Send when this many events are waiting.
+    pub max_events: usize,
+    /// Send when this many bytes are waiting.
+    pub max_bytes: usize,
+    /// Send what is waiting after this many milliseconds.
+    pub max_wait_ms: u64,
+    /// Batches sent and not yet acknowledged, at most.
+    pub max_in_flight: usize,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            max_events: 2_000,
+            max_bytes: 2 * 1024 * 1024,
+            max_wait_ms: 250,
+            max_in_flight: 4,
+        }
+    }
+}
+
+/// Retry of batches while the indexer is unreachable: exponential backoff
+/// with jitter, without limit (events are never dropped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// First delay, in milliseconds.
+    pub initial_ms: u64,
+    /// Largest delay, in milliseconds.
+    pub max_ms: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            initial_ms: 100,
+            max_ms: 10_000,
+        }
+    }
+}
+
+/// The ingestor's own settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Name of the cluster the logs come from; part of every event id.
+    pub cluster: String,
+    /// gRPC address of the indexer's `IngestService`.
+    pub indexer_url: String,
+    /// Where checkpoints and dead letters are kept.
+    pub data_dir: PathBuf,
+    /// The watched logs.
+    pub sources: Vec<FileSource>,
+    /// Where to begin a log without checkpoint.
+    pub start_at: StartAt,
+    /// Longest line accepted, in bytes; longer ones are dead-lettered.
+    pub max_line_bytes: usize,
+    /// How often files are checked for new lines, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Batching.
+    pub batch: BatchSettings,
+    /// Retries.
+    pub retry: RetrySettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            cluster: "cluster".to_owned(),
+            indexer_url: "http://127.0.0.1:50054".to_owned(),
+            data_dir: "./auditrail-data/ingestor".into(),
+            sources: vec![
+                FileSource {
+                    path: DEFAULT_KUBE_LOG.to_owned(),
+                    source_type: Some(SourceType::Kube),
+                },
+                FileSource {
+                    path: DEFAULT_EE_LOG.to_owned(),
+                    source_type: Some(SourceType::Ee),
+                },
+            ],
+            start_at: StartAt::Beginning,
+            max_line_bytes: 16 * 1024 * 1024,
+            poll_interval_ms: 200,
+            batch: BatchSettings::default(),
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSettings {
+    /// See [`UnknownSourceType`].
+    #[error(transparent)]
+    SourceType(#[from] UnknownSourceType),
+    /// Another setting is out of range.
+    #[error("invalid setting {key}: {reason}")]
+    Value {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Checks everything that can be checked before starting.
+    pub fn validate(&self) -> Result<(), InvalidSettings> {
+        let bad = |key, reason: &str| {
+            Err(InvalidSettings::Value {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if !valid_cluster_name(&self.cluster) {
+            return bad(
+                "cluster",
+                "must be 1 to 253 characters of letters, digits, '.', '_' and '-'",
+            );
+        }
+        if self.sources.is_empty() {
+            return bad("sources", "at least one log file is needed");
+        }
+        for source in &self.sources {
+            source.event_type()?;
+        }
+        if self.max_line_bytes < 1024 {
+            return bad("max_line_bytes", "must be at least 1024");
+        }
+        if self.batch.max_events == 0 || self.batch.max_events > 10_000 {
+            return bad("batch.max_events", "must be between 1 and 10000");
+        }
+        if self.batch.max_bytes == 0 || self.batch.max_in_flight == 0 {
+            return bad("batch", "max_bytes and max_in_flight must be positive");
+        }
+        if self.retry.initial_ms == 0 || self.retry.max_ms < self.retry.initial_ms {
+            return bad("retry", "need 0 < initial_ms <= max_ms");
+        }
+        Ok(())
+    }
+
+    /// The poll interval.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms.max(1))
+    }
+}
+
+/// Cluster names become directory and index names: keep them tame.
+pub fn valid_cluster_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_types_are_inferred_from_names_or_required() {
+        let src = |p: &str| FileSource {
+            path: p.into(),
+            source_type: None,
+        };
+        assert_eq!(src(DEFAULT_KUBE_LOG).event_type(), Ok(EventType::Kube));
+        assert_eq!(src(DEFAULT_EE_LOG).event_type(), Ok(EventType::Ee));
+        assert_eq!(
+            src("/logs/*/kube-audit.log").event_type(),
+            Ok(EventType::Kube)
+        );
+        assert!(src("/logs/audit.log").event_type().is_err());
+        let typed = FileSource {
+            path: "/logs/audit.log".into(),
+            source_type: Some(SourceType::Ee),
+        };
+        assert_eq!(typed.event_type(), Ok(EventType::Ee));
+    }
+
+    #[test]
+    fn validation_catches_what_cannot_work() {
+        assert!(Settings::default().validate().is_ok());
+        let bad_cluster = Settings {
+            cluster: "../x".into(),
+            ..Settings::default()
+        };
+        assert!(bad_cluster.validate().is_err());
+        let huge_batches = Settings {
+            batch: BatchSettings {
+                max_events: 20_000,
+                ..BatchSettings::default()
+            },
+            ..Settings::default()
+        };
+        assert!(huge_batches.validate().is_err());
+        let no_sources = Settings {
+            sources: Vec::new(),
+            ..Settings::default()
+        };
+        assert!(no_sources.validate().is_err());
+    }
+}

@@ -1,0 +1,225 @@
+//! What the ingestor is doing, for `IngestorService.GetStatus`.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use auditrail_event::EventType;
+use auditrail_filetail::{Checkpoints, FileStatus};
+use auditrail_proto::v1;
+
+#[derive(Debug, Default)]
+struct SourceEntry {
+    name: String,
+    event_type: Option<EventType>,
+    files: Vec<FileStatus>,
+    events_read: u64,
+    bytes_read: u64,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Board {
+    sources: Vec<SourceEntry>,
+    checkpoints: Vec<Checkpoints>,
+    dead_letter_path: PathBuf,
+    dead_letters: u64,
+    in_flight_batches: usize,
+    in_flight_bytes: u64,
+    events_acknowledged: u64,
+}
+
+/// Shared, updated by the pipeline, read by the status RPC.
+#[derive(Debug)]
+pub struct StatusBoard {
+    cluster: String,
+    started_at: jiff::Timestamp,
+    board: Mutex<Board>,
+}
+
+fn timestamp(t: jiff::Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    }
+}
+
+impl StatusBoard {
+    /// An empty board for `cluster`.
+    pub fn new(cluster: &str) -> Self {
+        Self {
+            cluster: cluster.to_owned(),
+            started_at: jiff::Timestamp::now(),
+            board: Mutex::new(Board::default()),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Board) -> R) -> R {
+        // A poisoned lock only means a panic elsewhere mid-update; the
+        // counters are still the best information there is.
+        let mut board = self
+            .board
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut board)
+    }
+
+    fn source<'b>(board: &'b mut Board, name: &str) -> Option<&'b mut SourceEntry> {
+        board.sources.iter_mut().find(|s| s.name == name)
+    }
+
+    pub(crate) fn set_sources(&self, sources: Vec<(String, EventType)>) {
+        self.with(|b| {
+            b.sources = sources
+                .into_iter()
+                .map(|(name, t)| SourceEntry {
+                    name,
+                    event_type: Some(t),
+                    ..SourceEntry::default()
+                })
+                .collect();
+        });
+    }
+
+    pub(crate) fn set_dead_letters(&self, path: PathBuf, count: u64) {
+        self.with(|b| {
+            b.dead_letter_path = path;
+            b.dead_letters = count;
+        });
+    }
+
+    pub(crate) fn set_error(&self, source: &str, error: Option<String>) {
+        self.with(|b| {
+            if let Some(s) = Self::source(b, source) {
+                s.error = error;
+            }
+        });
+    }
+
+    pub(crate) fn update_files(&self, source: &str, files: Vec<FileStatus>) {
+        self.with(|b| {
+            if let Some(s) = Self::source(b, source) {
+                s.files = files;
+                s.error = None;
+            }
+        });
+    }
+
+    pub(crate) fn add_read(&self, source: &str, events: u64, bytes: u64) {
+        metrics::counter!("ingestor_lines_read_total").increment(events);
+        metrics::counter!("ingestor_bytes_read_total").increment(bytes);
+        self.with(|b| {
+            if let Some(s) = Self::source(b, source) {
+                s.events_read += events;
+                s.bytes_read += bytes;
+            }
+        });
+    }
+
+    pub(crate) fn set_in_flight(&self, batches: usize, bytes: u64) {
+        metrics::gauge!("ingestor_in_flight_batches")
+            .set(u32::try_from(batches).unwrap_or(u32::MAX));
+        self.with(|b| {
+            b.in_flight_batches = batches;
+            b.in_flight_bytes = bytes;
+        });
+    }
+
+    pub(crate) fn add_acknowledged(
+        &self,
+        events: u64,
+        dead_letters: u64,
+        checkpoints: &[Checkpoints],
+    ) {
+        self.with(|b| {
+            b.events_acknowledged += events;
+            b.dead_letters = dead_letters;
+            b.checkpoints = checkpoints.to_vec();
+        });
+    }
+
+    /// The `GetStatus` answer.
+    pub fn to_proto(&self) -> v1::GetStatusResponse {
+        self.with(|b| {
+            let sources = b
+                .sources
+                .iter()
+                .map(|s| {
+                    let live = s.files.iter().find(|f| f.is_live());
+                    let pending: u64 = s
+                        .files
+                        .iter()
+                        .map(|f| f.size.saturating_sub(f.offset))
+                        .sum();
+                    let state = if s.error.is_some() {
+                        v1::SourceState::Backoff
+                    } else if pending > 0 {
+                        v1::SourceState::Running
+                    } else {
+                        v1::SourceState::Idle
+                    };
+                    v1::SourceStatus {
+                        name: s.name.clone(),
+                        kind: v1::SourceKind::File as i32,
+                        location: Some(v1::source_status::Location::File(v1::FileSourceInfo {
+                            path: live
+                                .map_or_else(|| s.name.clone(), |f| f.path.display().to_string()),
+                            current: live.map(|f| v1::FileIdentity {
+                                device: f.identity.dev,
+                                inode: f.identity.ino,
+                                fingerprint: f.identity.fingerprint.clone(),
+                            }),
+                            bytes_pending: pending,
+                        })),
+                        state: state as i32,
+                        events_read: s.events_read,
+                        bytes_read: s.bytes_read,
+                        last_event_time: None,
+                        lag_seconds: 0.0,
+                        error: s.error.clone().unwrap_or_default(),
+                        type_hint: match s.event_type {
+                            Some(EventType::Kube) => v1::EventType::Kube,
+                            Some(EventType::Ee) => v1::EventType::Ee,
+                            None => v1::EventType::Unspecified,
+                        } as i32,
+                        events_acknowledged: 0,
+                    }
+                })
+                .collect();
+            let checkpoints = b
+                .checkpoints
+                .iter()
+                .flat_map(Checkpoints::iter)
+                .map(|c| v1::Checkpoint {
+                    source_key: format!(
+                        "file:{}:{}:{}",
+                        c.identity.dev, c.identity.ino, c.identity.fingerprint
+                    ),
+                    source: c.path.display().to_string(),
+                    position: Some(v1::checkpoint::Position::File(v1::FileCheckpoint {
+                        identity: Some(v1::FileIdentity {
+                            device: c.identity.dev,
+                            inode: c.identity.ino,
+                            fingerprint: c.identity.fingerprint.clone(),
+                        }),
+                        offset: c.offset,
+                        path: c.path.display().to_string(),
+                    })),
+                    updated_at: None,
+                })
+                .collect();
+            v1::GetStatusResponse {
+                sources,
+                checkpoints,
+                dead_letters: Some(v1::DeadLetterStats {
+                    count: b.dead_letters,
+                    path: b.dead_letter_path.display().to_string(),
+                    size_bytes: std::fs::metadata(&b.dead_letter_path).map_or(0, |m| m.len()),
+                }),
+                in_flight_batches: u32::try_from(b.in_flight_batches).unwrap_or(u32::MAX),
+                in_flight_bytes: b.in_flight_bytes,
+                cluster: self.cluster.clone(),
+                started_at: Some(timestamp(self.started_at)),
+            }
+        })
+    }
+}
