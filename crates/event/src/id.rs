@@ -36,6 +36,11 @@ impl EventId {
         Self(*hasher.finalize().as_bytes())
     }
 
+    /// The id with these bytes (as stored by a backend).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The id's bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0

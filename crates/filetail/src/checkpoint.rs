@@ -3,10 +3,10 @@
 //! The ingestor may only move a checkpoint past a line once the indexer has
 //! acknowledged it, so checkpoints are owned by the caller, not by the
 //! [`Follower`](crate::Follower): the caller feeds acknowledged records to
-//! [`Checkpoints::advance`], lets [`Follower::reconcile_checkpoints`]
-//! (crate::Follower::reconcile_checkpoints) add start points the follower
-//! chose itself and drop files that are gone, and saves the result with a
-//! [`CheckpointStore`].
+//! [`Checkpoints::advance`], lets
+//! [`Follower::reconcile_checkpoints`](crate::Follower::reconcile_checkpoints)
+//! add start points the follower chose itself and drop files that are gone,
+//! and saves the result with a [`CheckpointStore`].
 //!
 //! Entries are keyed by inode (`dev`, `ino`): a file keeps its entry through
 //! renames, its fingerprint is extended as it grows, and new content on the

@@ -256,6 +256,7 @@ struct Tracked {
     size: u64,
     mtime: (i64, i64),
     last_change: Instant,
+    discovered_at: Instant,
     /// When it stopped being live (`None` while live).
     rotated_at: Option<Instant>,
     cursor: Cursor,
@@ -500,6 +501,10 @@ impl Follower {
                     || self
                         .content_generation(t.key, fingerprint)
                         .is_some_and(|g| g < t.generation)
+                    || self
+                        .checkpoint_candidates
+                        .iter()
+                        .any(|c| c.key == t.key && c.fingerprints.contains(fingerprint))
                 {
                     keep.insert(t.key);
                     continue;
@@ -697,14 +702,18 @@ impl Follower {
         let Some(t) = self.files.get_mut(&key) else {
             return;
         };
-        warn!(
-            path = %t.path.display(), ino = t.key.ino,
-            read_up_to = t.cursor.offset,
-            size = t.size,
-            "file truncated (copy-truncate rotation?): reading it again from offset 0; \
-             lines written after the last read and before the truncation are read only \
-             from a copy of the file, if one exists"
-        );
+        if t.cursor.offset > 0 {
+            warn!(
+                path = %t.path.display(),
+                read_up_to = t.cursor.offset,
+                size = t.size,
+                "file truncated (copy-truncate rotation?): reading it again from offset 0; \
+                 lines written after the last read and before the truncation are read only \
+                 from a copy of the file, if one exists"
+            );
+        } else {
+            debug!(path = %t.path.display(), "content replaced before any of it was read");
+        }
         let old = Candidate {
             key,
             identity: t.identity.clone(),
@@ -863,6 +872,7 @@ impl Follower {
                     size: meta.len(),
                     mtime: (meta.mtime(), meta.mtime_nsec()),
                     last_change,
+                    discovered_at: now,
                     rotated_at: (!s.live).then_some(last_change),
                     cursor: Cursor::default(),
                     phase: Phase::Pending {
@@ -966,7 +976,13 @@ impl Follower {
 
         // A young, short backup may be a copy in progress: wait until enough
         // of it is there to compare, or until it stops changing.
-        if !live && !gone && n < to_u64(FINGERPRINT_LEN) && !t.idle(now, grace) {
+        // (Never longer than the grace period: a copy takes milliseconds.)
+        if !live
+            && !gone
+            && n < to_u64(FINGERPRINT_LEN)
+            && !t.idle(now, grace)
+            && now.saturating_duration_since(t.discovered_at) < grace
+        {
             let tracked_could_match = n < MIN_COPY_MATCH_LEN
                 && self.files.values().any(|o| {
                     o.key != key

@@ -52,7 +52,9 @@
 //!   `\r`. Records of one file are in offset order; files of one live file's
 //!   group are read oldest first (backups in name order, which is time
 //!   order for lumberjack names, then the live file), and a file's complete
-//!   lines are all returned before the next file's in the same poll.
+//!   lines are all returned before the next file's in the same poll. A new
+//!   backup that cannot be placed yet (a copy in progress, see below) holds
+//!   back the newer files of its group until it is.
 //! - **Rename rotation** loses and repeats nothing: the renamed file keeps
 //!   its inode, so it is read to its end under its new name from where it
 //!   was, and the new live file is a new inode read from 0. Even a file
@@ -72,7 +74,12 @@
 //! - **Restarts** resume each file at its checkpoint, matched by inode and
 //!   fingerprint, whatever its name now (a rename while stopped is fine). A
 //!   file without a checkpoint is new and read from 0 when its watch has
-//!   checkpoints; [`StartPosition`] applies only to a watch without any.
+//!   checkpoints; [`StartPosition`] applies only to a watch without any. A
+//!   checkpoint whose inode now holds other leading bytes (truncated while
+//!   stopped, or inode reuse) does not apply to it: the file is read from 0,
+//!   and the checkpoint can still place a copy of its old content.
+//!   [`Follower::reconcile_checkpoints`] replaces the checkpoint a deleted
+//!   file left on an inode that a new file reuses.
 //! - **Bounded memory**: one poll holds about `max_bytes` of records plus
 //!   one line of at most `max_line_bytes` plus a 64 KiB read buffer; a longer
 //!   line is scanned, never buffered, and reported as
@@ -80,7 +87,7 @@
 //!   dead-lettered.
 //! - **Nothing is silently dropped at the end of a file**: a rotated (or
 //!   gone) file ending in a line without `\n` gets that partial line
-//!   returned once the file has been idle for
+//!   returned once the file has been neither live nor written to for
 //!   [`FollowOptions::partial_line_grace`] (it will not parse, and is
 //!   dead-lettered by the caller).
 //!
@@ -97,7 +104,9 @@
 //!   first KiB and to at least the read offset is not noticed.
 //! - A file deleted before the follower ever listed it (e.g. a backup
 //!   deleted while the ingestor was stopped before it was read) is lost;
-//!   this is logged.
+//!   this is logged. So are the unacknowledged lines of a file deleted while
+//!   followed if the process restarts before they are acknowledged: only the
+//!   running follower's open descriptor could still read them.
 //! - A checkpoint taken while a file was shorter than its fingerprint length
 //!   identifies it by those few bytes only; after a restart, a different
 //!   file on the same inode with the same first bytes would be taken for it.

@@ -235,10 +235,13 @@ fn random_rotations_polls_and_restarts_deliver_every_line_once_in_order() {
     // SIM_SEED=n runs one seed (with RUST_LOG=info to see why), SIM_SEEDS=n
     // runs seeds 1..=n.
     let env_number = |name| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
-    let seeds = env_number("SIM_SEED").map_or_else(
-        || 1..=env_number("SIM_SEEDS").unwrap_or(12),
-        |seed| seed..=seed,
-    );
+    // Besides the first few, seeds that once found bugs (a stale checkpoint
+    // of a reused inode; an older content's checkpoint pruned too early).
+    let seeds: Vec<u64> = match (env_number("SIM_SEED"), env_number("SIM_SEEDS")) {
+        (Some(seed), _) => vec![seed],
+        (None, Some(n)) => (1..=n).collect(),
+        (None, None) => (1..=12).chain([122, 214]).collect(),
+    };
     for seed in seeds {
         let mut sim = Sim::new(seed);
         sim.run(500);

@@ -297,9 +297,12 @@ fn stored_event(
             .and_then(|v| v.as_str().map(str::to_owned))
             .ok_or_else(|| StoreError::Internal(format!("stored event without {name}")))
     };
-    let id = text(f.id, "id")?
-        .parse::<EventId>()
-        .map_err(|e| internal("stored id", e))?;
+    let id = doc
+        .get_first(f.id)
+        .and_then(|v| v.as_bytes())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(EventId::from_bytes)
+        .ok_or_else(|| StoreError::Internal("stored event without a valid id".into()))?;
     let event_type = text(f.event_type, "type")?
         .parse::<EventType>()
         .map_err(|e| internal("stored type", e))?;

@@ -24,6 +24,7 @@
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
+use auditrail_event::EventId;
 use auditrail_store::{Field, Query, StoreError, Value};
 use jiff::Timestamp;
 use tantivy::Term;
@@ -43,6 +44,8 @@ enum Kind {
         field: TField,
         contains: bool,
     },
+    /// The event id, indexed as its raw bytes; compared with hex strings.
+    Id(TField),
     Int(TField),
     Bool(TField),
     Time(TField),
@@ -59,7 +62,7 @@ fn kind(field: Field) -> Kind {
         contains: true,
     };
     match field {
-        Field::Id => kw(f.id),
+        Field::Id => Kind::Id(f.id),
         Field::Cluster => kw(f.cluster),
         Field::Type => kw(f.event_type),
         Field::Level => kw(f.level),
@@ -98,6 +101,7 @@ fn value_kind(value: &Value) -> &'static str {
 fn field_kind(kind: Kind) -> &'static str {
     match kind {
         Kind::Keyword { .. } => "a keyword field (string values)",
+        Kind::Id(_) => "the event id (64 hex digits)",
         Kind::Int(_) => "an integer field",
         Kind::Bool(_) => "a boolean field",
         Kind::Time(_) => "a time field",
@@ -116,6 +120,11 @@ fn mismatch(field: Field, kind: Kind, value: &Value) -> StoreError {
 fn term(field: Field, kind: Kind, value: &Value) -> Result<Term, StoreError> {
     match (kind, value) {
         (Kind::Keyword { field, .. }, Value::Str(s)) => Ok(Term::from_field_text(field, s)),
+        // A string that is not an id matches nothing (ids are never empty).
+        (Kind::Id(f), Value::Str(s)) => Ok(s.parse::<EventId>().map_or_else(
+            |_| Term::from_field_bytes(f, &[]),
+            |id| Term::from_field_bytes(f, id.as_bytes()),
+        )),
         (Kind::Int(f), Value::Int(i)) => Ok(Term::from_field_i64(f, *i)),
         (Kind::Bool(f), Value::Bool(b)) => Ok(Term::from_field_bool(f, *b)),
         _ => Err(mismatch(field, kind, value)),

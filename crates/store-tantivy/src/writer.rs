@@ -231,7 +231,7 @@ impl<'s> IdLookup<'s> {
 
     /// Where the document with this id is, if stored (and not deleted).
     pub(crate) fn find(&self, id: &EventId) -> Result<Option<DocAddress>, StoreError> {
-        let term = Term::from_field_text(fields().id, &id.to_hex());
+        let term = Term::from_field_bytes(fields().id, id.as_bytes());
         for (ord, (segment, index)) in self.segments.iter().enumerate() {
             let Some(mut postings) = index
                 .read_postings(&term, IndexRecordOption::Basic)

@@ -25,7 +25,7 @@ fn batch(id: &str, lines: &[Vec<u8>]) -> v1::IngestBatchRequest {
         events: lines
             .iter()
             .map(|raw| v1::RawEvent {
-                raw: raw.clone(),
+                raw: raw.clone().into(),
                 type_hint: v1::EventType::Kube as i32,
                 origin: None,
             })

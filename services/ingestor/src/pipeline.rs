@@ -24,6 +24,7 @@ use auditrail_filetail::{
 };
 use auditrail_proto::v1;
 use auditrail_server::StopSignal;
+use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use crate::dead_letter::{DeadLetter, DeadLetters};
@@ -77,7 +78,8 @@ struct Origin {
     source: usize,
     path: PathBuf,
     offset: u64,
-    line: Vec<u8>,
+    /// The line, shared with the request (no copy).
+    line: Bytes,
 }
 
 /// A batch being filled.
@@ -321,6 +323,7 @@ impl Pipeline {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     metrics::counter!("ingestor_empty_lines_total").increment(1);
                 } else {
+                    let line = Bytes::from(line);
                     filling.bytes += line.len();
                     filling.events.push(v1::RawEvent {
                         raw: line.clone(),
