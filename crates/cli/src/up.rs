@@ -6,7 +6,6 @@
 //! runs the same code paths and delivery guarantee as a cluster install.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use auditrail_config::CommonArgs;
@@ -100,13 +99,10 @@ pub(crate) async fn run(args: UpArgs, matches: &ArgMatches) -> anyhow::Result<()
         ..settings.ingestor.clone()
     };
 
-    let retention_store = Arc::clone(&store);
-    let retention_days = indexer.retention_days;
     let services = Services::new()
         .with(auditrail_provisioner::Provisioner::server(
             &auditrail_provisioner::Settings::default(),
         ))
-        .with(auditrail_indexer::Indexer::new(store, &indexer).server())
         .with(auditrail_query::Query::server(&auditrail_query::Settings {
             data_dir: indexer.data_dir.clone(),
         }))
@@ -114,16 +110,8 @@ pub(crate) async fn run(args: UpArgs, matches: &ArgMatches) -> anyhow::Result<()
             &auditrail_reporter::Settings {
                 data_dir: settings.data_dir.join("reports"),
             },
-        ))
-        .task("retention", move |mut ctx| async move {
-            auditrail_indexer::run_retention(
-                retention_store,
-                retention_days,
-                auditrail_indexer::RETENTION_INTERVAL,
-                async move { ctx.stop.stopped().await },
-            )
-            .await;
-        });
+        ));
+    let services = auditrail_indexer::add_to(services, store, &indexer);
     let services = auditrail_ingestor::add_to(services, ingestor, IndexerTarget::ThisServer)?;
     auditrail_server::run_service("auditrail", &config, services).await?;
     Ok(())

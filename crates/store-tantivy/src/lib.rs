@@ -146,16 +146,7 @@ impl TantivyOptions {
     }
 }
 
-/// Whether `name` may be a cluster name (and so a directory name).
-pub fn valid_cluster_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
+pub use auditrail_store::valid_cluster_name;
 
 /// The embedded store: one tantivy index per cluster under one directory.
 ///

@@ -18,10 +18,11 @@
 //!   (columnar) field, which keeps microseconds. A stored time is the event's
 //!   time floored to the microsecond and clamped to what `i64` nanoseconds can
 //!   hold (1677-09-21 to 2262-04-11).
-//! - The event id is indexed and stored as its 32 raw bytes and also as four
+//! - The event id is stored as its 32 raw bytes and also as four
 //!   fast `u64` columns holding its 32 bytes big-endian: comparing the four
 //!   numbers in order is comparing the ids, which gives searches an exact
-//!   (time, id) total order without reading the document store.
+//!   (time, id) total order without reading the document store. Only the
+//!   first column is indexed (see `writer::IdLookup` and `query::id_query`).
 
 use std::sync::LazyLock;
 
@@ -86,11 +87,18 @@ fn date_options(stored: bool) -> DateOptions {
 
 fn build() -> Fields {
     let mut b = Schema::builder();
-    // The id's 32 raw bytes, not its 64 hex digits: random keys are the
-    // costliest terms for the term dictionary (an FST) to build at every
-    // commit and merge, and half the length is half that cost.
-    let id = b.add_bytes_field(ID, INDEXED | STORED);
-    let id_parts = ID_PARTS.map(|name| b.add_u64_field(name, FAST));
+    // Random keys are the costliest terms for the term dictionary (an FST)
+    // to build at every commit and merge, so only the id's first 8 bytes
+    // (`id_0`) are indexed; a lookup checks the other 24 bytes in the fast
+    // columns. The id itself is stored as 32 raw bytes.
+    let id = b.add_bytes_field(ID, STORED);
+    let id_parts = ID_PARTS.map(|name| {
+        if name == ID_PARTS[0] {
+            b.add_u64_field(name, FAST | INDEXED)
+        } else {
+            b.add_u64_field(name, FAST)
+        }
+    });
     let cluster = b.add_text_field("cluster", STRING | STORED);
     let event_type = b.add_text_field("type", STRING | STORED);
     let level = b.add_text_field("level", STRING);

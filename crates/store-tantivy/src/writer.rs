@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use auditrail_event::EventId;
 use auditrail_store::{IndexedEvent, StoreError, WriteOutcome};
+use tantivy::columnar::Column;
 use tantivy::indexer::IndexWriterOptions;
 use tantivy::query::Query as _;
 use tantivy::schema::IndexRecordOption;
@@ -55,7 +56,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::TantivyOptions;
 use crate::query::micros_range;
-use crate::schema::{document, fields};
+use crate::schema::{ID_PARTS, document, fields, id_parts};
 
 /// Requests waiting in a writer's queue before senders wait.
 const QUEUE_CAPACITY: usize = 64;
@@ -137,6 +138,7 @@ impl ClusterIndex {
                     )),
                     e => internal(&format!("open writer on {}", path.display()), e),
                 })?;
+        writer.set_merge_policy(Box::new(merge_policy()));
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let state = WriterThread {
             cluster: cluster.to_owned(),
@@ -208,10 +210,30 @@ impl Drop for ClusterIndex {
     }
 }
 
-/// Id lookups on one searcher: the id field's inverted index of every
-/// segment, opened once for many lookups.
+/// The merge policy: tantivy's log-structured policy, merging a layer once it
+/// holds 12 segments (tantivy's default is 8). A commit makes one segment, so
+/// under steady ingest every document is rewritten by merges about
+/// log12(events / events per commit) times; fewer, larger merges rebuild each
+/// term dictionary (the costliest part of ingest) fewer times, while keeping
+/// the segment count, which searches pay for, bounded.
+fn merge_policy() -> tantivy::merge_policy::LogMergePolicy {
+    let mut policy = tantivy::merge_policy::LogMergePolicy::default();
+    policy.set_min_num_segments(12);
+    policy.set_min_layer_size(20_000);
+    policy
+}
+
+/// Id lookups on one searcher: per segment, the postings of the indexed
+/// first 8 bytes of the id and the fast columns of the other 24, opened once
+/// for many lookups.
 pub(crate) struct IdLookup<'s> {
-    segments: Vec<(&'s SegmentReader, Arc<InvertedIndexReader>)>,
+    segments: Vec<SegmentIds<'s>>,
+}
+
+struct SegmentIds<'s> {
+    reader: &'s SegmentReader,
+    prefix_index: Arc<InvertedIndexReader>,
+    rest: [Column<u64>; 3],
 }
 
 impl<'s> IdLookup<'s> {
@@ -219,11 +241,22 @@ impl<'s> IdLookup<'s> {
         let segments = searcher
             .segment_readers()
             .iter()
-            .map(|segment| {
-                let index = segment
-                    .inverted_index(fields().id)
+            .map(|reader| {
+                let prefix_index = reader
+                    .inverted_index(fields().id_parts[0])
                     .map_err(|e| internal("read id index", e))?;
-                Ok((segment, index))
+                let fast = reader.fast_fields();
+                let column = |name| fast.u64(name).map_err(|e| internal("read id column", e));
+                let rest = [
+                    column(ID_PARTS[1])?,
+                    column(ID_PARTS[2])?,
+                    column(ID_PARTS[3])?,
+                ];
+                Ok(SegmentIds {
+                    reader,
+                    prefix_index,
+                    rest,
+                })
             })
             .collect::<Result<_, StoreError>>()?;
         Ok(Self { segments })
@@ -231,9 +264,11 @@ impl<'s> IdLookup<'s> {
 
     /// Where the document with this id is, if stored (and not deleted).
     pub(crate) fn find(&self, id: &EventId) -> Result<Option<DocAddress>, StoreError> {
-        let term = Term::from_field_bytes(fields().id, id.as_bytes());
-        for (ord, (segment, index)) in self.segments.iter().enumerate() {
-            let Some(mut postings) = index
+        let parts = id_parts(id);
+        let term = Term::from_field_u64(fields().id_parts[0], parts[0]);
+        for (ord, segment) in self.segments.iter().enumerate() {
+            let Some(mut postings) = segment
+                .prefix_index
                 .read_postings(&term, IndexRecordOption::Basic)
                 .map_err(|e| internal("read id postings", e))?
             else {
@@ -241,7 +276,12 @@ impl<'s> IdLookup<'s> {
             };
             let mut doc = postings.doc();
             while doc != TERMINATED {
-                if !segment.is_deleted(doc) {
+                let same = segment
+                    .rest
+                    .iter()
+                    .zip(&parts[1..])
+                    .all(|(column, part)| column.first(doc) == Some(*part));
+                if same && !segment.reader.is_deleted(doc) {
                     let ord = u32::try_from(ord).map_err(|e| internal("segment ordinal", e))?;
                     return Ok(Some(DocAddress::new(ord, doc)));
                 }

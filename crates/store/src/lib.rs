@@ -26,6 +26,19 @@ pub use query::{Cursor, Field, Query, SearchPage, SearchRequest, SortOrder, Valu
 use auditrail_event::{EventId, EventType};
 use jiff::Timestamp;
 
+/// Whether `name` may be a cluster name. Backends turn cluster names into
+/// directory and index names, so they are kept tame: 1 to 253 bytes of ASCII
+/// letters, digits, `.`, `_` and `-`, and neither `.` nor `..`.
+pub fn valid_cluster_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use auditrail_event::{EventType, ParseErrorKind};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_server::{IngestService, IngestServiceServer};
-use auditrail_server::ServiceConfig;
+use auditrail_server::{ServiceConfig, Services};
 use auditrail_store::{IndexedEvent, Query, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
@@ -257,6 +257,22 @@ impl IngestService for Indexer {
             dry_run: request.dry_run,
         }))
     }
+}
+
+/// Adds the indexer to `services`: its `IngestService` on `store` and the
+/// retention task.
+pub fn add_to(services: Services, store: Arc<dyn Store>, settings: &Settings) -> Services {
+    let days = settings.retention_days;
+    let retention_store = Arc::clone(&store);
+    services.with(Indexer::new(store, settings).server()).task(
+        "retention",
+        move |mut ctx| async move {
+            run_retention(retention_store, days, RETENTION_INTERVAL, async move {
+                ctx.stop.stopped().await;
+            })
+            .await;
+        },
+    )
 }
 
 /// How often the retention task runs.

@@ -33,19 +33,7 @@ async fn run() -> anyhow::Result<()> {
         .extract()?;
     let settings = &config.service;
     let store = auditrail_indexer::open_store(settings)?;
-    let days = settings.retention_days;
-    let retention_store = store.clone();
-    let services = auditrail_server::Services::new()
-        .with(auditrail_indexer::Indexer::new(store, settings).server())
-        .task("retention", move |mut ctx| async move {
-            auditrail_indexer::run_retention(
-                retention_store,
-                days,
-                auditrail_indexer::RETENTION_INTERVAL,
-                async move { ctx.stop.stopped().await },
-            )
-            .await;
-        });
+    let services = auditrail_indexer::add_to(auditrail_server::Services::new(), store, settings);
     auditrail_server::run_service("auditrail-indexer", &config, services).await?;
     Ok(())
 }

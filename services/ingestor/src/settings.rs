@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use auditrail_event::EventType;
+use auditrail_store::valid_cluster_name;
 use serde::{Deserialize, Serialize};
 
 /// Default live audit log of kube-apiserver on a Calico Enterprise node.
@@ -231,17 +232,6 @@ impl Settings {
     pub fn poll_interval(&self) -> Duration {
         Duration::from_millis(self.poll_interval_ms.max(1))
     }
-}
-
-/// Cluster names become directory and index names: keep them tame.
-pub fn valid_cluster_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]
