@@ -119,6 +119,9 @@ pub struct Pipeline {
     dead_letters: DeadLetters,
     sender: Sender,
     status: Arc<StatusBoard>,
+    /// Set when a batch was lost before its acknowledgement: no checkpoint
+    /// may move any more in this run.
+    stalled: bool,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -191,6 +194,7 @@ impl Pipeline {
             dead_letters,
             sender,
             status,
+            stalled: false,
         })
     }
 
@@ -219,7 +223,7 @@ impl Pipeline {
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let max_wait = std::time::Duration::from_millis(self.settings.batch.max_wait_ms);
         loop {
-            if stop.is_stopped() {
+            if stop.is_stopped() || self.stalled {
                 break;
             }
             let Some(polled) = self.poll().await else {
@@ -423,12 +427,18 @@ impl Pipeline {
     /// Applies an acknowledged batch: dead-letters its rejects, then moves
     /// the checkpoints past it and saves them.
     async fn complete(&mut self, batch: InFlight) {
+        if self.stalled {
+            return;
+        }
         let response = match batch.task.await {
             Ok(response) => response,
             Err(err) => {
-                // The send task only ends early if the runtime is shutting
-                // down; the batch stays unacknowledged and is re-read later.
-                tracing::warn!(error = %err, "a batch was abandoned before its acknowledgement");
+                // The send task ends early only if the runtime is shutting
+                // down or the task panicked. Later batches must not move the
+                // checkpoints past this one's lines: stop advancing them; the
+                // lines are read again at the next start.
+                tracing::error!(error = %err, "a batch was abandoned before its acknowledgement; checkpoints stop here until restart");
+                self.stalled = true;
                 return;
             }
         };
