@@ -188,6 +188,8 @@ impl Pipeline {
                 .collect(),
         );
         status.set_dead_letters(dead_letters.path().to_owned(), dead_letters.count());
+        let loaded: Vec<Checkpoints> = sources.iter().map(|s| s.checkpoints.clone()).collect();
+        status.add_acknowledged(0, dead_letters.count(), &loaded);
         Ok(Self {
             settings,
             sources,
