@@ -326,6 +326,7 @@ async fn separate_ingestor_and_indexer_survive_each_others_crashes() {
     .unwrap();
     assert_eq!(status.cluster, CLUSTER);
     assert_eq!(status.sources.len(), 1);
+    assert!(status.sources[0].events_acknowledged > 0, "{status:?}");
     drop(status_client);
 
     assert!(ingestor.terminate().unwrap().success());

@@ -486,6 +486,17 @@ impl Pipeline {
             }
         }
         self.save_checkpoints().await;
+        let mut per_source = vec![0u64; self.sources.len()];
+        for origin in &batch.origins {
+            if let Some(n) = per_source.get_mut(origin.source) {
+                *n += 1;
+            }
+        }
+        for (source, n) in self.sources.iter().zip(per_source) {
+            if n > 0 {
+                self.status.add_source_acknowledged(&source.name, n);
+            }
+        }
         metrics::counter!("ingestor_events_acknowledged_total")
             .increment(u64::from(response.accepted) + u64::from(response.duplicates));
         let all: Vec<Checkpoints> = self.sources.iter().map(|s| s.checkpoints.clone()).collect();

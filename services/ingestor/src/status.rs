@@ -14,6 +14,7 @@ struct SourceEntry {
     files: Vec<FileStatus>,
     events_read: u64,
     bytes_read: u64,
+    events_acknowledged: u64,
     error: Option<String>,
 }
 
@@ -115,6 +116,14 @@ impl StatusBoard {
         });
     }
 
+    pub(crate) fn add_source_acknowledged(&self, source: &str, events: u64) {
+        self.with(|b| {
+            if let Some(s) = Self::source(b, source) {
+                s.events_acknowledged += events;
+            }
+        });
+    }
+
     pub(crate) fn set_in_flight(&self, batches: usize, bytes: u64) {
         metrics::gauge!("ingestor_in_flight_batches")
             .set(u32::try_from(batches).unwrap_or(u32::MAX));
@@ -181,7 +190,7 @@ impl StatusBoard {
                             Some(EventType::Ee) => v1::EventType::Ee,
                             None => v1::EventType::Unspecified,
                         } as i32,
-                        events_acknowledged: 0,
+                        events_acknowledged: s.events_acknowledged,
                     }
                 })
                 .collect();
