@@ -22,6 +22,14 @@ pub mod v1 {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/auditrail_descriptor.bin"));
 
+/// A `google.protobuf.Timestamp` for a point in time.
+pub fn timestamp(t: jiff::Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: t.subsec_nanosecond(),
+    }
+}
+
 /// The fully qualified names of the five services, as gRPC health and
 /// reflection report them.
 pub const SERVICE_NAMES: [&str; 5] = [

@@ -16,11 +16,7 @@ pub(crate) enum Output {
 
 /// Checks each of the five services; fails unless all are `SERVING`.
 pub(crate) async fn run(server: &str, output: Output) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("invalid server address {server:?}"))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach {server}"))?;
+    let channel = crate::connect(server).await?;
     let mut client = HealthClient::new(channel);
     let mut statuses = Vec::new();
     for service in auditrail_proto::SERVICE_NAMES {

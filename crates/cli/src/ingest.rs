@@ -6,14 +6,6 @@ use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
 use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
 
-async fn channel(server: &str) -> anyhow::Result<tonic::transport::Channel> {
-    tonic::transport::Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("invalid server address {server:?}"))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach {server}"))
-}
-
 fn time(t: Option<&prost_types::Timestamp>) -> String {
     t.and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
         .map_or_else(|| "-".to_owned(), |t| t.to_string())
@@ -21,7 +13,7 @@ fn time(t: Option<&prost_types::Timestamp>) -> String {
 
 /// Prints events stored per cluster and type.
 pub(crate) async fn stats(server: &str) -> anyhow::Result<()> {
-    let mut client = IngestServiceClient::new(channel(server).await?);
+    let mut client = IngestServiceClient::new(crate::connect(server).await?);
     let stats = client
         .get_index_stats(v1::GetIndexStatsRequest::default())
         .await
@@ -56,7 +48,7 @@ pub(crate) async fn stats(server: &str) -> anyhow::Result<()> {
 
 /// Prints the ingestor's sources, checkpoints and dead letters.
 pub(crate) async fn status(server: &str) -> anyhow::Result<()> {
-    let mut client = IngestorServiceClient::new(channel(server).await?);
+    let mut client = IngestorServiceClient::new(crate::connect(server).await?);
     let status = client
         .get_status(v1::GetStatusRequest::default())
         .await

@@ -13,6 +13,15 @@ mod up;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+/// A gRPC channel to `server`, with errors that name it.
+pub(crate) async fn connect(server: &str) -> anyhow::Result<tonic::transport::Channel> {
+    tonic::transport::Endpoint::from_shared(server.to_owned())
+        .with_context(|| format!("invalid server address {server:?}"))?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach {server}"))
+}
+
 /// The default address clients connect to: the local all-in-one server.
 const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 

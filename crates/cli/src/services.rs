@@ -8,11 +8,7 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 /// Prints every service name the server's reflection lists, one per line.
 pub(crate) async fn run(server: &str) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("invalid server address {server:?}"))?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach {server}"))?;
+    let channel = crate::connect(server).await?;
     let mut client = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),

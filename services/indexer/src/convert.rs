@@ -7,13 +7,7 @@ use auditrail_proto::v1;
 use auditrail_store::IndexStats;
 use tonic::Status;
 
-/// A `google.protobuf.Timestamp` for a jiff timestamp.
-pub(crate) fn timestamp(t: jiff::Timestamp) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.as_second(),
-        nanos: t.subsec_nanosecond(),
-    }
-}
+pub(crate) use auditrail_proto::timestamp;
 
 pub(crate) fn event_type(t: EventType) -> v1::EventType {
     match t {

@@ -151,10 +151,7 @@ impl IngestorService for Ingestor {
                     file: d.file,
                     offset: d.offset,
                     reason: format!("{}: {}", d.code, d.reason),
-                    time: Some(prost_types::Timestamp {
-                        seconds: d.time.as_second(),
-                        nanos: d.time.subsec_nanosecond(),
-                    }),
+                    time: Some(auditrail_proto::timestamp(d.time)),
                     excerpt: d.excerpt.into_bytes(),
                     truncated: d.truncated,
                     length: d.length,

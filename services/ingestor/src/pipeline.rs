@@ -233,6 +233,10 @@ impl Pipeline {
             };
             let read: usize = polled.iter().map(|(_, r)| r.len()).sum();
             for (source, records) in polled {
+                // One status update per source and poll, not per line.
+                let bytes = records.iter().map(|r| r.end - r.offset).sum();
+                self.status
+                    .add_read(&self.sources[source].name, records.len() as u64, bytes);
                 for record in records {
                     self.add(&mut filling, source, record);
                     if filling.records > 0
@@ -325,7 +329,6 @@ impl Pipeline {
         let name = &self.sources[source].name;
         match kind {
             RecordKind::Line(line) => {
-                self.status.add_read(name, 1, end - offset);
                 if line.iter().all(u8::is_ascii_whitespace) {
                     metrics::counter!("ingestor_empty_lines_total").increment(1);
                 } else {
@@ -354,7 +357,6 @@ impl Pipeline {
                 }
             }
             RecordKind::TooLong { len } => {
-                self.status.add_read(name, 1, end - offset);
                 let letter = DeadLetter::new(
                     name,
                     &path,

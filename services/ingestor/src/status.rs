@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use auditrail_event::EventType;
 use auditrail_filetail::{Checkpoints, FileStatus};
-use auditrail_proto::v1;
+use auditrail_proto::{timestamp, v1};
 
 #[derive(Debug, Default)]
 struct SourceEntry {
@@ -35,13 +35,6 @@ pub struct StatusBoard {
     cluster: String,
     started_at: jiff::Timestamp,
     board: Mutex<Board>,
-}
-
-fn timestamp(t: jiff::Timestamp) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.as_second(),
-        nanos: t.subsec_nanosecond(),
-    }
 }
 
 impl StatusBoard {
