@@ -6,6 +6,7 @@
 //! runs the same code paths and delivery guarantee as a cluster install.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use auditrail_config::CommonArgs;
@@ -103,9 +104,7 @@ pub(crate) async fn run(args: UpArgs, matches: &ArgMatches) -> anyhow::Result<()
         .with(auditrail_provisioner::Provisioner::server(
             &auditrail_provisioner::Settings::default(),
         ))
-        .with(auditrail_query::Query::server(&auditrail_query::Settings {
-            data_dir: indexer.data_dir.clone(),
-        }))
+        .with(auditrail_query::Query::new(Arc::clone(&store)).server())
         .with(auditrail_reporter::Reporter::server(
             &auditrail_reporter::Settings {
                 data_dir: settings.data_dir.join("reports"),

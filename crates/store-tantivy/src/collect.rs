@@ -1,4 +1,4 @@
-//! Collectors for the timeline order and for time spans.
+//! Collectors for the timeline order, time spans and histograms.
 //!
 //! Search-after paging needs a total, stable order: two events with the same
 //! time must always come out in the same order, and a cursor must name exactly
@@ -15,12 +15,12 @@
 //! decide (a tie with the cursor or with the worst kept hit), so most
 //! non-competitive documents cost one column read.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use auditrail_store::{Cursor, SortOrder};
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::ColumnValues;
+use tantivy::columnar::{ColumnValues, StrColumn};
 use tantivy::{DateTime, DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use crate::schema::{ID_PARTS, TIME, ceil_micros, floor_micros, id_parts};
@@ -282,5 +282,157 @@ mod tests {
         let new = cursor_key(SortOrder::NewestFirst, &cursor);
         assert!(key(SortOrder::NewestFirst, 11, any) <= new);
         assert!(key(SortOrder::NewestFirst, 10, [u64::MAX; 4]) > new);
+    }
+}
+
+/// Counts per time bucket and per value of some keyword fields.
+pub(crate) struct Buckets {
+    /// Bucket width in microseconds (positive).
+    pub(crate) interval_micros: i64,
+    /// Fast column names of the fields whose values to count.
+    pub(crate) terms: Vec<&'static str>,
+}
+
+/// What [`Buckets`] gathers: events per bucket index (bucket start divided
+/// by the interval), and per field the events per value.
+#[derive(Debug, Default)]
+pub(crate) struct BucketCounts {
+    pub(crate) buckets: HashMap<i64, u64>,
+    pub(crate) terms: Vec<HashMap<String, u64>>,
+}
+
+impl Collector for Buckets {
+    type Fruit = BucketCounts;
+    type Child = BucketsSegment;
+
+    fn for_segment(
+        &self,
+        _segment_ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        let fast = segment.fast_fields();
+        let terms = self
+            .terms
+            .iter()
+            .map(|name| {
+                let column = fast.str(name)?.ok_or_else(|| {
+                    tantivy::TantivyError::SchemaError(format!("{name} is not a fast field"))
+                })?;
+                let counts = vec![0; column.num_terms()];
+                Ok((column, counts, 0))
+            })
+            .collect::<tantivy::Result<_>>()?;
+        Ok(BucketsSegment {
+            interval_micros: self.interval_micros,
+            time: fast.column_first_or_default::<DateTime>(TIME)?,
+            current: None,
+            buckets: HashMap::new(),
+            terms,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<BucketCounts>) -> tantivy::Result<Self::Fruit> {
+        let mut merged = BucketCounts {
+            buckets: HashMap::new(),
+            terms: vec![HashMap::new(); self.terms.len()],
+        };
+        for fruit in fruits {
+            merged.add(fruit);
+        }
+        Ok(merged)
+    }
+}
+
+impl BucketCounts {
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: BucketCounts) {
+        for (bucket, n) in other.buckets {
+            *self.buckets.entry(bucket).or_default() += n;
+        }
+        if self.terms.len() < other.terms.len() {
+            self.terms.resize_with(other.terms.len(), HashMap::new);
+        }
+        for (mine, theirs) in self.terms.iter_mut().zip(other.terms) {
+            for (value, n) in theirs {
+                *mine.entry(value).or_default() += n;
+            }
+        }
+    }
+}
+
+/// [`Buckets`] for one segment.
+pub(crate) struct BucketsSegment {
+    interval_micros: i64,
+    time: Arc<dyn ColumnValues<DateTime>>,
+    /// The bucket of the previous document and its count not yet added to
+    /// `buckets`: documents are mostly in time order, so runs are long.
+    current: Option<(i64, u64)>,
+    buckets: HashMap<i64, u64>,
+    /// Per field: its column, the count per term ordinal, and documents
+    /// without a value.
+    terms: Vec<(StrColumn, Vec<u64>, u64)>,
+}
+
+impl SegmentCollector for BucketsSegment {
+    type Fruit = BucketCounts;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let micros = self.time.get_val(doc).into_timestamp_micros();
+        let bucket = micros.div_euclid(self.interval_micros);
+        match &mut self.current {
+            Some((b, n)) if *b == bucket => *n += 1,
+            current => {
+                if let Some((b, n)) = current.replace((bucket, 1)) {
+                    *self.buckets.entry(b).or_default() += n;
+                }
+            }
+        }
+        for (column, counts, missing) in &mut self.terms {
+            match column.ords().first(doc) {
+                Some(ord) => {
+                    if let Some(n) = usize::try_from(ord).ok().and_then(|o| counts.get_mut(o)) {
+                        *n += 1;
+                    }
+                }
+                None => *missing += 1,
+            }
+        }
+    }
+
+    fn harvest(mut self) -> Self::Fruit {
+        if let Some((b, n)) = self.current.take() {
+            *self.buckets.entry(b).or_default() += n;
+        }
+        let terms = self
+            .terms
+            .into_iter()
+            .map(|(column, counts, missing)| {
+                let mut values = HashMap::new();
+                if missing > 0 {
+                    values.insert(String::new(), missing);
+                }
+                let mut text = String::new();
+                for (ord, n) in counts.into_iter().enumerate() {
+                    text.clear();
+                    // An ordinal always names a term of the column's own
+                    // dictionary; a failed read is counted as no value.
+                    let found = n > 0 && column.ord_to_str(ord as u64, &mut text).unwrap_or(false);
+                    if found {
+                        *values.entry(text.clone()).or_default() += n;
+                    } else if n > 0 {
+                        *values.entry(String::new()).or_default() += n;
+                    }
+                }
+                values
+            })
+            .collect();
+        BucketCounts {
+            buckets: self.buckets,
+            terms,
+        }
     }
 }

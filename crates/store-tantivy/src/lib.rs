@@ -68,27 +68,29 @@ mod query;
 mod schema;
 mod writer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use auditrail_event::{EventId, EventType};
 use auditrail_store::{
-    Cursor, IndexStats, IndexedEvent, Query, SearchPage, SearchRequest, Store, StoreError,
-    StoredEvent, WriteOutcome,
+    Cursor, Histogram, HistogramRequest, IndexStats, IndexedEvent, Query, SearchPage,
+    SearchRequest, SortOrder, Store, StoreError, StoredEvent, TermsField, WriteOutcome, top_terms,
 };
 use jiff::Timestamp;
 use tantivy::collector::Count;
-use tantivy::query::{Query as TQuery, TermQuery};
+use tantivy::query::{BooleanQuery, Query as TQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
 pub use query::to_tantivy;
 pub use schema::schema;
 
-use collect::{TimeSpan, TopByTime, cursor_key};
-use schema::{ceil_micros, fields, timestamp};
+use collect::{BucketCounts, Buckets, TimeSpan, TopByTime, cursor_key};
+use query::micros_range;
+use schema::{ceil_micros, fields, floor_micros, timestamp};
 use writer::{ClusterIndex, IdLookup, internal};
 
 /// Settings of a [`TantivyStore`]. The writer settings apply to each
@@ -331,15 +333,37 @@ fn search_blocking(
         limit: request.limit,
         after: request.after.as_ref().map(|c| cursor_key(request.sort, c)),
     };
+    // Past a cursor, only events on its side of its time can follow: bound
+    // the query by time too, so that whole segments before the cursor are
+    // skipped (a fast-field range answers "none" from a segment's min/max).
+    let bounded: Option<Box<dyn TQuery>> = request.after.as_ref().map(|cursor| {
+        let f = fields();
+        let range = match request.sort {
+            SortOrder::OldestFirst => micros_range(
+                f.time,
+                Bound::Included(floor_micros(cursor.time)),
+                Bound::Unbounded,
+            ),
+            SortOrder::NewestFirst => micros_range(
+                f.time,
+                Bound::Unbounded,
+                Bound::Included(ceil_micros(cursor.time)),
+            ),
+        };
+        Box::new(BooleanQuery::intersection(vec![query.box_clone(), range])) as Box<dyn TQuery>
+    });
+    let page_query = bounded.as_deref().unwrap_or(query);
     let mut total = 0u64;
     let mut remaining = 0u64;
     let mut hits = Vec::new();
     let searchers: Vec<Searcher> = indices.iter().map(|i| i.reader.searcher()).collect();
     for (n, searcher) in searchers.iter().enumerate() {
-        let (count, (index_hits, after_count)) = searcher
-            .search(query, &(Count, collector))
+        if request.count_total {
+            total += query.count(searcher).map_err(|e| internal("count", e))? as u64;
+        }
+        let (index_hits, after_count) = searcher
+            .search(page_query, &collector)
             .map_err(|e| internal("search", e))?;
-        total += count as u64;
         remaining += after_count;
         hits.extend(
             index_hits
@@ -362,9 +386,61 @@ fn search_blocking(
     };
     Ok(SearchPage {
         events,
-        total,
+        total: request.count_total.then_some(total),
         next,
     })
+}
+
+fn histogram_blocking(
+    indices: &[Arc<ClusterIndex>],
+    query: &dyn TQuery,
+    interval_micros: i64,
+    request: &HistogramRequest,
+) -> Result<Histogram, StoreError> {
+    let collector = Buckets {
+        interval_micros,
+        terms: request.terms.iter().map(|f| terms_column(*f)).collect(),
+    };
+    let mut counts = BucketCounts::default();
+    for index in indices {
+        let fruit = index
+            .reader
+            .searcher()
+            .search(query, &collector)
+            .map_err(|e| internal("histogram", e))?;
+        counts.add(fruit);
+    }
+    let mut buckets = BTreeMap::new();
+    for (bucket, n) in counts.buckets {
+        let start = bucket
+            .checked_mul(interval_micros)
+            .and_then(timestamp)
+            .ok_or_else(|| StoreError::Internal(format!("bucket {bucket} out of range")))?;
+        buckets.insert(start, n);
+    }
+    let total = buckets.values().sum();
+    counts.terms.resize_with(request.terms.len(), HashMap::new);
+    let terms = request
+        .terms
+        .iter()
+        .zip(counts.terms)
+        .map(|(field, values)| top_terms(*field, values, request.top_n))
+        .collect();
+    Ok(Histogram {
+        buckets,
+        terms,
+        total,
+    })
+}
+
+/// The fast column holding a histogram's terms field.
+fn terms_column(field: TermsField) -> &'static str {
+    match field {
+        TermsField::Verb => schema::VERB,
+        TermsField::Resource => schema::RESOURCE,
+        TermsField::Username => schema::USERNAME,
+        TermsField::Namespace => schema::NAMESPACE,
+    }
 }
 
 fn stats_blocking(index: &ClusterIndex) -> Result<Vec<IndexStats>, StoreError> {
@@ -457,6 +533,22 @@ impl Store for TantivyStore {
         let query = to_tantivy(&request.query)?;
         let indices = self.indices_for(&request.query);
         Self::blocking(move || search_blocking(&indices, &*query, &request)).await
+    }
+
+    async fn histogram(&self, request: HistogramRequest) -> Result<Histogram, StoreError> {
+        let interval_micros = i64::try_from(request.interval.as_micros())
+            .ok()
+            .filter(|&m| m > 0 && i128::from(m) * 1000 == request.interval.as_nanos())
+            .ok_or_else(|| {
+                StoreError::InvalidRequest(format!(
+                    "histogram interval {:?} is not a positive whole number of microseconds",
+                    request.interval
+                ))
+            })?;
+        let query = to_tantivy(&request.query)?;
+        let indices = self.indices_for(&request.query);
+        Self::blocking(move || histogram_blocking(&indices, &*query, interval_micros, &request))
+            .await
     }
 
     async fn count(&self, query: &Query) -> Result<u64, StoreError> {

@@ -119,6 +119,10 @@ fn mismatch(field: Field, kind: Kind, value: &Value) -> StoreError {
 /// The term a keyword, id, integer or boolean field is compared with.
 fn term(field: Field, kind: Kind, value: &Value) -> Result<Term, StoreError> {
     match (kind, value) {
+        // Kinds are indexed lower-cased (see the schema).
+        (Kind::Keyword { field: tfield, .. }, Value::Str(s)) if field == Field::Kind => {
+            Ok(Term::from_field_text(tfield, &s.to_lowercase()))
+        }
         (Kind::Keyword { field, .. }, Value::Str(s)) => Ok(Term::from_field_text(field, s)),
         (Kind::Int(f), Value::Int(i)) => Ok(Term::from_field_i64(f, *i)),
         (Kind::Bool(f), Value::Bool(b)) => Ok(Term::from_field_bool(f, *b)),

@@ -17,9 +17,11 @@
 //!
 //! This crate has no I/O.
 
+mod histogram;
 mod indexed;
 mod query;
 
+pub use histogram::{Histogram, HistogramRequest, TermsField, TopTerms, top_terms};
 pub use indexed::{IndexedEvent, RawEventError, StoredEvent};
 pub use query::{Cursor, Field, Query, SearchPage, SearchRequest, SortOrder, Value};
 
@@ -96,6 +98,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The number of events matching `query`.
     async fn count(&self, query: &Query) -> Result<u64, StoreError>;
+
+    /// Event counts per time bucket and the most frequent values of the
+    /// requested fields, over the events matching the request's query.
+    async fn histogram(&self, request: HistogramRequest) -> Result<Histogram, StoreError>;
 
     /// The event with this id, if stored.
     async fn get(&self, id: &EventId) -> Result<Option<StoredEvent>, StoreError>;

@@ -44,7 +44,8 @@ pub enum Field {
     Subresource,
     /// Derived name (keyword).
     Name,
-    /// Derived kind (keyword).
+    /// Derived kind (keyword, compared case-insensitively: `networkpolicy`
+    /// matches `NetworkPolicy`).
     Kind,
     /// `requestURI` (keyword).
     RequestUri,
@@ -153,6 +154,9 @@ pub struct SearchRequest {
     pub after: Option<Cursor>,
     /// Whether to return the original bytes.
     pub include_raw: bool,
+    /// Whether to count every match ([`SearchPage::total`]); costs a pass
+    /// over all of them, which paging through an export does not need.
+    pub count_total: bool,
 }
 
 /// The answer to a [`SearchRequest`].
@@ -160,8 +164,9 @@ pub struct SearchRequest {
 pub struct SearchPage {
     /// The events, in the requested order.
     pub events: Vec<StoredEvent>,
-    /// Total number of events matching the query (all pages).
-    pub total: u64,
+    /// Total number of events matching the query (all pages), when asked
+    /// for with [`SearchRequest::count_total`].
+    pub total: Option<u64>,
     /// Position to continue from; `None` on the last page.
     pub next: Option<Cursor>,
 }

@@ -1,12 +1,30 @@
-//! The query service: timeline search, histograms, streaming export, resource history and diffs over the stored trail.
+//! The query service: timeline search, histograms, streaming export,
+//! resource history and diffs over the stored trail.
 //!
-//! The service is a thin shell: domain logic lives in the library crates under
-//! `crates/`, and the server around it (health, reflection, metrics, shutdown)
-//! in `auditrail-server`. RPCs not built yet answer `UNIMPLEMENTED`.
+//! A thin shell over the `Store` trait: requests are validated and turned
+//! into store query values (`filter`), pages are tied to their request by an
+//! opaque token (`token`), and the domain work lives in the library crates
+//! (`auditrail-selector` for the selector language, `auditrail-versions` for
+//! versions and diffs). The service holds no state besides the store handle,
+//! so any number of replicas can answer.
+//!
+//! Metrics: besides the per-method gRPC metrics of `auditrail-server`,
+//! `query_export_events_total` and `query_export_bytes_total` count what
+//! exports streamed.
+
+mod convert;
+mod export;
+pub mod filter;
+mod history;
+mod search;
+pub mod token;
+
+use std::sync::Arc;
 
 use auditrail_proto::v1;
 use auditrail_proto::v1::query_service_server::{QueryService, QueryServiceServer};
-use auditrail_server::{ServiceConfig, not_built};
+use auditrail_server::ServiceConfig;
+use auditrail_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
@@ -15,6 +33,10 @@ use tonic::{Request, Response, Status};
 pub const DEFAULT_PORT: u16 = 50055;
 /// Default Prometheus port of the standalone query.
 pub const DEFAULT_METRICS_PORT: u16 = 9468;
+/// Largest page of `Search` and `History`.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Page size when a request leaves it at 0.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
 
 /// The query's own settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,7 +48,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            data_dir: "./auditrail-data".into(),
+            data_dir: "./auditrail-data/store".into(),
         }
     }
 }
@@ -36,14 +58,61 @@ pub fn default_config() -> ServiceConfig<Settings> {
     ServiceConfig::local(DEFAULT_PORT, DEFAULT_METRICS_PORT, Settings::default())
 }
 
+/// Opens the embedded store of `settings` (the standalone service; `up`
+/// shares the indexer's store instead).
+pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
+    let store = auditrail_store_tantivy::TantivyStore::open(
+        &settings.data_dir,
+        auditrail_store_tantivy::TantivyOptions::default(),
+    )?;
+    Ok(Arc::new(store))
+}
+
 /// The `QueryService` implementation.
-#[derive(Debug, Clone, Default)]
-pub struct Query {}
+#[derive(Clone)]
+pub struct Query {
+    store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Query").finish_non_exhaustive()
+    }
+}
 
 impl Query {
-    /// The service for `settings`, ready to add to a server.
-    pub fn server(_settings: &Settings) -> QueryServiceServer<Self> {
-        QueryServiceServer::new(Self {})
+    /// A query service reading `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The gRPC service.
+    pub fn server(self) -> QueryServiceServer<Self> {
+        QueryServiceServer::new(self)
+    }
+}
+
+/// The page size a request asks for: 0 is the default, above the maximum
+/// is refused.
+fn page_size(requested: u32) -> Result<usize, Status> {
+    match requested {
+        0 => Ok(DEFAULT_PAGE_SIZE as usize),
+        n if n <= MAX_PAGE_SIZE => Ok(n as usize),
+        n => Err(Status::invalid_argument(format!(
+            "page_size {n} is above the maximum of {MAX_PAGE_SIZE}"
+        ))),
+    }
+}
+
+fn sort_order(sort: i32) -> Result<auditrail_store::SortOrder, Status> {
+    match v1::SortOrder::try_from(sort) {
+        Ok(v1::SortOrder::Unspecified | v1::SortOrder::NewestFirst) => {
+            Ok(auditrail_store::SortOrder::NewestFirst)
+        }
+        Ok(v1::SortOrder::OldestFirst) => Ok(auditrail_store::SortOrder::OldestFirst),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "unknown sort order {sort}"
+        ))),
     }
 }
 
@@ -51,38 +120,51 @@ impl Query {
 impl QueryService for Query {
     async fn search(
         &self,
-        _request: Request<v1::SearchRequest>,
+        request: Request<v1::SearchRequest>,
     ) -> Result<Response<v1::SearchResponse>, Status> {
-        Err(not_built("QueryService.Search"))
+        search::search(&*self.store, request.into_inner(), jiff::Timestamp::now())
+            .await
+            .map(Response::new)
     }
 
     async fn histogram(
         &self,
-        _request: Request<v1::HistogramRequest>,
+        request: Request<v1::HistogramRequest>,
     ) -> Result<Response<v1::HistogramResponse>, Status> {
-        Err(not_built("QueryService.Histogram"))
+        search::histogram(&*self.store, request.into_inner(), jiff::Timestamp::now())
+            .await
+            .map(Response::new)
     }
 
     type ExportStream = BoxStream<v1::ExportChunk>;
 
     async fn export(
         &self,
-        _request: Request<v1::ExportRequest>,
+        request: Request<v1::ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
-        Err(not_built("QueryService.Export"))
+        let stream = export::start(
+            Arc::clone(&self.store),
+            request.get_ref(),
+            jiff::Timestamp::now(),
+        )?;
+        Ok(Response::new(stream))
     }
 
     async fn history(
         &self,
-        _request: Request<v1::HistoryRequest>,
+        request: Request<v1::HistoryRequest>,
     ) -> Result<Response<v1::HistoryResponse>, Status> {
-        Err(not_built("QueryService.History"))
+        history::history(&*self.store, request.into_inner(), jiff::Timestamp::now())
+            .await
+            .map(Response::new)
     }
 
     async fn diff(
         &self,
-        _request: Request<v1::DiffRequest>,
+        request: Request<v1::DiffRequest>,
     ) -> Result<Response<v1::DiffResponse>, Status> {
-        Err(not_built("QueryService.Diff"))
+        history::diff(&*self.store, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

@@ -26,8 +26,14 @@ async fn run() -> anyhow::Result<()> {
         .layers(&auditrail_query::default_config())?
         .flag("data_dir", args.data_dir)
         .extract()?;
+    let store = auditrail_query::open_store(&config.service).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the store in {}: {e}",
+            config.service.data_dir.display()
+        )
+    })?;
     let services =
-        auditrail_server::Services::new().with(auditrail_query::Query::server(&config.service));
+        auditrail_server::Services::new().with(auditrail_query::Query::new(store).server());
     auditrail_server::run_service("auditrail-query", &config, services).await?;
     Ok(())
 }

@@ -163,7 +163,12 @@ fn cmp(a: &Value, b: &Value) -> Option<Ordering> {
 fn equals(e: &IndexedEvent, field: Field, value: &Value) -> bool {
     if let Some(values) = keyword(e, field) {
         let Value::Str(s) = value else { return false };
-        values.iter().any(|v| v == s) || (s.is_empty() && values.is_empty())
+        // Kinds compare case-insensitively.
+        let same = |v: &String| match field {
+            Field::Kind => v.to_lowercase() == s.to_lowercase(),
+            _ => v == s,
+        };
+        values.iter().any(same) || (s.is_empty() && values.is_empty())
     } else {
         scalar(e, field).is_some_and(|v| cmp(&v, value) == Some(Ordering::Equal))
     }
@@ -232,10 +237,12 @@ pub async fn all_pages(
                 limit,
                 after,
                 include_raw: false,
+                count_total: true,
             })
             .await
             .expect("search");
         assert!(page.events.len() <= limit);
+        assert!(page.total.is_some(), "a count was asked for");
         out.extend(page.events);
         match page.next {
             Some(cursor) => after = Some(cursor),

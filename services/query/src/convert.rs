@@ -1,0 +1,118 @@
+//! Mapping between stored events and `auditrail.v1` messages, and between
+//! errors and gRPC statuses.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use auditrail_event::{EventType, UserInfo, parse_line};
+use auditrail_proto::{timestamp, v1};
+use auditrail_store::{StoreError, StoredEvent};
+use serde::Deserialize;
+use tonic::Status;
+
+use crate::filter::FilterError;
+
+pub(crate) fn store_status(err: StoreError) -> Status {
+    match err {
+        StoreError::InvalidRequest(m) => Status::invalid_argument(m),
+        StoreError::Unavailable(m) => Status::unavailable(m),
+        StoreError::Internal(m) => Status::internal(m),
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(filter_status)`
+pub(crate) fn filter_status(err: FilterError) -> Status {
+    Status::invalid_argument(err.0)
+}
+
+fn event_type(t: EventType) -> v1::EventType {
+    match t {
+        EventType::Kube => v1::EventType::Kube,
+        EventType::Ee => v1::EventType::Ee,
+    }
+}
+
+/// The parts of an event the typed view does not keep.
+#[derive(Deserialize, Default)]
+struct Extras<'a> {
+    #[serde(default, borrow)]
+    annotations: HashMap<Cow<'a, str>, Cow<'a, str>>,
+}
+
+fn user(u: &UserInfo<'_>) -> v1::UserInfo {
+    let extra = u
+        .extra
+        .and_then(|raw| serde_json::from_str::<HashMap<String, Vec<String>>>(raw.get()).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, values)| (k, v1::ExtraValue { values }))
+        .collect();
+    v1::UserInfo {
+        username: u.username.to_string(),
+        uid: u.uid.as_deref().unwrap_or_default().to_owned(),
+        groups: u.groups.iter().map(ToString::to_string).collect(),
+        extra,
+    }
+}
+
+fn s(v: Option<&Cow<'_, str>>) -> String {
+    v.map(ToString::to_string).unwrap_or_default()
+}
+
+/// The message of a stored event, with its fields read from the original
+/// bytes (which a store always keeps). `raw` is filled when `include_raw`.
+pub(crate) fn audit_event(
+    stored: StoredEvent,
+    include_raw: bool,
+) -> Result<v1::AuditEvent, Status> {
+    let parsed = parse_line(&stored.raw)
+        .map_err(|e| Status::internal(format!("stored event {} does not parse: {e}", stored.id)))?;
+    let e = &parsed.event;
+    let extras: Extras<'_> = serde_json::from_slice(parsed.raw).unwrap_or_default();
+    let object_ref = e.object_ref.as_ref().map(|o| v1::ObjectReference {
+        resource: s(o.resource.as_ref()),
+        namespace: s(o.namespace.as_ref()),
+        name: s(o.name.as_ref()),
+        uid: s(o.uid.as_ref()),
+        api_group: s(o.api_group.as_ref()),
+        api_version: s(o.api_version.as_ref()),
+        resource_version: s(o.resource_version.as_ref()),
+        subresource: s(o.subresource.as_ref()),
+    });
+    let message = v1::AuditEvent {
+        id: stored.id.to_hex(),
+        cluster: stored.cluster.clone(),
+        r#type: event_type(stored.event_type) as i32,
+        level: e.level.as_str().to_owned(),
+        stage: e.stage.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        audit_id: e.audit_id.to_string(),
+        verb: e.verb.to_string(),
+        user: Some(user(&e.user)),
+        impersonated_user: e.impersonated_user.as_ref().map(user),
+        source_ips: e.source_ips.iter().map(ToString::to_string).collect(),
+        user_agent: s(e.user_agent.as_ref()),
+        object_ref,
+        name: e.derived_name().map(Cow::into_owned).unwrap_or_default(),
+        response_code: e.response_code().unwrap_or(0),
+        request_uri: e.request_uri.to_string(),
+        request_received_timestamp: e.request_received_timestamp.map(timestamp),
+        stage_timestamp: e.stage_timestamp.or(e.timestamp).map(timestamp),
+        api_version: e.api_version().as_str().to_owned(),
+        raw: bytes::Bytes::new(),
+        kind: e.derived_kind().map(Cow::into_owned).unwrap_or_default(),
+        dry_run: e.is_dry_run(),
+        annotations: extras
+            .annotations
+            .into_iter()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+    };
+    Ok(if include_raw {
+        v1::AuditEvent {
+            raw: stored.raw.into(),
+            ..message
+        }
+    } else {
+        message
+    })
+}

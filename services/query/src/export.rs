@@ -1,0 +1,367 @@
+//! `Export`: every matching event as one document, streamed in chunks.
+//!
+//! Memory stays flat whatever the number of events: a task reads the store
+//! one page at a time and sends chunks of at most 1 MiB into a channel of
+//! two, so it runs at most a few chunks ahead of the client and stops as soon
+//! as the client goes away (the channel's receiver is dropped).
+//!
+//! **Windows.** Paging through millions of events with search-after alone
+//! would make every page consider all the events beyond the cursor. The
+//! export instead walks the time range in windows, in the requested order,
+//! and pages within each window: a page then only considers the window's
+//! events, and the embedded store skips whole segments outside it. The
+//! window width adapts to the density of events (doubling while windows
+//! hold few events, halving when they hold many), so sparse and dense trails
+//! both take few windows. Windows are contiguous and disjoint, so the
+//! concatenation of their pages is exactly the ordered result.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use auditrail_proto::v1;
+use auditrail_store::{Cursor, Query, SearchRequest, SortOrder, Store, StoredEvent};
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::mpsc;
+use tonic::Status;
+use tonic::codegen::BoxStream;
+
+use crate::convert::{filter_status, store_status};
+use crate::filter::{resolve_range, time_window, to_query, with_timeline};
+use crate::sort_order;
+
+/// Largest `data` of one chunk.
+pub(crate) const CHUNK_BYTES: usize = 1 << 20;
+/// Events read from the store per page.
+const PAGE_EVENTS: usize = 1000;
+/// Events a window aims to hold.
+const WINDOW_TARGET: u64 = 20_000;
+
+/// An export format: how events are written into the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// A JSON array of the original events.
+    Json,
+    /// The original events, one per line.
+    Ndjson,
+    /// One YAML document per event.
+    Yaml,
+}
+
+impl Format {
+    fn from_proto(format: i32) -> Result<Self, Status> {
+        match v1::ExportFormat::try_from(format) {
+            Ok(v1::ExportFormat::Unspecified | v1::ExportFormat::Json) => Ok(Self::Json),
+            Ok(v1::ExportFormat::Ndjson) => Ok(Self::Ndjson),
+            Ok(v1::ExportFormat::Yaml) => Ok(Self::Yaml),
+            Err(_) => Err(Status::invalid_argument(format!(
+                "unknown export format {format}"
+            ))),
+        }
+    }
+}
+
+/// Writes events into a document, one after the other.
+#[derive(Debug)]
+pub(crate) struct DocumentWriter {
+    format: Format,
+    events: u64,
+}
+
+impl DocumentWriter {
+    /// A writer of an empty document.
+    pub(crate) fn new(format: Format) -> Self {
+        Self { format, events: 0 }
+    }
+
+    /// Appends the event `raw` (its original JSON) to `out`.
+    pub(crate) fn event(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
+        match self.format {
+            Format::Json => {
+                out.extend_from_slice(if self.events == 0 { b"[\n" } else { b",\n" });
+                out.extend_from_slice(raw);
+            }
+            Format::Ndjson => {
+                out.extend_from_slice(raw);
+                out.push(b'\n');
+            }
+            Format::Yaml => {
+                // serde_norway's mapping keeps insertion order, so the YAML
+                // has the original key order.
+                let value: serde_norway::Value = serde_json::from_slice(raw)
+                    .map_err(|e| Status::internal(format!("stored event is not JSON: {e}")))?;
+                let yaml = serde_norway::to_string(&value)
+                    .map_err(|e| Status::internal(format!("cannot render YAML: {e}")))?;
+                out.extend_from_slice(b"---\n");
+                out.extend_from_slice(yaml.as_bytes());
+            }
+        }
+        self.events += 1;
+        Ok(())
+    }
+
+    /// Appends the end of the document to `out`.
+    pub(crate) fn finish(&self, out: &mut Vec<u8>) {
+        if self.format == Format::Json {
+            out.extend_from_slice(if self.events == 0 { b"[]\n" } else { b"\n]\n" });
+        }
+    }
+
+    /// Events written so far.
+    pub(crate) fn events(&self) -> u64 {
+        self.events
+    }
+}
+
+/// Checks the request and starts the export task; the stream is its output.
+pub(crate) fn start(
+    store: Arc<dyn Store>,
+    request: &v1::ExportRequest,
+    now: Timestamp,
+) -> Result<BoxStream<v1::ExportChunk>, Status> {
+    let format = Format::from_proto(request.format)?;
+    let sort = sort_order(request.sort)?;
+    let filter = with_timeline(request.filter.as_ref(), request.timeline);
+    let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(filter_status)?;
+    let query = to_query(&filter, from, to).map_err(filter_status)?;
+    let limit = (request.limit > 0).then_some(request.limit);
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut export = Export {
+            store,
+            sink: tx,
+            writer: DocumentWriter::new(format),
+            buffer: Vec::with_capacity(CHUNK_BYTES * 2),
+            bytes: 0,
+        };
+        match export.run(query, sort, limit).await {
+            Ok(()) => {}
+            Err(Stop::ClientGone) => {
+                tracing::debug!(events = export.writer.events(), "export client went away");
+            }
+            Err(Stop::Failed(status)) => {
+                tracing::warn!(error = %status.message(), "export failed");
+                let _ = export.sink.send(Err(status)).await;
+            }
+        }
+    });
+    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+}
+
+/// Why an export stopped early.
+enum Stop {
+    /// The client closed the stream: nothing more to do.
+    ClientGone,
+    /// The export failed; the client gets this status.
+    Failed(Status),
+}
+
+impl From<Status> for Stop {
+    fn from(status: Status) -> Self {
+        Self::Failed(status)
+    }
+}
+
+struct Export {
+    store: Arc<dyn Store>,
+    sink: mpsc::Sender<Result<v1::ExportChunk, Status>>,
+    writer: DocumentWriter,
+    buffer: Vec<u8>,
+    bytes: u64,
+}
+
+impl Export {
+    async fn run(&mut self, query: Query, sort: SortOrder, limit: Option<u64>) -> Result<(), Stop> {
+        let edge = |sort| self.first(query.clone(), sort);
+        let (Some(oldest), Some(newest)) = (
+            edge(SortOrder::OldestFirst).await?,
+            edge(SortOrder::NewestFirst).await?,
+        ) else {
+            return self.done().await;
+        };
+        // Start with a width that would hold the target if events were
+        // spread evenly, assuming a dense trail; windows adapt from there.
+        let mut width = SignedDuration::from_secs(60);
+        // The next window starts at `edge` (inclusive for the first, then
+        // exactly where the previous one ended).
+        let mut edge = match sort {
+            SortOrder::OldestFirst => oldest,
+            SortOrder::NewestFirst => newest,
+        };
+        let mut first = true;
+        loop {
+            let (lower, upper, last) = match sort {
+                SortOrder::OldestFirst => {
+                    let end = edge.checked_add(width).unwrap_or(Timestamp::MAX);
+                    let last = end > newest;
+                    (Bound::Included(edge), Bound::Excluded(end), last)
+                }
+                SortOrder::NewestFirst => {
+                    let start = edge.checked_sub(width).unwrap_or(Timestamp::MIN);
+                    let last = start <= oldest;
+                    let upper = if first {
+                        Bound::Included(edge)
+                    } else {
+                        Bound::Excluded(edge)
+                    };
+                    (Bound::Included(start), upper, last)
+                }
+            };
+            let window = Query::And(vec![query.clone(), time_window(lower, upper)]);
+            let n = self.window(window, sort, limit).await?;
+            if last || limit.is_some_and(|l| self.writer.events() >= l) {
+                break;
+            }
+            edge = match sort {
+                SortOrder::OldestFirst => edge.checked_add(width).unwrap_or(Timestamp::MAX),
+                SortOrder::NewestFirst => edge.checked_sub(width).unwrap_or(Timestamp::MIN),
+            };
+            first = false;
+            if n < WINDOW_TARGET / 2 {
+                width = width.checked_mul(2).unwrap_or(width);
+            } else if n > WINDOW_TARGET * 2 && width > SignedDuration::from_micros(2) {
+                width /= 2;
+            }
+        }
+        self.done().await
+    }
+
+    /// The first matching event in `sort` order.
+    async fn first(&self, query: Query, sort: SortOrder) -> Result<Option<Timestamp>, Status> {
+        let page = self
+            .store
+            .search(SearchRequest {
+                query,
+                sort,
+                limit: 1,
+                after: None,
+                include_raw: false,
+                count_total: false,
+            })
+            .await
+            .map_err(store_status)?;
+        Ok(page.events.first().map(|e| e.time))
+    }
+
+    /// Writes every event of one window; returns how many.
+    async fn window(
+        &mut self,
+        query: Query,
+        sort: SortOrder,
+        limit: Option<u64>,
+    ) -> Result<u64, Stop> {
+        let mut after: Option<Cursor> = None;
+        let mut n = 0;
+        loop {
+            let want = match limit {
+                Some(l) => {
+                    let left = l.saturating_sub(self.writer.events());
+                    if left == 0 {
+                        return Ok(n);
+                    }
+                    usize::try_from(left)
+                        .unwrap_or(PAGE_EVENTS)
+                        .min(PAGE_EVENTS)
+                }
+                None => PAGE_EVENTS,
+            };
+            let page = self
+                .store
+                .search(SearchRequest {
+                    query: query.clone(),
+                    sort,
+                    limit: want,
+                    after,
+                    include_raw: true,
+                    count_total: false,
+                })
+                .await
+                .map_err(store_status)?;
+            n += page.events.len() as u64;
+            self.events(page.events).await?;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(n),
+            }
+        }
+    }
+
+    async fn events(&mut self, events: Vec<StoredEvent>) -> Result<(), Stop> {
+        for event in events {
+            self.writer.event(&event.raw, &mut self.buffer)?;
+            while self.buffer.len() >= CHUNK_BYTES {
+                let rest = self.buffer.split_off(CHUNK_BYTES);
+                let data = std::mem::replace(&mut self.buffer, rest);
+                self.send(data, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, data: Vec<u8>, done: Option<v1::ExportSummary>) -> Result<(), Stop> {
+        self.bytes += data.len() as u64;
+        metrics::counter!("query_export_bytes_total").increment(data.len() as u64);
+        let chunk = v1::ExportChunk {
+            data,
+            events_so_far: self.writer.events(),
+            done,
+        };
+        self.sink
+            .send(Ok(chunk))
+            .await
+            .map_err(|_| Stop::ClientGone)
+    }
+
+    async fn done(&mut self) -> Result<(), Stop> {
+        self.writer.finish(&mut self.buffer);
+        metrics::counter!("query_export_events_total").increment(self.writer.events());
+        let data = std::mem::take(&mut self.buffer);
+        let total_bytes = self.bytes + data.len() as u64;
+        let summary = v1::ExportSummary {
+            total_events: self.writer.events(),
+            total_bytes,
+        };
+        self.send(data, Some(summary)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document(format: Format, events: &[&str]) -> String {
+        let mut writer = DocumentWriter::new(format);
+        let mut out = Vec::new();
+        for e in events {
+            writer.event(e.as_bytes(), &mut out).expect("event");
+        }
+        writer.finish(&mut out);
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn json_is_an_array_of_the_original_bytes() {
+        assert_eq!(document(Format::Json, &[]), "[]\n");
+        let doc = document(Format::Json, &[r#"{"b":1, "a":2}"#, r#"{"c":3}"#]);
+        assert_eq!(doc, "[\n{\"b\":1, \"a\":2},\n{\"c\":3}\n]\n");
+        let parsed: serde_json::Value = serde_json::from_str(&doc).expect("json");
+        assert_eq!(parsed.as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn ndjson_is_the_log_lines() {
+        assert_eq!(document(Format::Ndjson, &[]), "");
+        assert_eq!(
+            document(Format::Ndjson, &[r#"{"b":1}"#, r#"{"c":3}"#]),
+            "{\"b\":1}\n{\"c\":3}\n"
+        );
+    }
+
+    #[test]
+    fn yaml_keeps_key_order_in_separate_documents() {
+        let doc = document(
+            Format::Yaml,
+            &[r#"{"b":1,"a":{"y":2,"x":3}}"#, r#"{"c":"d"}"#],
+        );
+        assert_eq!(doc, "---\nb: 1\na:\n  y: 2\n  x: 3\n---\nc: d\n");
+    }
+}

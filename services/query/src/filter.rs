@@ -1,0 +1,289 @@
+//! From a `Filter` message to a store query: time expressions, the timeline
+//! defaults, and the fingerprint that ties a page token to its filter.
+//!
+//! Every condition becomes a node of the store's `Query` value; the selector
+//! is parsed by `auditrail-selector` into the same value. Nothing here builds
+//! query text.
+
+use std::ops::Bound;
+
+use auditrail_proto::v1;
+use auditrail_store::{Field, Query, Value};
+use jiff::{SignedDuration, Timestamp};
+
+/// A filter the service refuses, with the reason shown to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FilterError(pub String);
+
+fn bad(message: impl Into<String>) -> FilterError {
+    FilterError(message.into())
+}
+
+/// Parses a time of a filter: RFC 3339 with an offset, `now`, or
+/// `now-<n><unit>` with unit `s`, `m`, `h`, `d` or `w`.
+pub fn parse_time(text: &str, now: Timestamp, what: &str) -> Result<Timestamp, FilterError> {
+    let text = text.trim();
+    if let Some(rest) = text.strip_prefix("now") {
+        if rest.is_empty() {
+            return Ok(now);
+        }
+        let relative = rest.strip_prefix('-').ok_or_else(|| {
+            bad(format!(
+                "{what} {text:?}: expected `now` or `now-<n><unit>` (unit s, m, h, d or w)"
+            ))
+        })?;
+        let split = relative
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(relative.len());
+        let (digits, unit) = relative.split_at(split);
+        let n: i64 = digits.parse().map_err(|_| {
+            bad(format!(
+                "{what} {text:?}: expected a number after `now-`, e.g. `now-15m`"
+            ))
+        })?;
+        let seconds_per_unit = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 604_800,
+            _ => {
+                return Err(bad(format!(
+                    "{what} {text:?}: unknown unit {unit:?}; expected s, m, h, d or w"
+                )));
+            }
+        };
+        return n
+            .checked_mul(seconds_per_unit)
+            .map(SignedDuration::from_secs)
+            .and_then(|d| now.checked_sub(d).ok())
+            .ok_or_else(|| bad(format!("{what} {text:?} is too far in the past")));
+    }
+    text.parse::<Timestamp>().map_err(|e| {
+        bad(format!(
+            "{what} {text:?} is not a time: expected RFC 3339 with an offset \
+             (2024-05-01T10:00:00Z) or now-<n><unit> ({e})"
+        ))
+    })
+}
+
+/// The time range of a filter, resolved against `now`: `from` inclusive
+/// (`None`: unbounded), `to` exclusive (default `now`).
+pub fn resolve_range(
+    from: &str,
+    to: &str,
+    now: Timestamp,
+) -> Result<(Option<Timestamp>, Timestamp), FilterError> {
+    let from = (!from.trim().is_empty())
+        .then(|| parse_time(from, now, "from"))
+        .transpose()?;
+    let to = if to.trim().is_empty() {
+        now
+    } else {
+        parse_time(to, now, "to")?
+    };
+    if let Some(from) = from
+        && from > to
+    {
+        return Err(bad(format!("from ({from}) is after to ({to})")));
+    }
+    Ok((from, to))
+}
+
+fn strings(field: Field, values: &[String]) -> Option<Query> {
+    match values {
+        [] => None,
+        [one] => Some(Query::eq(field, one.clone())),
+        many => Some(Query::In(
+            field,
+            many.iter().map(|v| Value::Str(v.clone())).collect(),
+        )),
+    }
+}
+
+fn object_ref(r: &v1::ObjectRefFilter) -> Query {
+    let parts: Vec<Query> = [
+        (Field::ObjectName, &r.name),
+        (Field::Namespace, &r.namespace),
+        (Field::Resource, &r.resource),
+        (Field::ApiGroup, &r.api_group),
+        (Field::ApiVersion, &r.api_version),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(f, v)| Query::eq(f, v.clone()))
+    .collect();
+    Query::And(parts)
+}
+
+/// A filter with the timeline defaults applied when asked.
+pub fn with_timeline(filter: Option<&v1::Filter>, timeline: bool) -> v1::Filter {
+    let mut filter = filter.cloned().unwrap_or_default();
+    if timeline {
+        filter.levels = vec!["RequestResponse".to_owned()];
+        filter.stages = vec!["ResponseComplete".to_owned()];
+        filter.exclude_dry_run = true;
+    }
+    filter
+}
+
+/// The store query of `filter` over the time range `[from, to)`.
+pub fn to_query(
+    filter: &v1::Filter,
+    from: Option<Timestamp>,
+    to: Timestamp,
+) -> Result<Query, FilterError> {
+    let mut all = Vec::new();
+    match v1::TypeFilter::try_from(filter.r#type) {
+        Ok(v1::TypeFilter::Unspecified | v1::TypeFilter::Any) => {}
+        Ok(v1::TypeFilter::Kube) => all.push(Query::eq(Field::Type, "kube")),
+        Ok(v1::TypeFilter::Ee) => all.push(Query::eq(Field::Type, "ee")),
+        Err(_) => return Err(bad(format!("unknown type filter {}", filter.r#type))),
+    }
+    all.extend(strings(Field::Cluster, &filter.clusters));
+    all.push(Query::time_range(from, Some(to)));
+    all.extend(strings(Field::Kind, &filter.kinds));
+    if !filter.object_refs.is_empty() {
+        all.push(Query::Or(
+            filter.object_refs.iter().map(object_ref).collect(),
+        ));
+    }
+    all.extend(strings(Field::Verb, &filter.verbs));
+    all.extend(strings(Field::Username, &filter.authors));
+    if !filter.response_codes.is_empty() {
+        all.push(Query::In(
+            Field::ResponseCode,
+            filter
+                .response_codes
+                .iter()
+                .map(|c| Value::Int(i64::from(*c)))
+                .collect(),
+        ));
+    }
+    all.extend(strings(Field::Stage, &filter.stages));
+    all.extend(strings(Field::Level, &filter.levels));
+    if filter.exclude_dry_run {
+        all.push(Query::Eq(Field::DryRun, Value::Bool(false)));
+    }
+    if !filter.selector.trim().is_empty() {
+        let selector = auditrail_selector::parse(&filter.selector)
+            .map_err(|e| bad(format!("selector {e}")))?;
+        all.push(selector);
+    }
+    Ok(Query::And(all))
+}
+
+/// A time range bound as a query (used to narrow windows of an export).
+pub fn time_window(lower: Bound<Timestamp>, upper: Bound<Timestamp>) -> Query {
+    Query::Range {
+        field: Field::Time,
+        lower: lower.map(Value::Time),
+        upper: upper.map(Value::Time),
+    }
+}
+
+/// A digest of everything that defines a result set and its order, so that
+/// a page token is only accepted for the request it was issued for.
+pub fn fingerprint(parts: &[&dyn ErasedMessage]) -> [u8; 16] {
+    let mut hasher = blake3::Hasher::new();
+    for part in parts {
+        let bytes = part.encoded();
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    let mut out = [0; 16];
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    out
+}
+
+/// A protobuf message (or scalar) in its canonical encoding, for
+/// [`fingerprint`].
+pub trait ErasedMessage {
+    /// The bytes that identify the value.
+    fn encoded(&self) -> Vec<u8>;
+}
+
+impl<M: prost::Message> ErasedMessage for M {
+    fn encoded(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-03-01T12:00:00Z".parse().expect("time")
+    }
+
+    #[test]
+    fn times_absolute_and_relative() {
+        let t = |s| parse_time(s, now(), "from");
+        assert_eq!(t("now"), Ok(now()));
+        assert_eq!(t("now-15m").expect("t").to_string(), "2026-03-01T11:45:00Z");
+        assert_eq!(t("now-2d").expect("t").to_string(), "2026-02-27T12:00:00Z");
+        assert_eq!(t("now-1w").expect("t").to_string(), "2026-02-22T12:00:00Z");
+        assert_eq!(
+            t("2024-05-01T12:00:00+02:00").expect("t").to_string(),
+            "2024-05-01T10:00:00Z"
+        );
+        for bad in [
+            "now+1h",
+            "now-",
+            "now-5y",
+            "now-x",
+            "yesterday",
+            "2024-05-01T10:00:00",
+            "",
+        ] {
+            let err = t(bad).expect_err(bad);
+            assert!(err.0.contains("from"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn range_defaults_and_order() {
+        assert_eq!(resolve_range("", "", now()), Ok((None, now())));
+        let err = resolve_range("now", "now-1h", now()).expect_err("reversed");
+        assert!(err.0.contains("after"), "{err}");
+    }
+
+    #[test]
+    fn timeline_defaults_override_levels_stages_and_dry_run() {
+        let f = v1::Filter {
+            levels: vec!["Metadata".into()],
+            verbs: vec!["patch".into()],
+            ..v1::Filter::default()
+        };
+        let t = with_timeline(Some(&f), true);
+        assert_eq!(t.levels, ["RequestResponse"]);
+        assert_eq!(t.stages, ["ResponseComplete"]);
+        assert!(t.exclude_dry_run);
+        assert_eq!(t.verbs, ["patch"]);
+        assert_eq!(with_timeline(Some(&f), false), f);
+    }
+
+    #[test]
+    fn selector_errors_are_filter_errors() {
+        let f = v1::Filter {
+            selector: "verb <".into(),
+            ..v1::Filter::default()
+        };
+        let err = to_query(&f, None, now()).expect_err("bad selector");
+        assert!(err.0.starts_with("selector"), "{err}");
+    }
+
+    #[test]
+    fn fingerprints_differ_by_content() {
+        let a = v1::Filter {
+            verbs: vec!["get".into()],
+            ..v1::Filter::default()
+        };
+        let b = v1::Filter::default();
+        assert_ne!(fingerprint(&[&a, &1i32]), fingerprint(&[&b, &1i32]));
+        assert_ne!(fingerprint(&[&a, &1i32]), fingerprint(&[&a, &2i32]));
+        assert_eq!(fingerprint(&[&a, &1i32]), fingerprint(&[&a.clone(), &1i32]));
+    }
+}

@@ -1,0 +1,320 @@
+//! `History` (the versions of one resource) and `Diff` (two versions).
+//!
+//! A version is a successful (2xx) create, update, patch or delete at stage
+//! `ResponseComplete`: exactly the events that changed the resource. Its
+//! object comes from `auditrail-versions`; a delete that answered a
+//! `Status` takes the object of the version before it, looked up in the
+//! store when it is not on the same page.
+
+use auditrail_event::EventId;
+use auditrail_proto::{timestamp, v1};
+use auditrail_store::{Cursor, Field, Query, SearchRequest, SortOrder, Store, StoredEvent, Value};
+use auditrail_versions::{Version, VersionError, diff_objects, version_of};
+use jiff::Timestamp;
+use serde_json::Value as Json;
+use std::ops::Bound;
+use tonic::Status;
+
+use crate::convert::{filter_status, store_status};
+use crate::filter::{fingerprint, resolve_range};
+use crate::page_size;
+use crate::token::PageToken;
+
+/// The verbs that change a resource.
+const WRITE_VERBS: [&str; 4] = ["create", "update", "patch", "delete"];
+/// Most context lines of a diff.
+const MAX_CONTEXT: u32 = 1000;
+
+fn version_status(id: &EventId, e: &VersionError) -> Status {
+    Status::internal(format!("stored event {id} cannot be read: {e}"))
+}
+
+/// Which resource, in which cluster.
+struct Target<'a> {
+    cluster: &'a str,
+    api_group: &'a str,
+    resource: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+}
+
+/// The events that are versions of `target`.
+fn versions_query(target: &Target<'_>) -> Query {
+    Query::And(vec![
+        Query::eq(Field::Cluster, target.cluster),
+        Query::eq(Field::ApiGroup, target.api_group),
+        Query::eq(Field::Resource, target.resource),
+        Query::eq(Field::Namespace, target.namespace),
+        Query::eq(Field::Name, target.name),
+        Query::eq(Field::Subresource, ""),
+        Query::eq(Field::Stage, "ResponseComplete"),
+        Query::In(
+            Field::Verb,
+            WRITE_VERBS
+                .iter()
+                .map(|v| Value::Str((*v).to_owned()))
+                .collect(),
+        ),
+        Query::Range {
+            field: Field::ResponseCode,
+            lower: Bound::Included(Value::Int(200)),
+            upper: Bound::Excluded(Value::Int(300)),
+        },
+    ])
+}
+
+/// The single cluster of the store, when the request names none.
+async fn only_cluster(store: &dyn Store) -> Result<Option<String>, Status> {
+    let mut clusters: Vec<String> = store
+        .stats()
+        .await
+        .map_err(store_status)?
+        .into_iter()
+        .map(|s| s.cluster)
+        .collect();
+    clusters.dedup();
+    match clusters.len() {
+        0 | 1 => Ok(clusters.pop()),
+        n => Err(Status::invalid_argument(format!(
+            "the store holds {n} clusters ({}); name one in `cluster`",
+            clusters.join(", ")
+        ))),
+    }
+}
+
+/// The object of the version just before `cursor` (for a delete that
+/// carried none): the newest earlier version that has one.
+async fn object_before(
+    store: &dyn Store,
+    query: &Query,
+    cursor: Cursor,
+) -> Result<Option<Json>, Status> {
+    let page = store
+        .search(SearchRequest {
+            query: query.clone(),
+            sort: SortOrder::NewestFirst,
+            limit: 10,
+            after: Some(cursor),
+            include_raw: true,
+            count_total: false,
+        })
+        .await
+        .map_err(store_status)?;
+    for event in page.events {
+        let version = version_of(&event.raw).map_err(|e| version_status(&event.id, &e))?;
+        if version.object.is_some() {
+            return Ok(version.object);
+        }
+    }
+    Ok(None)
+}
+
+fn resource_version(id: &EventId, version: &Version, object: Option<&Json>) -> v1::ResourceVersion {
+    let metadata = |key: &str| {
+        object
+            .and_then(|o| o.get("metadata"))
+            .and_then(|m| m.get(key))
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    v1::ResourceVersion {
+        event_id: id.to_hex(),
+        time: version.time.map(timestamp),
+        user: version.user.clone(),
+        verb: version.verb.clone(),
+        resource_version: metadata("resourceVersion"),
+        response_code: version.response_code.unwrap_or(0),
+        object: object
+            .map(|o| serde_json::to_vec(o).unwrap_or_default())
+            .unwrap_or_default(),
+        deleted: version.deleted,
+        uid: metadata("uid"),
+        kind: version.kind.clone(),
+    }
+}
+
+pub(crate) async fn history(
+    store: &dyn Store,
+    request: v1::HistoryRequest,
+    now: Timestamp,
+) -> Result<v1::HistoryResponse, Status> {
+    if request.resource.is_empty() || request.name.is_empty() {
+        return Err(Status::invalid_argument("resource and name are required"));
+    }
+    let limit = page_size(request.page_size)?;
+    let print = fingerprint(&[&v1::HistoryRequest {
+        page_size: 0,
+        page_token: String::new(),
+        ..request.clone()
+    }]);
+    let cluster = if request.cluster.is_empty() {
+        match only_cluster(store).await? {
+            Some(c) => c,
+            None => return Ok(v1::HistoryResponse::default()),
+        }
+    } else {
+        request.cluster.clone()
+    };
+    let (from, to, after) = if request.page_token.is_empty() {
+        let (from, to) = resolve_range(&request.from, &request.to, now).map_err(filter_status)?;
+        (from, to, None)
+    } else {
+        let token = PageToken::decode(&request.page_token, print).map_err(filter_status)?;
+        (token.from, token.to, Some(token.after))
+    };
+    let versions = versions_query(&Target {
+        cluster: &cluster,
+        api_group: &request.api_group,
+        resource: &request.resource,
+        namespace: &request.namespace,
+        name: &request.name,
+    });
+    let page = store
+        .search(SearchRequest {
+            query: Query::And(vec![versions.clone(), Query::time_range(from, Some(to))]),
+            sort: SortOrder::OldestFirst,
+            limit,
+            after,
+            include_raw: true,
+            count_total: false,
+        })
+        .await
+        .map_err(store_status)?;
+    let mut out = Vec::with_capacity(page.events.len());
+    let mut previous: Option<Json> = None;
+    for event in &page.events {
+        let version = version_of(&event.raw).map_err(|e| version_status(&event.id, &e))?;
+        let object = match (&version.object, version.deleted) {
+            (Some(o), _) => Some(o.clone()),
+            (None, true) => match previous.clone() {
+                Some(o) => Some(o),
+                None => object_before(store, &versions, cursor(event)).await?,
+            },
+            (None, false) => None,
+        };
+        out.push(resource_version(&event.id, &version, object.as_ref()));
+        previous = object;
+    }
+    let next_page_token = page
+        .next
+        .map(|after| {
+            PageToken {
+                fingerprint: print,
+                from,
+                to,
+                after,
+            }
+            .encode()
+        })
+        .unwrap_or_default();
+    Ok(v1::HistoryResponse {
+        versions: out,
+        next_page_token,
+    })
+}
+
+fn cursor(event: &StoredEvent) -> Cursor {
+    Cursor {
+        time: event.time,
+        id: event.id,
+    }
+}
+
+async fn event(store: &dyn Store, text: &str, side: &str) -> Result<StoredEvent, Status> {
+    if text.is_empty() {
+        return Err(Status::invalid_argument(format!("{side} is required")));
+    }
+    let id: EventId = text.parse().map_err(|_| {
+        Status::invalid_argument(format!(
+            "{side} {text:?} is not an event id (64 hex digits)"
+        ))
+    })?;
+    store
+        .get(&id)
+        .await
+        .map_err(store_status)?
+        .ok_or_else(|| Status::not_found(format!("no event with id {text}")))
+}
+
+/// A version with its object, for a diff: a delete without an object takes
+/// the previous version's.
+async fn diff_side(
+    store: &dyn Store,
+    event: &StoredEvent,
+) -> Result<(Version, Option<Json>), Status> {
+    let version = version_of(&event.raw).map_err(|e| version_status(&event.id, &e))?;
+    let object = match (&version.object, version.deleted) {
+        (Some(o), _) => Some(o.clone()),
+        (None, true) => {
+            let query = versions_query(&Target {
+                cluster: &event.cluster,
+                api_group: &version.key.api_group,
+                resource: &version.key.resource,
+                namespace: &version.key.namespace,
+                name: &version.key.name,
+            });
+            object_before(store, &query, cursor(event)).await?
+        }
+        (None, false) => None,
+    };
+    Ok((version, object))
+}
+
+pub(crate) async fn diff(
+    store: &dyn Store,
+    request: v1::DiffRequest,
+) -> Result<v1::DiffResponse, Status> {
+    let context = request.context_lines.unwrap_or(3);
+    if context > MAX_CONTEXT {
+        return Err(Status::invalid_argument(format!(
+            "context_lines {context} is above the maximum of {MAX_CONTEXT}"
+        )));
+    }
+    let from_event = event(store, &request.from_event_id, "from_event_id").await?;
+    let to_event = event(store, &request.to_event_id, "to_event_id").await?;
+    let (from, from_object) = diff_side(store, &from_event).await?;
+    let (to, to_object) = diff_side(store, &to_event).await?;
+    if from_event.cluster != to_event.cluster || from.key != to.key {
+        return Err(Status::failed_precondition(format!(
+            "the events are about different resources: {}/{} {}/{} in {} and {}/{} {}/{} in {}",
+            from.key.api_group,
+            from.key.resource,
+            from.key.namespace,
+            from.key.name,
+            from_event.cluster,
+            to.key.api_group,
+            to.key.resource,
+            to.key.namespace,
+            to.key.name,
+            to_event.cluster
+        )));
+    }
+    let missing = |id: &str| {
+        Status::failed_precondition(format!(
+            "event {id} carries no object (it was logged below level RequestResponse, or is \
+             not a successful write)"
+        ))
+    };
+    let left = from_object
+        .as_ref()
+        .ok_or_else(|| missing(&request.from_event_id))?;
+    let right = to_object
+        .as_ref()
+        .ok_or_else(|| missing(&request.to_event_id))?;
+    let diff = diff_objects(
+        left,
+        right,
+        request.ignore_noisy_metadata,
+        context as usize,
+        &request.from_event_id,
+        &request.to_event_id,
+    )
+    .map_err(|e| Status::internal(e.to_string()))?;
+    Ok(v1::DiffResponse {
+        unified_diff: diff.unified,
+        from: Some(resource_version(&from_event.id, &from, Some(left))),
+        to: Some(resource_version(&to_event.id, &to, Some(right))),
+        identical: diff.identical,
+    })
+}
