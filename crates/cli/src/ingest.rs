@@ -6,10 +6,7 @@ use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
 use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
 
-fn time(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
-        .map_or_else(|| "-".to_owned(), |t| t.to_string())
-}
+use crate::format_time as time;
 
 /// Prints events stored per cluster and type.
 pub(crate) async fn stats(server: &str) -> anyhow::Result<()> {

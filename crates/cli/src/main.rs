@@ -8,6 +8,7 @@ use anyhow::Context as _;
 
 mod health;
 mod ingest;
+mod query;
 mod services;
 mod up;
 
@@ -22,8 +23,30 @@ pub(crate) async fn connect(server: &str) -> anyhow::Result<tonic::transport::Ch
         .with_context(|| format!("cannot reach {server}"))
 }
 
+/// A protobuf time as RFC 3339 UTC with microseconds (the audit log's own
+/// precision, and fixed width so that columns line up); `-` when unset.
+pub(crate) fn format_time(t: Option<&prost_types::Timestamp>) -> String {
+    t.and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
+        .map_or_else(
+            || "-".to_owned(),
+            |t| t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        )
+}
+
 /// The default address clients connect to: the local all-in-one server.
 const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
+
+/// Largest answer a client accepts: a page of up to 1000 events with their
+/// original bytes.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The server a client subcommand talks to.
+#[derive(Debug, clap::Args)]
+struct ServerArg {
+    /// The server to ask.
+    #[arg(long, default_value = DEFAULT_SERVER, env = "AUDITRAIL_SERVER")]
+    server: String,
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,30 +65,45 @@ enum Command {
     Up(Box<up::UpArgs>),
     /// Ask a server whether each auditrail service is serving.
     Health {
-        /// The server to ask.
-        #[arg(long, default_value = DEFAULT_SERVER, env = "AUDITRAIL_SERVER")]
-        server: String,
+        #[command(flatten)]
+        server: ServerArg,
         /// Print JSON instead of a table.
         #[arg(long, short = 'o', value_enum, default_value_t = health::Output::Text)]
         output: health::Output,
     },
     /// Events stored per cluster and type.
-    Stats {
-        /// The server to ask.
-        #[arg(long, default_value = DEFAULT_SERVER, env = "AUDITRAIL_SERVER")]
-        server: String,
-    },
+    Stats(ServerArg),
     /// What the ingestor is reading: sources, checkpoints, dead letters.
-    IngestStatus {
-        /// The server to ask.
-        #[arg(long, default_value = DEFAULT_SERVER, env = "AUDITRAIL_SERVER")]
-        server: String,
-    },
+    IngestStatus(ServerArg),
     /// List the gRPC services a server offers (through gRPC reflection).
-    Services {
-        /// The server to ask.
-        #[arg(long, default_value = DEFAULT_SERVER, env = "AUDITRAIL_SERVER")]
-        server: String,
+    Services(ServerArg),
+    /// Search the trail: a table of what happened, or the events themselves.
+    Search {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        args: Box<query::SearchArgs>,
+    },
+    /// Export every matching event to a file (JSON, NDJSON or YAML).
+    Export {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        args: Box<query::ExportArgs>,
+    },
+    /// Every version of one resource: who changed it, when, how.
+    History {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        args: query::HistoryArgs,
+    },
+    /// What changed between two versions (event ids from `history`).
+    Diff {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        args: query::DiffArgs,
     },
 }
 
@@ -84,9 +122,13 @@ async fn run() -> anyhow::Result<()> {
                 .context("`up` was parsed without its arguments")?;
             up::run(*args, up_matches).await
         }
-        Command::Health { server, output } => health::run(&server, output).await,
-        Command::Services { server } => services::run(&server).await,
-        Command::Stats { server } => ingest::stats(&server).await,
-        Command::IngestStatus { server } => ingest::status(&server).await,
+        Command::Health { server, output } => health::run(&server.server, output).await,
+        Command::Services(s) => services::run(&s.server).await,
+        Command::Stats(s) => ingest::stats(&s.server).await,
+        Command::IngestStatus(s) => ingest::status(&s.server).await,
+        Command::Search { server, args } => query::search(&server.server, *args).await,
+        Command::Export { server, args } => query::export(&server.server, *args).await,
+        Command::History { server, args } => query::history(&server.server, args).await,
+        Command::Diff { server, args } => query::diff(&server.server, args).await,
     }
 }

@@ -32,7 +32,8 @@ fn version_status(id: &EventId, e: &VersionError) -> Status {
 /// Which resource, in which cluster.
 struct Target<'a> {
     cluster: &'a str,
-    api_group: &'a str,
+    /// `None`: any group.
+    api_group: Option<&'a str>,
     resource: &'a str,
     namespace: &'a str,
     name: &'a str,
@@ -40,9 +41,11 @@ struct Target<'a> {
 
 /// The events that are versions of `target`.
 fn versions_query(target: &Target<'_>) -> Query {
-    Query::And(vec![
-        Query::eq(Field::Cluster, target.cluster),
-        Query::eq(Field::ApiGroup, target.api_group),
+    let mut all = vec![Query::eq(Field::Cluster, target.cluster)];
+    if let Some(group) = target.api_group {
+        all.push(Query::eq(Field::ApiGroup, group));
+    }
+    all.extend([
         Query::eq(Field::Resource, target.resource),
         Query::eq(Field::Namespace, target.namespace),
         Query::eq(Field::Name, target.name),
@@ -60,7 +63,8 @@ fn versions_query(target: &Target<'_>) -> Query {
             lower: Bound::Included(Value::Int(200)),
             upper: Bound::Excluded(Value::Int(300)),
         },
-    ])
+    ]);
+    Query::And(all)
 }
 
 /// The single cluster of the store, when the request names none.
@@ -165,7 +169,11 @@ pub(crate) async fn history(
     };
     let versions = versions_query(&Target {
         cluster: &cluster,
-        api_group: &request.api_group,
+        api_group: match request.api_group.as_str() {
+            "" => None,
+            "core" => Some(""),
+            group => Some(group),
+        },
         resource: &request.resource,
         namespace: &request.namespace,
         name: &request.name,
@@ -249,7 +257,7 @@ async fn diff_side(
         (None, true) => {
             let query = versions_query(&Target {
                 cluster: &event.cluster,
-                api_group: &version.key.api_group,
+                api_group: Some(&version.key.api_group),
                 resource: &version.key.resource,
                 namespace: &version.key.namespace,
                 name: &version.key.name,
