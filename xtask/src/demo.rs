@@ -4,7 +4,9 @@
 //! Calico events, with a rotated backup), starts `auditrail up` on free
 //! loopback ports with a fresh data directory, shows that the five services
 //! answer gRPC health and reflection, waits until the sample is indexed and
-//! shows what was stored, then stops the server with SIGTERM.
+//! shows what was stored, prints a timeline page and the history and diff of
+//! the sample's most-changed network policy, then stops the server with
+//! SIGTERM.
 
 use std::path::Path;
 use std::process::Command;
@@ -95,10 +97,72 @@ fn demo(exe: &Path, dir: &Path) -> anyhow::Result<()> {
     println!("\n==> auditrail ingest-status --server {url}");
     client(exe, &["ingest-status", "--server", &url])?;
 
+    println!("\n==> auditrail search --timeline --limit 10 --server {url}");
+    client(exe, &["search", "--timeline", "--limit", "10", "--server", &url])?;
+    history_and_diff(exe, &url)?;
+
     println!("\n==> SIGTERM: graceful shutdown");
     let status = server.stop()?;
     println!("\nauditrail stopped cleanly ({status}).");
     Ok(())
+}
+
+/// Shows the history of the network policy changed most often in the sample,
+/// and the diff between its last two versions.
+fn history_and_diff(exe: &Path, url: &str) -> anyhow::Result<()> {
+    let updates = client_output(
+        exe,
+        &[
+            "search", "--timeline", "--kind", "NetworkPolicy", "--verb", "update", "--verb",
+            "patch", "--limit", "1000", "-o", "ndjson", "--server", url,
+        ],
+    )?;
+    let mut changes: std::collections::BTreeMap<(String, String), usize> =
+        std::collections::BTreeMap::new();
+    for line in updates.lines() {
+        let event: serde_json::Value = serde_json::from_str(line)?;
+        let field = |key: &str| event["objectRef"][key].as_str().unwrap_or("").to_owned();
+        *changes.entry((field("namespace"), field("name"))).or_default() += 1;
+    }
+    let Some(((namespace, name), _)) = changes.into_iter().max_by_key(|(_, n)| *n) else {
+        println!("\n(the sample has no network policy updates)");
+        return Ok(());
+    };
+    let object = format!("{namespace}/{name}");
+    println!("\n==> auditrail history networkpolicies {object} --server {url}");
+    client(exe, &["history", "networkpolicies", &object, "--server", url])?;
+    let history = client_output(
+        exe,
+        &["history", "networkpolicies", &object, "-o", "json", "--server", url],
+    )?;
+    let versions: Vec<serde_json::Value> = serde_json::from_str(&history)?;
+    let ids: Vec<&str> = versions
+        .iter()
+        .filter(|v| !v["object"].is_null() && v["deleted"] == false)
+        .filter_map(|v| v["eventId"].as_str())
+        .collect();
+    if let [.., from, to] = ids.as_slice() {
+        println!("\n==> auditrail diff --ignore-noise {from} {to} --server {url}");
+        client(exe, &["diff", "--ignore-noise", from, to, "--server", url])?;
+    }
+    Ok(())
+}
+
+/// Runs a client command and returns what it printed.
+fn client_output(exe: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(exe)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run auditrail {}", args.join(" ")))?;
+    if !output.status.success() {
+        bail!(
+            "auditrail {} failed with {}: {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    String::from_utf8(output.stdout).context("auditrail printed something that is not UTF-8")
 }
 
 fn client(exe: &Path, args: &[&str]) -> anyhow::Result<()> {
