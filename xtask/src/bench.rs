@@ -6,6 +6,10 @@
 //!   `auditrail-indexer` as separate processes over loopback gRPC, timed
 //!   until the indexer has committed every event; events/s, MB/s and the
 //!   peak RSS of each process.
+//! - `query`: p50/p99 latency of timeline pages, filtered searches, counts
+//!   and histograms, and export MB/s, over loopback gRPC on a store of
+//!   `--events` generated events (built once and kept under the target
+//!   directory; see `services/query/benches/query.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -20,10 +24,11 @@ use crate::process::{ServerProcess, counter, fetch_metrics};
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmark: `parse`, `ingest`, or all.
-    #[arg(value_parser = ["parse", "ingest", "all"], default_value = "all")]
+    /// Which benchmark: `parse`, `ingest`, `query`, or all.
+    #[arg(value_parser = ["parse", "ingest", "query", "all"], default_value = "all")]
     which: String,
-    /// Events in the `ingest` benchmark's log.
+    /// Events in the `ingest` benchmark's log and the `query` benchmark's
+    /// store.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
 }
@@ -35,6 +40,19 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if matches!(args.which.as_str(), "ingest" | "all") {
         ingest(args.events)?;
+    }
+    if matches!(args.which.as_str(), "query" | "all") {
+        let events = args.events.to_string();
+        run_cmd(cargo().args([
+            "bench",
+            "-p",
+            "auditrail-query",
+            "--bench",
+            "query",
+            "--",
+            "--events",
+            &events,
+        ]))?;
     }
     Ok(())
 }

@@ -98,7 +98,10 @@ fn demo(exe: &Path, dir: &Path) -> anyhow::Result<()> {
     client(exe, &["ingest-status", "--server", &url])?;
 
     println!("\n==> auditrail search --timeline --limit 10 --server {url}");
-    client(exe, &["search", "--timeline", "--limit", "10", "--server", &url])?;
+    client(
+        exe,
+        &["search", "--timeline", "--limit", "10", "--server", &url],
+    )?;
     history_and_diff(exe, &url)?;
 
     println!("\n==> SIGTERM: graceful shutdown");
@@ -113,8 +116,20 @@ fn history_and_diff(exe: &Path, url: &str) -> anyhow::Result<()> {
     let updates = client_output(
         exe,
         &[
-            "search", "--timeline", "--kind", "NetworkPolicy", "--verb", "update", "--verb",
-            "patch", "--limit", "1000", "-o", "ndjson", "--server", url,
+            "search",
+            "--timeline",
+            "--kind",
+            "NetworkPolicy",
+            "--verb",
+            "update",
+            "--verb",
+            "patch",
+            "--limit",
+            "1000",
+            "-o",
+            "ndjson",
+            "--server",
+            url,
         ],
     )?;
     let mut changes: std::collections::BTreeMap<(String, String), usize> =
@@ -122,7 +137,9 @@ fn history_and_diff(exe: &Path, url: &str) -> anyhow::Result<()> {
     for line in updates.lines() {
         let event: serde_json::Value = serde_json::from_str(line)?;
         let field = |key: &str| event["objectRef"][key].as_str().unwrap_or("").to_owned();
-        *changes.entry((field("namespace"), field("name"))).or_default() += 1;
+        *changes
+            .entry((field("namespace"), field("name")))
+            .or_default() += 1;
     }
     let Some(((namespace, name), _)) = changes.into_iter().max_by_key(|(_, n)| *n) else {
         println!("\n(the sample has no network policy updates)");
@@ -130,10 +147,21 @@ fn history_and_diff(exe: &Path, url: &str) -> anyhow::Result<()> {
     };
     let object = format!("{namespace}/{name}");
     println!("\n==> auditrail history networkpolicies {object} --server {url}");
-    client(exe, &["history", "networkpolicies", &object, "--server", url])?;
+    client(
+        exe,
+        &["history", "networkpolicies", &object, "--server", url],
+    )?;
     let history = client_output(
         exe,
-        &["history", "networkpolicies", &object, "-o", "json", "--server", url],
+        &[
+            "history",
+            "networkpolicies",
+            &object,
+            "-o",
+            "json",
+            "--server",
+            url,
+        ],
     )?;
     let versions: Vec<serde_json::Value> = serde_json::from_str(&history)?;
     let ids: Vec<&str> = versions

@@ -288,11 +288,17 @@ impl Export {
     async fn events(&mut self, events: Vec<StoredEvent>) -> Result<(), Stop> {
         for event in events {
             self.writer.event(&event.raw, &mut self.buffer)?;
-            while self.buffer.len() >= CHUNK_BYTES {
-                let rest = self.buffer.split_off(CHUNK_BYTES);
-                let data = std::mem::replace(&mut self.buffer, rest);
-                self.send(data, None).await?;
-            }
+            self.send_full_chunks().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the buffer's full chunks, keeping the rest (under a chunk).
+    async fn send_full_chunks(&mut self) -> Result<(), Stop> {
+        while self.buffer.len() >= CHUNK_BYTES {
+            let rest = self.buffer.split_off(CHUNK_BYTES);
+            let data = std::mem::replace(&mut self.buffer, rest);
+            self.send(data, None).await?;
         }
         Ok(())
     }
@@ -313,6 +319,9 @@ impl Export {
 
     async fn done(&mut self) -> Result<(), Stop> {
         self.writer.finish(&mut self.buffer);
+        // The document's tail may push the buffer to a full chunk: the last
+        // chunk too stays within the limit (and may then be empty).
+        self.send_full_chunks().await?;
         metrics::counter!("query_export_events_total").increment(self.writer.events());
         let data = std::mem::take(&mut self.buffer);
         let total_bytes = self.bytes + data.len() as u64;

@@ -1,7 +1,8 @@
 //! `History` (the versions of one resource) and `Diff` (two versions).
 //!
 //! A version is a successful (2xx) create, update, patch or delete at stage
-//! `ResponseComplete`: exactly the events that changed the resource. Its
+//! `ResponseComplete` that was not a dry run: exactly the events that changed
+//! the resource. Its
 //! object comes from `auditrail-versions`; a delete that answered a
 //! `Status` takes the object of the version before it, looked up in the
 //! store when it is not on the same page.
@@ -51,6 +52,8 @@ fn versions_query(target: &Target<'_>) -> Query {
         Query::eq(Field::Name, target.name),
         Query::eq(Field::Subresource, ""),
         Query::eq(Field::Stage, "ResponseComplete"),
+        // A dry run changed nothing.
+        Query::Eq(Field::DryRun, Value::Bool(false)),
         Query::In(
             Field::Verb,
             WRITE_VERBS
