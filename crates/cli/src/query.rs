@@ -230,6 +230,7 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
                 sort: args.filter.sort(),
                 page_size: 1,
                 timeline: args.filter.timeline,
+                exact_total: true,
                 ..v1::SearchRequest::default()
             })
             .await
@@ -245,7 +246,7 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
     }
     let mut token = String::new();
     let mut printed = 0u64;
-    let mut total = 0;
+    let mut total = String::new();
     while printed < args.limit {
         let page_size = u32::try_from((args.limit - printed).min(1000)).unwrap_or(1000);
         let page = client
@@ -256,11 +257,16 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
                 page_token: std::mem::take(&mut token),
                 timeline: args.filter.timeline,
                 include_raw: args.output != Output::Table,
+                exact_total: false,
             })
             .await
             .map_err(|s| rpc_error("Search", &s))?
             .into_inner();
-        total = page.total_hits;
+        total = if page.total_hits_exact {
+            page.total_hits.to_string()
+        } else {
+            format!("more than {}", page.total_hits)
+        };
         for event in &page.events {
             if args.output == Output::Table {
                 print_table_row(event);
@@ -388,6 +394,7 @@ pub(crate) async fn export(server: &str, args: ExportArgs) -> anyhow::Result<()>
                 filter: Some(filter.clone()),
                 page_size: 1,
                 timeline: args.filter.timeline,
+                exact_total: true,
                 ..v1::SearchRequest::default()
             })
             .await

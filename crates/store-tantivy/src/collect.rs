@@ -62,20 +62,25 @@ pub(crate) fn cursor_key(order: SortOrder, cursor: &Cursor) -> SortKey {
     }
 }
 
-/// The first `limit` matching documents after `after` in `order`, and how
-/// many matching documents lie after `after` in total.
+/// The first `keep` matching documents of a segment after `after` in
+/// `order`, among those whose key is below `below`.
+///
+/// `below` carries what earlier segments found into this one: once the
+/// search holds `keep` hits, a document must beat the worst of them, and
+/// most documents fail that on their time alone (one column read).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TopByTime {
     pub(crate) order: SortOrder,
-    pub(crate) limit: usize,
+    pub(crate) keep: usize,
     pub(crate) after: Option<SortKey>,
+    pub(crate) below: Option<SortKey>,
 }
 
 /// A hit: its key and where it is.
 pub(crate) type Hit = (SortKey, DocAddress);
 
 impl Collector for TopByTime {
-    type Fruit = (Vec<Hit>, u64);
+    type Fruit = Vec<Hit>;
     type Child = TopByTimeSegment;
 
     fn for_segment(
@@ -94,12 +99,12 @@ impl Collector for TopByTime {
         Ok(TopByTimeSegment {
             segment_ord,
             order: self.order,
-            limit: self.limit,
+            keep: self.keep,
             after: self.after,
+            below: self.below,
             time,
             ids,
-            heap: BinaryHeap::with_capacity(self.limit.min(1024)),
-            after_count: 0,
+            heap: BinaryHeap::with_capacity(self.keep.min(1024)),
         })
     }
 
@@ -107,50 +112,73 @@ impl Collector for TopByTime {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<(Vec<Hit>, u64)>) -> tantivy::Result<Self::Fruit> {
-        let mut total = 0;
-        let mut hits = Vec::new();
-        for (segment_hits, count) in fruits {
-            total += count;
-            hits.extend(segment_hits);
-        }
+    fn merge_fruits(&self, fruits: Vec<Vec<Hit>>) -> tantivy::Result<Self::Fruit> {
+        let mut hits: Vec<Hit> = fruits.into_iter().flatten().collect();
         hits.sort_unstable_by_key(|(key, _)| *key);
-        hits.truncate(self.limit);
-        Ok((hits, total))
+        hits.truncate(self.keep);
+        Ok(hits)
     }
+}
+
+/// The best time word any document of `segment` can have in `order`, from
+/// the time column's minimum and maximum; `None` for a segment without
+/// documents. Segments are searched best first, and once a search holds
+/// enough hits a segment whose best word is worse than all of them is
+/// skipped without reading it.
+pub(crate) fn best_time_word(
+    order: SortOrder,
+    segment: &SegmentReader,
+) -> tantivy::Result<Option<u64>> {
+    if segment.num_docs() == 0 {
+        return Ok(None);
+    }
+    let time = segment
+        .fast_fields()
+        .column_first_or_default::<DateTime>(TIME)?;
+    let words =
+        [time.min_value(), time.max_value()].map(|t| time_word(order, t.into_timestamp_micros()));
+    Ok(Some(words[0].min(words[1])))
 }
 
 /// [`TopByTime`] for one segment.
 pub(crate) struct TopByTimeSegment {
     segment_ord: SegmentOrdinal,
     order: SortOrder,
-    limit: usize,
+    keep: usize,
     after: Option<SortKey>,
+    below: Option<SortKey>,
     time: Arc<dyn ColumnValues<DateTime>>,
     ids: [Arc<dyn ColumnValues<u64>>; 4],
     /// Max-heap: the worst kept hit on top.
     heap: BinaryHeap<(SortKey, DocId)>,
-    after_count: u64,
+}
+
+impl TopByTimeSegment {
+    /// The key a document must be below to be kept: the smaller of `below`
+    /// and the worst kept hit when the heap is full.
+    fn bar(&self) -> Option<SortKey> {
+        let local = (self.heap.len() >= self.keep)
+            .then(|| self.heap.peek().map(|(k, _)| *k))
+            .flatten();
+        match (local, self.below) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl SegmentCollector for TopByTimeSegment {
-    type Fruit = (Vec<Hit>, u64);
+    type Fruit = Vec<Hit>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         let micros = self.time.get_val(doc).into_timestamp_micros();
         let word = time_word(self.order, micros);
-        if let Some(after) = &self.after
-            && word < after[0]
-        {
+        if self.after.is_some_and(|a| word < a[0]) {
             return;
         }
-        let full = self.heap.len() >= self.limit;
-        let decided_by_time = self.after.is_none_or(|a| word > a[0])
-            && full
-            && self.heap.peek().is_none_or(|(worst, _)| word > worst[0]);
-        if decided_by_time {
-            // After the cursor, and not better than the worst kept hit.
-            self.after_count += 1;
+        let bar = self.bar();
+        if bar.is_some_and(|b| word > b[0]) {
+            // Decided by time: not better than what is already kept.
             return;
         }
         let id = [
@@ -160,27 +188,23 @@ impl SegmentCollector for TopByTimeSegment {
             self.ids[3].get_val(doc),
         ];
         let k = key(self.order, micros, id);
-        if self.after.is_some_and(|a| k <= a) {
+        if self.after.is_some_and(|a| k <= a) || bar.is_some_and(|b| k >= b) {
             return;
         }
-        self.after_count += 1;
-        if !full {
+        if self.heap.len() < self.keep {
             self.heap.push((k, doc));
-        } else if let Some(mut worst) = self.heap.peek_mut()
-            && k < worst.0
-        {
+        } else if let Some(mut worst) = self.heap.peek_mut() {
+            // `k` is below the bar, so below the worst kept hit.
             *worst = (k, doc);
         }
     }
 
     fn harvest(self) -> Self::Fruit {
         let segment_ord = self.segment_ord;
-        let hits = self
-            .heap
+        self.heap
             .into_iter()
             .map(|(k, doc_id)| (k, DocAddress::new(segment_ord, doc_id)))
-            .collect();
-        (hits, self.after_count)
+            .collect()
     }
 }
 

@@ -76,19 +76,22 @@ use std::time::Duration;
 
 use auditrail_event::{EventId, EventType};
 use auditrail_store::{
-    Cursor, Histogram, HistogramRequest, IndexStats, IndexedEvent, Query, SearchPage,
-    SearchRequest, SortOrder, Store, StoreError, StoredEvent, TermsField, WriteOutcome, top_terms,
+    CountMode, Cursor, Histogram, HistogramRequest, IndexStats, IndexedEvent, Query, SearchPage,
+    SearchRequest, SortOrder, Store, StoreError, StoredEvent, TermsField, Total, WriteOutcome,
+    top_terms,
 };
 use jiff::Timestamp;
+use tantivy::collector::Collector as _;
 use tantivy::collector::Count;
+use tantivy::query::EnableScoring;
 use tantivy::query::{BooleanQuery, Query as TQuery, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value as _};
-use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, DocSet as _, Searcher, TERMINATED, TantivyDocument, Term};
 
 pub use query::to_tantivy;
 pub use schema::schema;
 
-use collect::{BucketCounts, Buckets, TimeSpan, TopByTime, cursor_key};
+use collect::{BucketCounts, Buckets, SortKey, TimeSpan, TopByTime, best_time_word, cursor_key};
 use query::micros_range;
 use schema::{ceil_micros, fields, floor_micros, timestamp};
 use writer::{ClusterIndex, IdLookup, internal};
@@ -328,11 +331,8 @@ fn search_blocking(
     query: &dyn TQuery,
     request: &SearchRequest,
 ) -> Result<SearchPage, StoreError> {
-    let collector = TopByTime {
-        order: request.sort,
-        limit: request.limit,
-        after: request.after.as_ref().map(|c| cursor_key(request.sort, c)),
-    };
+    let searchers: Vec<Searcher> = indices.iter().map(|i| i.reader.searcher()).collect();
+    let total = count(&searchers, query, request.count)?;
     // Past a cursor, only events on its side of its time can follow: bound
     // the query by time too, so that whole segments before the cursor are
     // skipped (a fast-field range answers "none" from a segment's min/max).
@@ -353,32 +353,18 @@ fn search_blocking(
         Box::new(BooleanQuery::intersection(vec![query.box_clone(), range])) as Box<dyn TQuery>
     });
     let page_query = bounded.as_deref().unwrap_or(query);
-    let mut total = 0u64;
-    let mut remaining = 0u64;
-    let mut hits = Vec::new();
-    let searchers: Vec<Searcher> = indices.iter().map(|i| i.reader.searcher()).collect();
-    for (n, searcher) in searchers.iter().enumerate() {
-        if request.count_total {
-            total += query.count(searcher).map_err(|e| internal("count", e))? as u64;
-        }
-        let (index_hits, after_count) = searcher
-            .search(page_query, &collector)
-            .map_err(|e| internal("search", e))?;
-        remaining += after_count;
-        hits.extend(
-            index_hits
-                .into_iter()
-                .map(|(key, address)| (key, n, address)),
-        );
-    }
-    hits.sort_unstable_by_key(|(key, _, _)| *key);
-    hits.truncate(request.limit);
+    // One more than the page tells whether another page follows.
+    let keep = request.limit.saturating_add(1);
+    let after = request.after.as_ref().map(|c| cursor_key(request.sort, c));
+    let hits = top_hits(&searchers, page_query, request.sort, keep, after)?;
+    let more = hits.len() > request.limit;
     let events = hits
         .into_iter()
+        .take(request.limit)
         .map(|(_, n, address)| stored_event(&searchers[n], address, request.include_raw))
         .collect::<Result<Vec<_>, _>>()?;
     let next = match events.last() {
-        Some(last) if remaining > events.len() as u64 => Some(Cursor {
+        Some(last) if more => Some(Cursor {
             time: last.time,
             id: last.id,
         }),
@@ -386,9 +372,116 @@ fn search_blocking(
     };
     Ok(SearchPage {
         events,
-        total: request.count_total.then_some(total),
+        total,
         next,
     })
+}
+
+/// The first `keep` matches of `query` in `order` after `after`, over every
+/// segment of every searcher: `(key, searcher index, address)`, in order.
+///
+/// Segments are visited best first (by the newest, or oldest, time they
+/// hold), each collected below the worst hit kept so far; once `keep` hits
+/// are held, the first segment whose best time cannot beat them ends the
+/// search, since every later segment is worse still. Audit events arrive
+/// roughly in time order, so segments cover narrow time spans and a
+/// timeline page reads few of them.
+fn top_hits(
+    searchers: &[Searcher],
+    query: &dyn TQuery,
+    order: SortOrder,
+    keep: usize,
+    after: Option<SortKey>,
+) -> Result<Vec<(SortKey, usize, DocAddress)>, StoreError> {
+    let search = |e| internal("search", e);
+    let mut segments = Vec::new();
+    let mut weights = Vec::with_capacity(searchers.len());
+    for (n, searcher) in searchers.iter().enumerate() {
+        weights.push(
+            query
+                .weight(EnableScoring::disabled_from_searcher(searcher))
+                .map_err(search)?,
+        );
+        for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+            if let Some(best) = best_time_word(order, reader).map_err(search)? {
+                let ord = u32::try_from(ord).map_err(|e| internal("segment ordinal", e))?;
+                segments.push((best, n, ord, reader));
+            }
+        }
+    }
+    segments.sort_unstable_by_key(|(best, ..)| *best);
+    let mut top: Vec<(SortKey, usize, DocAddress)> = Vec::new();
+    for (best, n, ord, reader) in segments {
+        let below = (top.len() >= keep).then(|| top[keep - 1].0);
+        if below.is_some_and(|b| best > b[0]) {
+            break;
+        }
+        let collector = TopByTime {
+            order,
+            keep,
+            after,
+            below,
+        };
+        let hits = collector
+            .collect_segment(weights[n].as_ref(), ord, reader)
+            .map_err(search)?;
+        top.extend(hits.into_iter().map(|(key, address)| (key, n, address)));
+        top.sort_unstable_by_key(|(key, ..)| *key);
+        top.truncate(keep);
+    }
+    Ok(top)
+}
+
+/// Counts the matches of `query` as far as `mode` asks.
+fn count(
+    searchers: &[Searcher],
+    query: &dyn TQuery,
+    mode: CountMode,
+) -> Result<Option<Total>, StoreError> {
+    let limit = match mode {
+        CountMode::None => return Ok(None),
+        CountMode::Exact => {
+            let mut n = 0u64;
+            for searcher in searchers {
+                n += query.count(searcher).map_err(|e| internal("count", e))? as u64;
+            }
+            return Ok(Some(Total {
+                count: n,
+                exact: true,
+            }));
+        }
+        CountMode::UpTo(limit) => limit,
+    };
+    // Walk the matches until one more than the limit is found.
+    let mut n = 0u64;
+    for searcher in searchers {
+        let weight = query
+            .weight(EnableScoring::disabled_from_searcher(searcher))
+            .map_err(|e| internal("count", e))?;
+        for reader in searcher.segment_readers() {
+            let mut scorer = weight
+                .scorer(reader, 1.0)
+                .map_err(|e| internal("count", e))?;
+            let alive = reader.alive_bitset();
+            let mut doc = scorer.doc();
+            while doc != TERMINATED {
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    n += 1;
+                    if n > limit {
+                        return Ok(Some(Total {
+                            count: limit,
+                            exact: false,
+                        }));
+                    }
+                }
+                doc = scorer.advance();
+            }
+        }
+    }
+    Ok(Some(Total {
+        count: n,
+        exact: true,
+    }))
 }
 
 fn histogram_blocking(

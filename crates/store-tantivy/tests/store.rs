@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use auditrail_event::{EventId, EventType};
 use auditrail_store::{
-    Field, Histogram, HistogramRequest, IndexedEvent, Query, SearchRequest, SortOrder, Store,
-    StoreError, TermsField, Value, top_terms,
+    CountMode, Field, Histogram, HistogramRequest, IndexedEvent, Query, SearchRequest, SortOrder,
+    Store, StoreError, TermsField, Value, top_terms,
 };
 use auditrail_store_tantivy::TantivyStore;
 use common::{all_pages, edge, generated, index, matches, open, real, sorted, ties, write_all};
@@ -367,12 +367,15 @@ async fn paging_is_exact_while_events_arrive() {
                     limit: 97,
                     after,
                     include_raw: false,
-                    count_total: true,
+                    count: CountMode::Exact,
                 })
                 .await
                 .expect("search");
             if pages == 0 {
-                assert_eq!(page.total, Some(at_start.len() as u64));
+                assert_eq!(
+                    page.total.map(|t| (t.count, t.exact)),
+                    Some((at_start.len() as u64, true))
+                );
             }
             pages += 1;
             for e in &page.events {
@@ -491,7 +494,7 @@ async fn sub_microsecond_times_are_floored_consistently() {
                     id: event.id,
                 }),
                 include_raw: false,
-                count_total: false,
+                count: CountMode::None,
             })
             .await
             .expect("search");
@@ -522,7 +525,7 @@ async fn get_returns_the_original_bytes_and_include_raw_is_honoured() {
                 limit: 300,
                 after: None,
                 include_raw,
-                count_total: false,
+                count: CountMode::None,
             })
             .await
             .expect("search");
@@ -870,4 +873,37 @@ async fn histogram_intervals_must_be_whole_positive_microseconds() {
             "{interval:?}: {err}"
         );
     }
+}
+
+#[tokio::test]
+async fn counting_up_to_a_limit_is_exact_below_it_and_a_bound_above() {
+    let (_dir, store, events) = loaded().await;
+    let query = Query::eq(Field::Verb, "get");
+    let n = events.iter().filter(|e| matches(e, &query)).count() as u64;
+    assert!(n > 100, "the data has enough gets ({n})");
+    let total = |count| {
+        let store = store.clone();
+        let query = query.clone();
+        async move {
+            let page = store
+                .search(SearchRequest {
+                    query,
+                    sort: SortOrder::NewestFirst,
+                    limit: 5,
+                    after: None,
+                    include_raw: false,
+                    count,
+                })
+                .await
+                .expect("search");
+            assert_eq!(page.events.len(), 5);
+            page.total.map(|t| (t.count, t.exact))
+        }
+    };
+    assert_eq!(total(CountMode::None).await, None);
+    assert_eq!(total(CountMode::Exact).await, Some((n, true)));
+    assert_eq!(total(CountMode::UpTo(n)).await, Some((n, true)));
+    assert_eq!(total(CountMode::UpTo(n + 1)).await, Some((n, true)));
+    assert_eq!(total(CountMode::UpTo(n - 1)).await, Some((n - 1, false)));
+    assert_eq!(total(CountMode::UpTo(100)).await, Some((100, false)));
 }

@@ -23,7 +23,9 @@ mod query;
 
 pub use histogram::{Histogram, HistogramRequest, TermsField, TopTerms, top_terms};
 pub use indexed::{IndexedEvent, RawEventError, StoredEvent};
-pub use query::{Cursor, Field, Query, SearchPage, SearchRequest, SortOrder, Value};
+pub use query::{
+    CountMode, Cursor, Field, Query, SearchPage, SearchRequest, SortOrder, Total, Value,
+};
 
 use auditrail_event::{EventId, EventType};
 use jiff::Timestamp;

@@ -154,9 +154,32 @@ pub struct SearchRequest {
     pub after: Option<Cursor>,
     /// Whether to return the original bytes.
     pub include_raw: bool,
-    /// Whether to count every match ([`SearchPage::total`]); costs a pass
-    /// over all of them, which paging through an export does not need.
-    pub count_total: bool,
+    /// How far to count the matches ([`SearchPage::total`]).
+    pub count: CountMode,
+}
+
+/// How far a search counts its matches. Counting visits every match, which
+/// costs more than finding a page on large results, so a search usually
+/// counts up to a limit (as Elasticsearch's `track_total_hits` does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CountMode {
+    /// No count (paging through an export).
+    #[default]
+    None,
+    /// Exactly up to this many matches, then a lower bound.
+    UpTo(u64),
+    /// Every match.
+    Exact,
+}
+
+/// The number of matches of a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Total {
+    /// Matches counted.
+    pub count: u64,
+    /// Whether that is all of them; `false` when counting stopped at the
+    /// limit of [`CountMode::UpTo`] (`count` is then a lower bound).
+    pub exact: bool,
 }
 
 /// The answer to a [`SearchRequest`].
@@ -164,9 +187,9 @@ pub struct SearchRequest {
 pub struct SearchPage {
     /// The events, in the requested order.
     pub events: Vec<StoredEvent>,
-    /// Total number of events matching the query (all pages), when asked
-    /// for with [`SearchRequest::count_total`].
-    pub total: Option<u64>,
+    /// Number of events matching the query (all pages), as far as
+    /// [`SearchRequest::count`] asked; `None` for [`CountMode::None`].
+    pub total: Option<Total>,
     /// Position to continue from; `None` on the last page.
     pub next: Option<Cursor>,
 }

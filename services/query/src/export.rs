@@ -19,7 +19,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use auditrail_proto::v1;
-use auditrail_store::{Cursor, Query, SearchRequest, SortOrder, Store, StoredEvent};
+use auditrail_store::{CountMode, Cursor, Query, SearchRequest, SortOrder, Store, StoredEvent};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -32,9 +32,10 @@ use crate::sort_order;
 /// Largest `data` of one chunk.
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 /// Events read from the store per page.
-const PAGE_EVENTS: usize = 1000;
-/// Events a window aims to hold.
-const WINDOW_TARGET: u64 = 20_000;
+const PAGE_EVENTS: usize = 2000;
+/// Events a window aims to hold: under a page, so that most windows take
+/// one search.
+const WINDOW_TARGET: u64 = 1000;
 
 /// An export format: how events are written into the document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,7 +236,7 @@ impl Export {
                 limit: 1,
                 after: None,
                 include_raw: false,
-                count_total: false,
+                count: CountMode::None,
             })
             .await
             .map_err(store_status)?;
@@ -272,7 +273,7 @@ impl Export {
                     limit: want,
                     after,
                     include_raw: true,
-                    count_total: false,
+                    count: CountMode::None,
                 })
                 .await
                 .map_err(store_status)?;

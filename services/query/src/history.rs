@@ -9,7 +9,9 @@
 
 use auditrail_event::EventId;
 use auditrail_proto::{timestamp, v1};
-use auditrail_store::{Cursor, Field, Query, SearchRequest, SortOrder, Store, StoredEvent, Value};
+use auditrail_store::{
+    CountMode, Cursor, Field, Query, SearchRequest, SortOrder, Store, StoredEvent, Value,
+};
 use auditrail_versions::{Version, VersionError, diff_objects, version_of};
 use jiff::Timestamp;
 use serde_json::Value as Json;
@@ -103,7 +105,7 @@ async fn object_before(
             limit: 10,
             after: Some(cursor),
             include_raw: true,
-            count_total: false,
+            count: CountMode::None,
         })
         .await
         .map_err(store_status)?;
@@ -188,7 +190,7 @@ pub(crate) async fn history(
             limit,
             after,
             include_raw: true,
-            count_total: false,
+            count: CountMode::None,
         })
         .await
         .map_err(store_status)?;

@@ -19,6 +19,8 @@ mod history;
 mod search;
 pub mod token;
 
+pub use search::TRACK_TOTAL_HITS;
+
 use std::sync::Arc;
 
 use auditrail_proto::v1;

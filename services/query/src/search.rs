@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use auditrail_proto::{timestamp, v1};
-use auditrail_store::{HistogramRequest, Query, SearchRequest, SortOrder, Store, TermsField};
+use auditrail_store::{
+    CountMode, HistogramRequest, Query, SearchRequest, SortOrder, Store, TermsField,
+};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::convert::{audit_event, filter_status, store_status};
@@ -12,6 +14,11 @@ use crate::filter::{fingerprint, resolve_range, to_query, with_timeline};
 use crate::token::PageToken;
 use crate::{page_size, sort_order};
 use tonic::Status;
+
+/// Matches a search counts exactly unless asked for an exact total; beyond
+/// it the total is a lower bound (`total_hits_exact` false), so that a page
+/// of a huge result costs what the page costs.
+pub const TRACK_TOTAL_HITS: u64 = 10_000;
 
 pub(crate) async fn search(
     store: &dyn Store,
@@ -42,7 +49,11 @@ pub(crate) async fn search(
             after,
             // The message's fields are read from the original bytes.
             include_raw: true,
-            count_total: true,
+            count: if request.exact_total {
+                CountMode::Exact
+            } else {
+                CountMode::UpTo(TRACK_TOTAL_HITS)
+            },
         })
         .await
         .map_err(store_status)?;
@@ -66,8 +77,8 @@ pub(crate) async fn search(
     Ok(v1::SearchResponse {
         events,
         next_page_token,
-        total_hits: page.total.unwrap_or_default(),
-        total_hits_exact: page.total.is_some(),
+        total_hits: page.total.map_or(0, |t| t.count),
+        total_hits_exact: page.total.is_some_and(|t| t.exact),
         resolved_from: from.map(timestamp),
         resolved_to: Some(timestamp(to)),
     })
@@ -150,7 +161,7 @@ async fn oldest(store: &dyn Store, query: Query) -> Result<Option<Timestamp>, St
             limit: 1,
             after: None,
             include_raw: false,
-            count_total: false,
+            count: CountMode::None,
         })
         .await
         .map_err(store_status)?;

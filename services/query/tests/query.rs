@@ -763,6 +763,7 @@ async fn paging_is_stable_while_events_arrive_and_tokens_are_checked() {
         page_token: token.clone(),
         timeline,
         include_raw: false,
+        exact_total: false,
     };
     let misuses = [
         (
