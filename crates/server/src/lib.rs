@@ -23,9 +23,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 pub use metrics_layer::GrpcMetricsLayer;
@@ -351,7 +351,9 @@ impl BoundServer {
             .layer(GrpcMetricsLayer)
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(self.grpc),
+                // Without TCP_NODELAY a small answer can wait for the peer's
+                // delayed ACK: 40 ms on Linux for every unary call.
+                TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
                 wait_stop(stop_rx.clone()),
             );
         tokio::pin!(serve);

@@ -140,7 +140,7 @@ async fn serve(store: Arc<dyn Store>) -> (String, tokio::sync::oneshot::Sender<(
         tonic::transport::Server::builder()
             .add_service(auditrail_query::Query::new(store).server())
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async {
                     let _ = stopped.await;
                 },

@@ -22,8 +22,8 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Channel;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Code, Status};
 
 /// The gRPC client the tests use.
@@ -290,9 +290,12 @@ impl Server {
         let task = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(Query::new(store).server())
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                    let _ = stopped.await;
-                }),
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async {
+                        let _ = stopped.await;
+                    },
+                ),
         );
         let client = QueryServiceClient::connect(format!("http://{addr}"))
             .await
