@@ -311,8 +311,8 @@ fn stored_event(
         .ok_or_else(|| StoreError::Internal(format!("stored time {micros} out of range")))?;
     let raw = if include_raw {
         doc.get_first(f.raw)
-            .and_then(|v| v.as_bytes())
-            .map(<[u8]>::to_vec)
+            .and_then(|v| v.as_str())
+            .map(|s| s.as_bytes().to_vec())
             .unwrap_or_default()
     } else {
         Vec::new()
@@ -588,6 +588,12 @@ impl Store for TantivyStore {
                 "invalid cluster name {:?}: expected 1 to 253 characters of [A-Za-z0-9._-], \
                  not \".\" or \"..\"",
                 bad.cluster
+            )));
+        }
+        if let Some(bad) = events.iter().find(|e| std::str::from_utf8(&e.raw).is_err()) {
+            return Err(StoreError::InvalidRequest(format!(
+                "event {} is not UTF-8: audit events are JSON",
+                bad.id
             )));
         }
         let mut by_cluster: BTreeMap<String, Vec<IndexedEvent>> = BTreeMap::new();

@@ -26,6 +26,9 @@
 //! - The fields a histogram reports top values of (verb, resource, username,
 //!   namespace) are also fast (columnar, dictionary-encoded), so counting
 //!   values reads one ordinal per document instead of the document store.
+//! - The original JSON is a stored *text* field, not bytes: tantivy reads a
+//!   stored bytes value one byte at a time, a string in one copy, and JSON is
+//!   UTF-8 anyway. That made reading events (exports, pages) markedly faster.
 //! - The kind is indexed lower-cased: kinds are matched case-insensitively
 //!   (`networkpolicy` finds `NetworkPolicy`), and the stored original keeps
 //!   the real spelling.
@@ -132,7 +135,7 @@ fn build() -> Fields {
     let request_received = b.add_date_field("request_received", date_options(false));
     let stage_timestamp = b.add_date_field("stage_timestamp", date_options(false));
     let time = b.add_date_field(TIME, date_options(true));
-    let raw = b.add_bytes_field("raw", STORED);
+    let raw = b.add_text_field("raw", STORED);
     Fields {
         schema: b.build(),
         id,
@@ -282,7 +285,9 @@ pub(crate) fn document(event: &IndexedEvent) -> TantivyDocument {
         doc.add_date(f.stage_timestamp, stored_date(t));
     }
     doc.add_date(f.time, stored_date(event.time));
-    doc.add_bytes(f.raw, &event.raw);
+    // `Store::write` refuses events whose bytes are not UTF-8, so this
+    // borrows the bytes as they are.
+    doc.add_text(f.raw, String::from_utf8_lossy(&event.raw));
     doc
 }
 

@@ -9,7 +9,7 @@
 //! - timeline pages: the first page, and pages deep in the result through
 //!   their page tokens (100 events each, newest first);
 //! - filtered searches (a verb and kind, a namespace and selector);
-//! - counts (`page_size` 1, the total only);
+//! - exact counts (`page_size` 1 and `exact_total`: the total only);
 //! - histograms (automatic interval, the four top fields);
 //! - a full NDJSON export, in MB/s of document received.
 //!
@@ -31,7 +31,7 @@ use tokio_stream::StreamExt as _;
 use tonic::transport::Channel;
 
 /// Bump when the generated data or the schema changes, to rebuild stores.
-const DATA_VERSION: u32 = 2;
+const DATA_VERSION: u32 = 3;
 const CLUSTER: &str = "bench";
 const BATCH: usize = 20_000;
 
@@ -267,9 +267,17 @@ async fn main() {
             ..v1::Filter::default()
         }),
         page_size: 1,
+        exact_total: true,
         ..v1::SearchRequest::default()
     };
-    time_searches(&mut client, "count (writes)", &count, samples).await;
+    time_searches(&mut client, "exact count (writes)", &count, samples).await;
+    let count = v1::SearchRequest {
+        timeline: true,
+        page_size: 1,
+        exact_total: true,
+        ..v1::SearchRequest::default()
+    };
+    time_searches(&mut client, "exact count (timeline)", &count, samples).await;
 
     histograms(&mut client, samples).await;
     export(&mut client).await;
