@@ -85,8 +85,9 @@ use tantivy::collector::Collector as _;
 use tantivy::collector::Count;
 use tantivy::query::EnableScoring;
 use tantivy::query::{BooleanQuery, Query as TQuery, TermQuery};
-use tantivy::schema::{IndexRecordOption, Value as _};
-use tantivy::{DocAddress, DocSet as _, Searcher, TERMINATED, TantivyDocument, Term};
+use tantivy::schema::document::{DeserializeError, DocumentDeserialize, DocumentDeserializer};
+use tantivy::schema::{IndexRecordOption, OwnedValue};
+use tantivy::{DocAddress, DocSet as _, Searcher, TERMINATED, Term};
 
 pub use query::to_tantivy;
 pub use schema::schema;
@@ -278,48 +279,72 @@ impl Inner {
     }
 }
 
+/// The stored fields of an event, read straight from the document store:
+/// each value is moved out of the decoder (the original JSON is not copied
+/// again), and fields nobody reads are not collected into a document.
+#[derive(Default)]
+struct StoredFields {
+    id: Option<Vec<u8>>,
+    cluster: Option<String>,
+    event_type: Option<String>,
+    time: Option<tantivy::DateTime>,
+    raw: Option<String>,
+}
+
+impl DocumentDeserialize for StoredFields {
+    fn deserialize<'de, D>(mut deserializer: D) -> Result<Self, DeserializeError>
+    where
+        D: DocumentDeserializer<'de>,
+    {
+        let f = fields();
+        let mut out = Self::default();
+        while let Some((field, value)) = deserializer.next_field::<OwnedValue>()? {
+            match value {
+                OwnedValue::Bytes(b) if field == f.id => out.id = Some(b),
+                OwnedValue::Str(s) if field == f.cluster => out.cluster = Some(s),
+                OwnedValue::Str(s) if field == f.event_type => out.event_type = Some(s),
+                OwnedValue::Date(d) if field == f.time => out.time = Some(d),
+                OwnedValue::Str(s) if field == f.raw => out.raw = Some(s),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The stored event at `address`.
 fn stored_event(
     searcher: &Searcher,
     address: DocAddress,
     include_raw: bool,
 ) -> Result<StoredEvent, StoreError> {
-    let f = fields();
-    let doc: TantivyDocument = searcher
+    let doc: StoredFields = searcher
         .doc(address)
         .map_err(|e| internal("read stored event", e))?;
-    let text = |field, name: &str| {
-        doc.get_first(field)
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .ok_or_else(|| StoreError::Internal(format!("stored event without {name}")))
-    };
+    let missing = |name: &str| StoreError::Internal(format!("stored event without {name}"));
     let id = doc
-        .get_first(f.id)
-        .and_then(|v| v.as_bytes())
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .id
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
         .map(EventId::from_bytes)
-        .ok_or_else(|| StoreError::Internal("stored event without a valid id".into()))?;
-    let event_type = text(f.event_type, "type")?
+        .ok_or_else(|| missing("a valid id"))?;
+    let event_type = doc
+        .event_type
+        .ok_or_else(|| missing("type"))?
         .parse::<EventType>()
         .map_err(|e| internal("stored type", e))?;
     let micros = doc
-        .get_first(f.time)
-        .and_then(|v| v.as_datetime())
-        .ok_or_else(|| StoreError::Internal("stored event without time".into()))?
+        .time
+        .ok_or_else(|| missing("time"))?
         .into_timestamp_micros();
     let time = timestamp(micros)
         .ok_or_else(|| StoreError::Internal(format!("stored time {micros} out of range")))?;
-    let raw = if include_raw {
-        doc.get_first(f.raw)
-            .and_then(|v| v.as_str())
-            .map(|s| s.as_bytes().to_vec())
-            .unwrap_or_default()
-    } else {
-        Vec::new()
+    let raw = match (include_raw, doc.raw) {
+        (true, Some(raw)) => raw.into_bytes(),
+        _ => Vec::new(),
     };
     Ok(StoredEvent {
         id,
-        cluster: text(f.cluster, "cluster")?,
+        cluster: doc.cluster.ok_or_else(|| missing("cluster"))?,
         event_type,
         time,
         raw,
