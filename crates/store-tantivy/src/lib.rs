@@ -30,6 +30,12 @@
 //! no id is ever stored twice, also across crashes: see the `writer` module
 //! for the commit policy and the argument.
 //!
+//! # Read-only
+//! [`TantivyStore::open_read_only`] serves searches beside a writer in
+//! another process (tantivy allows one writer per index): readers reload
+//! after that writer's commits, and new cluster indices are discovered at the
+//! next search.
+//!
 //! # Crash recovery
 //! Tantivy writes segments, then atomically replaces `meta.json`: an index
 //! left by a killed process opens at its last commit, and files of an
@@ -171,6 +177,8 @@ struct Inner {
     indices: RwLock<BTreeMap<String, Arc<ClusterIndex>>>,
     /// Serialises index creation (the map lock is not held during I/O).
     creating: Mutex<()>,
+    /// Opened with [`TantivyStore::open_read_only`].
+    read_only: bool,
 }
 
 fn join_error(e: &tokio::task::JoinError) -> StoreError {
@@ -207,6 +215,7 @@ impl TantivyStore {
                 options,
                 indices: RwLock::new(indices),
                 creating: Mutex::new(()),
+                read_only: false,
             }),
         })
     }
@@ -222,7 +231,29 @@ impl TantivyStore {
     }
 
     /// The indices a query can match.
+    /// Opens the store in `dir` for searching only, beside a writer in
+    /// another process (the standalone query service next to the indexer):
+    /// no index is locked or created, readers reload after the writer's
+    /// commits, and cluster indices created later are found at the next
+    /// search. Writes, deletes and retention answer
+    /// [`StoreError::InvalidRequest`]. A missing `dir` is an empty store.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+        let store = Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                options: TantivyOptions::default(),
+                indices: RwLock::new(BTreeMap::new()),
+                creating: Mutex::new(()),
+                read_only: true,
+            }),
+        };
+        store.inner.discover()?;
+        tracing::info!(dir = %dir.display(), clusters = store.clusters().len(), "tantivy store opened read-only");
+        Ok(store)
+    }
+
     fn indices_for(&self, query: &Query) -> Vec<Arc<ClusterIndex>> {
+        self.inner.rediscover();
         let map = self.inner.map();
         match query::clusters(query) {
             Some(names) => names.iter().filter_map(|n| map.get(n).cloned()).collect(),
@@ -231,6 +262,7 @@ impl TantivyStore {
     }
 
     fn all_indices(&self) -> Vec<Arc<ClusterIndex>> {
+        self.inner.rediscover();
         self.inner.map().values().cloned().collect()
     }
 
@@ -260,7 +292,56 @@ impl Inner {
         self.indices.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Opens the cluster indices of the directory not opened yet
+    /// (read-only stores only). Blocking, but only a directory listing
+    /// unless a new index appeared.
+    fn discover(&self) -> Result<(), StoreError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(internal(&format!("list {}", self.dir.display()), e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(cluster) = name.to_str().filter(|c| valid_cluster_name(c)) else {
+                continue;
+            };
+            // An index exists once its writer committed `meta.json`.
+            if self.map().contains_key(cluster) || !entry.path().join("meta.json").is_file() {
+                continue;
+            }
+            let index = Arc::new(ClusterIndex::open_reader(cluster, &entry.path())?);
+            self.indices
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(cluster.to_owned(), index);
+        }
+        Ok(())
+    }
+
+    /// Refuses writes to a read-only store.
+    fn writable(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::InvalidRequest(format!(
+                "the store in {} is open read-only",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Self::discover`] for read-only stores before a search; a failure
+    /// is logged and the known indices are searched.
+    fn rediscover(&self) {
+        if self.read_only
+            && let Err(e) = self.discover()
+        {
+            tracing::warn!(error = %e, "cannot look for new cluster indices");
+        }
+    }
+
     fn create(&self, cluster: &str) -> Result<Arc<ClusterIndex>, StoreError> {
+        self.writable()?;
         let _creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(index) = self.map().get(cluster) {
             return Ok(Arc::clone(index));
@@ -608,6 +689,7 @@ fn dir_size(dir: &Path) -> Result<u64, StoreError> {
 #[async_trait::async_trait]
 impl Store for TantivyStore {
     async fn write(&self, events: Vec<IndexedEvent>) -> Result<WriteOutcome, StoreError> {
+        self.inner.writable()?;
         if let Some(bad) = events.iter().find(|e| !valid_cluster_name(&e.cluster)) {
             return Err(StoreError::InvalidRequest(format!(
                 "invalid cluster name {:?}: expected 1 to 253 characters of [A-Za-z0-9._-], \
@@ -707,6 +789,7 @@ impl Store for TantivyStore {
     }
 
     async fn delete_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        self.inner.writable()?;
         // time < cutoff ⟺ stored µs < ceil(cutoff) (stored times are whole µs).
         let micros = ceil_micros(cutoff);
         let mut deleted = 0;

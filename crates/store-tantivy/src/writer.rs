@@ -162,10 +162,36 @@ impl ClusterIndex {
         })
     }
 
+    /// Opens the existing index in `path` for searching only: no writer
+    /// (another process may hold it), and a reader that reloads when that
+    /// writer commits. Blocking.
+    pub(crate) fn open_reader(cluster: &str, path: &Path) -> Result<Self, StoreError> {
+        let index = Index::open_in_dir(path)
+            .map_err(|e| internal(&format!("open index {}", path.display()), e))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()
+            .map_err(|e| internal("open reader", e))?;
+        Ok(Self {
+            cluster: cluster.to_owned(),
+            path: path.to_owned(),
+            reader,
+            requests: None,
+            thread: None,
+        })
+    }
+
     async fn send(&self, request: Request) -> Result<(), StoreError> {
-        let stopped = || StoreError::Internal(format!("writer of {} stopped", self.cluster));
-        let tx = self.requests.as_ref().ok_or_else(stopped)?;
-        tx.send(request).await.map_err(|_| stopped())
+        let Some(tx) = self.requests.as_ref() else {
+            return Err(StoreError::InvalidRequest(format!(
+                "the index of {} is open read-only",
+                self.cluster
+            )));
+        };
+        tx.send(request)
+            .await
+            .map_err(|_| StoreError::Internal(format!("writer of {} stopped", self.cluster)))
     }
 
     /// Writes `events` (all of this cluster); answers after the commit.

@@ -915,3 +915,65 @@ async fn counting_up_to_a_limit_is_exact_below_it_and_a_bound_above() {
     assert_eq!(total(CountMode::UpTo(n - 1)).await, Some((n - 1, false)));
     assert_eq!(total(CountMode::UpTo(100)).await, Some((100, false)));
 }
+
+#[tokio::test]
+async fn a_read_only_store_follows_a_writer_it_does_not_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let writer = open(dir.path());
+    let first = generated("alpha", 5, "2026-01-01T00:00:00Z", 50);
+    writer.write(first.clone()).await.expect("write");
+    let reader = TantivyStore::open_read_only(dir.path()).expect("open read-only");
+    assert_eq!(reader.count(&Query::All).await.expect("count"), 50);
+
+    // Commits of the writer, in a known index and in a new one, appear.
+    writer
+        .write(generated("alpha", 6, "2026-01-02T00:00:00Z", 20))
+        .await
+        .expect("write");
+    writer
+        .write(generated("beta", 7, "2026-01-02T00:00:00Z", 30))
+        .await
+        .expect("write");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n = reader.count(&Query::All).await.expect("count");
+        if n == 100 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader saw {n} of 100 events"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(reader.clusters(), ["alpha", "beta"]);
+    let got = reader
+        .get(&first[0].id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.raw, first[0].raw);
+
+    // It writes nothing.
+    for result in [
+        reader
+            .write(generated("alpha", 8, "2026-01-03T00:00:00Z", 1))
+            .await
+            .map(|_| 0),
+        reader
+            .write(generated("gamma", 8, "2026-01-03T00:00:00Z", 1))
+            .await
+            .map(|_| 0),
+        reader.delete_before(Timestamp::MAX).await,
+    ] {
+        assert!(
+            matches!(result, Err(StoreError::InvalidRequest(ref m)) if m.contains("read-only")),
+            "{result:?}"
+        );
+    }
+    assert_eq!(writer.count(&Query::All).await.expect("count"), 100);
+
+    // A directory with no store yet is an empty store.
+    let empty = TantivyStore::open_read_only(&dir.path().join("none")).expect("open");
+    assert_eq!(empty.count(&Query::All).await.expect("count"), 0);
+}

@@ -60,13 +60,11 @@ pub fn default_config() -> ServiceConfig<Settings> {
     ServiceConfig::local(DEFAULT_PORT, DEFAULT_METRICS_PORT, Settings::default())
 }
 
-/// Opens the embedded store of `settings` (the standalone service; `up`
-/// shares the indexer's store instead).
+/// Opens the embedded store of `settings` read-only (the standalone
+/// service, beside an indexer that writes it; `up` shares the indexer's
+/// store handle instead).
 pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
-    let store = auditrail_store_tantivy::TantivyStore::open(
-        &settings.data_dir,
-        auditrail_store_tantivy::TantivyOptions::default(),
-    )?;
+    let store = auditrail_store_tantivy::TantivyStore::open_read_only(&settings.data_dir)?;
     Ok(Arc::new(store))
 }
 
