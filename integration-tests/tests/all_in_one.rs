@@ -70,23 +70,36 @@ async fn up_serves_the_five_services_healthy_with_reflection_and_metrics() {
     }
 
     // An RPC not built yet answers UNIMPLEMENTED, honestly.
-    let mut query = auditrail_proto::v1::query_service_client::QueryServiceClient::new(
+    let mut reports = auditrail_proto::v1::report_service_client::ReportServiceClient::new(
         server.channel().await.unwrap(),
     );
-    let err = query
-        .search(auditrail_proto::v1::SearchRequest::default())
+    let err = reports
+        .list_report_definitions(auditrail_proto::v1::ListReportDefinitionsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented);
     assert!(
-        err.message().contains("QueryService.Search"),
+        err.message()
+            .contains("ReportService.ListReportDefinitions"),
         "{}",
         err.message()
     );
+    // A built one answers.
+    let mut query = auditrail_proto::v1::query_service_client::QueryServiceClient::new(
+        server.channel().await.unwrap(),
+    );
+    let page = query
+        .search(auditrail_proto::v1::SearchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.events.is_empty() && page.total_hits_exact);
 
     // The calls above are counted, per method and status code.
     let metrics = scrape(server.metrics_addr().expect("metrics on")).unwrap();
-    let search = r#"grpc_server_handled_total{service="auditrail.v1.QueryService",method="Search",code="UNIMPLEMENTED"}"#;
+    let list = r#"grpc_server_handled_total{service="auditrail.v1.ReportService",method="ListReportDefinitions",code="UNIMPLEMENTED"}"#;
+    assert_eq!(metrics.get(list), Some(&1.0), "{metrics:?}");
+    let search = r#"grpc_server_handled_total{service="auditrail.v1.QueryService",method="Search",code="OK"}"#;
     assert_eq!(metrics.get(search), Some(&1.0), "{metrics:?}");
     let checks = r#"grpc_server_started_total{service="grpc.health.v1.Health",method="Check"}"#;
     assert_eq!(metrics.get(checks), Some(&6.0));

@@ -30,11 +30,9 @@ fn auditrail(args: &[&str]) -> (bool, String, String) {
 async fn loaded(dir: &Path) -> (Server, Vec<String>) {
     let lines: Vec<String> = Generator::new(GenConfig::default()).take(EVENTS).collect();
     let log = dir.join("kube-audit.log");
-    std::fs::write(
-        &log,
-        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
-    )
-    .unwrap();
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&log, text).unwrap();
     let server = Server::start(
         &binary("auditrail").unwrap(),
         &[
@@ -80,6 +78,7 @@ fn time(event: &serde_json::Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines, reason = "one scenario against one server")]
 async fn search_export_history_and_diff_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let (server, lines) = loaded(dir.path()).await;

@@ -20,7 +20,7 @@ use auditrail_loggen::{GenConfig, Generator};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
 use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
-use auditrail_store::{Query, SearchRequest, SortOrder, Store as _};
+use auditrail_store::{CountMode, Query, SearchRequest, SortOrder, Store as _};
 use rand::{Rng as _, SeedableRng as _};
 
 const CLUSTER: &str = "c1";
@@ -138,6 +138,7 @@ async fn stored_ids(store_dir: &Path) -> Vec<EventId> {
                 limit: 1000,
                 after,
                 include_raw: false,
+                count: CountMode::None,
             })
             .await
             .unwrap();

@@ -10,7 +10,12 @@ use auditrail_event::{
 use serde_json::Value;
 
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real")
+    // Cargo sets the variable when it runs the binary: prefer it to the
+    // compile-time value, which is stale when an artifact built from another
+    // checkout is reused through a shared target directory.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../../../shared/data/real")
 }
 
 /// Every non-empty line of every real sample, with the file it came from.

@@ -18,7 +18,12 @@ const FUZZ_REGRESSION: &str = "fal_01_003.json";
 const K8S_DOCS_EXAMPLE: &str = include_str!("fixtures/audit-policy.yaml");
 
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real")
+    // Cargo sets the variable when it runs the binary: prefer it to the
+    // compile-time value, which is stale when an artifact built from another
+    // checkout is reused through a shared target directory.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../../../shared/data/real")
 }
 
 /// One non-empty line of a sample file.

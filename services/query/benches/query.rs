@@ -72,7 +72,11 @@ fn args() -> Args {
 fn data_dir(args: &Args) -> PathBuf {
     args.dir.clone().unwrap_or_else(|| {
         let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+            || {
+                std::env::var_os("CARGO_MANIFEST_DIR")
+                    .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+                    .join("../../target")
+            },
             PathBuf::from,
         );
         target

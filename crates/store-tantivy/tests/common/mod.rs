@@ -50,7 +50,12 @@ pub fn generated(cluster: &str, seed: u64, start: &str, n: usize) -> Vec<Indexed
 }
 
 fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real")
+    // Cargo sets the variable when it runs the binary: prefer it to the
+    // compile-time value, which is stale when an artifact built from another
+    // checkout is reused through a shared target directory.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../../../shared/data/real")
 }
 
 /// Every real sample that is an audit event (the fuzzing regression is not).

@@ -160,7 +160,12 @@ pub fn generated(seed: u64, start: &str, mean_interval: SignedDuration, n: usize
 
 /// The directory of the real samples, beside the checkout.
 pub fn real_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real")
+    // Cargo sets the variable when it runs the binary: prefer it to the
+    // compile-time value, which is stale when an artifact built from another
+    // checkout is reused through a shared target directory.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../../../shared/data/real")
 }
 
 /// Every line of the real samples (some are not events).
