@@ -219,24 +219,31 @@ fn print_table_row(e: &v1::AuditEvent) {
     );
 }
 
+/// The exact number of events matching `filter`.
+async fn exact_total(
+    client: &mut QueryServiceClient<tonic::transport::Channel>,
+    filter: &FilterArgs,
+) -> anyhow::Result<u64> {
+    let page = client
+        .search(v1::SearchRequest {
+            filter: Some(filter.filter()),
+            page_size: 1,
+            timeline: filter.timeline,
+            exact_total: true,
+            ..v1::SearchRequest::default()
+        })
+        .await
+        .map_err(|s| rpc_error("Search", &s))?
+        .into_inner();
+    Ok(page.total_hits)
+}
+
 /// Runs `auditrail search`.
 pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()> {
     let mut client = client(server).await?;
     let filter = args.filter.filter();
     if args.count {
-        let page = client
-            .search(v1::SearchRequest {
-                filter: Some(filter),
-                sort: args.filter.sort(),
-                page_size: 1,
-                timeline: args.filter.timeline,
-                exact_total: true,
-                ..v1::SearchRequest::default()
-            })
-            .await
-            .map_err(|s| rpc_error("Search", &s))?
-            .into_inner();
-        println!("{}", page.total_hits);
+        println!("{}", exact_total(&mut client, &args.filter).await?);
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
@@ -389,18 +396,7 @@ pub(crate) async fn export(server: &str, args: ExportArgs) -> anyhow::Result<()>
     let total = if args.quiet || to_stdout {
         None
     } else {
-        let page = client
-            .search(v1::SearchRequest {
-                filter: Some(filter.clone()),
-                page_size: 1,
-                timeline: args.filter.timeline,
-                exact_total: true,
-                ..v1::SearchRequest::default()
-            })
-            .await
-            .map_err(|s| rpc_error("Search", &s))?
-            .into_inner();
-        let n = page.total_hits;
+        let n = exact_total(&mut client, &args.filter).await?;
         Some(if args.limit > 0 { n.min(args.limit) } else { n })
     };
     let mut stream = client

@@ -27,6 +27,7 @@ use tonic::codegen::BoxStream;
 
 use crate::convert::{filter_status, store_status};
 use crate::filter::{resolve_range, time_window, to_query, with_timeline};
+use crate::search::first_time;
 use crate::sort_order;
 
 /// Largest `data` of one chunk.
@@ -172,7 +173,7 @@ struct Export {
 
 impl Export {
     async fn run(&mut self, query: Query, sort: SortOrder, limit: Option<u64>) -> Result<(), Stop> {
-        let edge = |sort| self.first(query.clone(), sort);
+        let edge = |sort| first_time(&*self.store, query.clone(), sort);
         let (Some(oldest), Some(newest)) = (
             edge(SortOrder::OldestFirst).await?,
             edge(SortOrder::NewestFirst).await?,
@@ -224,23 +225,6 @@ impl Export {
             }
         }
         self.done().await
-    }
-
-    /// The first matching event in `sort` order.
-    async fn first(&self, query: Query, sort: SortOrder) -> Result<Option<Timestamp>, Status> {
-        let page = self
-            .store
-            .search(SearchRequest {
-                query,
-                sort,
-                limit: 1,
-                after: None,
-                include_raw: false,
-                count: CountMode::None,
-            })
-            .await
-            .map_err(store_status)?;
-        Ok(page.events.first().map(|e| e.time))
     }
 
     /// Writes every event of one window; returns how many.

@@ -209,18 +209,7 @@ pub(crate) async fn history(
         out.push(resource_version(&event.id, &version, object.as_ref()));
         previous = object;
     }
-    let next_page_token = page
-        .next
-        .map(|after| {
-            PageToken {
-                fingerprint: print,
-                from,
-                to,
-                after,
-            }
-            .encode()
-        })
-        .unwrap_or_default();
+    let next_page_token = PageToken::next_page(print, from, to, page.next);
     Ok(v1::HistoryResponse {
         versions: out,
         next_page_token,

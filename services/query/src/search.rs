@@ -57,18 +57,7 @@ pub(crate) async fn search(
         })
         .await
         .map_err(store_status)?;
-    let next_page_token = page
-        .next
-        .map(|after| {
-            PageToken {
-                fingerprint: print,
-                from,
-                to,
-                after,
-            }
-            .encode()
-        })
-        .unwrap_or_default();
+    let next_page_token = PageToken::next_page(print, from, to, page.next);
     let events = page
         .events
         .into_iter()
@@ -152,12 +141,16 @@ fn interval_of(d: &prost_types::Duration) -> Result<SignedDuration, Status> {
     Ok(interval)
 }
 
-/// The time of the oldest event matching `query`, if any.
-async fn oldest(store: &dyn Store, query: Query) -> Result<Option<Timestamp>, Status> {
+/// The time of the first event matching `query` in `sort` order, if any.
+pub(crate) async fn first_time(
+    store: &dyn Store,
+    query: Query,
+    sort: SortOrder,
+) -> Result<Option<Timestamp>, Status> {
     let page = store
         .search(SearchRequest {
             query,
-            sort: SortOrder::OldestFirst,
+            sort,
             limit: 1,
             after: None,
             include_raw: false,
@@ -196,7 +189,7 @@ pub(crate) async fn histogram(
     // The range starts at `from`, or at the oldest matching event.
     let start = match from {
         Some(from) => Some(from),
-        None => oldest(store, query.clone()).await?,
+        None => first_time(store, query.clone(), SortOrder::OldestFirst).await?,
     };
     let interval = explicit
         .or_else(|| start.map(|s| auto_interval(s, to)))

@@ -67,6 +67,26 @@ impl PageToken {
         URL_SAFE_NO_PAD.encode(json)
     }
 
+    /// The token continuing after `next` (the last event of a page), or
+    /// the empty string on the last page.
+    pub fn next_page(
+        fingerprint: [u8; 16],
+        from: Option<Timestamp>,
+        to: Timestamp,
+        next: Option<Cursor>,
+    ) -> String {
+        next.map(|after| {
+            Self {
+                fingerprint,
+                from,
+                to,
+                after,
+            }
+            .encode()
+        })
+        .unwrap_or_default()
+    }
+
     /// Reads a token and checks that it was issued for `fingerprint`.
     pub fn decode(text: &str, fingerprint: [u8; 16]) -> Result<Self, FilterError> {
         let malformed = || FilterError("page_token is malformed".to_owned());
