@@ -212,13 +212,78 @@ struct Object {
     ports: Vec<u16>,
 }
 
+/// The objects alive in the modelled cluster, with an index by kind so that
+/// picking one of a kind costs the same whatever the population (a scan made
+/// generating ten million events quadratic).
+#[derive(Debug, Default)]
+struct Population {
+    objects: Vec<Object>,
+    /// Per kind, the positions of its objects in `objects`.
+    by_kind: Vec<Vec<usize>>,
+    /// Per object, its position in its kind's list.
+    slot: Vec<usize>,
+}
+
+impl Population {
+    fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    fn of_kind(&self, kind: usize) -> &[usize] {
+        self.by_kind.get(kind).map_or(&[], Vec::as_slice)
+    }
+
+    fn push(&mut self, o: Object) {
+        if self.by_kind.len() <= o.kind {
+            self.by_kind.resize_with(o.kind + 1, Vec::new);
+        }
+        let same_kind = &mut self.by_kind[o.kind];
+        self.slot.push(same_kind.len());
+        same_kind.push(self.objects.len());
+        self.objects.push(o);
+    }
+
+    fn swap_remove(&mut self, index: usize) {
+        // Out of its kind's list (the list's last entry takes its slot).
+        let kind = self.objects[index].kind;
+        let slot = self.slot[index];
+        let same_kind = &mut self.by_kind[kind];
+        same_kind.swap_remove(slot);
+        if let Some(&moved) = same_kind.get(slot) {
+            self.slot[moved] = slot;
+        }
+        // Out of the objects (the last object takes its position).
+        let last = self.objects.len() - 1;
+        if index != last {
+            let last_kind = self.objects[last].kind;
+            let last_slot = self.slot[last];
+            self.by_kind[last_kind][last_slot] = index;
+        }
+        self.objects.swap_remove(index);
+        self.slot.swap_remove(index);
+    }
+}
+
+impl std::ops::Index<usize> for Population {
+    type Output = Object;
+    fn index(&self, i: usize) -> &Object {
+        &self.objects[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Population {
+    fn index_mut(&mut self, i: usize) -> &mut Object {
+        &mut self.objects[i]
+    }
+}
+
 /// An infinite iterator of audit log lines (JSON, no line terminator).
 #[derive(Debug)]
 pub struct Generator {
     config: GenConfig,
     rng: ChaCha8Rng,
     now: Timestamp,
-    objects: Vec<Object>,
+    objects: Population,
     resource_version: u64,
     recent_audit_ids: Vec<String>,
     produced: u64,
@@ -231,7 +296,7 @@ impl Generator {
             rng: ChaCha8Rng::seed_from_u64(config.seed),
             now: config.start,
             config,
-            objects: Vec::new(),
+            objects: Population::default(),
             resource_version: 100_000,
             recent_audit_ids: Vec::new(),
             produced: 0,
@@ -443,12 +508,11 @@ impl Generator {
                 .copied()
                 .unwrap_or("default")
         });
-        let existing: Vec<usize> = (0..self.objects.len())
-            .filter(|&i| self.objects[i].kind == kind_index)
-            .collect();
         let roll = self.rng.random_range(0..10);
+        let existing = self.objects.of_kind(kind_index);
         if roll < 4 && !existing.is_empty() {
-            let o = self.objects[*existing.choose(&mut self.rng).unwrap_or(&existing[0])].clone();
+            let pick = existing[self.rng.random_range(0..existing.len())];
+            let o = self.objects[pick].clone();
             let uri = Self::uri(kind, o.namespace, Some(&o.name), "");
             let oref = Self::object_ref(kind, o.namespace, Some(&o.name), None);
             self.base_event("Metadata", "get", &uri, &oref, 200)
@@ -588,6 +652,38 @@ impl Iterator for Generator {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_population_index_matches_a_scan() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut population = Population::default();
+        for step in 0..5_000u32 {
+            if population.len() > 0 && rng.random_ratio(2, 5) {
+                population.swap_remove(rng.random_range(0..population.len()));
+            } else {
+                population.push(Object {
+                    kind: rng.random_range(0..KINDS.len()),
+                    namespace: None,
+                    name: format!("o{step}"),
+                    uid: String::new(),
+                    resource_version: 0,
+                    generation: 1,
+                    labels: BTreeMap::new(),
+                    ports: Vec::new(),
+                });
+            }
+            if step % 97 == 0 {
+                for kind in 0..KINDS.len() {
+                    let mut indexed = population.of_kind(kind).to_vec();
+                    indexed.sort_unstable();
+                    let scanned: Vec<usize> = (0..population.len())
+                        .filter(|&i| population[i].kind == kind)
+                        .collect();
+                    assert_eq!(indexed, scanned, "kind {kind} at step {step}");
+                }
+            }
+        }
+    }
+
     use super::*;
     use auditrail_event::{EventType, classify, parse_line};
 
