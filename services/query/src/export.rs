@@ -12,7 +12,8 @@
 //! events, and the embedded store skips whole segments outside it. The
 //! window width adapts to the density of events (doubling while windows
 //! hold few events, halving when they hold many), so sparse and dense trails
-//! both take few windows. Windows are contiguous and disjoint, so the
+//! both take few windows; pages hold about 8 MiB of events (between 16 and
+//! 10,000 of them). Windows are contiguous and disjoint, so the
 //! concatenation of their pages is exactly the ordered result.
 
 use std::ops::Bound;
@@ -32,11 +33,13 @@ use crate::sort_order;
 
 /// Largest `data` of one chunk.
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
-/// Events read from the store per page.
-const PAGE_EVENTS: usize = 2000;
-/// Events a window aims to hold: under a page, so that most windows take
-/// one search.
-const WINDOW_TARGET: u64 = 1000;
+/// Bytes of original events a page aims to hold: pages adapt their event
+/// count to the events' mean size, so memory stays bounded by about this
+/// much whatever the events weigh, and small events come in large pages
+/// (each page costs a search over its window, whatever its size).
+const PAGE_BYTES: usize = 8 << 20;
+/// Fewest and most events per page.
+const PAGE_EVENTS: (usize, usize) = (16, 10_000);
 
 /// An export format: how events are written into the document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +137,7 @@ pub(crate) fn start(
             writer: DocumentWriter::new(format),
             buffer: Vec::with_capacity(CHUNK_BYTES * 2),
             bytes: 0,
+            page_events: 1000,
         };
         match export.run(query, sort, limit).await {
             Ok(()) => {}
@@ -169,6 +173,8 @@ struct Export {
     writer: DocumentWriter,
     buffer: Vec<u8>,
     bytes: u64,
+    /// Events per page, adapted to the events' size; windows aim at it.
+    page_events: usize,
 }
 
 impl Export {
@@ -218,9 +224,10 @@ impl Export {
                 SortOrder::NewestFirst => edge.checked_sub(width).unwrap_or(Timestamp::MIN),
             };
             first = false;
-            if n < WINDOW_TARGET / 2 {
+            let target = self.page_events as u64;
+            if n < target / 2 {
                 width = width.checked_mul(2).unwrap_or(width);
-            } else if n > WINDOW_TARGET * 2 && width > SignedDuration::from_micros(2) {
+            } else if n > target * 2 && width > SignedDuration::from_micros(2) {
                 width /= 2;
             }
         }
@@ -244,10 +251,10 @@ impl Export {
                         return Ok(n);
                     }
                     usize::try_from(left)
-                        .unwrap_or(PAGE_EVENTS)
-                        .min(PAGE_EVENTS)
+                        .unwrap_or(self.page_events)
+                        .min(self.page_events)
                 }
-                None => PAGE_EVENTS,
+                None => self.page_events,
             };
             let page = self
                 .store
@@ -262,6 +269,10 @@ impl Export {
                 .await
                 .map_err(store_status)?;
             n += page.events.len() as u64;
+            let bytes: usize = page.events.iter().map(|e| e.raw.len()).sum();
+            if let Some(mean) = bytes.checked_div(page.events.len()) {
+                self.page_events = (PAGE_BYTES / mean.max(1)).clamp(PAGE_EVENTS.0, PAGE_EVENTS.1);
+            }
             self.events(page.events).await?;
             match page.next {
                 Some(next) => after = Some(next),
