@@ -12,8 +12,8 @@
 //! events, and the embedded store skips whole segments outside it. The
 //! window width adapts to the density of events (doubling while windows
 //! hold few events, halving when they hold many), so sparse and dense trails
-//! both take few windows; pages hold about 8 MiB of events (between 16 and
-//! 10,000 of them). Windows are contiguous and disjoint, so the
+//! both take few windows; pages hold about 32 MiB of events (between 16 and
+//! 50,000 of them). Windows are contiguous and disjoint, so the
 //! concatenation of their pages is exactly the ordered result.
 
 use std::ops::Bound;
@@ -37,9 +37,9 @@ pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 /// count to the events' mean size, so memory stays bounded by about this
 /// much whatever the events weigh, and small events come in large pages
 /// (each page costs a search over its window, whatever its size).
-const PAGE_BYTES: usize = 8 << 20;
+const PAGE_BYTES: usize = 32 << 20;
 /// Fewest and most events per page.
-const PAGE_EVENTS: (usize, usize) = (16, 10_000);
+const PAGE_EVENTS: (usize, usize) = (16, 50_000);
 
 /// An export format: how events are written into the document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
