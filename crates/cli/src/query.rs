@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use auditrail_proto::v1;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
+use auditrail_query::document::{DocumentWriter, Format as DocumentFormat};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt as _;
 
@@ -145,6 +146,18 @@ pub(crate) enum Output {
     Yaml,
 }
 
+impl Output {
+    /// The document format of a machine output; `None` for the table.
+    fn document(self) -> Option<DocumentFormat> {
+        match self {
+            Self::Table => None,
+            Self::Json => Some(DocumentFormat::Json),
+            Self::Ndjson => Some(DocumentFormat::Ndjson),
+            Self::Yaml => Some(DocumentFormat::Yaml),
+        }
+    }
+}
+
 /// Flags of `auditrail search`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct SearchArgs {
@@ -247,8 +260,9 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
-    let mut writer = DocumentWriter::new(args.output);
-    if args.output == Output::Table {
+    let mut writer = args.output.document().map(DocumentWriter::new);
+    let mut buffer = Vec::new();
+    if writer.is_none() {
         print_table_header();
     }
     let mut token = String::new();
@@ -275,10 +289,13 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
             format!("more than {}", page.total_hits)
         };
         for event in &page.events {
-            if args.output == Output::Table {
-                print_table_row(event);
-            } else {
-                writer.event(&event.raw, &mut out)?;
+            match &mut writer {
+                None => print_table_row(event),
+                Some(writer) => {
+                    buffer.clear();
+                    writer.event(&event.raw, &mut buffer)?;
+                    out.write_all(&buffer)?;
+                }
             }
             printed += 1;
         }
@@ -287,53 +304,16 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
         }
         token = page.next_page_token;
     }
-    writer.finish(&mut out)?;
-    if args.output == Output::Table {
-        eprintln!("{printed} of {total} matching events");
+    match writer {
+        None => eprintln!("{printed} of {total} matching events"),
+        Some(writer) => {
+            buffer.clear();
+            writer.finish(&mut buffer);
+            out.write_all(&buffer)?;
+            out.flush()?;
+        }
     }
     Ok(())
-}
-
-/// Writes events in the machine formats, as the export does.
-struct DocumentWriter {
-    output: Output,
-    events: u64,
-}
-
-impl DocumentWriter {
-    fn new(output: Output) -> Self {
-        Self { output, events: 0 }
-    }
-
-    fn event(&mut self, raw: &[u8], out: &mut impl std::io::Write) -> anyhow::Result<()> {
-        match self.output {
-            Output::Table => {}
-            Output::Json => {
-                out.write_all(if self.events == 0 { b"[\n" } else { b",\n" })?;
-                out.write_all(raw)?;
-            }
-            Output::Ndjson => {
-                out.write_all(raw)?;
-                out.write_all(b"\n")?;
-            }
-            Output::Yaml => {
-                let value: serde_norway::Value =
-                    serde_json::from_slice(raw).context("an event is not JSON")?;
-                out.write_all(b"---\n")?;
-                out.write_all(serde_norway::to_string(&value)?.as_bytes())?;
-            }
-        }
-        self.events += 1;
-        Ok(())
-    }
-
-    fn finish(&self, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-        if self.output == Output::Json {
-            out.write_all(if self.events == 0 { b"[]\n" } else { b"\n]\n" })?;
-        }
-        out.flush()?;
-        Ok(())
-    }
 }
 
 /// Export document formats.

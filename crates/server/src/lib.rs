@@ -446,6 +446,18 @@ pub async fn run_service<T>(
     result
 }
 
+/// The gRPC status of a store failure, for every service that reads or
+/// writes the store: a bad request is INVALID_ARGUMENT, a store that cannot
+/// be reached UNAVAILABLE (retry), anything else INTERNAL.
+pub fn store_status(err: &auditrail_store::StoreError) -> tonic::Status {
+    use auditrail_store::StoreError;
+    match err {
+        StoreError::InvalidRequest(m) => tonic::Status::invalid_argument(m.clone()),
+        StoreError::Unavailable(m) => tonic::Status::unavailable(m.clone()),
+        StoreError::Internal(m) => tonic::Status::internal(m.clone()),
+    }
+}
+
 /// The answer of an RPC whose implementation has not been built yet: honest
 /// `UNIMPLEMENTED`, never a made-up result.
 pub fn not_built(rpc: &str) -> tonic::Status {

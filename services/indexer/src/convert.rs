@@ -2,24 +2,16 @@
 
 use std::time::Duration;
 
-use auditrail_event::EventType;
 use auditrail_proto::v1;
 use auditrail_store::IndexStats;
 use tonic::Status;
 
 pub(crate) use auditrail_proto::timestamp;
 
-pub(crate) fn event_type(t: EventType) -> v1::EventType {
-    match t {
-        EventType::Kube => v1::EventType::Kube,
-        EventType::Ee => v1::EventType::Ee,
-    }
-}
-
 pub(crate) fn stats_to_proto(s: IndexStats) -> v1::IndexStats {
     v1::IndexStats {
         cluster: s.cluster,
-        r#type: event_type(s.event_type) as i32,
+        r#type: v1::EventType::from(s.event_type) as i32,
         event_count: s.events,
         oldest: s.oldest.map(timestamp),
         newest: s.newest.map(timestamp),

@@ -20,7 +20,7 @@ use std::time::Duration;
 use auditrail_event::{EventType, ParseErrorKind};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_server::{IngestService, IngestServiceServer};
-use auditrail_server::{ServiceConfig, Services};
+use auditrail_server::{ServiceConfig, Services, store_status};
 use auditrail_store::{IndexedEvent, Query, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
@@ -98,15 +98,6 @@ impl Indexer {
     /// The gRPC service, with the message size limit batches need.
     pub fn server(self) -> IngestServiceServer<Self> {
         IngestServiceServer::new(self).max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-}
-
-/// Maps a store failure to the gRPC status the ingestor acts on.
-pub fn store_status(err: &StoreError) -> Status {
-    match err {
-        StoreError::InvalidRequest(m) => Status::invalid_argument(m.clone()),
-        StoreError::Unavailable(m) => Status::unavailable(m.clone()),
-        StoreError::Internal(m) => Status::internal(m.clone()),
     }
 }
 

@@ -4,32 +4,17 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use auditrail_event::{EventType, UserInfo, parse_line};
+use auditrail_event::{UserInfo, parse_line};
 use auditrail_proto::{timestamp, v1};
-use auditrail_store::{StoreError, StoredEvent};
+use auditrail_store::StoredEvent;
 use serde::Deserialize;
 use tonic::Status;
 
 use crate::filter::FilterError;
 
-pub(crate) fn store_status(err: StoreError) -> Status {
-    match err {
-        StoreError::InvalidRequest(m) => Status::invalid_argument(m),
-        StoreError::Unavailable(m) => Status::unavailable(m),
-        StoreError::Internal(m) => Status::internal(m),
-    }
-}
-
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(filter_status)`
 pub(crate) fn filter_status(err: FilterError) -> Status {
     Status::invalid_argument(err.0)
-}
-
-fn event_type(t: EventType) -> v1::EventType {
-    match t {
-        EventType::Kube => v1::EventType::Kube,
-        EventType::Ee => v1::EventType::Ee,
-    }
 }
 
 /// The parts of an event the typed view does not keep.
@@ -82,7 +67,7 @@ pub(crate) fn audit_event(
     let message = v1::AuditEvent {
         id: stored.id.to_hex(),
         cluster: stored.cluster.clone(),
-        r#type: event_type(stored.event_type) as i32,
+        r#type: v1::EventType::from(stored.event_type) as i32,
         level: e.level.as_str().to_owned(),
         stage: e.stage.map(|s| s.as_str().to_owned()).unwrap_or_default(),
         audit_id: e.audit_id.to_string(),

@@ -26,10 +26,12 @@ use tokio::sync::mpsc;
 use tonic::Status;
 use tonic::codegen::BoxStream;
 
-use crate::convert::{filter_status, store_status};
+use crate::convert::filter_status;
+use crate::document::{DocumentWriter, Format};
 use crate::filter::{resolve_range, time_window, to_query, with_timeline};
 use crate::search::first_time;
 use crate::sort_order;
+use auditrail_server::store_status;
 
 /// Largest `data` of one chunk.
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
@@ -41,79 +43,14 @@ const PAGE_BYTES: usize = 32 << 20;
 /// Fewest and most events per page.
 const PAGE_EVENTS: (usize, usize) = (16, 50_000);
 
-/// An export format: how events are written into the document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
-    /// A JSON array of the original events.
-    Json,
-    /// The original events, one per line.
-    Ndjson,
-    /// One YAML document per event.
-    Yaml,
-}
-
-impl Format {
-    fn from_proto(format: i32) -> Result<Self, Status> {
-        match v1::ExportFormat::try_from(format) {
-            Ok(v1::ExportFormat::Unspecified | v1::ExportFormat::Json) => Ok(Self::Json),
-            Ok(v1::ExportFormat::Ndjson) => Ok(Self::Ndjson),
-            Ok(v1::ExportFormat::Yaml) => Ok(Self::Yaml),
-            Err(_) => Err(Status::invalid_argument(format!(
-                "unknown export format {format}"
-            ))),
-        }
-    }
-}
-
-/// Writes events into a document, one after the other.
-#[derive(Debug)]
-pub(crate) struct DocumentWriter {
-    format: Format,
-    events: u64,
-}
-
-impl DocumentWriter {
-    /// A writer of an empty document.
-    pub(crate) fn new(format: Format) -> Self {
-        Self { format, events: 0 }
-    }
-
-    /// Appends the event `raw` (its original JSON) to `out`.
-    pub(crate) fn event(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
-        match self.format {
-            Format::Json => {
-                out.extend_from_slice(if self.events == 0 { b"[\n" } else { b",\n" });
-                out.extend_from_slice(raw);
-            }
-            Format::Ndjson => {
-                out.extend_from_slice(raw);
-                out.push(b'\n');
-            }
-            Format::Yaml => {
-                // serde_norway's mapping keeps insertion order, so the YAML
-                // has the original key order.
-                let value: serde_norway::Value = serde_json::from_slice(raw)
-                    .map_err(|e| Status::internal(format!("stored event is not JSON: {e}")))?;
-                let yaml = serde_norway::to_string(&value)
-                    .map_err(|e| Status::internal(format!("cannot render YAML: {e}")))?;
-                out.extend_from_slice(b"---\n");
-                out.extend_from_slice(yaml.as_bytes());
-            }
-        }
-        self.events += 1;
-        Ok(())
-    }
-
-    /// Appends the end of the document to `out`.
-    pub(crate) fn finish(&self, out: &mut Vec<u8>) {
-        if self.format == Format::Json {
-            out.extend_from_slice(if self.events == 0 { b"[]\n" } else { b"\n]\n" });
-        }
-    }
-
-    /// Events written so far.
-    pub(crate) fn events(&self) -> u64 {
-        self.events
+fn format_from_proto(format: i32) -> Result<Format, Status> {
+    match v1::ExportFormat::try_from(format) {
+        Ok(v1::ExportFormat::Unspecified | v1::ExportFormat::Json) => Ok(Format::Json),
+        Ok(v1::ExportFormat::Ndjson) => Ok(Format::Ndjson),
+        Ok(v1::ExportFormat::Yaml) => Ok(Format::Yaml),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "unknown export format {format}"
+        ))),
     }
 }
 
@@ -123,7 +60,7 @@ pub(crate) fn start(
     request: &v1::ExportRequest,
     now: Timestamp,
 ) -> Result<BoxStream<v1::ExportChunk>, Status> {
-    let format = Format::from_proto(request.format)?;
+    let format = format_from_proto(request.format)?;
     let sort = sort_order(request.sort)?;
     let filter = with_timeline(request.filter.as_ref(), request.timeline);
     let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(filter_status)?;
@@ -267,7 +204,7 @@ impl Export {
                     count: CountMode::None,
                 })
                 .await
-                .map_err(store_status)?;
+                .map_err(|e| store_status(&e))?;
             n += page.events.len() as u64;
             let bytes: usize = page.events.iter().map(|e| e.raw.len()).sum();
             if let Some(mean) = bytes.checked_div(page.events.len()) {
@@ -283,7 +220,9 @@ impl Export {
 
     async fn events(&mut self, events: Vec<StoredEvent>) -> Result<(), Stop> {
         for event in events {
-            self.writer.event(&event.raw, &mut self.buffer)?;
+            self.writer
+                .event(&event.raw, &mut self.buffer)
+                .map_err(|e| Status::internal(format!("stored event {}: {e}", event.id)))?;
             self.send_full_chunks().await?;
         }
         Ok(())
@@ -326,47 +265,5 @@ impl Export {
             total_bytes,
         };
         self.send(data, Some(summary)).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn document(format: Format, events: &[&str]) -> String {
-        let mut writer = DocumentWriter::new(format);
-        let mut out = Vec::new();
-        for e in events {
-            writer.event(e.as_bytes(), &mut out).expect("event");
-        }
-        writer.finish(&mut out);
-        String::from_utf8(out).expect("utf-8")
-    }
-
-    #[test]
-    fn json_is_an_array_of_the_original_bytes() {
-        assert_eq!(document(Format::Json, &[]), "[]\n");
-        let doc = document(Format::Json, &[r#"{"b":1, "a":2}"#, r#"{"c":3}"#]);
-        assert_eq!(doc, "[\n{\"b\":1, \"a\":2},\n{\"c\":3}\n]\n");
-        let parsed: serde_json::Value = serde_json::from_str(&doc).expect("json");
-        assert_eq!(parsed.as_array().map(Vec::len), Some(2));
-    }
-
-    #[test]
-    fn ndjson_is_the_log_lines() {
-        assert_eq!(document(Format::Ndjson, &[]), "");
-        assert_eq!(
-            document(Format::Ndjson, &[r#"{"b":1}"#, r#"{"c":3}"#]),
-            "{\"b\":1}\n{\"c\":3}\n"
-        );
-    }
-
-    #[test]
-    fn yaml_keeps_key_order_in_separate_documents() {
-        let doc = document(
-            Format::Yaml,
-            &[r#"{"b":1,"a":{"y":2,"x":3}}"#, r#"{"c":"d"}"#],
-        );
-        assert_eq!(doc, "---\nb: 1\na:\n  y: 2\n  x: 3\n---\nc: d\n");
     }
 }

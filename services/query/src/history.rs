@@ -18,10 +18,11 @@ use serde_json::Value as Json;
 use std::ops::Bound;
 use tonic::Status;
 
-use crate::convert::{filter_status, store_status};
+use crate::convert::filter_status;
 use crate::filter::{fingerprint, resolve_range};
 use crate::page_size;
 use crate::token::PageToken;
+use auditrail_server::store_status;
 
 /// The verbs that change a resource.
 const WRITE_VERBS: [&str; 4] = ["create", "update", "patch", "delete"];
@@ -77,7 +78,7 @@ async fn only_cluster(store: &dyn Store) -> Result<Option<String>, Status> {
     let mut clusters: Vec<String> = store
         .stats()
         .await
-        .map_err(store_status)?
+        .map_err(|e| store_status(&e))?
         .into_iter()
         .map(|s| s.cluster)
         .collect();
@@ -108,7 +109,7 @@ async fn object_before(
             count: CountMode::None,
         })
         .await
-        .map_err(store_status)?;
+        .map_err(|e| store_status(&e))?;
     for event in page.events {
         let version = version_of(&event.raw).map_err(|e| version_status(&event.id, &e))?;
         if version.object.is_some() {
@@ -193,7 +194,7 @@ pub(crate) async fn history(
             count: CountMode::None,
         })
         .await
-        .map_err(store_status)?;
+        .map_err(|e| store_status(&e))?;
     let mut out = Vec::with_capacity(page.events.len());
     let mut previous: Option<Json> = None;
     for event in &page.events {
@@ -235,7 +236,7 @@ async fn event(store: &dyn Store, text: &str, side: &str) -> Result<StoredEvent,
     store
         .get(&id)
         .await
-        .map_err(store_status)?
+        .map_err(|e| store_status(&e))?
         .ok_or_else(|| Status::not_found(format!("no event with id {text}")))
 }
 

@@ -13,6 +13,7 @@
 //! exports streamed.
 
 mod convert;
+pub mod document;
 mod export;
 pub mod filter;
 mod history;

@@ -9,10 +9,11 @@ use auditrail_store::{
 };
 use jiff::{SignedDuration, Timestamp};
 
-use crate::convert::{audit_event, filter_status, store_status};
+use crate::convert::{audit_event, filter_status};
 use crate::filter::{fingerprint, resolve_range, to_query, with_timeline};
 use crate::token::PageToken;
 use crate::{page_size, sort_order};
+use auditrail_server::store_status;
 use tonic::Status;
 
 /// Matches a search counts exactly unless asked for an exact total; beyond
@@ -56,7 +57,7 @@ pub(crate) async fn search(
             },
         })
         .await
-        .map_err(store_status)?;
+        .map_err(|e| store_status(&e))?;
     let next_page_token = PageToken::next_page(print, from, to, page.next);
     let events = page
         .events
@@ -157,7 +158,7 @@ pub(crate) async fn first_time(
             count: CountMode::None,
         })
         .await
-        .map_err(store_status)?;
+        .map_err(|e| store_status(&e))?;
     Ok(page.events.first().map(|e| e.time))
 }
 
@@ -229,7 +230,7 @@ pub(crate) async fn histogram(
             top_n: top_n as usize,
         })
         .await
-        .map_err(store_status)?;
+        .map_err(|e| store_status(&e))?;
     let mut counts: BTreeMap<Timestamp, u64> = answer.buckets;
     let mut buckets = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut at = first;
