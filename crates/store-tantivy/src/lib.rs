@@ -33,8 +33,8 @@
 //! # Read-only
 //! [`TantivyStore::open_read_only`] serves searches beside a writer in
 //! another process (tantivy allows one writer per index): readers reload
-//! after that writer's commits, and new cluster indices are discovered at the
-//! next search.
+//! after that writer's commits, and new cluster indices are discovered by later
+//! searches (the directory is listed at most once a second).
 //!
 //! # Crash recovery
 //! Tantivy writes segments, then atomically replaces `meta.json`: an index
@@ -179,7 +179,12 @@ struct Inner {
     creating: Mutex<()>,
     /// Opened with [`TantivyStore::open_read_only`].
     read_only: bool,
+    /// When a read-only store last looked for new cluster indices.
+    last_discovery: Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a read-only store looks for cluster indices created since.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
 
 fn join_error(e: &tokio::task::JoinError) -> StoreError {
     StoreError::Internal(format!("store task failed: {e}"))
@@ -216,6 +221,7 @@ impl TantivyStore {
                 indices: RwLock::new(indices),
                 creating: Mutex::new(()),
                 read_only: false,
+                last_discovery: Mutex::new(None),
             }),
         })
     }
@@ -230,13 +236,13 @@ impl TantivyStore {
         self.inner.map().keys().cloned().collect()
     }
 
-    /// The indices a query can match.
     /// Opens the store in `dir` for searching only, beside a writer in
     /// another process (the standalone query service next to the indexer):
     /// no index is locked or created, readers reload after the writer's
-    /// commits, and cluster indices created later are found at the next
-    /// search. Writes, deletes and retention answer
-    /// [`StoreError::InvalidRequest`]. A missing `dir` is an empty store.
+    /// commits, and cluster indices created later are found by later
+    /// searches (the directory is listed at most once a second). Writes,
+    /// deletes and retention answer [`StoreError::InvalidRequest`]. A
+    /// missing `dir` is an empty store.
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
         let store = Self {
             inner: Arc::new(Inner {
@@ -245,6 +251,7 @@ impl TantivyStore {
                 indices: RwLock::new(BTreeMap::new()),
                 creating: Mutex::new(()),
                 read_only: true,
+                last_discovery: Mutex::new(None),
             }),
         };
         store.inner.discover()?;
@@ -252,6 +259,7 @@ impl TantivyStore {
         Ok(store)
     }
 
+    /// The indices a query can match.
     fn indices_for(&self, query: &Query) -> Vec<Arc<ClusterIndex>> {
         self.inner.rediscover();
         let map = self.inner.map();
@@ -330,12 +338,24 @@ impl Inner {
         Ok(())
     }
 
-    /// [`Self::discover`] for read-only stores before a search; a failure
-    /// is logged and the known indices are searched.
+    /// [`Self::discover`] for read-only stores before a search, at most
+    /// once per [`DISCOVERY_INTERVAL`] (searches do not each list the
+    /// directory); a failure is logged and the known indices are searched.
     fn rediscover(&self) {
-        if self.read_only
-            && let Err(e) = self.discover()
+        if !self.read_only {
+            return;
+        }
         {
+            let mut last = self
+                .last_discovery
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|t| t.elapsed() < DISCOVERY_INTERVAL) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        if let Err(e) = self.discover() {
             tracing::warn!(error = %e, "cannot look for new cluster indices");
         }
     }
