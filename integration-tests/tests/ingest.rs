@@ -18,10 +18,11 @@ use auditrail_event::EventId;
 use auditrail_integration_tests::{Server, binary, eventually};
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_proto::v1;
-use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
 use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
-use auditrail_store::{CountMode, Query, SearchRequest, SortOrder, Store as _};
+use common::{assert_exactly_once, expected_ids, stored_ids, wait_for_count};
 use rand::{Rng as _, SeedableRng as _};
+
+mod common;
 
 const CLUSTER: &str = "c1";
 
@@ -99,74 +100,6 @@ fn up(data: &Path, log: &Path) -> Server {
     up_with(data, log, &[])
 }
 
-async fn stored_count(url: &str) -> Option<u64> {
-    let mut client = IngestServiceClient::connect(url.to_owned()).await.ok()?;
-    let stats = client
-        .get_index_stats(v1::GetIndexStatsRequest::default())
-        .await
-        .ok()?
-        .into_inner()
-        .stats;
-    Some(stats.iter().map(|s| s.event_count).sum())
-}
-
-async fn wait_for_count(server: &Server, at_least: u64) -> u64 {
-    let url = server.url();
-    eventually(&format!("{at_least} stored events"), || {
-        let url = url.clone();
-        async move { stored_count(&url).await.filter(|&n| n >= at_least) }
-    })
-    .await
-    .unwrap()
-}
-
-/// Every stored event id, read from the store directory after the server
-/// stopped, with duplicates kept visible (a multiset as a sorted Vec).
-async fn stored_ids(store_dir: &Path) -> Vec<EventId> {
-    let store = auditrail_store_tantivy::TantivyStore::open(
-        store_dir,
-        auditrail_store_tantivy::TantivyOptions::default(),
-    )
-    .unwrap();
-    let mut ids = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .search(SearchRequest {
-                query: Query::All,
-                sort: SortOrder::OldestFirst,
-                limit: 1000,
-                after,
-                include_raw: false,
-                count: CountMode::None,
-            })
-            .await
-            .unwrap();
-        ids.extend(page.events.iter().map(|e| e.id));
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
-        }
-    }
-    ids.sort();
-    ids
-}
-
-fn expected_ids(lines: &[String]) -> BTreeSet<EventId> {
-    lines
-        .iter()
-        .map(|l| EventId::compute(CLUSTER, l.as_bytes()))
-        .collect()
-}
-
-fn assert_exactly_once(stored: &[EventId], expected: &BTreeSet<EventId>) {
-    let distinct: BTreeSet<EventId> = stored.iter().copied().collect();
-    assert_eq!(distinct.len(), stored.len(), "an event is stored twice");
-    let missing = expected.difference(&distinct).count();
-    let extra = distinct.difference(expected).count();
-    assert_eq!((missing, extra), (0, 0), "missing or unexpected events");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_exactly_once_through_rotations_restarts_and_kills() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,7 +112,7 @@ async fn every_event_exactly_once_through_rotations_restarts_and_kills() {
     let mut lines: Vec<String> = Generator::new(GenConfig::default()).take(6_000).collect();
     let pair = same_audit_id_pair();
     lines.splice(4_000..4_000, pair.clone());
-    let expected = expected_ids(&lines);
+    let expected = expected_ids(CLUSTER, &lines);
     assert_eq!(
         expected.len(),
         lines.len(),
@@ -332,7 +265,10 @@ async fn separate_ingestor_and_indexer_survive_each_others_crashes() {
 
     assert!(ingestor.terminate().unwrap().success());
     assert!(indexer.terminate().unwrap().success());
-    assert_exactly_once(&stored_ids(&store_dir).await, &expected_ids(&lines));
+    assert_exactly_once(
+        &stored_ids(&store_dir).await,
+        &expected_ids(CLUSTER, &lines),
+    );
 }
 
 /// A line and what the ingestor must do with it.

@@ -16,6 +16,7 @@ mod demo;
 mod gen_logs;
 mod process;
 mod test;
+mod tools;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: what CI runs, in the order that fails fastest.
 
 use crate::cargo::{cargo, run_cmd};
+use crate::tools;
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
@@ -14,8 +15,9 @@ pub(crate) struct TestArgs {
 }
 
 /// Format check, clippy with warnings as errors, then every test of the
-/// workspace. Tools the tests need beyond cargo (none yet) are installed by
-/// this command into a folder it owns before the tests run.
+/// workspace. Tools the tests need beyond cargo (moto's CloudWatch Logs
+/// emulator) are installed by this command into a folder it owns before the
+/// tests run (see `tools.rs`).
 pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     if !args.no_lint {
         run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -32,8 +34,10 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     // The integration tests start the real binaries: build them first so
     // they are never stale, whichever test filter is given.
     run_cmd(cargo().args(["build", "--workspace", "--bins", "--locked"]))?;
+    let moto = tools::ensure_moto()?;
     run_cmd(
         cargo()
+            .env(tools::MOTO_SERVER_ENV, &moto)
             .args(["test", "--workspace", "--locked", "--no-fail-fast"])
             .args(&args.cargo_test_args),
     )?;

@@ -75,6 +75,7 @@ pub(crate) async fn run(args: UpArgs, matches: &ArgMatches) -> anyhow::Result<()
         .flag("cluster", args.cluster)
         .flag("retention_days", args.retention_days)
         .flag("ingestor.sources", sources)
+        .flag("ingestor.cloudwatch", args.sources.cloudwatch())
         .flag("ingestor.start_at", args.sources.start_at)
         .extract()?;
     let settings = &config.service;

@@ -246,33 +246,39 @@ impl CheckpointStore {
         })?;
         json.push(b'\n');
 
-        let dir = match self.path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = self.path.file_name().map_or_else(
-            || "checkpoints".into(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let io_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| CheckpointError::Io { path, source }
-        };
-
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        out.write_all(&json).map_err(io_err(&tmp))?;
-        out.sync_all().map_err(io_err(&tmp))?;
-        drop(out);
-        fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&dir))?;
-        Ok(())
+        write_atomically(&self.path, &json)
     }
+}
+
+/// Replaces the file at `path` with `bytes` so that a crash leaves either the
+/// old or the new content, never a mix: a temporary file in the same
+/// directory, fsync, rename over `path`, fsync of the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map_or_else(
+        || "checkpoints".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CheckpointError::Io { path, source }
+    };
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    out.write_all(bytes).map_err(io_err(&tmp))?;
+    out.sync_all().map_err(io_err(&tmp))?;
+    drop(out);
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(&dir))?;
+    Ok(())
 }

@@ -1,8 +1,9 @@
 //! The dead-letter file: lines that are not audit events, kept for people.
 //!
 //! One JSON object per line in `<data_dir>/dead-letters.ndjson`: when, which
-//! source, file and byte offset, why, the line's length and a bounded excerpt
-//! of it. Dead letters are written before the checkpoint that moves past them
+//! source, where (file and byte offset, or CloudWatch stream and event id),
+//! why, the line's length and a bounded excerpt of it. File and CloudWatch
+//! sources share the file (through [`SharedDeadLetters`]). Dead letters are written before the checkpoint that moves past them
 //! is saved, so a crash can repeat a dead letter but never lose one.
 
 use std::collections::HashSet;
@@ -36,6 +37,12 @@ pub struct DeadLetter {
     pub excerpt: String,
     /// Whether `excerpt` is shorter than the line.
     pub truncated: bool,
+    /// CloudWatch log stream (CloudWatch sources only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub log_stream: String,
+    /// CloudWatch event position (CloudWatch sources only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub event_id: String,
 }
 
 impl DeadLetter {
@@ -61,8 +68,60 @@ impl DeadLetter {
             length,
             excerpt: String::from_utf8_lossy(excerpt).into_owned(),
             truncated: (excerpt.len() as u64) < length,
+            log_stream: String::new(),
+            event_id: String::new(),
         }
     }
+
+    /// A dead letter for a CloudWatch message: it has a stream and an event
+    /// id instead of a file and an offset.
+    pub fn cloudwatch(
+        source: &str,
+        log_stream: &str,
+        event_id: &str,
+        code: &str,
+        reason: String,
+        message: &[u8],
+    ) -> Self {
+        Self {
+            file: String::new(),
+            log_stream: log_stream.to_owned(),
+            event_id: event_id.to_owned(),
+            ..Self::new(
+                source,
+                Path::new(""),
+                0,
+                code,
+                reason,
+                message.len() as u64,
+                message,
+            )
+        }
+    }
+}
+
+/// The dead-letter file shared by every source of an ingestor.
+pub type SharedDeadLetters = std::sync::Arc<std::sync::Mutex<DeadLetters>>;
+
+/// Locks the shared dead-letter file. A poisoned lock only means a panic
+/// elsewhere mid-append; the file itself is still usable.
+pub fn lock(shared: &SharedDeadLetters) -> std::sync::MutexGuard<'_, DeadLetters> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The short code of an indexer reject reason, as dead letters name it.
+pub fn reject_code(code: i32) -> &'static str {
+    use auditrail_proto::v1::RejectReason;
+    RejectReason::try_from(code).map_or("rejected", |c| match c {
+        RejectReason::InvalidJson => "invalid_json",
+        RejectReason::NotAuditEvent => "not_an_event",
+        RejectReason::InvalidField => "invalid_field",
+        RejectReason::TooLarge => "too_large",
+        RejectReason::Empty => "empty",
+        RejectReason::Unspecified => "rejected",
+    })
 }
 
 /// The append-only dead-letter file.
@@ -76,6 +135,11 @@ pub struct DeadLetters {
 }
 
 impl DeadLetters {
+    /// Opens (creating) the file in `dir`, to be shared by every source.
+    pub fn open_shared(dir: &Path) -> std::io::Result<SharedDeadLetters> {
+        Ok(std::sync::Arc::new(std::sync::Mutex::new(Self::open(dir)?)))
+    }
+
     /// Opens (creating) the file in `dir`.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         let path = dir.join("dead-letters.ndjson");
@@ -99,16 +163,21 @@ impl DeadLetters {
         self.count += 1;
         metrics::counter!("ingestor_dead_letters_total", "reason" => letter.code.clone())
             .increment(1);
-        if self
-            .logged
-            .insert((letter.file.clone(), letter.code.clone()))
-        {
+        let place = if letter.file.is_empty() {
+            &letter.log_stream
+        } else {
+            &letter.file
+        };
+        if self.logged.insert((place.clone(), letter.code.clone())) {
             tracing::warn!(
+                source = %letter.source,
                 file = %letter.file,
                 offset = letter.offset,
+                log_stream = %letter.log_stream,
+                event_id = %letter.event_id,
                 reason = %letter.reason,
                 dead_letters = %self.path.display(),
-                "line dead-lettered (further ones for this file and reason are counted, not logged)"
+                "event dead-lettered (further ones for this file or stream and reason are counted, not logged)"
             );
         }
         Ok(())

@@ -1,15 +1,18 @@
-//! The ingestor: follows the audit log files the API servers write, batches
-//! their lines and pushes them to the indexer, advancing its checkpoints only
-//! after the indexer acknowledged; lines that are not audit events go to a
-//! dead-letter file. `IngestorService` reports its sources, checkpoints and
-//! dead letters.
+//! The ingestor: follows the audit log files the API servers write and the
+//! CloudWatch Logs streams EKS writes, batches their events and pushes them
+//! to the indexer, advancing its checkpoints only after the indexer
+//! acknowledged; what is not an audit event goes to a dead-letter file.
+//! `IngestorService` reports its sources, checkpoints and dead letters.
 //!
-//! - [`settings`]: sources (paths or globs, kube/ee), batching, retries.
+//! - [`settings`]: sources (paths or globs, kube/ee; CloudWatch), batching,
+//!   retries.
 //! - [`pipeline`]: files → batches → indexer → checkpoints.
+//! - [`cloudwatch`]: CloudWatch streams → pages → indexer → positions.
 //! - [`sender`]: the `IngestService` client with backoff.
 //! - [`dead_letter`]: the dead-letter file.
 //! - [`status`]: the status board behind `GetStatus`.
 
+pub mod cloudwatch;
 pub mod dead_letter;
 pub mod pipeline;
 pub mod sender;
@@ -23,8 +26,10 @@ use auditrail_proto::v1;
 use auditrail_proto::v1::ingestor_service_server::{IngestorService, IngestorServiceServer};
 use auditrail_server::{ServiceConfig, Services};
 use clap::ArgMatches;
+use dead_letter::DeadLetters;
 use tonic::{Request, Response, Status};
 
+pub use cloudwatch::{CloudWatchReader, CloudWatchSource};
 pub use pipeline::{Pipeline, PipelineError};
 pub use settings::{FileSource, Settings, SourceType, StartAt};
 pub use status::StatusBoard;
@@ -71,28 +76,74 @@ pub enum IndexerTarget {
     ThisServer,
 }
 
-/// Adds the ingestor to `services`: its status API and its pipeline as a
-/// background task. Fails (before anything is served) when the settings,
-/// the data directory or the checkpoint file are unusable.
+/// Adds the ingestor to `services`: its status API, the file pipeline and
+/// one task per CloudWatch source. Fails (before anything is served) when
+/// the settings, the data directory or a checkpoint file are unusable.
 pub fn add_to(
     services: Services,
     settings: Settings,
     target: IndexerTarget,
 ) -> Result<Services, PipelineError> {
+    settings.validate()?;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| PipelineError::Io {
+        what: "cannot create the data directory",
+        path: settings.data_dir.clone(),
+        source,
+    })?;
+    let dead_letters =
+        DeadLetters::open_shared(&settings.data_dir).map_err(|source| PipelineError::Io {
+            what: "cannot open the dead-letter file in",
+            path: settings.data_dir.clone(),
+            source,
+        })?;
     let status = Arc::new(StatusBoard::new(&settings.cluster));
+    {
+        let letters = dead_letter::lock(&dead_letters);
+        status.set_dead_letters(letters.path().to_owned(), letters.count());
+    }
     let service = Ingestor::new(Arc::clone(&status), &settings);
-    let pipeline = Pipeline::prepare(settings, status)?;
-    Ok(services
-        .with(service.server())
-        .task("ingestion", move |ctx| async move {
-            let pipeline = match target {
-                IndexerTarget::Configured => pipeline,
-                IndexerTarget::ThisServer => {
-                    pipeline.with_indexer_url(&format!("http://{}", ctx.grpc_addr))
-                }
+    let readers = settings
+        .cloudwatch
+        .iter()
+        .map(|source| {
+            CloudWatchReader::prepare(
+                source.clone(),
+                &settings,
+                Arc::clone(&status),
+                Arc::clone(&dead_letters),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pipeline = if settings.sources.is_empty() {
+        None
+    } else {
+        Some(Pipeline::prepare(settings, status, dead_letters)?)
+    };
+    // Copy (it captures only `target`), so every task gets its own.
+    let this_server = move |ctx: &auditrail_server::TaskContext| match target {
+        IndexerTarget::Configured => None,
+        IndexerTarget::ThisServer => Some(format!("http://{}", ctx.grpc_addr)),
+    };
+    let mut services = services.with(service.server());
+    if let Some(pipeline) = pipeline {
+        services = services.task("ingestion", move |ctx| async move {
+            let pipeline = match this_server(&ctx) {
+                None => pipeline,
+                Some(url) => pipeline.with_indexer_url(&url),
             };
             pipeline.run(ctx.stop).await;
-        }))
+        });
+    }
+    for reader in readers {
+        services = services.task("cloudwatch", move |ctx| async move {
+            let reader = match this_server(&ctx) {
+                None => reader,
+                Some(url) => reader.with_indexer_url(&url),
+            };
+            reader.run(ctx.stop).await;
+        });
+    }
+    Ok(services)
 }
 
 const DEFAULT_PAGE: usize = 100;
@@ -155,8 +206,8 @@ impl IngestorService for Ingestor {
                     excerpt: d.excerpt.into_bytes(),
                     truncated: d.truncated,
                     length: d.length,
-                    log_stream: String::new(),
-                    event_id: String::new(),
+                    log_stream: d.log_stream,
+                    event_id: d.event_id,
                 })
                 .collect(),
             next_page_token: next,
@@ -179,6 +230,33 @@ pub struct SourceArgs {
     /// Where to begin a log that has no checkpoint yet.
     #[arg(long, value_name = "WHERE", value_parser = ["beginning", "end"])]
     pub start_at: Option<String>,
+    /// Read the EKS audit log from this CloudWatch Logs group
+    /// (`/aws/eks/<cluster>/cluster`). Without `--log-path`, no file is
+    /// followed.
+    #[arg(long, value_name = "GROUP")]
+    pub cloudwatch_group: Option<String>,
+    /// AWS region of the log group (default: AWS_REGION or the profile's).
+    #[arg(long, value_name = "REGION", requires = "cloudwatch_group")]
+    pub cloudwatch_region: Option<String>,
+    /// Only streams starting with this are read [default: kube-apiserver-audit-].
+    #[arg(long, value_name = "PREFIX", requires = "cloudwatch_group")]
+    pub cloudwatch_stream_prefix: Option<String>,
+    /// Seconds between two fetches [default: 60].
+    #[arg(long, value_name = "SECONDS", requires = "cloudwatch_group")]
+    pub cloudwatch_fetch_interval: Option<u64>,
+    /// CloudWatch Logs endpoint URL instead of the region's (private
+    /// endpoints, emulators).
+    #[arg(long, value_name = "URL", requires = "cloudwatch_group")]
+    pub cloudwatch_endpoint: Option<String>,
+    /// Where the first run begins when the store holds no kube event of the
+    /// cluster yet (RFC 3339, e.g. 2026-11-01T00:00:00Z) [default: each
+    /// stream's start].
+    #[arg(long, value_name = "TIME", requires = "cloudwatch_group")]
+    pub cloudwatch_start_time: Option<jiff::Timestamp>,
+    /// Directory with the files `aws-id` and `aws-key` (the mounted Secret
+    /// tigera-eks-log-forwarder-secret) [default: the AWS credential chain].
+    #[arg(long, value_name = "DIR", requires = "cloudwatch_group")]
+    pub cloudwatch_credentials_dir: Option<PathBuf>,
 }
 
 impl SourceArgs {
@@ -186,10 +264,11 @@ impl SourceArgs {
     /// the closest `--log-path` before it), or `None` when none were given.
     pub fn sources(&self, matches: &ArgMatches) -> Result<Option<Vec<FileSource>>, String> {
         if self.log_paths.is_empty() {
-            if self.log_types.is_empty() {
-                return Ok(None);
+            if !self.log_types.is_empty() {
+                return Err("--log-type needs a --log-path before it".to_owned());
             }
-            return Err("--log-type needs a --log-path before it".to_owned());
+            // CloudWatch only: the default files are not followed.
+            return Ok(self.cloudwatch_group.is_some().then(Vec::new));
         }
         let path_at: Vec<usize> = matches
             .indices_of("log_paths")
@@ -228,6 +307,25 @@ impl SourceArgs {
         }
         Ok(Some(sources))
     }
+
+    /// The CloudWatch source given on the command line, if any.
+    pub fn cloudwatch(&self) -> Option<Vec<CloudWatchSource>> {
+        let group = self.cloudwatch_group.clone()?;
+        let mut source = CloudWatchSource::new(group);
+        source.region.clone_from(&self.cloudwatch_region);
+        if let Some(prefix) = &self.cloudwatch_stream_prefix {
+            source.stream_prefix.clone_from(prefix);
+        }
+        if let Some(interval) = self.cloudwatch_fetch_interval {
+            source.fetch_interval = interval;
+        }
+        source.endpoint.clone_from(&self.cloudwatch_endpoint);
+        source.start_time = self.cloudwatch_start_time;
+        source
+            .credentials_dir
+            .clone_from(&self.cloudwatch_credentials_dir);
+        Some(vec![source])
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +345,41 @@ mod tests {
             .map_err(|e| e.to_string())?;
         let cli = Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
         cli.sources.sources(&matches)
+    }
+
+    #[test]
+    fn cloudwatch_flags_make_one_source() {
+        let matches = Cli::command()
+            .try_get_matches_from([
+                "x",
+                "--cloudwatch-group",
+                "/aws/eks/prod/cluster",
+                "--cloudwatch-region",
+                "eu-west-1",
+                "--cloudwatch-fetch-interval",
+                "5",
+                "--cloudwatch-start-time",
+                "2026-11-01T00:00:00Z",
+            ])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let sources = cli.sources.cloudwatch().unwrap();
+        assert_eq!(sources.len(), 1);
+        assert_eq!(sources[0].region.as_deref(), Some("eu-west-1"));
+        assert_eq!(sources[0].fetch_interval, 5);
+        assert_eq!(sources[0].stream_prefix, "kube-apiserver-audit-");
+        assert_eq!(
+            sources[0].start_time.map(jiff::Timestamp::as_second),
+            Some(1_793_491_200)
+        );
+        let bad_time = Cli::command().try_get_matches_from([
+            "x",
+            "--cloudwatch-group",
+            "g",
+            "--cloudwatch-start-time",
+            "yesterday",
+        ]);
+        assert!(bad_time.is_err());
     }
 
     #[test]
@@ -277,6 +410,13 @@ mod tests {
                 .contains("--log-type")
         );
         assert!(parse(&["--log-type", "ee", "--log-path", "/b/kube.log"]).is_err());
+        // CloudWatch alone replaces the default files; its other flags need
+        // the group.
+        assert_eq!(
+            parse(&["--cloudwatch-group", "/aws/eks/x/cluster"]).unwrap(),
+            Some(Vec::new())
+        );
+        assert!(parse(&["--cloudwatch-region", "us-west-2"]).is_err());
         assert!(
             parse(&[
                 "--log-path",

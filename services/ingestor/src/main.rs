@@ -40,6 +40,7 @@ async fn run() -> anyhow::Result<()> {
         .flag("indexer_url", args.indexer_url)
         .flag("data_dir", args.data_dir)
         .flag("sources", sources)
+        .flag("cloudwatch", args.sources.cloudwatch())
         .flag("start_at", args.sources.start_at)
         .extract()?;
     let services = auditrail_ingestor::add_to(

@@ -27,7 +27,7 @@ use auditrail_server::StopSignal;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::dead_letter::{DeadLetter, SharedDeadLetters, lock, reject_code};
 use crate::sender::Sender;
 use crate::settings::{Settings, StartAt};
 use crate::status::StatusBoard;
@@ -116,7 +116,7 @@ struct InFlight {
 pub struct Pipeline {
     settings: Settings,
     sources: Vec<Source>,
-    dead_letters: DeadLetters,
+    dead_letters: SharedDeadLetters,
     sender: Sender,
     status: Arc<StatusBoard>,
     /// Set when a batch was lost before its acknowledgement: no checkpoint
@@ -139,19 +139,12 @@ impl Pipeline {
     /// Checks the settings, opens the data directory, loads checkpoints and
     /// starts following the sources. Errors here stop the ingestor before it
     /// serves: better than running without its state.
-    pub fn prepare(settings: Settings, status: Arc<StatusBoard>) -> Result<Self, PipelineError> {
+    pub fn prepare(
+        settings: Settings,
+        status: Arc<StatusBoard>,
+        dead_letters: SharedDeadLetters,
+    ) -> Result<Self, PipelineError> {
         settings.validate()?;
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| PipelineError::Io {
-            what: "cannot create the data directory",
-            path: settings.data_dir.clone(),
-            source,
-        })?;
-        let dead_letters =
-            DeadLetters::open(&settings.data_dir).map_err(|source| PipelineError::Io {
-                what: "cannot open the dead-letter file in",
-                path: settings.data_dir.clone(),
-                source,
-            })?;
         let options = FollowOptions {
             start: match settings.start_at {
                 StartAt::Beginning => StartPosition::Beginning,
@@ -181,15 +174,11 @@ impl Pipeline {
             });
         }
         let sender = Sender::new(&settings.indexer_url, settings.retry.clone())?;
-        status.set_sources(
-            sources
-                .iter()
-                .map(|s| (s.name.clone(), s.event_type))
-                .collect(),
-        );
-        status.set_dead_letters(dead_letters.path().to_owned(), dead_letters.count());
+        for source in &sources {
+            status.add_file_source(&source.name, source.event_type);
+        }
         let loaded: Vec<Checkpoints> = sources.iter().map(|s| s.checkpoints.clone()).collect();
-        status.add_acknowledged(0, dead_letters.count(), &loaded);
+        status.add_acknowledged(0, lock(&dead_letters).count(), &loaded);
         Ok(Self {
             settings,
             sources,
@@ -369,7 +358,7 @@ impl Pipeline {
                     len,
                     &[],
                 );
-                if let Err(err) = self.dead_letters.append(&letter) {
+                if let Err(err) = lock(&self.dead_letters).append(&letter) {
                     tracing::error!(error = %err, "cannot write the dead-letter file");
                 }
             }
@@ -446,41 +435,39 @@ impl Pipeline {
                 return;
             }
         };
-        for reject in &response.rejects {
-            let Some(origin) = usize::try_from(reject.index)
-                .ok()
-                .and_then(|i| batch.origins.get(i))
-            else {
-                tracing::error!(
-                    index = reject.index,
-                    "the indexer rejected an event index outside the batch"
+        // A block, not drop(): the guard must be gone before any await.
+        let dead_letter_count = {
+            let mut dead_letters = lock(&self.dead_letters);
+            for reject in &response.rejects {
+                let Some(origin) = usize::try_from(reject.index)
+                    .ok()
+                    .and_then(|i| batch.origins.get(i))
+                else {
+                    tracing::error!(
+                        index = reject.index,
+                        "the indexer rejected an event index outside the batch"
+                    );
+                    continue;
+                };
+                let code = reject_code(reject.code);
+                let letter = DeadLetter::new(
+                    &self.sources[origin.source].name,
+                    &origin.path,
+                    origin.offset,
+                    code,
+                    reject.reason.clone(),
+                    origin.line.len() as u64,
+                    &origin.line,
                 );
-                continue;
-            };
-            let code = v1::RejectReason::try_from(reject.code).map_or("rejected", |c| match c {
-                v1::RejectReason::InvalidJson => "invalid_json",
-                v1::RejectReason::NotAuditEvent => "not_an_event",
-                v1::RejectReason::InvalidField => "invalid_field",
-                v1::RejectReason::TooLarge => "too_large",
-                v1::RejectReason::Empty => "empty",
-                v1::RejectReason::Unspecified => "rejected",
-            });
-            let letter = DeadLetter::new(
-                &self.sources[origin.source].name,
-                &origin.path,
-                origin.offset,
-                code,
-                reject.reason.clone(),
-                origin.line.len() as u64,
-                &origin.line,
-            );
-            if let Err(err) = self.dead_letters.append(&letter) {
-                tracing::error!(error = %err, "cannot write the dead-letter file");
+                if let Err(err) = dead_letters.append(&letter) {
+                    tracing::error!(error = %err, "cannot write the dead-letter file");
+                }
             }
-        }
-        if let Err(err) = self.dead_letters.sync() {
-            tracing::error!(error = %err, "cannot sync the dead-letter file");
-        }
+            if let Err(err) = dead_letters.sync() {
+                tracing::error!(error = %err, "cannot sync the dead-letter file");
+            }
+            dead_letters.count()
+        };
         for p in batch.positions {
             if let Some(source) = self.sources.get_mut(p.source) {
                 source.checkpoints.advance_to(&p.identity, &p.path, p.end);
@@ -503,7 +490,7 @@ impl Pipeline {
             .increment(u64::from(response.accepted) + u64::from(response.duplicates));
         let all: Vec<Checkpoints> = self.sources.iter().map(|s| s.checkpoints.clone()).collect();
         self.status
-            .add_acknowledged(batch.events as u64, self.dead_letters.count(), &all);
+            .add_acknowledged(batch.events as u64, dead_letter_count, &all);
     }
 
     /// Saves the checkpoints that moved (atomically, off the async runtime),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
-use backon::{ExponentialBuilder, Retryable as _};
+use backon::Retryable as _;
 use tonic::transport::Channel;
 
 use crate::settings::RetrySettings;
@@ -65,11 +65,7 @@ impl Sender {
             }
         };
         loop {
-            let backoff = ExponentialBuilder::default()
-                .with_min_delay(Duration::from_millis(self.retry.initial_ms))
-                .with_max_delay(Duration::from_millis(self.retry.max_ms))
-                .with_jitter()
-                .without_max_times();
+            let backoff = self.retry.backoff();
             let result = attempt
             .retry(backoff)
             .sleep(tokio::time::sleep)
@@ -95,5 +91,44 @@ impl Sender {
                 return response;
             }
         }
+    }
+
+    /// The time of the newest stored event of `cluster` and `event_type`,
+    /// `None` when the store holds none. Retried like [`Sender::send`]
+    /// until the indexer answers.
+    pub async fn newest_event(
+        &self,
+        cluster: &str,
+        event_type: v1::EventType,
+    ) -> Option<jiff::Timestamp> {
+        let request = v1::GetIndexStatsRequest {
+            clusters: vec![cluster.to_owned()],
+            types: vec![event_type as i32],
+        };
+        let attempt = || {
+            let mut client = self.client.clone();
+            let request = request.clone();
+            async move { client.get_index_stats(request).await }
+        };
+        let backoff = self.retry.backoff();
+        let answer = loop {
+            let result = attempt
+                .retry(backoff)
+                .sleep(tokio::time::sleep)
+                .notify(|status: &tonic::Status, delay| {
+                    tracing::warn!(code = ?status.code(), message = status.message(), retry_in = ?delay, "cannot ask the indexer for its newest event; retrying");
+                })
+                .await;
+            if let Ok(answer) = result {
+                break answer.into_inner();
+            }
+        };
+        answer
+            .stats
+            .iter()
+            .filter(|s| s.cluster == cluster && s.r#type == event_type as i32)
+            .filter_map(|s| s.newest.as_ref())
+            .filter_map(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
+            .max()
     }
 }

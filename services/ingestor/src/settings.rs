@@ -7,6 +7,8 @@ use auditrail_event::EventType;
 use auditrail_store::valid_cluster_name;
 use serde::{Deserialize, Serialize};
 
+use crate::cloudwatch::CloudWatchSource;
+
 /// Default live audit log of kube-apiserver on a Calico Enterprise node.
 pub const DEFAULT_KUBE_LOG: &str = "/var/log/calico/audit/kube-audit.log";
 /// Default live audit log of the Calico API server.
@@ -119,6 +121,17 @@ pub struct RetrySettings {
     pub max_ms: u64,
 }
 
+impl RetrySettings {
+    /// Exponential backoff with jitter between these bounds, without limit.
+    pub fn backoff(&self) -> backon::ExponentialBuilder {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.initial_ms))
+            .with_max_delay(Duration::from_millis(self.max_ms))
+            .with_jitter()
+            .without_max_times()
+    }
+}
+
 impl Default for RetrySettings {
     fn default() -> Self {
         Self {
@@ -139,6 +152,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The watched logs.
     pub sources: Vec<FileSource>,
+    /// CloudWatch Logs sources (EKS).
+    #[serde(default)]
+    pub cloudwatch: Vec<CloudWatchSource>,
     /// Where to begin a log without checkpoint.
     pub start_at: StartAt,
     /// Longest line accepted, in bytes; longer ones are dead-lettered.
@@ -167,6 +183,7 @@ impl Default for Settings {
                     source_type: Some(SourceType::Ee),
                 },
             ],
+            cloudwatch: Vec::new(),
             start_at: StartAt::Beginning,
             max_line_bytes: 16 * 1024 * 1024,
             poll_interval_ms: 200,
@@ -207,8 +224,29 @@ impl Settings {
                 "must be 1 to 253 characters of letters, digits, '.', '_' and '-'",
             );
         }
-        if self.sources.is_empty() {
-            return bad("sources", "at least one log file is needed");
+        if self.sources.is_empty() && self.cloudwatch.is_empty() {
+            return bad(
+                "sources",
+                "at least one log file or CloudWatch source is needed",
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        for source in &self.cloudwatch {
+            if let Some(problem) = source.problem() {
+                return Err(InvalidSettings::Value {
+                    key: "cloudwatch",
+                    reason: format!("{}: {problem}", source.name()),
+                });
+            }
+            if !names.insert(source.name()) {
+                return Err(InvalidSettings::Value {
+                    key: "cloudwatch",
+                    reason: format!(
+                        "two sources are named {}; give them distinct `name`s",
+                        source.name()
+                    ),
+                });
+            }
         }
         for source in &self.sources {
             source.event_type()?;
@@ -279,5 +317,39 @@ mod tests {
             ..Settings::default()
         };
         assert!(no_sources.validate().is_err());
+        let cloudwatch_only = Settings {
+            sources: Vec::new(),
+            cloudwatch: vec![CloudWatchSource::new("/aws/eks/prod/cluster")],
+            ..Settings::default()
+        };
+        assert!(cloudwatch_only.validate().is_ok());
+        let twice = Settings {
+            cloudwatch: vec![
+                CloudWatchSource::new("/aws/eks/prod/cluster"),
+                CloudWatchSource::new("/aws/eks/prod/cluster"),
+            ],
+            ..cloudwatch_only.clone()
+        };
+        assert!(
+            twice
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("distinct")
+        );
+        let bad_interval = Settings {
+            cloudwatch: vec![CloudWatchSource {
+                fetch_interval: 0,
+                ..CloudWatchSource::new("/aws/eks/prod/cluster")
+            }],
+            ..cloudwatch_only
+        };
+        assert!(
+            bad_interval
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("fetch_interval")
+        );
     }
 }

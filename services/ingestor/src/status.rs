@@ -1,5 +1,6 @@
 //! What the ingestor is doing, for `IngestorService.GetStatus`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -12,10 +13,21 @@ struct SourceEntry {
     name: String,
     event_type: Option<EventType>,
     files: Vec<FileStatus>,
+    /// Set for CloudWatch sources, which also report their own state,
+    /// newest event time and lag.
+    cloudwatch: Option<CloudWatchEntry>,
     events_read: u64,
     bytes_read: u64,
     events_acknowledged: u64,
     error: Option<String>,
+}
+
+#[derive(Debug)]
+struct CloudWatchEntry {
+    info: v1::CloudWatchSourceInfo,
+    state: v1::SourceState,
+    last_event_time: Option<jiff::Timestamp>,
+    lag_seconds: f64,
 }
 
 #[derive(Debug, Default)]
@@ -27,6 +39,8 @@ struct Board {
     in_flight_batches: usize,
     in_flight_bytes: u64,
     events_acknowledged: u64,
+    /// CloudWatch checkpoints by source key.
+    cloudwatch_checkpoints: BTreeMap<String, v1::Checkpoint>,
 }
 
 /// Shared, updated by the pipeline, read by the status RPC.
@@ -61,16 +75,77 @@ impl StatusBoard {
         board.sources.iter_mut().find(|s| s.name == name)
     }
 
-    pub(crate) fn set_sources(&self, sources: Vec<(String, EventType)>) {
+    pub(crate) fn add_file_source(&self, name: &str, event_type: EventType) {
         self.with(|b| {
-            b.sources = sources
-                .into_iter()
-                .map(|(name, t)| SourceEntry {
-                    name,
-                    event_type: Some(t),
-                    ..SourceEntry::default()
-                })
-                .collect();
+            b.sources.push(SourceEntry {
+                name: name.to_owned(),
+                event_type: Some(event_type),
+                ..SourceEntry::default()
+            });
+        });
+    }
+
+    pub(crate) fn add_cloudwatch_source(&self, name: &str, info: v1::CloudWatchSourceInfo) {
+        self.with(|b| {
+            b.sources.push(SourceEntry {
+                name: name.to_owned(),
+                event_type: Some(EventType::Kube),
+                cloudwatch: Some(CloudWatchEntry {
+                    info,
+                    state: v1::SourceState::Starting,
+                    last_event_time: None,
+                    lag_seconds: 0.0,
+                }),
+                ..SourceEntry::default()
+            });
+        });
+    }
+
+    /// A CloudWatch source's state, and its error when it is backing off or
+    /// failed (cleared otherwise).
+    pub(crate) fn set_cloudwatch_state(
+        &self,
+        source: &str,
+        state: v1::SourceState,
+        error: Option<String>,
+    ) {
+        self.with(|b| {
+            if let Some(s) = Self::source(b, source) {
+                s.error = error;
+                if let Some(cw) = &mut s.cloudwatch {
+                    cw.state = state;
+                }
+            }
+        });
+    }
+
+    pub(crate) fn set_cloudwatch_streams(&self, source: &str, streams: usize) {
+        self.with(|b| {
+            if let Some(cw) = Self::source(b, source).and_then(|s| s.cloudwatch.as_mut()) {
+                cw.info.streams = u32::try_from(streams).unwrap_or(u32::MAX);
+            }
+        });
+    }
+
+    /// The newest CloudWatch event time seen and the lag behind now.
+    pub(crate) fn set_cloudwatch_newest(
+        &self,
+        source: &str,
+        newest: jiff::Timestamp,
+        lag_seconds: f64,
+    ) {
+        self.with(|b| {
+            if let Some(cw) = Self::source(b, source).and_then(|s| s.cloudwatch.as_mut()) {
+                cw.last_event_time = Some(newest);
+                cw.lag_seconds = lag_seconds;
+            }
+        });
+    }
+
+    pub(crate) fn set_cloudwatch_checkpoint(&self, checkpoint: v1::Checkpoint) {
+        self.with(|b| {
+            b.cloudwatch_checkpoints
+                .insert(checkpoint.source_key.clone(), checkpoint);
         });
     }
 
@@ -139,6 +214,10 @@ impl StatusBoard {
         });
     }
 
+    pub(crate) fn set_dead_letter_count(&self, dead_letters: u64) {
+        self.with(|b| b.dead_letters = dead_letters);
+    }
+
     /// The `GetStatus` answer.
     pub fn to_proto(&self) -> v1::GetStatusResponse {
         self.with(|b| {
@@ -146,6 +225,9 @@ impl StatusBoard {
                 .sources
                 .iter()
                 .map(|s| {
+                    if let Some(cw) = &s.cloudwatch {
+                        return cloudwatch_status(s, cw);
+                    }
                     let live = s.files.iter().find(|f| f.is_live());
                     let pending: u64 = s
                         .files
@@ -187,7 +269,7 @@ impl StatusBoard {
                     }
                 })
                 .collect();
-            let checkpoints = b
+            let mut checkpoints: Vec<v1::Checkpoint> = b
                 .checkpoints
                 .iter()
                 .flat_map(Checkpoints::iter)
@@ -208,7 +290,9 @@ impl StatusBoard {
                     })),
                     updated_at: None,
                 })
+                .chain(b.cloudwatch_checkpoints.values().cloned())
                 .collect();
+            checkpoints.sort_by(|x, y| x.source_key.cmp(&y.source_key));
             v1::GetStatusResponse {
                 sources,
                 checkpoints,
@@ -223,5 +307,22 @@ impl StatusBoard {
                 started_at: Some(timestamp(self.started_at)),
             }
         })
+    }
+}
+
+/// The status of a CloudWatch source, which reports its own state.
+fn cloudwatch_status(s: &SourceEntry, cw: &CloudWatchEntry) -> v1::SourceStatus {
+    v1::SourceStatus {
+        name: s.name.clone(),
+        kind: v1::SourceKind::Cloudwatch as i32,
+        location: Some(v1::source_status::Location::Cloudwatch(cw.info.clone())),
+        state: cw.state as i32,
+        events_read: s.events_read,
+        bytes_read: s.bytes_read,
+        last_event_time: cw.last_event_time.map(timestamp),
+        lag_seconds: cw.lag_seconds,
+        error: s.error.clone().unwrap_or_default(),
+        type_hint: v1::EventType::Kube as i32,
+        events_acknowledged: s.events_acknowledged,
     }
 }

@@ -1,0 +1,85 @@
+//! Helpers shared by the ingest tests (files and CloudWatch): counts over
+//! gRPC, and the stored ids read back from the store directory to check
+//! "each event of the source exactly once".
+
+#![allow(
+    dead_code,
+    reason = "each test crate uses its own subset of the helpers"
+)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use auditrail_event::EventId;
+use auditrail_integration_tests::{Server, eventually};
+use auditrail_proto::v1;
+use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
+use auditrail_store::{CountMode, Query, SearchRequest, SortOrder, Store as _};
+
+pub(crate) async fn stored_count(url: &str) -> Option<u64> {
+    let mut client = IngestServiceClient::connect(url.to_owned()).await.ok()?;
+    let stats = client
+        .get_index_stats(v1::GetIndexStatsRequest::default())
+        .await
+        .ok()?
+        .into_inner()
+        .stats;
+    Some(stats.iter().map(|s| s.event_count).sum())
+}
+
+pub(crate) async fn wait_for_count(server: &Server, at_least: u64) -> u64 {
+    let url = server.url();
+    eventually(&format!("{at_least} stored events"), || {
+        let url = url.clone();
+        async move { stored_count(&url).await.filter(|&n| n >= at_least) }
+    })
+    .await
+    .unwrap()
+}
+
+/// Every stored event id, read from the store directory after the server
+/// stopped, with duplicates kept visible (a multiset as a sorted Vec).
+pub(crate) async fn stored_ids(store_dir: &Path) -> Vec<EventId> {
+    let store = auditrail_store_tantivy::TantivyStore::open(
+        store_dir,
+        auditrail_store_tantivy::TantivyOptions::default(),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .search(SearchRequest {
+                query: Query::All,
+                sort: SortOrder::OldestFirst,
+                limit: 1000,
+                after,
+                include_raw: false,
+                count: CountMode::None,
+            })
+            .await
+            .unwrap();
+        ids.extend(page.events.iter().map(|e| e.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    ids.sort();
+    ids
+}
+
+pub(crate) fn expected_ids(cluster: &str, lines: &[String]) -> BTreeSet<EventId> {
+    lines
+        .iter()
+        .map(|l| EventId::compute(cluster, l.as_bytes()))
+        .collect()
+}
+
+pub(crate) fn assert_exactly_once(stored: &[EventId], expected: &BTreeSet<EventId>) {
+    let distinct: BTreeSet<EventId> = stored.iter().copied().collect();
+    assert_eq!(distinct.len(), stored.len(), "an event is stored twice");
+    let missing = expected.difference(&distinct).count();
+    let extra = distinct.difference(expected).count();
+    assert_eq!((missing, extra), (0, 0), "missing or unexpected events");
+}

@@ -1,0 +1,57 @@
+//! Tools the tests need beyond cargo, installed by `cargo xtask test` into
+//! a folder it owns: `~/.cache/auditrail/tools` (beside the shared target
+//! directory, so a fresh clone reuses them), or `target/tools` without a
+//! home directory.
+//!
+//! - moto's server (PyPI `moto[server]`, pinned): the CloudWatch Logs
+//!   emulator of the CloudWatch source's tests, in its own virtualenv.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use crate::cargo::{run_cmd, workspace_root};
+
+/// The moto release the tests run against.
+const MOTO_VERSION: &str = "5.2.5";
+
+/// The tests find moto's server through this variable.
+pub(crate) const MOTO_SERVER_ENV: &str = "AUDITRAIL_MOTO_SERVER";
+
+fn tools_dir() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(
+        || workspace_root().join("target/tools"),
+        |home| PathBuf::from(home).join(".cache/auditrail/tools"),
+    )
+}
+
+/// Installs moto's server unless this version is already there, and
+/// returns the path of its `moto_server` script. An interrupted install is
+/// never mistaken for a finished one: a marker file is written last.
+pub(crate) fn ensure_moto() -> anyhow::Result<PathBuf> {
+    let dir = tools_dir().join(format!("moto-{MOTO_VERSION}"));
+    let server = dir.join("bin/moto_server");
+    let marker = dir.join(".installed");
+    if marker.is_file() && server.is_file() {
+        return Ok(server);
+    }
+    eprintln!("installing moto {MOTO_VERSION} into {}", dir.display());
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove the partial install {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(tools_dir())
+        .with_context(|| format!("cannot create {}", tools_dir().display()))?;
+    run_cmd(Command::new("python3").arg("-m").arg("venv").arg(&dir))
+        .context("python3 with the venv module is needed to install moto")?;
+    run_cmd(Command::new(dir.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &format!("moto[server]=={MOTO_VERSION}"),
+    ]))?;
+    std::fs::write(&marker, MOTO_VERSION)
+        .with_context(|| format!("cannot write {}", marker.display()))?;
+    Ok(server)
+}
