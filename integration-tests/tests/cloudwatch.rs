@@ -39,6 +39,9 @@ mod common;
 const CLUSTER: &str = "eks1";
 const GROUP: &str = "/aws/eks/eks1/cluster";
 const REGION: &str = "us-east-1";
+/// The secret access key the ingestor reads from its credentials directory
+/// (moto accepts any); it must never appear in a log line.
+const SECRET_KEY: &str = "auditrail-test-secret-9f8e7d";
 
 /// moto's server on a free loopback port, stopped when dropped.
 struct Moto {
@@ -159,11 +162,12 @@ fn up(data: &Path, endpoint: &str, env: &[(&str, &str)]) -> Server {
     let credentials = data.join("aws-secret");
     std::fs::create_dir_all(&credentials).unwrap();
     std::fs::write(credentials.join("aws-id"), "testing\n").unwrap();
-    std::fs::write(credentials.join("aws-key"), "testing\n").unwrap();
+    std::fs::write(credentials.join("aws-key"), format!("{SECRET_KEY}\n")).unwrap();
     let mut env = env.to_vec();
     env.extend([
         ("AUDITRAIL_INGESTOR__BATCH__MAX_EVENTS", "40"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AUDITRAIL_LOG__LEVEL", "debug"),
     ]);
     Server::start(
         &binary("auditrail").unwrap(),
@@ -308,6 +312,12 @@ async fn every_matching_event_exactly_once_across_new_streams_and_a_kill() {
     assert!(!letters[0].event_id.is_empty());
     assert!(letters[0].reason.starts_with("invalid_json"), "{letters:?}");
     assert_eq!(letters[0].excerpt, b"E1125 not an audit event");
+    let logs = server.logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("CloudWatch ingestion started"))
+    );
+    assert!(!logs.iter().any(|l| l.contains(SECRET_KEY)));
 
     server.terminate().unwrap();
     let stored = stored_ids(&data.join("store")).await;

@@ -84,6 +84,39 @@ fn bad_files_are_refused_with_their_path() {
     assert!(err.contains("invalid log filter"), "{err}");
 }
 
+#[test]
+fn bad_cloudwatch_settings_are_refused_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = refused(auditrail().args(["up", "--cloudwatch-region", "us-west-2"]));
+    assert!(err.contains("--cloudwatch-group"), "{err}");
+    let err = refused(auditrail().args([
+        "up",
+        "--cloudwatch-group",
+        "/aws/eks/x/cluster",
+        "--cloudwatch-start-time",
+        "last tuesday",
+    ]));
+    assert!(err.contains("--cloudwatch-start-time"), "{err}");
+
+    let config = dir.path().join("eks.toml");
+    std::fs::write(
+        &config,
+        "[[ingestor.cloudwatch]]\ngroupName = \"/aws/eks/x/cluster\"\nfetchInterval = 0\n",
+    )
+    .unwrap();
+    let err = refused(
+        auditrail()
+            .args(["up", "--data-dir"])
+            .arg(dir.path())
+            .arg("--config")
+            .arg(&config),
+    );
+    assert!(
+        err.contains("cloudwatch") && err.contains("fetch_interval"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_then_environment_then_flags() {
     let dir = tempfile::tempdir().unwrap();

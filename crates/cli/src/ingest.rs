@@ -55,25 +55,52 @@ pub(crate) async fn status(server: &str) -> anyhow::Result<()> {
     for source in &status.sources {
         let state = v1::SourceState::try_from(source.state)
             .map_or("?", |s| s.as_str_name().trim_start_matches("SOURCE_STATE_"));
-        let pending = match &source.location {
-            Some(v1::source_status::Location::File(f)) => f.bytes_pending,
-            _ => 0,
+        let error = if source.error.is_empty() {
+            String::new()
+        } else {
+            format!(", error: {}", source.error)
         };
-        println!(
-            "source {}: {state}, {} lines read ({} bytes), {pending} bytes pending{}",
-            source.name,
-            source.events_read,
-            source.bytes_read,
-            if source.error.is_empty() {
-                String::new()
-            } else {
-                format!(", error: {}", source.error)
+        match &source.location {
+            Some(v1::source_status::Location::Cloudwatch(cw)) => println!(
+                "source {}: {state}, {} streams matching {:?} in {}, {} events read, {} acknowledged, newest {} (lag {:.0}s){error}",
+                source.name,
+                cw.streams,
+                cw.stream_prefix,
+                cw.log_group,
+                source.events_read,
+                source.events_acknowledged,
+                time(source.last_event_time.as_ref()),
+                source.lag_seconds,
+            ),
+            location => {
+                let pending = match location {
+                    Some(v1::source_status::Location::File(f)) => f.bytes_pending,
+                    _ => 0,
+                };
+                println!(
+                    "source {}: {state}, {} lines read ({} bytes), {pending} bytes pending{error}",
+                    source.name, source.events_read, source.bytes_read,
+                );
             }
-        );
+        }
     }
     for checkpoint in &status.checkpoints {
-        if let Some(v1::checkpoint::Position::File(f)) = &checkpoint.position {
-            println!("checkpoint {} at byte {}", f.path, f.offset);
+        match &checkpoint.position {
+            Some(v1::checkpoint::Position::File(f)) => {
+                println!("checkpoint {} at byte {}", f.path, f.offset);
+            }
+            Some(v1::checkpoint::Position::Cloudwatch(cw)) => println!(
+                "checkpoint {} stream {} after event {} ({})",
+                cw.log_group,
+                cw.log_stream,
+                if cw.last_event_id.is_empty() {
+                    "none"
+                } else {
+                    &cw.last_event_id
+                },
+                time(cw.last_event_time.as_ref()),
+            ),
+            None => {}
         }
     }
     if let Some(d) = &status.dead_letters {

@@ -401,6 +401,7 @@ impl CloudWatchReader {
         if let Some(newest) = events.iter().filter_map(OutputLogEvent::timestamp).max() {
             self.newest_ms = Some(self.newest_ms.map_or(newest, |n| n.max(newest)));
         }
+        self.publish_lag();
         let request = v1::IngestBatchRequest {
             batch_id: format!(
                 "{}:{}:{stream}:{}",
