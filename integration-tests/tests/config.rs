@@ -117,6 +117,45 @@ fn bad_cloudwatch_settings_are_refused_before_starting() {
     );
 }
 
+#[test]
+fn an_unreachable_elasticsearch_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let err = refused(
+        auditrail()
+            .args(["up", "--elasticsearch-url", &url, "--data-dir"])
+            .arg(dir.path()),
+    );
+    assert!(
+        err.contains("cannot reach Elasticsearch") && err.contains(&url),
+        "{err}"
+    );
+    let err = refused(
+        Command::new(binary("auditrail-query").unwrap()).args(["--elasticsearch-url", "not-a-url"]),
+    );
+    assert!(err.contains("invalid Elasticsearch URL"), "{err}");
+    let config = dir.path().join("es.toml");
+    std::fs::write(
+        &config,
+        "[elasticsearch]\nurls = [\"http://127.0.0.1:9200\"]\nnaming = \"kibana\"\n",
+    )
+    .unwrap();
+    let err = refused(
+        auditrail()
+            .args(["up", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path()),
+    );
+    assert!(err.contains("kibana") && err.contains("product"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_then_environment_then_flags() {
     let dir = tempfile::tempdir().unwrap();

@@ -37,6 +37,10 @@ pub(crate) struct UpArgs {
     /// Delete events older than this many days (0: keep forever).
     #[arg(long, value_name = "DAYS")]
     retention_days: Option<u32>,
+    /// Store in Elasticsearch at this URL (repeatable for several nodes)
+    /// instead of the embedded store under the data directory.
+    #[arg(long = "elasticsearch-url", value_name = "URL")]
+    elasticsearch_urls: Vec<String>,
 }
 
 /// What `auditrail up` is configured with beyond the shared sections.
@@ -51,6 +55,9 @@ struct UpSettings {
     /// The ingestor section: sources, batching, retries. Its `cluster`,
     /// `indexer_url` and `data_dir` are set by `up`.
     ingestor: auditrail_ingestor::Settings,
+    /// Store in Elasticsearch instead of the embedded store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    elasticsearch: Option<auditrail_store_elasticsearch::ElasticOptions>,
 }
 
 fn default_config() -> ServiceConfig<UpSettings> {
@@ -62,6 +69,7 @@ fn default_config() -> ServiceConfig<UpSettings> {
             cluster: "cluster".to_owned(),
             retention_days: auditrail_indexer::Settings::default().retention_days,
             ingestor: auditrail_ingestor::Settings::default(),
+            elasticsearch: None,
         },
     )
 }
@@ -74,6 +82,10 @@ pub(crate) async fn run(args: UpArgs, matches: &ArgMatches) -> anyhow::Result<()
         .flag("data_dir", args.data_dir)
         .flag("cluster", args.cluster)
         .flag("retention_days", args.retention_days)
+        .flag(
+            "elasticsearch.urls",
+            (!args.elasticsearch_urls.is_empty()).then_some(args.elasticsearch_urls),
+        )
         .flag("ingestor.sources", sources)
         .flag("ingestor.cloudwatch", args.sources.cloudwatch())
         .flag("ingestor.start_at", args.sources.start_at)
@@ -89,10 +101,18 @@ pub(crate) async fn run(args: UpArgs, matches: &ArgMatches) -> anyhow::Result<()
     let indexer = auditrail_indexer::Settings {
         data_dir: settings.data_dir.join("store"),
         retention_days: settings.retention_days,
+        elasticsearch: settings.elasticsearch.clone(),
         ..auditrail_indexer::Settings::default()
     };
-    let store = auditrail_indexer::open_store(&indexer)
-        .with_context(|| format!("cannot open the store in {}", indexer.data_dir.display()))?;
+    let store = auditrail_indexer::connect_store(&indexer)
+        .await
+        .with_context(|| match &indexer.elasticsearch {
+            Some(es) => format!(
+                "cannot open the Elasticsearch store at {}",
+                es.urls.join(", ")
+            ),
+            None => format!("cannot open the store in {}", indexer.data_dir.display()),
+        })?;
     let ingestor = auditrail_ingestor::Settings {
         cluster: settings.cluster.clone(),
         // Replaced by the bound address when the server starts.

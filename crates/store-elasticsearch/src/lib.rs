@@ -85,20 +85,19 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// Where the cluster is and how the indices are laid out.
+/// Where the cluster is and how the indices are laid out. Every field has a
+/// default, so a configuration may name only what differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ElasticOptions {
     /// Node URLs (one or more, round robin).
     pub urls: Vec<String>,
     /// Authentication.
-    #[serde(default)]
     pub auth: Auth,
     /// PEM file of the CA that signed the cluster's certificate (https).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
     /// Index names: ours or the product's.
-    #[serde(default)]
     pub naming: Naming,
     /// Retention by an ILM policy (else by deleting whole days).
     pub ilm: bool,

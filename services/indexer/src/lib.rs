@@ -45,6 +45,9 @@ pub struct Settings {
     pub max_event_bytes: usize,
     /// Events older than this many days are deleted; 0 keeps everything.
     pub retention_days: u32,
+    /// Store in Elasticsearch instead of the embedded store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elasticsearch: Option<auditrail_store_elasticsearch::ElasticOptions>,
 }
 
 impl Default for Settings {
@@ -53,6 +56,7 @@ impl Default for Settings {
             data_dir: "./auditrail-data/store".into(),
             max_event_bytes: 16 * 1024 * 1024,
             retention_days: 91,
+            elasticsearch: None,
         }
     }
 }
@@ -69,6 +73,18 @@ pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
         auditrail_store_tantivy::TantivyOptions::default(),
     )?;
     Ok(Arc::new(store))
+}
+
+/// Opens the configured store: Elasticsearch when `elasticsearch` is set
+/// (connecting, checking credentials and installing its template), else
+/// the embedded store.
+pub async fn connect_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
+    match &settings.elasticsearch {
+        Some(options) => Ok(Arc::new(
+            auditrail_store_elasticsearch::ElasticStore::connect(options.clone()).await?,
+        )),
+        None => open_store(settings),
+    }
 }
 
 /// The `IngestService` implementation.

@@ -16,6 +16,10 @@ struct Args {
     /// Delete events older than this many days (0: keep forever).
     #[arg(long, value_name = "DAYS")]
     retention_days: Option<u32>,
+    /// Store in Elasticsearch at this URL (repeatable for several nodes)
+    /// instead of the embedded store.
+    #[arg(long = "elasticsearch-url", value_name = "URL")]
+    elasticsearch_urls: Vec<String>,
 }
 
 #[tokio::main]
@@ -30,9 +34,13 @@ async fn run() -> anyhow::Result<()> {
         .layers(&auditrail_indexer::default_config())?
         .flag("data_dir", args.data_dir)
         .flag("retention_days", args.retention_days)
+        .flag(
+            "elasticsearch.urls",
+            (!args.elasticsearch_urls.is_empty()).then_some(args.elasticsearch_urls),
+        )
         .extract()?;
     let settings = &config.service;
-    let store = auditrail_indexer::open_store(settings)?;
+    let store = auditrail_indexer::connect_store(settings).await?;
     let services = auditrail_indexer::add_to(auditrail_server::Services::new(), store, settings);
     auditrail_server::run_service("auditrail-indexer", &config, services).await?;
     Ok(())

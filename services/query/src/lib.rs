@@ -46,12 +46,16 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub struct Settings {
     /// The embedded store to search lives under this directory.
     pub data_dir: std::path::PathBuf,
+    /// Search Elasticsearch instead of the embedded store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elasticsearch: Option<auditrail_store_elasticsearch::ElasticOptions>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             data_dir: "./auditrail-data/store".into(),
+            elasticsearch: None,
         }
     }
 }
@@ -67,6 +71,17 @@ pub fn default_config() -> ServiceConfig<Settings> {
 pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
     let store = auditrail_store_tantivy::TantivyStore::open_read_only(&settings.data_dir)?;
     Ok(Arc::new(store))
+}
+
+/// Opens the configured store: Elasticsearch when `elasticsearch` is set,
+/// else the embedded store read-only.
+pub async fn connect_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
+    match &settings.elasticsearch {
+        Some(options) => Ok(Arc::new(
+            auditrail_store_elasticsearch::ElasticStore::connect(options.clone()).await?,
+        )),
+        None => open_store(settings),
+    }
 }
 
 /// The `QueryService` implementation.
