@@ -221,10 +221,10 @@ fn interpret_answer(status: u16, text: &str) -> anyhow::Result<u64> {
             .as_ref()
             .and_then(|j| j.get("message"))
             .and_then(serde_json::Value::as_str)
-            .map_or_else(|| text.trim().to_owned(), str::to_owned);
+            .map_or_else(|| excerpt(text), str::to_owned);
         anyhow::bail!("Kibana answered HTTP {status}: {message}");
     }
-    let json = json.with_context(|| format!("Kibana's answer is not JSON: {text}"))?;
+    let json = json.with_context(|| format!("Kibana's answer is not JSON: {}", excerpt(text)))?;
     let imported = json
         .get("successCount")
         .and_then(serde_json::Value::as_u64)
@@ -245,9 +245,20 @@ fn interpret_answer(status: u16, text: &str) -> anyhow::Result<u64> {
         write!(message, "\n  - {}", describe_error(error))?;
     }
     if errors.is_empty() {
-        write!(message, " none listed; its answer: {text}")?;
+        write!(message, " none listed; its answer: {}", excerpt(text))?;
     }
     anyhow::bail!(message)
+}
+
+/// The start of an answer that is not Kibana's JSON (a proxy's HTML page,
+/// say), short enough for an error message.
+fn excerpt(text: &str) -> String {
+    const MAX_CHARS: usize = 300;
+    let text = text.trim();
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// One entry of the import's `errors`: `type/id (title): kind[: message]`

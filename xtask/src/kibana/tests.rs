@@ -458,6 +458,21 @@ fn an_http_error_gives_kibanas_message() {
 }
 
 #[test]
+fn a_non_json_error_page_is_cut_short() {
+    let page = format!("<html>{}</html>", "x".repeat(1000));
+    let (url, kibana) = mock_kibana("404 Not Found", &page);
+    let err = import_saved_objects(&import_to(&url, None, Auth::None, false)).unwrap_err();
+    kibana.join().unwrap();
+    let message = format!("{err:#}");
+    assert!(
+        message.starts_with("Kibana answered HTTP 404: <html>xxx"),
+        "{message}"
+    );
+    assert!(message.ends_with("x…"), "{message}");
+    assert!(message.chars().count() < 350, "{message}");
+}
+
+#[test]
 fn an_unreachable_kibana_gives_a_clear_error() {
     // A port that was free a moment ago and has no listener now.
     let port = TcpListener::bind("127.0.0.1:0")
