@@ -5,6 +5,8 @@
 //! - `cargo xtask demo`: builds and runs auditrail on the embedded default.
 //! - `cargo xtask gen-logs`: writes a seeded, realistic audit log.
 //! - `cargo xtask bench`: benchmarks, printing figures for BENCHMARKS.md.
+//! - `cargo xtask kibana-import`: loads the Kibana saved objects of
+//!   `kibana/` (data view, visualizations, search, dashboard) into a Kibana.
 //!
 //! Unless `CARGO_TARGET_DIR` is set, every cargo command started from here
 //! builds into `~/.cache/auditrail/target`, outside the clone, so a fresh
@@ -14,6 +16,7 @@ mod bench;
 mod cargo;
 mod demo;
 mod gen_logs;
+mod kibana;
 mod process;
 mod test;
 mod tools;
@@ -39,6 +42,8 @@ enum Task {
     GenLogs(gen_logs::GenLogsArgs),
     /// Run the benchmarks and print their figures.
     Bench(bench::BenchArgs),
+    /// Import the Kibana saved objects of kibana/ into a Kibana.
+    KibanaImport(kibana::KibanaImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         Task::Demo => demo::run(),
         Task::GenLogs(args) => gen_logs::run(&args),
         Task::Bench(args) => bench::run(&args),
+        Task::KibanaImport(args) => kibana::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
