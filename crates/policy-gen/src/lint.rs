@@ -153,7 +153,7 @@ fn compliance_writes(policy: &ValidatedPolicy, findings: &mut Vec<Finding>) {
                         format!("{verb} without ResponseComplete (rule {i})")
                     }
                     Some(i) => format!("{verb} at {} (rule {i})", decision.level),
-                    None => format!("{verb} not at all (no rule matches)"),
+                    None => format!("{verb} not recorded (no rule matches)"),
                 };
                 short.push(how);
             }
@@ -165,7 +165,7 @@ fn compliance_writes(policy: &ValidatedPolicy, findings: &mut Vec<Finding>) {
                 severity: Severity::Warning,
                 rule_index: first_rule,
                 message: format!(
-                    "writes to {resource} ({group_name} group) are recorded {}; compliance needs create, patch, update and delete at RequestResponse",
+                    "writes to {resource} ({group_name} group) are not all recorded at RequestResponse: {}; compliance needs create, patch, update and delete at RequestResponse",
                     short.join(", ")
                 ),
             });
@@ -230,18 +230,21 @@ fn can_match_secrets(rule: &ValidatedRule) -> bool {
 
 /// Whether the rule matches every request for secrets, whoever makes it.
 fn catches_all_secrets(rule: &ValidatedRule) -> bool {
-    rule.users().is_empty()
+    let unrestricted = rule.users().is_empty()
         && rule.user_groups().is_empty()
         && rule.verbs().is_empty()
-        && rule.namespaces().is_empty()
-        && (target(rule) == Target::Any
-            || (rule.resources().is_empty()
-                || rule.resources().iter().any(|gr| {
-                    gr.group.is_empty()
-                        && gr.resource_names.is_empty()
-                        && (gr.resources.is_empty()
-                            || gr.resources.iter().any(|r| r == "secrets" || r == "*"))
-                })))
+        && rule.namespaces().is_empty();
+    unrestricted
+        && match target(rule) {
+            Target::Any => true,
+            Target::Resources => rule.resources().iter().any(|gr| {
+                gr.group.is_empty()
+                    && gr.resource_names.is_empty()
+                    && (gr.resources.is_empty()
+                        || gr.resources.iter().any(|r| r == "secrets" || r == "*"))
+            }),
+            Target::NonResource => false,
+        }
 }
 
 /// What kind of request a rule can match, as the matcher decides it: a rule

@@ -52,7 +52,7 @@ fn writes_below_request_response_are_reported_per_resource() {
     assert_eq!(found[0].severity, Severity::Warning);
     assert_eq!(
         found[0].message,
-        "writes to pods (core group) are recorded delete at Metadata (rule 0); compliance needs create, patch, update and delete at RequestResponse"
+        "writes to pods (core group) are not all recorded at RequestResponse: delete at Metadata (rule 0); compliance needs create, patch, update and delete at RequestResponse"
     );
     let missing = findings("- level: Metadata\n");
     let messages: Vec<&str> = missing.iter().map(|f| f.message.as_str()).collect();
@@ -66,7 +66,7 @@ fn writes_below_request_response_are_reported_per_resource() {
     assert!(
         none[0]
             .message
-            .contains("create not at all (no rule matches)"),
+            .contains("create not recorded (no rule matches)"),
         "{:?}",
         none[0]
     );
@@ -167,6 +167,11 @@ fn secrets_at_request_or_above_leak_into_the_trail() {
         "- level: Metadata\n  resources:\n  - group: \"\"\n    resources: [secrets]\n{COMPLIANCE}- level: Request\n"
     );
     assert_eq!(findings(&rules), Vec::new());
+    // A rule for URLs only catches no secrets before a later rule.
+    let rules = format!(
+        "- level: None\n  nonResourceURLs: [/healthz]\n{COMPLIANCE}- level: Request\n  verbs: [get]\n"
+    );
+    assert_eq!(codes(&findings(&rules)), vec![(Some(2), "secrets-logged")]);
     // Other groups' resources and URLs are not secrets.
     let rules = format!(
         "{COMPLIANCE}- level: Request\n  resources:\n  - group: apps\n- level: Request\n  nonResourceURLs: [/metrics]\n"

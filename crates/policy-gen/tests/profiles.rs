@@ -90,86 +90,74 @@ fn calico_records_the_nine_calico_kinds() {
 #[test]
 fn extended_records_what_a_security_team_expects() {
     let (_, policy, _) = generated(&PolicyRequest::new(Profile::Extended));
-    let level = |attrs: &RequestAttributes| policy.evaluate(attrs).level;
-    assert_eq!(
-        level(&user_request("delete", "", "pods", "prod")),
-        Level::RequestResponse
-    );
-    assert_eq!(
-        level(&user_request(
-            "patch",
-            "networking.k8s.io",
-            "networkpolicies",
-            "prod"
-        )),
-        Level::RequestResponse
-    );
-    assert_eq!(
-        level(&user_request("get", "", "secrets", "prod")),
-        Level::Metadata
-    );
-    assert_eq!(
-        level(&user_request("update", "", "secrets", "prod")),
-        Level::Metadata
-    );
-    assert_eq!(
-        level(&user_request("get", "", "configmaps", "prod")),
-        Level::Metadata
-    );
-    assert_eq!(
-        level(&user_request(
-            "create",
-            "authentication.k8s.io",
-            "tokenreviews",
-            ""
-        )),
-        Level::Metadata
-    );
-    assert_eq!(
-        level(&user_request("list", "apps", "deployments", "prod")),
-        Level::Request
-    );
-    assert_eq!(
-        level(&user_request("update", "apps", "deployments", "prod")),
-        Level::Metadata
-    );
-    assert_eq!(
-        level(&RequestAttributes::non_resource("get", "/healthz")),
-        Level::None
-    );
-    assert_eq!(
-        level(&RequestAttributes::non_resource("get", "/readyz/etcd")),
-        Level::None
-    );
-    assert_eq!(
-        level(&RequestAttributes::non_resource("get", "/version")),
-        Level::None
-    );
-    assert_eq!(
-        level(&RequestAttributes::non_resource("get", "/metrics")),
-        Level::Request
-    );
-    let kube_proxy_watch = RequestAttributes::resource(
-        "watch",
-        ResourceAttributes::new("discovery.k8s.io", "endpointslices"),
-    )
-    .with_user("system:kube-proxy", ["system:authenticated"]);
-    assert_eq!(level(&kube_proxy_watch), Level::None);
-    let node_status = RequestAttributes::resource(
-        "get",
-        ResourceAttributes::new("", "nodes")
-            .with_name("node-1")
-            .with_subresource("status"),
-    )
-    .with_user(
-        "system:node:node-1",
-        ["system:nodes", "system:authenticated"],
-    );
-    assert_eq!(level(&node_status), Level::None);
-    // Someone else reading a node is a read like any other.
-    let mut admin_reads_node = node_status.clone();
-    admin_reads_node.user = user_request("get", "", "nodes", "").user;
-    assert_eq!(level(&admin_reads_node), Level::Request);
+    let kube_proxy = |verb: &str, group: &str, resource: &str| {
+        RequestAttributes::resource(verb, ResourceAttributes::new(group, resource))
+            .with_user("system:kube-proxy", ["system:authenticated"])
+    };
+    let node_status = |user: &str, groups: &[&str]| {
+        RequestAttributes::resource(
+            "get",
+            ResourceAttributes::new("", "nodes")
+                .with_name("node-1")
+                .with_subresource("status"),
+        )
+        .with_user(user, groups.iter().copied())
+    };
+    let non_resource = |path: &str| RequestAttributes::non_resource("get", path);
+    for (request, expected) in [
+        (
+            user_request("delete", "", "pods", "prod"),
+            Level::RequestResponse,
+        ),
+        (
+            user_request("patch", "networking.k8s.io", "networkpolicies", "prod"),
+            Level::RequestResponse,
+        ),
+        // Credentials and configuration: never their bodies.
+        (user_request("get", "", "secrets", "prod"), Level::Metadata),
+        (
+            user_request("update", "", "secrets", "prod"),
+            Level::Metadata,
+        ),
+        (
+            user_request("get", "", "configmaps", "prod"),
+            Level::Metadata,
+        ),
+        (
+            user_request("create", "authentication.k8s.io", "tokenreviews", ""),
+            Level::Metadata,
+        ),
+        // Other reads with their request, other writes as metadata.
+        (
+            user_request("list", "apps", "deployments", "prod"),
+            Level::Request,
+        ),
+        (
+            user_request("update", "apps", "deployments", "prod"),
+            Level::Metadata,
+        ),
+        (non_resource("/metrics"), Level::Request),
+        // High-volume read-only system traffic: nothing.
+        (non_resource("/healthz"), Level::None),
+        (non_resource("/readyz/etcd"), Level::None),
+        (non_resource("/version"), Level::None),
+        (
+            kube_proxy("watch", "discovery.k8s.io", "endpointslices"),
+            Level::None,
+        ),
+        (kube_proxy("watch", "", "services"), Level::None),
+        (
+            node_status("system:node:node-1", &["system:nodes"]),
+            Level::None,
+        ),
+        // Someone else reading a node is a read like any other.
+        (
+            node_status("alice", &["system:authenticated"]),
+            Level::Request,
+        ),
+    ] {
+        assert_eq!(policy.evaluate(&request).level, expected, "{request:?}");
+    }
 }
 
 #[test]

@@ -19,34 +19,6 @@ pub enum Platform {
     OpenShift,
 }
 
-impl Platform {
-    /// Every platform.
-    pub const ALL: [Self; 5] = [
-        Self::OnPrem,
-        Self::Eks,
-        Self::Kops,
-        Self::Rke,
-        Self::OpenShift,
-    ];
-
-    /// The name used on the command line and in file names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OnPrem => "onprem",
-            Self::Eks => "eks",
-            Self::Kops => "kops",
-            Self::Rke => "rke",
-            Self::OpenShift => "openshift",
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Options of every platform. [`Default`] gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupOptions {
