@@ -4,7 +4,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::{Client, Error as KubeError};
 
 use crate::error::ApplyError;
-use crate::manifest::{Manifest, ParsedObject, parse};
+use crate::manifest::{Manifest, ParsedObject, is_dns1123_label, parse};
 
 /// The field manager of every apply: the owner of the fields auditrail sets.
 pub const FIELD_MANAGER: &str = "auditrail";
@@ -55,6 +55,9 @@ pub async fn apply(
     default_namespace: &str,
     dry_run: bool,
 ) -> Result<Vec<AppliedObject>, ApplyError> {
+    if !is_dns1123_label(default_namespace) {
+        return Err(ApplyError::InvalidNamespace(default_namespace.to_owned()));
+    }
     let objects = parse(manifests)?;
     let mut params = PatchParams::apply(FIELD_MANAGER).force();
     params.dry_run = dry_run;

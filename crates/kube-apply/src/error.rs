@@ -15,6 +15,9 @@ pub enum ApplyError {
         /// What is wrong.
         message: String,
     },
+    /// The namespace for objects that name none is not a namespace name.
+    #[error("namespace {0:?} is not a lowercase RFC 1123 label")]
+    InvalidNamespace(String),
     /// An object of a kind auditrail does not apply.
     #[error(
         "{artifact}: {kind} ({api_version}) is not applied by auditrail; it applies ConfigMap, Secret and LogCollector"

@@ -121,8 +121,38 @@ pub(crate) fn parse(manifests: &[Manifest]) -> Result<Vec<ParsedObject>, ApplyEr
                 .clone()
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| invalid(format!("a {} without metadata.name", kind.kind)))?;
+            // Names and namespaces become URL path segments: only what the
+            // API server accepts may pass.
+            if !is_dns1123_subdomain(&name) {
+                return Err(invalid(format!(
+                    "metadata.name {name:?} is not a lowercase RFC 1123 subdomain"
+                )));
+            }
+            if let Some(namespace) = object.metadata.namespace.as_deref()
+                && !namespace.is_empty()
+                && !is_dns1123_label(namespace)
+            {
+                return Err(invalid(format!(
+                    "metadata.namespace {namespace:?} is not a lowercase RFC 1123 label"
+                )));
+            }
             objects.push(ParsedObject { kind, name, object });
         }
     }
     Ok(objects)
+}
+
+/// A namespace name: a lowercase RFC 1123 label of at most 63 characters.
+pub(crate) fn is_dns1123_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let alphanumeric = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    bytes.len() <= 63
+        && bytes.first().is_some_and(alphanumeric)
+        && bytes.last().is_some_and(alphanumeric)
+        && bytes.iter().all(|b| alphanumeric(b) || *b == b'-')
+}
+
+/// An object name: dot-separated labels, at most 253 characters.
+fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns1123_label)
 }

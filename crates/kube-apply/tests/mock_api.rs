@@ -435,6 +435,14 @@ async fn bad_manifests_are_refused_before_any_request() {
         ),
         ("kind: [", "deployment.yaml: not YAML"),
         (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ../../secrets/x\n",
+            "deployment.yaml: metadata.name \"../../secrets/x\" is not a lowercase RFC 1123 subdomain",
+        ),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: x\n  namespace: Kube_System\n",
+            "deployment.yaml: metadata.namespace \"Kube_System\" is not a lowercase RFC 1123 label",
+        ),
+        (
             "metadata:\n  name: x\n",
             "deployment.yaml: an object without apiVersion and kind",
         ),
@@ -452,6 +460,13 @@ async fn bad_manifests_are_refused_before_any_request() {
             "{expected}: {error}"
         );
     }
+    let error = apply(&client, &good, "../kube-system", false)
+        .await
+        .expect_err("bad namespace");
+    assert_eq!(
+        error,
+        ApplyError::InvalidNamespace("../kube-system".to_owned())
+    );
     assert_eq!(mock.take_requests(), Vec::new(), "nothing was sent");
     // Several documents in one manifest, and empty ones, are fine.
     let both = Manifest {

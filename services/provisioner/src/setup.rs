@@ -149,9 +149,9 @@ pub(crate) fn applied(object: AppliedObject) -> v1::AppliedObject {
 pub(crate) fn apply_status(error: &ApplyError) -> Status {
     let message = error.to_string();
     match error {
-        ApplyError::InvalidManifest { .. } | ApplyError::UnsupportedKind { .. } => {
-            Status::invalid_argument(message)
-        }
+        ApplyError::InvalidManifest { .. }
+        | ApplyError::InvalidNamespace(_)
+        | ApplyError::UnsupportedKind { .. } => Status::invalid_argument(message),
         ApplyError::MissingResourceType { .. } | ApplyError::NoConfiguration(_) => {
             Status::failed_precondition(message)
         }
@@ -200,6 +200,10 @@ mod tests {
             (
                 ApplyError::NoConfiguration("none".to_owned()),
                 Code::FailedPrecondition,
+            ),
+            (
+                ApplyError::InvalidNamespace("A".to_owned()),
+                Code::InvalidArgument,
             ),
             (
                 ApplyError::Forbidden {
