@@ -48,10 +48,15 @@ enum ApiVersionArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum PlatformArg {
+    /// On premises / kubeadm: kube-apiserver flags and its static pod.
     Onprem,
+    /// Amazon EKS: CloudWatch Logs, the LogCollector and its Secret.
     Eks,
+    /// kOps: a cluster spec patch.
     Kops,
+    /// Rancher RKE: a cluster.yml patch.
     Rke,
+    /// OpenShift: refused (not supported).
     Openshift,
 }
 
@@ -273,7 +278,7 @@ async fn client(server: &str) -> anyhow::Result<ProvisionServiceClient<Channel>>
 fn print_document<T: Serialize>(format: Format, value: &T) -> anyhow::Result<()> {
     match format {
         Format::Yaml => print!("{}", serde_norway::to_string(value)?),
-        _ => println!("{}", serde_json::to_string_pretty(value)?),
+        Format::Json | Format::Text => println!("{}", serde_json::to_string_pretty(value)?),
     }
     Ok(())
 }

@@ -2,8 +2,9 @@
 //!
 //! The service is a thin shell: domain logic lives in the library crates under
 //! `crates/`, the translation between the gRPC messages and that logic in
-//! the `convert` module, and the server around it (health, reflection, metrics,
-//! shutdown) in `auditrail-server`.
+//! the `convert` (policies) and `setup` (platform set-up) modules, and the
+//! server around it (health, reflection, metrics, shutdown) in
+//! `auditrail-server`.
 //!
 //! - `GeneratePolicy`: the profiles of `auditrail-policy-gen`.
 //! - `ValidatePolicy`: with `auditrail-policy`, and so with kube-apiserver's
