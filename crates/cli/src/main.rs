@@ -8,6 +8,7 @@ use anyhow::Context as _;
 
 mod health;
 mod ingest;
+mod provision;
 mod query;
 mod services;
 mod up;
@@ -105,6 +106,55 @@ enum Command {
         #[command(flatten)]
         args: query::DiffArgs,
     },
+    /// Audit policies: generate, validate, evaluate.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// The per-platform set-up that makes the API server write the trail.
+    #[command(subcommand)]
+    Setup(SetupCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print an audit policy for a profile.
+    Generate {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        args: provision::GenerateArgs,
+    },
+    /// The API server's validation and the compliance lint; fails on errors.
+    Validate {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        args: provision::ValidateArgs,
+    },
+    /// How a policy audits one request: level, omitted stages, rule.
+    Evaluate {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        args: Box<provision::EvaluateArgs>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SetupCommand {
+    /// Print (or write) a platform's set-up: policy, flags or cluster patch, objects.
+    Render {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        args: Box<provision::RenderArgs>,
+    },
+    /// Apply the set-up's Kubernetes objects (ConfigMap, Secret, LogCollector).
+    Apply {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        args: Box<provision::ApplyArgs>,
+    },
 }
 
 #[tokio::main]
@@ -130,5 +180,20 @@ async fn run() -> anyhow::Result<()> {
         Command::Export { server, args } => query::export(&server.server, *args).await,
         Command::History { server, args } => query::history(&server.server, args).await,
         Command::Diff { server, args } => query::diff(&server.server, args).await,
+        Command::Policy(command) => match command {
+            PolicyCommand::Generate { server, args } => {
+                provision::generate(&server.server, args).await
+            }
+            PolicyCommand::Validate { server, args } => {
+                provision::validate(&server.server, args).await
+            }
+            PolicyCommand::Evaluate { server, args } => {
+                provision::evaluate(&server.server, *args).await
+            }
+        },
+        Command::Setup(command) => match command {
+            SetupCommand::Render { server, args } => provision::render(&server.server, *args).await,
+            SetupCommand::Apply { server, args } => provision::apply(&server.server, *args).await,
+        },
     }
 }

@@ -10,6 +10,9 @@
 use auditrail_policy::{
     AuditDecision, LoadError, Policy, RequestAttributes, ResourceAttributes, ValidationErrors,
 };
+use auditrail_policy_gen::{
+    AuditApiVersion, Finding, GenerateError, GroupResource, PolicyRequest, Profile, Severity,
+};
 use auditrail_proto::v1;
 use auditrail_proto::v1::request_attributes::Target;
 use thiserror::Error;
@@ -39,6 +42,14 @@ pub(crate) enum InvalidRequest {
     /// The policy loads but kube-apiserver would refuse it.
     #[error("policy_yaml does not validate: {0}")]
     PolicyInvalid(String),
+    /// An extra resource is not a valid group and resource.
+    #[error("extra_resources[{index}]: {error}")]
+    ExtraResource {
+        /// Its index in the request.
+        index: usize,
+        /// What is wrong with it.
+        error: GenerateError,
+    },
 }
 
 impl From<InvalidRequest> for Status {
@@ -60,8 +71,8 @@ pub(crate) fn policy_text(policy_yaml: &str) -> Result<&str, InvalidRequest> {
     Ok(policy_yaml)
 }
 
-/// Lint codes of the warnings the loader and validation produce. (The
-/// compliance lints are not built yet.)
+/// Lint codes of the warnings the loader and validation produce (the
+/// compliance lint's come from `auditrail_policy_gen::LintCode`).
 mod codes {
     pub(super) const DEPRECATED_API_VERSION: &str = "deprecated-api-version";
     pub(super) const UNKNOWN_FIELD: &str = "unknown-field";
@@ -106,6 +117,11 @@ pub(crate) fn validation_report(
                     .iter()
                     .map(|w| warning(codes::UNKNOWN_OMIT_STAGE, w.clone())),
             );
+            findings.extend(
+                auditrail_policy_gen::lint(&validated)
+                    .iter()
+                    .map(lint_finding),
+            );
             Vec::new()
         }
         Err(errors) => field_errors(&errors),
@@ -117,6 +133,52 @@ pub(crate) fn validation_report(
         errors,
         findings,
     }
+}
+
+/// The proto form of a compliance lint finding.
+fn lint_finding(finding: &Finding) -> v1::LintFinding {
+    v1::LintFinding {
+        severity: match finding.severity {
+            Severity::Info => v1::LintSeverity::Info,
+            Severity::Warning => v1::LintSeverity::Warning,
+        }
+        .into(),
+        // A policy of at most 1 MiB has far fewer than u32::MAX rules.
+        rule_index: finding.rule_index.and_then(|i| u32::try_from(i).ok()),
+        message: finding.message.clone(),
+        code: finding.code.as_str().to_owned(),
+    }
+}
+
+/// The domain request for a profile, its extra resources and apiVersion,
+/// as `GeneratePolicyRequest` and `SetupOptions` carry them.
+pub(crate) fn policy_request(
+    profile: v1::PolicyProfile,
+    extra_resources: Vec<v1::GroupResource>,
+    api_version: v1::AuditApiVersion,
+) -> Result<PolicyRequest, InvalidRequest> {
+    let extra_resources = extra_resources
+        .into_iter()
+        .enumerate()
+        .map(|(index, gr)| {
+            GroupResource::new(&gr.group, &gr.resource)
+                .map_err(|error| InvalidRequest::ExtraResource { index, error })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(PolicyRequest {
+        profile: match profile {
+            v1::PolicyProfile::Unspecified | v1::PolicyProfile::NetworkPolicy => {
+                Profile::NetworkPolicy
+            }
+            v1::PolicyProfile::Calico => Profile::Calico,
+            v1::PolicyProfile::Extended => Profile::Extended,
+        },
+        extra_resources,
+        api_version: match api_version {
+            v1::AuditApiVersion::Unspecified | v1::AuditApiVersion::V1 => AuditApiVersion::V1,
+            v1::AuditApiVersion::V1beta1 => AuditApiVersion::V1beta1,
+        },
+    })
 }
 
 /// A policy-wide warning finding.

@@ -2,30 +2,33 @@
 //!
 //! The service is a thin shell: domain logic lives in the library crates under
 //! `crates/`, the translation between the gRPC messages and that logic in
-//! the `convert` module, and the server around it (health, reflection, metrics,
-//! shutdown) in `auditrail-server`.
+//! the `convert` (policies) and `setup` (platform set-up) modules, and the
+//! server around it (health, reflection, metrics, shutdown) in
+//! `auditrail-server`.
 //!
-//! Implemented, with `auditrail-policy` and so with kube-apiserver's own
-//! loading, validation and matching semantics:
-//!
-//! - `ValidatePolicy`: the API server's validation errors (field path and
+//! - `GeneratePolicy`: the profiles of `auditrail-policy-gen`.
+//! - `ValidatePolicy`: with `auditrail-policy`, and so with kube-apiserver's
+//!   own loading and validation, the API server's errors (field path and
 //!   message, or one document-level error with its line and column when the
-//!   text does not load), and as `WARNING` findings the warnings of loading
+//!   text does not load); as `WARNING` findings the warnings of loading
 //!   (`unknown-field`), of the removed `v1beta1` (`deprecated-api-version`)
-//!   and of validation (`unknown-omit-stage`). The compliance lints
-//!   (RequestReceived not omitted, shadowed rules, Calico resources below
-//!   RequestResponse) are not built yet: no such findings are reported.
+//!   and of validation (`unknown-omit-stage`), and for a valid policy the
+//!   compliance lint of `auditrail-policy-gen`.
 //! - `EvaluatePolicy`: level, omitted stages, `omitManagedFields` and the
-//!   index of the matching rule.
-//!
-//! `GeneratePolicy`, `RenderSetup` and `ApplySetup` answer `UNIMPLEMENTED`.
+//!   index of the matching rule, with the API server's matching semantics.
+//! - `RenderSetup`: `auditrail-setup`; OpenShift is `FAILED_PRECONDITION`.
+//! - `ApplySetup`: `auditrail-kube-apply`, with a `kube::Client` from
+//!   kubeconfig or the in-cluster service account, made per call (so a
+//!   changed kubeconfig is picked up) unless one was given
+//!   ([`Provisioner::with_kube_client`]).
 
 mod convert;
+mod setup;
 
 use auditrail_policy::Policy;
 use auditrail_proto::v1;
 use auditrail_proto::v1::provision_service_server::{ProvisionService, ProvisionServiceServer};
-use auditrail_server::{ServiceConfig, not_built};
+use auditrail_server::ServiceConfig;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
@@ -44,13 +47,39 @@ pub fn default_config() -> ServiceConfig<Settings> {
 }
 
 /// The `ProvisionService` implementation.
-#[derive(Debug, Clone, Default)]
-pub struct Provisioner {}
+#[derive(Clone, Default)]
+pub struct Provisioner {
+    /// The cluster `ApplySetup` writes to; `None`: from the environment.
+    kube: Option<kube::Client>,
+}
+
+impl std::fmt::Debug for Provisioner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provisioner")
+            .field("kube", &self.kube.as_ref().map(|_| "given client"))
+            .finish()
+    }
+}
 
 impl Provisioner {
     /// The service for `settings`, ready to add to a server.
     pub fn server(_settings: &Settings) -> ProvisionServiceServer<Self> {
-        ProvisionServiceServer::new(Self {})
+        ProvisionServiceServer::new(Self::default())
+    }
+
+    /// A provisioner that applies through `client` instead of kubeconfig or
+    /// the in-cluster configuration.
+    pub fn with_kube_client(client: kube::Client) -> Self {
+        Self { kube: Some(client) }
+    }
+
+    async fn kube_client(&self) -> Result<kube::Client, Status> {
+        match &self.kube {
+            Some(client) => Ok(client.clone()),
+            None => auditrail_kube_apply::default_client()
+                .await
+                .map_err(|e| setup::apply_status(&e)),
+        }
     }
 }
 
@@ -58,9 +87,23 @@ impl Provisioner {
 impl ProvisionService for Provisioner {
     async fn generate_policy(
         &self,
-        _request: Request<v1::GeneratePolicyRequest>,
+        request: Request<v1::GeneratePolicyRequest>,
     ) -> Result<Response<v1::GeneratePolicyResponse>, Status> {
-        Err(not_built("ProvisionService.GeneratePolicy"))
+        let request = request.into_inner();
+        let (profile, api_version) = (request.profile(), request.api_version());
+        let policy_request =
+            convert::policy_request(profile, request.extra_resources, api_version)?;
+        // The request was checked above; what is left is a bug.
+        let generated = auditrail_policy_gen::generate(&policy_request)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let policy_yaml = generated
+            .policy
+            .to_yaml()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(v1::GeneratePolicyResponse {
+            policy_yaml,
+            warnings: generated.warnings,
+        }))
     }
 
     async fn validate_policy(
@@ -95,16 +138,40 @@ impl ProvisionService for Provisioner {
 
     async fn render_setup(
         &self,
-        _request: Request<v1::RenderSetupRequest>,
+        request: Request<v1::RenderSetupRequest>,
     ) -> Result<Response<v1::RenderSetupResponse>, Status> {
-        Err(not_built("ProvisionService.RenderSetup"))
+        let request = request.into_inner();
+        let platform = setup::platform(request.platform())?;
+        let options = setup::options(request.options)?;
+        let rendered =
+            auditrail_setup::render(platform, &options).map_err(|e| setup::setup_status(&e))?;
+        Ok(Response::new(setup::rendered(rendered)))
     }
 
     async fn apply_setup(
         &self,
-        _request: Request<v1::ApplySetupRequest>,
+        request: Request<v1::ApplySetupRequest>,
     ) -> Result<Response<v1::ApplySetupResponse>, Status> {
-        Err(not_built("ProvisionService.ApplySetup"))
+        let request = request.into_inner();
+        let (manifests, skipped_artifacts) = setup::manifests(request.artifacts)?;
+        let namespace = if request.namespace.is_empty() {
+            setup::DEFAULT_NAMESPACE
+        } else {
+            &request.namespace
+        };
+        let objects = if manifests.is_empty() {
+            Vec::new() // nothing to apply: no cluster needed
+        } else {
+            let client = self.kube_client().await?;
+            auditrail_kube_apply::apply(&client, &manifests, namespace, request.dry_run)
+                .await
+                .map_err(|e| setup::apply_status(&e))?
+        };
+        Ok(Response::new(v1::ApplySetupResponse {
+            objects: objects.into_iter().map(setup::applied).collect(),
+            skipped_artifacts,
+            dry_run: request.dry_run,
+        }))
     }
 }
 
@@ -116,8 +183,8 @@ mod tests {
 
     const HEADER: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\n";
 
-    /// Writes to pods at RequestResponse, the healthz family dropped, one
-    /// user's reads of secrets at Metadata, nothing else.
+    /// Writes to the compliance resources at RequestResponse, the healthz
+    /// family dropped, one user's reads of secrets at Metadata, nothing else.
     const POLICY: &str = "apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
@@ -126,7 +193,11 @@ rules:
   verbs: [create, update, patch, delete]
   resources:
   - group: \"\"
-    resources: [pods]
+    resources: [pods, namespaces, serviceaccounts, endpoints]
+  - group: networking.k8s.io
+    resources: [networkpolicies]
+  - group: extensions
+    resources: [networkpolicies]
   omitManagedFields: true
 - level: None
   nonResourceURLs: [\"/healthz*\", /livez, /readyz]
@@ -320,14 +391,14 @@ rules:
         let policy = "apiVersion: audit.k8s.io/v1beta1\nkind: Policy\nomitStages: [Sometimes]\nrules:\n- level: None\n  namespace: [kube-system]\n";
         let response = validate(policy).await.expect("answered");
         assert!(response.valid);
-        assert_eq!(
-            codes(&response),
-            vec![
-                "deprecated-api-version",
-                "unknown-field",
-                "unknown-omit-stage"
-            ]
-        );
+        // Policy-wide findings first, then the compliance lint's on rule 0.
+        let mut expected = vec![
+            "deprecated-api-version",
+            "unknown-field",
+            "unknown-omit-stage",
+        ];
+        expected.extend(["compliance-writes-not-captured"; 6]);
+        assert_eq!(codes(&response), expected);
         assert!(
             response.findings[1]
                 .message
@@ -502,22 +573,211 @@ rules:
     }
 
     #[tokio::test]
-    async fn the_other_rpcs_are_not_built_yet() {
+    async fn generates_each_profile_and_refuses_bad_extra_resources() {
         let service = Provisioner::default();
-        let status = service
-            .generate_policy(Request::new(v1::GeneratePolicyRequest::default()))
+        let generated = service
+            .generate_policy(Request::new(v1::GeneratePolicyRequest {
+                profile: v1::PolicyProfile::Extended.into(),
+                extra_resources: vec![v1::GroupResource {
+                    group: "apps".to_owned(),
+                    resource: "deployments".to_owned(),
+                }],
+                api_version: v1::AuditApiVersion::V1beta1.into(),
+            }))
             .await
-            .expect_err("not built");
-        assert_eq!(status.code(), Code::Unimplemented);
-        let status = service
-            .render_setup(Request::new(v1::RenderSetupRequest::default()))
+            .expect("generated")
+            .into_inner();
+        assert!(
+            generated
+                .policy_yaml
+                .starts_with("apiVersion: audit.k8s.io/v1beta1\n")
+        );
+        assert!(generated.policy_yaml.contains("- deployments\n"));
+        assert_eq!(generated.warnings.len(), 1, "{:?}", generated.warnings);
+        // What is generated validates and lints clean apart from v1beta1.
+        let report = validate(&generated.policy_yaml).await.expect("answered");
+        assert!(report.valid);
+        assert_eq!(codes(&report), vec!["deprecated-api-version"]);
+        let message = invalid_argument(
+            service
+                .generate_policy(Request::new(v1::GeneratePolicyRequest {
+                    extra_resources: vec![
+                        v1::GroupResource {
+                            group: "apps".to_owned(),
+                            resource: "deployments".to_owned(),
+                        },
+                        v1::GroupResource {
+                            group: "apps".to_owned(),
+                            resource: String::new(),
+                        },
+                    ],
+                    ..Default::default()
+                }))
+                .await,
+        );
+        assert_eq!(
+            message,
+            "extra_resources[1]: extra resource \"apps/\": the resource name is empty"
+        );
+    }
+
+    #[tokio::test]
+    async fn validation_reports_the_compliance_lint() {
+        let policy = format!(
+            "{HEADER}rules:\n- level: Request\n- level: Metadata\n  resources:\n  - group: \"\"\n    resources: [pods]\n"
+        );
+        let response = validate(&policy).await.expect("answered");
+        assert!(response.valid);
+        assert_eq!(
+            response
+                .findings
+                .iter()
+                .map(|f| (f.rule_index, f.code.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                (Some(0), "compliance-writes-not-captured"),
+                (Some(0), "compliance-writes-not-captured"),
+                (Some(0), "compliance-writes-not-captured"),
+                (Some(0), "compliance-writes-not-captured"),
+                (Some(0), "compliance-writes-not-captured"),
+                (Some(0), "compliance-writes-not-captured"),
+                (Some(0), "request-received-not-omitted"),
+                (Some(0), "secrets-logged"),
+                (Some(1), "request-received-not-omitted"),
+                (Some(1), "shadowed-rule"),
+            ]
+        );
+        assert!(
+            response
+                .findings
+                .iter()
+                .all(|f| f.severity() == v1::LintSeverity::Warning)
+        );
+    }
+
+    async fn render(
+        platform: v1::Platform,
+        options: Option<v1::SetupOptions>,
+    ) -> Result<v1::RenderSetupResponse, Status> {
+        Provisioner::default()
+            .render_setup(Request::new(v1::RenderSetupRequest {
+                platform: platform.into(),
+                options,
+            }))
             .await
-            .expect_err("not built");
-        assert_eq!(status.code(), Code::Unimplemented);
-        let status = service
-            .apply_setup(Request::new(v1::ApplySetupRequest::default()))
+            .map(Response::into_inner)
+    }
+
+    #[tokio::test]
+    async fn renders_platforms_with_the_documented_codes() {
+        let onprem = render(v1::Platform::Onprem, None).await.expect("rendered");
+        assert_eq!(
+            onprem
+                .artifacts
+                .iter()
+                .map(|a| (a.name.as_str(), a.kind()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("audit-policy.yaml", v1::ArtifactKind::AuditPolicy),
+                ("kube-apiserver-flags.txt", v1::ArtifactKind::ApiserverFlags),
+                (
+                    "kube-apiserver-patch.yaml",
+                    v1::ArtifactKind::ApiserverFlags
+                ),
+                (
+                    "audit-policy-configmap.yaml",
+                    v1::ArtifactKind::KubernetesManifest
+                ),
+            ]
+        );
+        let openshift = render(v1::Platform::Openshift, None)
             .await
-            .expect_err("not built");
-        assert_eq!(status.code(), Code::Unimplemented);
+            .expect_err("refused");
+        assert_eq!(openshift.code(), Code::FailedPrecondition);
+        assert!(
+            openshift
+                .message()
+                .starts_with("OpenShift is not supported: ")
+        );
+        let message = invalid_argument(render(v1::Platform::Unspecified, None).await);
+        assert!(message.starts_with("platform is required"), "{message}");
+        let message = invalid_argument(render(v1::Platform::Eks, None).await);
+        assert!(message.contains("cluster name and region"), "{message}");
+        let eks = v1::SetupOptions {
+            eks: Some(v1::EksOptions {
+                cluster_name: "prod".to_owned(),
+                region: "us-east-1".to_owned(),
+                aws_access_key_id: "AKID".to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let message = invalid_argument(render(v1::Platform::Eks, Some(eks)).await);
+        assert!(message.contains("give both"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn apply_needs_artifacts_and_skips_what_is_not_a_manifest() {
+        let service = Provisioner::default();
+        let message = invalid_argument(
+            service
+                .apply_setup(Request::new(v1::ApplySetupRequest::default()))
+                .await,
+        );
+        assert!(message.starts_with("artifacts is required"), "{message}");
+        let flags = v1::Artifact {
+            name: "kube-apiserver-flags.txt".to_owned(),
+            kind: v1::ArtifactKind::ApiserverFlags.into(),
+            content: "--audit-log-path=/x\n".to_owned(),
+            ..Default::default()
+        };
+        // No manifest: answered without a cluster.
+        let response = service
+            .apply_setup(Request::new(v1::ApplySetupRequest {
+                artifacts: vec![flags],
+                dry_run: true,
+                ..Default::default()
+            }))
+            .await
+            .expect("nothing to apply")
+            .into_inner();
+        assert_eq!(
+            response,
+            v1::ApplySetupResponse {
+                objects: Vec::new(),
+                skipped_artifacts: vec!["kube-apiserver-flags.txt".to_owned()],
+                dry_run: true,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn apply_refused_by_the_cluster_is_permission_denied() {
+        // A mock Kubernetes API that refuses every request as RBAC would.
+        let forbidding_api_mock = tower::service_fn(
+            |_request: http::Request<kube::client::Body>| async {
+                let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"configmaps \"auditrail-audit-policy\" is forbidden","reason":"Forbidden","code":403}"#;
+                let mut response =
+                    http::Response::new(kube::client::Body::from(body.as_bytes().to_vec()));
+                *response.status_mut() = http::StatusCode::FORBIDDEN;
+                Ok::<_, std::convert::Infallible>(response)
+            },
+        );
+        let service =
+            Provisioner::with_kube_client(kube::Client::new(forbidding_api_mock, "default"));
+        let rendered = render(v1::Platform::Onprem, None).await.expect("rendered");
+        let status = service
+            .apply_setup(Request::new(v1::ApplySetupRequest {
+                artifacts: rendered.artifacts,
+                ..Default::default()
+            }))
+            .await
+            .expect_err("forbidden");
+        assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+        assert!(
+            status.message().contains("is forbidden"),
+            "{}",
+            status.message()
+        );
     }
 }

@@ -1,0 +1,256 @@
+//! The mapping between the set-up messages (`RenderSetup`, `ApplySetup`) and
+//! `auditrail-setup` / `auditrail-kube-apply`, with their errors as the
+//! gRPC codes the proto documents.
+
+use auditrail_kube_apply::{Action, AppliedObject, ApplyError, Manifest};
+use auditrail_proto::v1;
+use auditrail_setup::{
+    Artifact, ArtifactKind, AwsCredentials, EksOptions, Platform, SetupError, SetupOptions,
+};
+use tonic::Status;
+
+use crate::convert::policy_request;
+
+/// Where namespaced objects without a namespace go, as the proto documents.
+pub(crate) const DEFAULT_NAMESPACE: &str = "auditrail";
+
+/// The platform of a request; unset is refused.
+pub(crate) fn platform(platform: v1::Platform) -> Result<Platform, Status> {
+    Ok(match platform {
+        v1::Platform::Unspecified => {
+            return Err(Status::invalid_argument(
+                "platform is required: onprem, eks, kops, rke (openshift is not supported)",
+            ));
+        }
+        v1::Platform::Onprem => Platform::OnPrem,
+        v1::Platform::Eks => Platform::Eks,
+        v1::Platform::Kops => Platform::Kops,
+        v1::Platform::Rke => Platform::Rke,
+        v1::Platform::Openshift => Platform::OpenShift,
+    })
+}
+
+/// The domain options, with the proto's defaults for unset fields.
+pub(crate) fn options(options: Option<v1::SetupOptions>) -> Result<SetupOptions, Status> {
+    let options = options.unwrap_or_default();
+    let defaults = SetupOptions::default();
+    let (profile, api_version) = (options.policy_profile(), options.api_version());
+    let policy = policy_request(profile, options.extra_resources, api_version)?;
+    let eks = options.eks.map(|eks| {
+        let credentials = (!eks.aws_access_key_id.is_empty()
+            || !eks.aws_secret_access_key.is_empty())
+        .then_some(AwsCredentials {
+            access_key_id: eks.aws_access_key_id,
+            secret_access_key: eks.aws_secret_access_key,
+        });
+        EksOptions {
+            cluster_name: eks.cluster_name,
+            region: eks.region,
+            log_group: non_empty(eks.log_group),
+            stream_prefix: non_empty(eks.stream_prefix),
+            fetch_interval_seconds: eks.fetch_interval_seconds,
+            credentials,
+        }
+    });
+    Ok(SetupOptions {
+        policy,
+        log_path: non_empty(options.log_path).unwrap_or(defaults.log_path),
+        max_age_days: options.max_age_days.unwrap_or(defaults.max_age_days),
+        max_backups: options.max_backups.unwrap_or(defaults.max_backups),
+        max_size_mb: options.max_size_mb.unwrap_or(defaults.max_size_mb),
+        policy_path: non_empty(options.policy_path),
+        eks,
+    })
+}
+
+fn non_empty(s: String) -> Option<String> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// A refused set-up as the proto's code: OpenShift is a precondition of
+/// the cluster, everything else bad input.
+pub(crate) fn setup_status(error: &SetupError) -> Status {
+    match error {
+        SetupError::Unsupported { .. } => Status::failed_precondition(error.to_string()),
+        SetupError::InvalidOption { .. } => Status::invalid_argument(error.to_string()),
+        SetupError::Policy(e) => Status::invalid_argument(format!("extra_resources: {e}")),
+        SetupError::Encode { .. } => Status::internal(error.to_string()),
+    }
+}
+
+/// The proto form of a rendered set-up.
+pub(crate) fn rendered(setup: auditrail_setup::Setup) -> v1::RenderSetupResponse {
+    v1::RenderSetupResponse {
+        artifacts: setup.artifacts.into_iter().map(artifact).collect(),
+        notes: setup.notes,
+    }
+}
+
+fn artifact(artifact: Artifact) -> v1::Artifact {
+    v1::Artifact {
+        name: artifact.name,
+        media_type: artifact.media_type,
+        content: artifact.content,
+        description: artifact.description,
+        kind: match artifact.kind {
+            ArtifactKind::AuditPolicy => v1::ArtifactKind::AuditPolicy,
+            ArtifactKind::ApiServerFlags => v1::ArtifactKind::ApiserverFlags,
+            ArtifactKind::ClusterConfig => v1::ArtifactKind::ClusterConfig,
+            ArtifactKind::KubernetesManifest => v1::ArtifactKind::KubernetesManifest,
+            ArtifactKind::CloudConfig => v1::ArtifactKind::CloudConfig,
+        }
+        .into(),
+        sensitive: artifact.sensitive,
+    }
+}
+
+/// The manifests to apply and the names of the artifacts skipped.
+pub(crate) fn manifests(
+    artifacts: Vec<v1::Artifact>,
+) -> Result<(Vec<Manifest>, Vec<String>), Status> {
+    if artifacts.is_empty() {
+        return Err(Status::invalid_argument(
+            "artifacts is required: pass what RenderSetup returned",
+        ));
+    }
+    let (manifests, skipped): (Vec<_>, Vec<_>) = artifacts
+        .into_iter()
+        .partition(|a| a.kind() == v1::ArtifactKind::KubernetesManifest);
+    Ok((
+        manifests
+            .into_iter()
+            .map(|a| Manifest {
+                artifact: a.name,
+                content: a.content,
+            })
+            .collect(),
+        skipped.into_iter().map(|a| a.name).collect(),
+    ))
+}
+
+/// The proto form of one applied object.
+pub(crate) fn applied(object: AppliedObject) -> v1::AppliedObject {
+    v1::AppliedObject {
+        kind: object.kind,
+        namespace: object.namespace.unwrap_or_default(),
+        name: object.name,
+        action: match object.action {
+            Action::Created => v1::ApplyAction::Created,
+            Action::Patched => v1::ApplyAction::Patched,
+            Action::Unchanged => v1::ApplyAction::Unchanged,
+        }
+        .into(),
+        dry_run: object.dry_run,
+        api_version: object.api_version,
+    }
+}
+
+/// An apply failure as the proto's code.
+pub(crate) fn apply_status(error: &ApplyError) -> Status {
+    let message = error.to_string();
+    match error {
+        ApplyError::InvalidManifest { .. }
+        | ApplyError::InvalidNamespace(_)
+        | ApplyError::UnsupportedKind { .. } => Status::invalid_argument(message),
+        ApplyError::MissingResourceType { .. } | ApplyError::NoConfiguration(_) => {
+            Status::failed_precondition(message)
+        }
+        ApplyError::Forbidden { .. } => Status::permission_denied(message),
+        ApplyError::Rejected { code, .. } => match code {
+            400 | 422 => Status::invalid_argument(message),
+            401 | 403 => Status::permission_denied(message),
+            429 | 500.. => Status::unavailable(message),
+            _ => Status::failed_precondition(message),
+        },
+        ApplyError::Unreachable(_) => Status::unavailable(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn apply_errors_get_the_documented_codes() {
+        let rejected = |code| ApplyError::Rejected {
+            kind: "ConfigMap".to_owned(),
+            name: "p".to_owned(),
+            code,
+            message: "m".to_owned(),
+        };
+        for (error, expected) in [
+            (
+                ApplyError::UnsupportedKind {
+                    artifact: "a".to_owned(),
+                    kind: "Deployment".to_owned(),
+                    api_version: "apps/v1".to_owned(),
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                ApplyError::MissingResourceType {
+                    kind: "LogCollector".to_owned(),
+                    name: "tigera-secure".to_owned(),
+                    api_version: "operator.tigera.io/v1".to_owned(),
+                    hint: "install the Tigera operator first",
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                ApplyError::NoConfiguration("none".to_owned()),
+                Code::FailedPrecondition,
+            ),
+            (
+                ApplyError::InvalidNamespace("A".to_owned()),
+                Code::InvalidArgument,
+            ),
+            (
+                ApplyError::Forbidden {
+                    kind: "Secret".to_owned(),
+                    name: "s".to_owned(),
+                    message: "m".to_owned(),
+                },
+                Code::PermissionDenied,
+            ),
+            (rejected(422), Code::InvalidArgument),
+            (rejected(404), Code::FailedPrecondition),
+            (rejected(409), Code::FailedPrecondition),
+            (rejected(401), Code::PermissionDenied),
+            (rejected(503), Code::Unavailable),
+            (rejected(429), Code::Unavailable),
+            (
+                ApplyError::Unreachable("refused".to_owned()),
+                Code::Unavailable,
+            ),
+        ] {
+            let status = apply_status(&error);
+            assert_eq!(status.code(), expected, "{error}");
+            assert_eq!(status.message(), error.to_string());
+        }
+    }
+
+    #[test]
+    fn unset_options_take_the_documented_defaults() {
+        let options = options(None).expect("valid");
+        assert_eq!(options, SetupOptions::default());
+        let options = super::options(Some(v1::SetupOptions {
+            max_age_days: Some(0),
+            eks: Some(v1::EksOptions {
+                cluster_name: "c".to_owned(),
+                region: "r".to_owned(),
+                aws_secret_access_key: "only the secret".to_owned(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .expect("valid");
+        assert_eq!(options.max_age_days, 0, "0 is a value, not unset");
+        let eks = options.eks.expect("eks");
+        // One credential alone is passed on, for the renderer to refuse.
+        assert_eq!(
+            eks.credentials.map(|c| c.access_key_id),
+            Some(String::new())
+        );
+    }
+}
