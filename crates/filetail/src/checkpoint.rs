@@ -209,15 +209,8 @@ impl CheckpointStore {
     /// Loads the checkpoints: none if the file does not exist, an error if it
     /// cannot be read or parsed.
     pub fn load(&self) -> Result<Checkpoints, CheckpointError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Checkpoints::new()),
-            Err(source) => {
-                return Err(CheckpointError::Io {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+        let Some(bytes) = read_if_exists(&self.path)? else {
+            return Ok(Checkpoints::new());
         };
         let file: CheckpointFile =
             serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
@@ -247,6 +240,19 @@ impl CheckpointStore {
         json.push(b'\n');
 
         write_atomically(&self.path, &json)
+    }
+}
+
+/// The content of the state file at `path`, `None` when it does not exist
+/// (a first start); any other failure is an error, never "no state".
+pub fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

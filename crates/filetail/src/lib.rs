@@ -121,7 +121,9 @@ mod identity;
 mod read;
 mod scan;
 
-pub use checkpoint::{Checkpoint, CheckpointError, CheckpointStore, Checkpoints, write_atomically};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, CheckpointStore, Checkpoints, read_if_exists, write_atomically,
+};
 pub use follower::{
     DEFAULT_MAX_LINE_BYTES, DEFAULT_PARTIAL_LINE_GRACE, FileLocation, FileState, FileStatus,
     FollowError, FollowOptions, Follower, MIN_COPY_MATCH_LEN, Record, RecordKind, StartPosition,

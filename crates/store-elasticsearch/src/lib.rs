@@ -657,7 +657,7 @@ impl Store for ElasticStore {
                     oldest: parse_time(&t["oldest"]["value_as_string"]),
                     newest: parse_time(&t["newest"]["value_as_string"]),
                     size_bytes: sizes
-                        .get(&(name.to_owned(), event_type))
+                        .get(&(name.to_ascii_lowercase(), event_type))
                         .copied()
                         .unwrap_or(0),
                 });

@@ -41,9 +41,12 @@ impl Naming {
         }
     }
 
-    /// The series (name without the day) of a cluster and type.
+    /// The series (name without the day) of a cluster and type. Index
+    /// names are lower case, so `Prod` and `prod` share a series (the
+    /// `cluster` field still tells them apart).
     pub fn series(self, cluster: &str, event_type: EventType) -> String {
         let prefix = self.type_prefix(event_type);
+        let cluster = cluster.to_ascii_lowercase();
         match self {
             Self::Auditrail => format!("{prefix}{cluster}"),
             Self::Product => format!("{prefix}{cluster}."),
@@ -73,7 +76,8 @@ impl Naming {
         jiff::civil::Date::strptime("%Y.%m.%d", day).ok()
     }
 
-    /// Cluster and type of one of our indices, from its name.
+    /// Cluster (lower-cased, as in the name) and type of one of our
+    /// indices, from its name.
     pub fn parse(self, index: &str) -> Option<(String, EventType)> {
         let (series, _) = index.rsplit_once('-')?;
         for event_type in [EventType::Kube, EventType::Ee] {
@@ -224,6 +228,10 @@ mod tests {
         );
         assert_eq!(Naming::day_of(&own), Some(jiff::civil::date(2026, 11, 18)));
         assert_eq!(Naming::Auditrail.parse("other-index"), None);
+        assert_eq!(
+            Naming::Auditrail.index("Prod", EventType::Kube, t),
+            "auditrail-kube.prod-2026.11.18"
+        );
         assert_eq!(
             Naming::Product.all_patterns(),
             vec![

@@ -13,6 +13,7 @@ fn indexer(dir: &std::path::Path) -> Indexer {
         data_dir: dir.to_owned(),
         max_event_bytes: 64 * 1024,
         retention_days: 0,
+        elasticsearch: None,
     };
     Indexer::new(open_store(&settings).unwrap(), &settings)
 }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use auditrail_filetail::{CheckpointError, write_atomically};
+use auditrail_filetail::{CheckpointError, read_if_exists, write_atomically};
 use serde::{Deserialize, Serialize};
 
 /// Format version of the file.
@@ -75,15 +75,8 @@ impl PositionStore {
     /// unreadable file is an error, never an empty start (which would
     /// re-read or skip).
     pub fn load(&self) -> Result<Option<SourcePositions>, CheckpointError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(CheckpointError::Io {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+        let Some(bytes) = read_if_exists(&self.path)? else {
+            return Ok(None);
         };
         let file: PositionsFile =
             serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
