@@ -306,6 +306,7 @@ impl ElasticStore {
         Ok(retry)
     }
 
+    /// Every audit index: name, documents, primary store size in bytes.
     async fn indices(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
         let patterns = self.patterns();
         let response = self
@@ -325,7 +326,7 @@ impl ElasticStore {
                     .filter_map(|i| {
                         let name = i["index"].as_str()?.to_owned();
                         let docs = i["docs.count"].as_str()?.parse().ok()?;
-                        let size = i["store.size"].as_str().and_then(|s| s.parse().ok());
+                        let size = i["pri.store.size"].as_str().and_then(|s| s.parse().ok());
                         Some((name, docs, size.unwrap_or(0)))
                     })
                     .collect()
