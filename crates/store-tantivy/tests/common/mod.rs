@@ -4,14 +4,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::cmp::Ordering;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use auditrail_event::{EventId, EventType};
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_store::{
-    CountMode, Field, IndexedEvent, Query, SearchRequest, SortOrder, Store, StoredEvent, Value,
+    CountMode, IndexedEvent, Query, SearchRequest, SortOrder, Store, StoredEvent,
 };
 use auditrail_store_tantivy::{TantivyOptions, TantivyStore};
 use jiff::Timestamp;
@@ -114,104 +112,10 @@ pub fn ties(cluster: &str, time: &str, n: usize) -> Vec<IndexedEvent> {
         .collect()
 }
 
-fn keyword(e: &IndexedEvent, field: Field) -> Option<Vec<String>> {
-    let one = |s: &str| Some(vec![s.to_owned()]);
-    match field {
-        Field::Id => one(&e.id.to_hex()),
-        Field::Cluster => one(&e.cluster),
-        Field::Type => one(e.event_type.as_str()),
-        Field::Level => one(e.level.as_str()),
-        Field::Stage => one(e.stage.map_or("", |s| s.as_str())),
-        Field::AuditId => one(&e.audit_id),
-        Field::Verb => one(&e.verb),
-        Field::Username => one(&e.username),
-        Field::UserGroups => Some(e.user_groups.clone()),
-        Field::SourceIps => Some(e.source_ips.clone()),
-        Field::Resource => one(&e.resource),
-        Field::Namespace => one(&e.namespace),
-        Field::ObjectName => one(&e.object_name),
-        Field::ApiGroup => one(&e.api_group),
-        Field::ApiVersion => one(&e.object_api_version),
-        Field::Subresource => one(&e.subresource),
-        Field::Name => one(&e.name),
-        Field::Kind => one(&e.kind),
-        Field::RequestUri => one(&e.request_uri),
-        Field::ResponseCode
-        | Field::DryRun
-        | Field::RequestReceived
-        | Field::StageTimestamp
-        | Field::Time => None,
-    }
-}
-
-/// The field's value as a [`Value`] (non-keyword fields), if it has one.
-fn scalar(e: &IndexedEvent, field: Field) -> Option<Value> {
-    match field {
-        Field::ResponseCode => e.response_code.map(|c| Value::Int(i64::from(c))),
-        Field::DryRun => Some(Value::Bool(e.dry_run)),
-        Field::RequestReceived => e.request_received.map(Value::Time),
-        Field::StageTimestamp => e.stage_timestamp.map(Value::Time),
-        Field::Time => Some(Value::Time(e.time)),
-        _ => None,
-    }
-}
-
-fn cmp(a: &Value, b: &Value) -> Option<Ordering> {
-    match (a, b) {
-        (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
-        (Value::Time(a), Value::Time(b)) => Some(a.cmp(b)),
-        (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
-        _ => None,
-    }
-}
-
-fn equals(e: &IndexedEvent, field: Field, value: &Value) -> bool {
-    if let Some(values) = keyword(e, field) {
-        let Value::Str(s) = value else { return false };
-        // Kinds compare case-insensitively.
-        let same = |v: &String| match field {
-            Field::Kind => v.to_lowercase() == s.to_lowercase(),
-            _ => v == s,
-        };
-        values.iter().any(same) || (s.is_empty() && values.is_empty())
-    } else {
-        scalar(e, field).is_some_and(|v| cmp(&v, value) == Some(Ordering::Equal))
-    }
-}
-
-/// The meaning of a query, evaluated on one event in memory.
+/// The meaning of a query, evaluated on one event in memory: the oracle
+/// of the store conformance suite.
 pub fn matches(e: &IndexedEvent, q: &Query) -> bool {
-    match q {
-        Query::All => true,
-        Query::Eq(field, value) => equals(e, *field, value),
-        Query::In(field, values) => values.iter().any(|v| equals(e, *field, v)),
-        Query::Range {
-            field,
-            lower,
-            upper,
-        } => {
-            let Some(v) = scalar(e, *field) else {
-                return false;
-            };
-            let above = match lower {
-                Bound::Included(b) => cmp(&v, b).is_some_and(Ordering::is_ge),
-                Bound::Excluded(b) => cmp(&v, b).is_some_and(Ordering::is_gt),
-                Bound::Unbounded => true,
-            };
-            let below = match upper {
-                Bound::Included(b) => cmp(&v, b).is_some_and(Ordering::is_le),
-                Bound::Excluded(b) => cmp(&v, b).is_some_and(Ordering::is_lt),
-                Bound::Unbounded => true,
-            };
-            above && below
-        }
-        Query::Contains(field, needle) => {
-            keyword(e, *field).is_some_and(|vs| vs.iter().any(|v| v.contains(needle.as_str())))
-        }
-        Query::And(qs) => qs.iter().all(|q| matches(e, q)),
-        Query::Or(qs) => qs.iter().any(|q| matches(e, q)),
-        Query::Not(q) => !matches(e, q),
-    }
+    auditrail_store_conformance::matches(q, e)
 }
 
 /// `events` in the store's order (distinct ids, as stored).
