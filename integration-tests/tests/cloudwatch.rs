@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use auditrail_integration_tests::{PROCESS_DEADLINE, Server, binary, scrape};
+use auditrail_integration_tests::{PROCESS_DEADLINE, Server, scrape};
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
@@ -169,17 +169,10 @@ fn up(data: &Path, endpoint: &str, env: &[(&str, &str)]) -> Server {
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("AUDITRAIL_LOG__LEVEL", "debug"),
     ]);
-    Server::start(
-        &binary("auditrail").unwrap(),
+    common::up(
+        data,
+        CLUSTER,
         &[
-            "up",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--cluster",
-            CLUSTER,
-            // The generated events are from 2026-01-01: keep them.
-            "--retention-days",
-            "0",
             "--cloudwatch-group",
             GROUP,
             "--cloudwatch-region",
@@ -193,7 +186,6 @@ fn up(data: &Path, endpoint: &str, env: &[(&str, &str)]) -> Server {
         ],
         &env,
     )
-    .unwrap()
 }
 
 async fn ingestor_status(server: &Server) -> v1::GetStatusResponse {
@@ -522,22 +514,7 @@ async fn a_first_run_begins_shortly_before_the_newest_stored_kube_event() {
     let mut file = std::fs::File::create(&log).unwrap();
     writeln!(file, "{stored_before}").unwrap();
     drop(file);
-    let from_file = Server::start(
-        &binary("auditrail").unwrap(),
-        &[
-            "up",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--cluster",
-            CLUSTER,
-            "--retention-days",
-            "0",
-            "--log-path",
-            log.to_str().unwrap(),
-        ],
-        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
-    )
-    .unwrap();
+    let from_file = common::up_following(&data, CLUSTER, &log, &[]);
     wait_for_count(&from_file, 1).await;
     from_file.terminate().unwrap();
 

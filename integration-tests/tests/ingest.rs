@@ -75,25 +75,7 @@ fn same_audit_id_pair() -> Vec<String> {
 
 /// `auditrail up` following `log`, with short batch waits and `env` added.
 fn up_with(data: &Path, log: &Path, env: &[(&str, &str)]) -> Server {
-    let mut env = env.to_vec();
-    env.push(("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50"));
-    Server::start(
-        &binary("auditrail").unwrap(),
-        &[
-            "up",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--cluster",
-            CLUSTER,
-            // The generated events are from 2026-01-01: keep them.
-            "--retention-days",
-            "0",
-            "--log-path",
-            log.to_str().unwrap(),
-        ],
-        &env,
-    )
-    .unwrap()
+    common::up_following(data, CLUSTER, log, env)
 }
 
 fn up(data: &Path, log: &Path) -> Server {

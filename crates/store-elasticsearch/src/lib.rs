@@ -672,6 +672,21 @@ impl Store for ElasticStore {
     }
 }
 
+/// The store a service was configured with: Elasticsearch when `options`
+/// are given (connected, credentials checked, template installed), else
+/// the service's own embedded store from `embedded`.
+pub async fn connect_or_embedded(
+    options: Option<&ElasticOptions>,
+    embedded: impl FnOnce() -> Result<std::sync::Arc<dyn Store>, StoreError>,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    match options {
+        Some(options) => Ok(std::sync::Arc::new(
+            ElasticStore::connect(options.clone()).await?,
+        )),
+        None => embedded(),
+    }
+}
+
 /// Reads `ELASTICSEARCH_URL`-style settings for tests and tools: the URL
 /// and, when given, basic credentials.
 pub fn options_for_url(url: &str) -> ElasticOptions {

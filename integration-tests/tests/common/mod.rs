@@ -11,10 +11,36 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use auditrail_event::EventId;
-use auditrail_integration_tests::{Server, eventually};
+use auditrail_integration_tests::{Server, binary, eventually};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
 use auditrail_store::{CountMode, Query, SearchRequest, SortOrder, Store as _};
+
+/// `auditrail up` on `data` for `cluster`, keeping every event (the
+/// generated ones are from 2026-01-01), with `source` (the flags naming what
+/// to ingest) and `env` added.
+pub(crate) fn up(data: &Path, cluster: &str, source: &[&str], env: &[(&str, &str)]) -> Server {
+    let data = data.to_str().unwrap();
+    let mut args = vec![
+        "up",
+        "--data-dir",
+        data,
+        "--cluster",
+        cluster,
+        "--retention-days",
+        "0",
+    ];
+    args.extend_from_slice(source);
+    Server::start(&binary("auditrail").unwrap(), &args, env).unwrap()
+}
+
+/// `auditrail up` following the log file `log`, with short batch waits and
+/// `env` added.
+pub(crate) fn up_following(data: &Path, cluster: &str, log: &Path, env: &[(&str, &str)]) -> Server {
+    let mut env = env.to_vec();
+    env.push(("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50"));
+    up(data, cluster, &["--log-path", log.to_str().unwrap()], &env)
+}
 
 pub(crate) async fn stored_count(url: &str) -> Option<u64> {
     let mut client = IngestServiceClient::connect(url.to_owned()).await.ok()?;

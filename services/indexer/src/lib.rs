@@ -79,12 +79,10 @@ pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
 /// (connecting, checking credentials and installing its template), else
 /// the embedded store.
 pub async fn connect_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
-    match &settings.elasticsearch {
-        Some(options) => Ok(Arc::new(
-            auditrail_store_elasticsearch::ElasticStore::connect(options.clone()).await?,
-        )),
-        None => open_store(settings),
-    }
+    auditrail_store_elasticsearch::connect_or_embedded(settings.elasticsearch.as_ref(), || {
+        open_store(settings)
+    })
+    .await
 }
 
 /// The `IngestService` implementation.

@@ -76,12 +76,10 @@ pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
 /// Opens the configured store: Elasticsearch when `elasticsearch` is set,
 /// else the embedded store read-only.
 pub async fn connect_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
-    match &settings.elasticsearch {
-        Some(options) => Ok(Arc::new(
-            auditrail_store_elasticsearch::ElasticStore::connect(options.clone()).await?,
-        )),
-        None => open_store(settings),
-    }
+    auditrail_store_elasticsearch::connect_or_embedded(settings.elasticsearch.as_ref(), || {
+        open_store(settings)
+    })
+    .await
 }
 
 /// The `QueryService` implementation.
