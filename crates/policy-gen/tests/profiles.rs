@@ -11,9 +11,7 @@ use auditrail_policy_gen::{
 };
 
 fn golden(name: &str, actual: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
+    let path = manifest_dir().join("tests/golden").join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).expect("write golden file");
         return;
@@ -214,4 +212,12 @@ fn a_hand_built_bad_extra_resource_is_refused() {
         matches!(&error, GenerateError::InvalidResource { value, .. } if value == "Not_A_Group/things"),
         "{error}"
     );
+}
+
+/// This package's directory: cargo's value at run time, which is right even
+/// when the test binary was built by another checkout sharing the target
+/// directory (the compile-time value would name that checkout).
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }

@@ -34,7 +34,7 @@ fn golden(name: &str, setup: &Setup) {
     for note in &setup.notes {
         let _ = writeln!(text, "- {note}");
     }
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = manifest_dir()
         .join("tests/golden")
         .join(format!("{name}.txt"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -445,4 +445,12 @@ fn bad_paths_and_resources_are_refused() {
     };
     let error = render(Platform::Kops, &options).expect_err("refused");
     assert!(matches!(error, SetupError::Policy(_)), "{error:?}");
+}
+
+/// This package's directory: cargo's value at run time, which is right even
+/// when the test binary was built by another checkout sharing the target
+/// directory (the compile-time value would name that checkout).
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }

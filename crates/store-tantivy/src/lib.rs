@@ -20,6 +20,15 @@
 //! behind a non-default feature, and lz4 is fast enough that fetching a page
 //! of events is dominated by the JSON they contain.
 //!
+//! Term dictionaries are tantivy's SSTable dictionaries (the `quickwit`
+//! feature) rather than its default FSTs: building an FST (its node
+//! registry) at every commit and merge was the largest single cost of
+//! ingest, and the SSTable answers the same lookups, ranges and regular
+//! expressions. The two formats do not mix: an index written with FST
+//! dictionaries (auditrail before 2026-11-25) does not open; tantivy's error
+//! says "Unsupported dictionary type"; re-ingest its logs into a new data
+//! directory.
+//!
 //! # Durability and idempotency
 //! [`Store::write`] answers only after a tantivy commit (segment files and
 //! `meta.json` fsynced) that contains its documents, and readers are

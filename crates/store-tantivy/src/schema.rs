@@ -5,7 +5,8 @@
 //! handles are computed once ([`fields`]) and shared by query translation,
 //! writers and collectors. Choices that matter for correctness:
 //!
-//! - Keyword fields use the `raw` tokenizer (tantivy's `STRING`): one term per
+//! - Keyword fields use the `raw` tokenizer (like tantivy's `STRING`, but
+//!   without field norms, which only scoring reads): one term per
 //!   value, exact and case-sensitive, like an Elasticsearch `keyword`. A
 //!   single-valued keyword field with no value is indexed as the empty string,
 //!   and a multi-valued one with no values as one empty string, so
@@ -40,7 +41,8 @@ use jiff::Timestamp;
 use tantivy::DateTime;
 use tantivy::TantivyDocument;
 use tantivy::schema::{
-    DateOptions, DateTimePrecision, FAST, Field, INDEXED, STORED, STRING, Schema,
+    DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, NumericOptions, STORED, Schema,
+    TextFieldIndexing, TextOptions,
 };
 
 /// Field names (also the names of the fast columns).
@@ -98,6 +100,25 @@ fn date_options(stored: bool) -> DateOptions {
     }
 }
 
+/// A keyword field: the `raw` tokenizer (one term per value), document ids
+/// only, and no field norms. Tantivy's `STRING` keeps a norm per document
+/// and field, which only scoring reads; every auditrail search runs with
+/// scoring disabled, so recording them was pure ingest cost.
+fn keyword() -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false),
+    )
+}
+
+/// An indexed number (or bool) without field norms (tantivy's `INDEXED`
+/// records them; see [`keyword`]).
+fn indexed_number() -> NumericOptions {
+    NumericOptions::default().set_indexed()
+}
+
 fn build() -> Fields {
     let mut b = Schema::builder();
     // Random keys are the costliest terms for the term dictionary (an FST)
@@ -107,31 +128,31 @@ fn build() -> Fields {
     let id = b.add_bytes_field(ID, STORED);
     let id_parts = ID_PARTS.map(|name| {
         if name == ID_PARTS[0] {
-            b.add_u64_field(name, FAST | INDEXED)
+            b.add_u64_field(name, indexed_number().set_fast())
         } else {
             b.add_u64_field(name, FAST)
         }
     });
-    let cluster = b.add_text_field("cluster", STRING | STORED);
-    let event_type = b.add_text_field("type", STRING | STORED);
-    let level = b.add_text_field("level", STRING);
-    let stage = b.add_text_field("stage", STRING);
-    let audit_id = b.add_text_field("audit_id", STRING);
-    let verb = b.add_text_field(VERB, STRING | FAST);
-    let username = b.add_text_field(USERNAME, STRING | FAST);
-    let user_groups = b.add_text_field("user_groups", STRING);
-    let source_ips = b.add_text_field("source_ips", STRING);
-    let resource = b.add_text_field(RESOURCE, STRING | FAST);
-    let namespace = b.add_text_field(NAMESPACE, STRING | FAST);
-    let object_name = b.add_text_field("object_name", STRING);
-    let api_group = b.add_text_field("api_group", STRING);
-    let object_api_version = b.add_text_field("object_api_version", STRING);
-    let subresource = b.add_text_field("subresource", STRING);
-    let name = b.add_text_field("name", STRING);
-    let kind = b.add_text_field("kind", STRING);
-    let request_uri = b.add_text_field("request_uri", STRING);
-    let response_code = b.add_i64_field("response_code", INDEXED | FAST);
-    let dry_run = b.add_bool_field("dry_run", INDEXED);
+    let cluster = b.add_text_field("cluster", keyword() | STORED);
+    let event_type = b.add_text_field("type", keyword() | STORED);
+    let level = b.add_text_field("level", keyword());
+    let stage = b.add_text_field("stage", keyword());
+    let audit_id = b.add_text_field("audit_id", keyword());
+    let verb = b.add_text_field(VERB, keyword() | FAST);
+    let username = b.add_text_field(USERNAME, keyword() | FAST);
+    let user_groups = b.add_text_field("user_groups", keyword());
+    let source_ips = b.add_text_field("source_ips", keyword());
+    let resource = b.add_text_field(RESOURCE, keyword() | FAST);
+    let namespace = b.add_text_field(NAMESPACE, keyword() | FAST);
+    let object_name = b.add_text_field("object_name", keyword());
+    let api_group = b.add_text_field("api_group", keyword());
+    let object_api_version = b.add_text_field("object_api_version", keyword());
+    let subresource = b.add_text_field("subresource", keyword());
+    let name = b.add_text_field("name", keyword());
+    let kind = b.add_text_field("kind", keyword());
+    let request_uri = b.add_text_field("request_uri", keyword());
+    let response_code = b.add_i64_field("response_code", indexed_number().set_fast());
+    let dry_run = b.add_bool_field("dry_run", indexed_number());
     let request_received = b.add_date_field("request_received", date_options(false));
     let stage_timestamp = b.add_date_field("stage_timestamp", date_options(false));
     let time = b.add_date_field(TIME, date_options(true));
@@ -286,8 +307,11 @@ pub(crate) fn document(event: &IndexedEvent) -> TantivyDocument {
     }
     doc.add_date(f.time, stored_date(event.time));
     // `Store::write` refuses events whose bytes are not UTF-8, so this
-    // borrows the bytes as they are.
-    doc.add_text(f.raw, String::from_utf8_lossy(&event.raw));
+    // borrows the bytes as they are (the lossy copy is never taken).
+    match std::str::from_utf8(&event.raw) {
+        Ok(raw) => doc.add_text(f.raw, raw),
+        Err(_) => doc.add_text(f.raw, String::from_utf8_lossy(&event.raw)),
+    }
     doc
 }
 

@@ -25,7 +25,8 @@
 //! **Idempotency.** Because this thread is the only writer of its index, the
 //! check "is this id stored?" cannot race with another add. An id is a
 //! duplicate when it is in the committed index (a term lookup on the
-//! reader, which is reloaded after every commit, skipping deleted documents)
+//! reader, which is reloaded after every commit, skipping deleted documents;
+//! asked only when the Bloom filter [`CommittedIds`] cannot rule the id out)
 //! or among the documents added in the current round (a set, cleared at each
 //! commit). **Across crashes** this is enough: `write` answers only after the
 //! commit that contains its documents, and a crash before that commit loses
@@ -43,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use auditrail_event::EventId;
 use auditrail_store::{IndexedEvent, StoreError, WriteOutcome};
+use fastbloom::BloomFilter;
 use tantivy::columnar::Column;
 use tantivy::indexer::IndexWriterOptions;
 use tantivy::query::Query as _;
@@ -139,6 +141,7 @@ impl ClusterIndex {
                     e => internal(&format!("open writer on {}", path.display()), e),
                 })?;
         writer.set_merge_policy(Box::new(merge_policy()));
+        let committed_ids = CommittedIds::build(&reader.searcher())?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let state = WriterThread {
             cluster: cluster.to_owned(),
@@ -146,6 +149,7 @@ impl ClusterIndex {
             reader: reader.clone(),
             max_docs: options.commit_max_docs,
             max_delay: options.commit_max_delay,
+            committed_ids,
             round: Round::default(),
             broken: None,
         };
@@ -318,6 +322,71 @@ impl<'s> IdLookup<'s> {
     }
 }
 
+/// A Bloom filter over the ids of the committed index, so that the
+/// duplicate check of a new event (nearly every event) costs no term
+/// lookup: only an id the filter cannot rule out (a re-sent event, or
+/// about 1 % of new ones) is looked up in every segment.
+///
+/// It holds the first 8 bytes of each id (`id_0`, which is also an indexed
+/// fast column), already uniformly distributed BLAKE3 output, used as the
+/// filter's hash. Built from the `id_0` columns when the index opens and
+/// extended with every added id; an id added but never committed, or since
+/// deleted, only makes the filter answer "maybe". When more ids were added
+/// than it was sized for, it is rebuilt after the next commit with twice
+/// the index's size (and after retention deletes).
+pub(crate) struct CommittedIds {
+    filter: BloomFilter,
+    capacity: usize,
+    inserted: usize,
+}
+
+impl CommittedIds {
+    const FALSE_POSITIVE_RATE: f64 = 0.01;
+    /// Smallest capacity: about 1.2 MB of filter.
+    const MIN_CAPACITY: usize = 1 << 20;
+
+    /// The filter of every live document of `searcher`.
+    pub(crate) fn build(searcher: &Searcher) -> Result<Self, StoreError> {
+        let docs = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
+        let capacity = docs.saturating_mul(2).max(Self::MIN_CAPACITY);
+        let mut filter =
+            BloomFilter::with_false_pos(Self::FALSE_POSITIVE_RATE).expected_items(capacity);
+        let mut inserted = 0;
+        for reader in searcher.segment_readers() {
+            let column = reader
+                .fast_fields()
+                .u64(ID_PARTS[0])
+                .map_err(|e| internal("read id column", e))?;
+            for doc in reader.doc_ids_alive() {
+                if let Some(prefix) = column.first(doc) {
+                    filter.insert_hash(prefix);
+                    inserted += 1;
+                }
+            }
+        }
+        Ok(Self {
+            filter,
+            capacity,
+            inserted,
+        })
+    }
+
+    /// Whether the committed index may hold `id` (`false`: it does not).
+    fn may_contain(&self, id: &EventId) -> bool {
+        self.filter.contains_hash(id_parts(id)[0])
+    }
+
+    fn insert(&mut self, id: &EventId) {
+        self.filter.insert_hash(id_parts(id)[0]);
+        self.inserted += 1;
+    }
+
+    /// More ids than it was sized for: its false positive rate is rising.
+    fn is_full(&self) -> bool {
+        self.inserted > self.capacity
+    }
+}
+
 /// The requests of the current round.
 #[derive(Default)]
 struct Round {
@@ -340,6 +409,8 @@ struct WriterThread {
     reader: IndexReader,
     max_docs: usize,
     max_delay: Duration,
+    /// Which ids the committed index may hold.
+    committed_ids: CommittedIds,
     round: Round,
     /// Why the writer cannot be used any more (a failed rollback, or a
     /// reader that could not be reloaded after a commit).
@@ -411,10 +482,19 @@ impl WriterThread {
 
     fn try_add(&mut self, events: Vec<IndexedEvent>) -> Result<WriteOutcome, StoreError> {
         let searcher = self.reader.searcher();
-        let committed = IdLookup::new(&searcher)?;
+        // Opened only when the filter cannot rule an id out.
+        let mut committed: Option<IdLookup<'_>> = None;
         let mut outcome = WriteOutcome::default();
         for event in events {
-            if self.round.pending.contains(&event.id) || committed.find(&event.id)?.is_some() {
+            let duplicate = self.round.pending.contains(&event.id)
+                || (self.committed_ids.may_contain(&event.id)
+                    && match &committed {
+                        Some(lookup) => lookup,
+                        None => committed.insert(IdLookup::new(&searcher)?),
+                    }
+                    .find(&event.id)?
+                    .is_some());
+            if duplicate {
                 outcome.duplicates += 1;
                 continue;
             }
@@ -426,6 +506,9 @@ impl WriterThread {
             self.writer()?
                 .add_document(doc)
                 .map_err(|e| internal("add document", e))?;
+            // Into the filter now: after the commit the index holds the id,
+            // and if the commit fails the extra entry only costs a lookup.
+            self.committed_ids.insert(&event.id);
             self.round.pending.insert(event.id);
             self.round.first_added.get_or_insert_with(Instant::now);
             outcome.inserted += 1;
@@ -481,7 +564,31 @@ impl WriterThread {
             self.broken = Some(reason.clone());
             return Err(StoreError::Internal(reason));
         }
+        if self.committed_ids.is_full() {
+            self.rebuild_committed_ids();
+        }
         Ok(())
+    }
+
+    /// Rebuilds the id filter from the committed index (just reloaded, so
+    /// nothing is pending): sized for the index as it is now, without the
+    /// ids of deleted events. The commit before it is durable whatever
+    /// happens here; if the filter cannot be rebuilt, the old one is kept
+    /// (it still holds every committed id) and writes are refused until the
+    /// store is reopened, rather than let its false positives grow.
+    fn rebuild_committed_ids(&mut self) {
+        let started = Instant::now();
+        match CommittedIds::build(&self.reader.searcher()) {
+            Ok(ids) => {
+                self.committed_ids = ids;
+                tracing::debug!(cluster = %self.cluster, elapsed = ?started.elapsed(), ids = self.committed_ids.inserted, "id filter rebuilt");
+            }
+            Err(e) => {
+                let reason = format!("rebuilding the id filter failed: {e}");
+                tracing::error!(cluster = %self.cluster, %reason);
+                self.broken = Some(reason);
+            }
+        }
     }
 
     /// After a failed commit: drop what was added since the last commit
@@ -510,6 +617,9 @@ impl WriterThread {
             self.rollback();
             return Err(e);
         }
+        // Forget the deleted ids (the filter would only answer "maybe" for
+        // them, but it would fill up with them).
+        self.rebuild_committed_ids();
         Ok(u64::try_from(count).unwrap_or(u64::MAX))
     }
 }

@@ -1,5 +1,6 @@
 //! Ingest ceiling of the embedded store, for the team's capacity planning:
-//! `cargo test --release -p auditrail-store-tantivy --test bench -- --ignored --nocapture`.
+//! `cargo test --release -p auditrail-store-tantivy --test bench -- --ignored --nocapture`
+//! (`store_ceiling` takes `N` and `ROUND` from the environment).
 //! Not run in CI (timing depends on the machine).
 
 mod common;
@@ -70,4 +71,53 @@ async fn ingest_100k_generated_events() {
             size as f64 / 1_048_576.0,
         );
     }
+}
+
+/// A setting of `store_ceiling` from the environment, else its default.
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The store's own ceiling on one cluster: `N` pre-parsed events (default
+/// 200,000) written as concurrent writes of 2,000, with commits of at most
+/// `ROUND` documents (default 100,000): what tantivy, the duplicate check
+/// and the commits cost without gRPC, parsing or the ingestor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run with --release --ignored --nocapture"]
+#[allow(clippy::cast_precision_loss)] // rates for a human
+async fn store_ceiling() {
+    let n = knob("N", 200_000);
+    let round = knob("ROUND", 100_000);
+    let events = generated("alpha", 31, "2026-01-01T00:00:00Z", n);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = TantivyOptions {
+        commit_max_docs: round,
+        commit_max_delay: std::time::Duration::from_mins(1),
+        writer_memory_bytes: 256 << 20,
+        ..TantivyOptions::default()
+    };
+    let store = Arc::new(TantivyStore::open(dir.path(), options).expect("open"));
+    let started = Instant::now();
+    let writes: Vec<_> = events
+        .chunks(2_000)
+        .map(|chunk| {
+            let store = Arc::clone(&store);
+            let chunk = chunk.to_vec();
+            tokio::spawn(async move { store.write(chunk).await.expect("write") })
+        })
+        .collect();
+    let mut inserted = 0;
+    for write in writes {
+        inserted += write.await.expect("writer").inserted;
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(inserted, n as u64);
+    assert_eq!(store.count(&Query::All).await.expect("count"), n as u64);
+    println!(
+        "store ceiling: {n} events, commits of at most {round}: {elapsed:.2?}, {:.0} events/s",
+        n as f64 / elapsed.as_secs_f64()
+    );
 }

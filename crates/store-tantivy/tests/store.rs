@@ -581,6 +581,15 @@ async fn delete_before_removes_exactly_the_older_events() {
     assert!(store.get(&kept.id).await.expect("get").is_some());
     // Again: nothing left to delete.
     assert_eq!(store.delete_before(cutoff).await.expect("delete"), 0);
+    // The id filter was rebuilt without the deleted events: every kept
+    // event sent again is still recognised.
+    let kept: Vec<IndexedEvent> = events
+        .iter()
+        .filter(|e| e.time >= cutoff)
+        .cloned()
+        .collect();
+    let resent = store.write(kept.clone()).await.expect("write");
+    assert_eq!((resent.inserted, resent.duplicates), (0, kept.len() as u64));
     // A deleted event that is sent again is stored again (it is not stored).
     let again = store.write(vec![older[0].clone()]).await.expect("write");
     assert_eq!((again.inserted, again.duplicates), (1, 0));
