@@ -9,7 +9,7 @@
     reason = "test helpers: a failed unwrap is a failed test"
 )]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use auditrail_integration_tests::{Server, binary, run_to_end};
@@ -40,7 +40,10 @@ fn auditrail(server: &Server, args: &[&str]) -> (bool, String, String) {
 }
 
 fn golden_policy(profile: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Cargo's run-time value first, as the other tests do: a binary built
+    // by another checkout sharing the target directory names that one.
+    let path = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
         .join("../crates/policy-gen/tests/golden")
         .join(format!("{profile}.yaml"));
     std::fs::read_to_string(path).unwrap()

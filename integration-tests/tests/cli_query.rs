@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use auditrail_integration_tests::{Server, binary, eventually, run_to_end};
+mod common;
+
+use auditrail_integration_tests::{Server, binary, run_to_end};
 use auditrail_loggen::{GenConfig, Generator};
-use auditrail_proto::v1;
-use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
 
 const EVENTS: usize = 3000;
 
@@ -47,23 +47,7 @@ async fn loaded(dir: &Path) -> (Server, Vec<String>) {
         &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
     )
     .unwrap();
-    let url = server.url();
-    eventually("the log indexed", || {
-        let url = url.clone();
-        async move {
-            let mut client = IngestServiceClient::connect(url).await.ok()?;
-            let stats = client
-                .get_index_stats(v1::GetIndexStatsRequest::default())
-                .await
-                .ok()?
-                .into_inner()
-                .stats;
-            let n: u64 = stats.iter().map(|s| s.event_count).sum();
-            (n >= EVENTS as u64).then_some(())
-        }
-    })
-    .await
-    .unwrap();
+    common::wait_for_count(&server, EVENTS as u64).await;
     (server, lines)
 }
 

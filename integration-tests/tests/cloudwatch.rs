@@ -94,7 +94,8 @@ fn free_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-/// The test's own SDK client (it plays EKS, writing the audit log).
+/// The test's own SDK client (it plays EKS, writing the audit log), with
+/// the log group [`GROUP`] created.
 async fn writer(endpoint: &str) -> Client {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))
@@ -102,7 +103,13 @@ async fn writer(endpoint: &str) -> Client {
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .load()
         .await;
-    Client::new(&config)
+    let cw = Client::new(&config);
+    cw.create_log_group()
+        .log_group_name(GROUP)
+        .send()
+        .await
+        .unwrap();
+    cw
 }
 
 /// Log event timestamps: increasing, starting `start_ms`.
@@ -215,11 +222,6 @@ fn counter_sum(server: &Server, name: &str) -> u64 {
 async fn every_matching_event_exactly_once_across_new_streams_and_a_kill() {
     let moto = Moto::start();
     let cw = writer(&moto.url()).await;
-    cw.create_log_group()
-        .log_group_name(GROUP)
-        .send()
-        .await
-        .unwrap();
     let (a, b, c) = (
         "kube-apiserver-audit-aaa",
         "kube-apiserver-audit-bbb",
@@ -437,11 +439,6 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> std::io::Result<Vec
 async fn throttling_slows_reading_but_loses_and_doubles_nothing() {
     let moto = Moto::start();
     let cw = writer(&moto.url()).await;
-    cw.create_log_group()
-        .log_group_name(GROUP)
-        .send()
-        .await
-        .unwrap();
     let (a, b) = ("kube-apiserver-audit-aaa", "kube-apiserver-audit-bbb");
     create_streams(&cw, &[a, b]).await;
     let clock = Clock::starting(jiff::Timestamp::now().as_millisecond() - 3_600_000);
@@ -521,11 +518,6 @@ async fn a_first_run_begins_shortly_before_the_newest_stored_kube_event() {
     // CloudWatch holds older events (already collected) and newer ones.
     let moto = Moto::start();
     let cw = writer(&moto.url()).await;
-    cw.create_log_group()
-        .log_group_name(GROUP)
-        .send()
-        .await
-        .unwrap();
     let a = "kube-apiserver-audit-aaa";
     create_streams(&cw, &[a]).await;
     let mut generator = Generator::new(GenConfig {

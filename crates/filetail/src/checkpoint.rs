@@ -25,6 +25,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::follower::Record;
@@ -151,11 +152,18 @@ impl FromIterator<Checkpoint> for Checkpoints {
     }
 }
 
-/// The on-disk format.
+/// The content of the checkpoint file (beside its format version).
 #[derive(Serialize, Deserialize)]
 struct CheckpointFile {
-    version: u32,
     checkpoints: Vec<Checkpoint>,
+}
+
+/// A state file on disk: `{"version": N, ...content}`.
+#[derive(Serialize, Deserialize)]
+struct Versioned<T> {
+    version: u32,
+    #[serde(flatten)]
+    content: T,
 }
 
 /// Errors reading or writing the checkpoint file.
@@ -179,13 +187,15 @@ pub enum CheckpointError {
     },
     /// The file was written by a newer (or unknown) format version.
     #[error(
-        "checkpoint file {path} has unsupported format version {version} (expected {FORMAT_VERSION})"
+        "checkpoint file {path} has unsupported format version {version} (expected {expected})"
     )]
     UnsupportedVersion {
         /// The checkpoint file.
         path: PathBuf,
         /// The version it declares.
         version: u32,
+        /// The version this build reads and writes.
+        expected: u32,
     },
 }
 
@@ -209,43 +219,67 @@ impl CheckpointStore {
     /// Loads the checkpoints: none if the file does not exist, an error if it
     /// cannot be read or parsed.
     pub fn load(&self) -> Result<Checkpoints, CheckpointError> {
-        let Some(bytes) = read_if_exists(&self.path)? else {
-            return Ok(Checkpoints::new());
-        };
-        let file: CheckpointFile =
-            serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
-                path: self.path.clone(),
-                source,
-            })?;
-        if file.version != FORMAT_VERSION {
-            return Err(CheckpointError::UnsupportedVersion {
-                path: self.path.clone(),
-                version: file.version,
-            });
-        }
-        Ok(file.checkpoints.into_iter().collect())
+        let file: Option<CheckpointFile> = load_versioned(&self.path, FORMAT_VERSION)?;
+        Ok(file
+            .map(|f| f.checkpoints.into_iter().collect())
+            .unwrap_or_default())
     }
 
     /// Saves `checkpoints` atomically: temporary file in the same directory,
     /// fsync, rename over the old file, fsync of the directory.
     pub fn save(&self, checkpoints: &Checkpoints) -> Result<(), CheckpointError> {
         let file = CheckpointFile {
-            version: FORMAT_VERSION,
             checkpoints: checkpoints.iter().cloned().collect(),
         };
-        let mut json = serde_json::to_vec_pretty(&file).map_err(|source| CheckpointError::Io {
-            path: self.path.clone(),
-            source: io::Error::other(source),
-        })?;
-        json.push(b'\n');
-
-        write_atomically(&self.path, &json)
+        save_versioned(&self.path, FORMAT_VERSION, &file)
     }
+}
+
+/// The versioned JSON state file at `path` (`{"version": N, ...}`), `None`
+/// when it does not exist (a first start). A file that cannot be read, does
+/// not parse, or declares another version than `version` is an error, never
+/// "no state" (that would re-read or skip).
+pub fn load_versioned<T: DeserializeOwned>(
+    path: &Path,
+    version: u32,
+) -> Result<Option<T>, CheckpointError> {
+    let Some(bytes) = read_if_exists(path)? else {
+        return Ok(None);
+    };
+    let file: Versioned<T> =
+        serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if file.version != version {
+        return Err(CheckpointError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            version: file.version,
+            expected: version,
+        });
+    }
+    Ok(Some(file.content))
+}
+
+/// Replaces the state file at `path` with `content` under `version`, as
+/// pretty JSON, atomically (see [`write_atomically`]).
+pub fn save_versioned<T: Serialize>(
+    path: &Path,
+    version: u32,
+    content: &T,
+) -> Result<(), CheckpointError> {
+    let file = Versioned { version, content };
+    let mut json = serde_json::to_vec_pretty(&file).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::other(source),
+    })?;
+    json.push(b'\n');
+    write_atomically(path, &json)
 }
 
 /// The content of the state file at `path`, `None` when it does not exist
 /// (a first start); any other failure is an error, never "no state".
-pub fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -259,7 +293,7 @@ pub fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, CheckpointError> {
 /// Replaces the file at `path` with `bytes` so that a crash leaves either the
 /// old or the new content, never a mix: a temporary file in the same
 /// directory, fsync, rename over `path`, fsync of the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),

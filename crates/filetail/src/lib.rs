@@ -122,7 +122,7 @@ mod read;
 mod scan;
 
 pub use checkpoint::{
-    Checkpoint, CheckpointError, CheckpointStore, Checkpoints, read_if_exists, write_atomically,
+    Checkpoint, CheckpointError, CheckpointStore, Checkpoints, load_versioned, save_versioned,
 };
 pub use follower::{
     DEFAULT_MAX_LINE_BYTES, DEFAULT_PARTIAL_LINE_GRACE, FileLocation, FileState, FileStatus,

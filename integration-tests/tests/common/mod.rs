@@ -1,6 +1,6 @@
-//! Helpers shared by the ingest tests (files and CloudWatch): counts over
-//! gRPC, and the stored ids read back from the store directory to check
-//! "each event of the source exactly once".
+//! Helpers shared by the tests that ingest (files, CloudWatch, and the CLI
+//! query tests' log): counts over gRPC, and the stored ids read back from
+//! the store directory to check "each event of the source exactly once".
 
 #![allow(
     dead_code,

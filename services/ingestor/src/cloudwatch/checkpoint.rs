@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use auditrail_filetail::{CheckpointError, read_if_exists, write_atomically};
+use auditrail_filetail::{CheckpointError, load_versioned, save_versioned};
 use serde::{Deserialize, Serialize};
 
 /// Format version of the file.
@@ -44,13 +44,6 @@ pub struct SourcePositions {
     pub streams: BTreeMap<String, StreamPosition>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct PositionsFile {
-    version: u32,
-    #[serde(flatten)]
-    positions: SourcePositions,
-}
-
 /// The file of one source's positions.
 #[derive(Debug, Clone)]
 pub struct PositionStore {
@@ -75,35 +68,12 @@ impl PositionStore {
     /// unreadable file is an error, never an empty start (which would
     /// re-read or skip).
     pub fn load(&self) -> Result<Option<SourcePositions>, CheckpointError> {
-        let Some(bytes) = read_if_exists(&self.path)? else {
-            return Ok(None);
-        };
-        let file: PositionsFile =
-            serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
-                path: self.path.clone(),
-                source,
-            })?;
-        if file.version != FORMAT_VERSION {
-            return Err(CheckpointError::UnsupportedVersion {
-                path: self.path.clone(),
-                version: file.version,
-            });
-        }
-        Ok(Some(file.positions))
+        load_versioned(&self.path, FORMAT_VERSION)
     }
 
     /// Replaces the file with `positions`.
     pub fn save(&self, positions: &SourcePositions) -> Result<(), CheckpointError> {
-        let file = PositionsFile {
-            version: FORMAT_VERSION,
-            positions: positions.clone(),
-        };
-        let mut json = serde_json::to_vec_pretty(&file).map_err(|source| CheckpointError::Io {
-            path: self.path.clone(),
-            source: std::io::Error::other(source),
-        })?;
-        json.push(b'\n');
-        write_atomically(&self.path, &json)
+        save_versioned(&self.path, FORMAT_VERSION, positions)
     }
 }
 
