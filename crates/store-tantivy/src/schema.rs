@@ -121,7 +121,7 @@ fn indexed_number() -> NumericOptions {
 
 fn build() -> Fields {
     let mut b = Schema::builder();
-    // Random keys are the costliest terms for the term dictionary (an FST)
+    // Random keys are the costliest terms for the term dictionary (an SSTable)
     // to build at every commit and merge, so only the id's first 8 bytes
     // (`id_0`) are indexed; a lookup checks the other 24 bytes in the fast
     // columns. The id itself is stored as 32 raw bytes.

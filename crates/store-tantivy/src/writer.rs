@@ -244,7 +244,7 @@ impl Drop for ClusterIndex {
 /// holds 12 segments (tantivy's default is 8). A commit makes one segment, so
 /// under steady ingest every document is rewritten by merges about
 /// log12(events / events per commit) times; fewer, larger merges rebuild each
-/// term dictionary (the costliest part of ingest) fewer times, while keeping
+/// term dictionary (a large part of ingest) fewer times, while keeping
 /// the segment count, which searches pay for, bounded.
 fn merge_policy() -> tantivy::merge_policy::LogMergePolicy {
     let mut policy = tantivy::merge_policy::LogMergePolicy::default();
