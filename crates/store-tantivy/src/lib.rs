@@ -24,7 +24,10 @@
 //! feature) rather than its default FSTs: building an FST (its node
 //! registry) at every commit and merge was the largest single cost of
 //! ingest, and the SSTable answers the same lookups, ranges and regular
-//! expressions. The two formats do not mix: an index written with FST
+//! expressions. Its blocks are not compressed (tantivy's default feature
+//! `columnar-zstd-compression` is off): with zstd, every term lookup
+//! decompressed a block, which made duplicate checks and searches slower
+//! (BENCHMARKS.md). The formats do not mix: an index written with FST
 //! dictionaries (auditrail before 2026-11-25) does not open; tantivy's error
 //! says "Unsupported dictionary type"; re-ingest its logs into a new data
 //! directory.

@@ -31,7 +31,7 @@ use tokio_stream::StreamExt as _;
 use tonic::transport::Channel;
 
 /// Bump when the generated data or the schema changes, to rebuild stores.
-const DATA_VERSION: u32 = 4;
+const DATA_VERSION: u32 = 6;
 const CLUSTER: &str = "bench";
 const BATCH: usize = 20_000;
 
