@@ -99,7 +99,7 @@ pub(crate) fn read_lines(
         };
         let mut chunk = &scratch[..n];
         let mut chunk_pos = pos;
-        while let Some(i) = chunk.iter().position(|&b| b == b'\n') {
+        while let Some(i) = memchr::memchr(b'\n', chunk) {
             let end = chunk_pos + to_u64(i) + 1;
             let kind = if skipping || line.len() + i > max {
                 RecordKind::TooLong {

@@ -112,7 +112,7 @@ pub use schema::schema;
 
 use collect::{BucketCounts, Buckets, SortKey, TimeSpan, TopByTime, best_time_word, cursor_key};
 use query::micros_range;
-use schema::{ceil_micros, fields, floor_micros, timestamp};
+use schema::{EventDocument, ceil_micros, fields, floor_micros, timestamp};
 use writer::{ClusterIndex, IdLookup, internal};
 
 /// Settings of a [`TantivyStore`]. The writer settings apply to each
@@ -171,6 +171,28 @@ impl TantivyOptions {
 }
 
 pub use auditrail_store::valid_cluster_name;
+
+/// `documents` grouped by cluster, in their order. A batch usually comes
+/// from one cluster: then it is passed on as it is.
+fn by_cluster(documents: Vec<EventDocument>) -> BTreeMap<String, Vec<EventDocument>> {
+    let mut groups: BTreeMap<String, Vec<EventDocument>> = BTreeMap::new();
+    let Some(first) = documents.first().map(|d| d.cluster().to_owned()) else {
+        return groups;
+    };
+    if documents.iter().all(|d| d.cluster() == first) {
+        groups.insert(first, documents);
+        return groups;
+    }
+    for doc in documents {
+        match groups.get_mut(doc.cluster()) {
+            Some(group) => group.push(doc),
+            None => {
+                groups.insert(doc.cluster().to_owned(), vec![doc]);
+            }
+        }
+    }
+    groups
+}
 
 /// The embedded store: one tantivy index per cluster under one directory.
 ///
@@ -729,19 +751,20 @@ impl Store for TantivyStore {
                 bad.cluster
             )));
         }
-        if let Some(bad) = events.iter().find(|e| std::str::from_utf8(&e.raw).is_err()) {
-            return Err(StoreError::InvalidRequest(format!(
-                "event {} is not UTF-8: audit events are JSON",
-                bad.id
-            )));
-        }
-        let mut by_cluster: BTreeMap<String, Vec<IndexedEvent>> = BTreeMap::new();
+        // Made here, on the caller's task, so the one writer thread per index
+        // only checks ids and hands documents to tantivy.
+        let mut documents = Vec::with_capacity(events.len());
         for event in events {
-            by_cluster
-                .entry(event.cluster.clone())
-                .or_default()
-                .push(event);
+            match EventDocument::new(event) {
+                Ok(doc) => documents.push(doc),
+                Err(id) => {
+                    return Err(StoreError::InvalidRequest(format!(
+                        "event {id} is not UTF-8: audit events are JSON"
+                    )));
+                }
+            }
         }
+        let by_cluster = by_cluster(documents);
         let mut waiting = Vec::with_capacity(by_cluster.len());
         for (cluster, events) in by_cluster {
             let index = self.index_for_write(&cluster).await?;

@@ -39,7 +39,7 @@ use std::sync::LazyLock;
 use auditrail_store::IndexedEvent;
 use jiff::Timestamp;
 use tantivy::DateTime;
-use tantivy::TantivyDocument;
+use tantivy::schema::document::{Document, ReferenceValue, ReferenceValueLeaf, Value};
 use tantivy::schema::{
     DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, NumericOptions, STORED, Schema,
     TextFieldIndexing, TextOptions,
@@ -246,73 +246,161 @@ pub(crate) fn id_parts(id: &auditrail_event::EventId) -> [u64; 4] {
     })
 }
 
-fn add_keywords<'a>(
-    doc: &mut TantivyDocument,
-    field: Field,
-    values: impl Iterator<Item = &'a str>,
-) {
-    let mut any = false;
-    for value in values {
-        doc.add_text(field, value);
-        any = true;
-    }
-    if !any {
-        doc.add_text(field, "");
+/// A value of an [`EventDocument`]: always a leaf (the schema has no JSON
+/// or object fields), borrowed from the event.
+#[derive(Debug, Clone)]
+pub(crate) struct Leaf<'a>(ReferenceValueLeaf<'a>);
+
+impl<'a> Value<'a> for Leaf<'a> {
+    type ArrayIter = std::iter::Empty<Self>;
+    type ObjectIter = std::iter::Empty<(&'a str, Self)>;
+
+    fn as_value(&self) -> ReferenceValue<'a, Self> {
+        ReferenceValue::Leaf(self.0.clone())
     }
 }
 
-/// The tantivy document of `event`.
-pub(crate) fn document(event: &IndexedEvent) -> TantivyDocument {
-    let f = fields();
-    let mut doc = TantivyDocument::new();
-    doc.add_bytes(f.id, event.id.as_bytes());
-    for (field, part) in f.id_parts.iter().zip(id_parts(&event.id)) {
-        doc.add_u64(*field, part);
+/// The fields a document has at most one value of.
+const SINGLE_VALUED: usize = 27;
+
+/// An event as tantivy indexes it, the event itself moved in (nothing is
+/// copied into a `TantivyDocument`): tantivy walks its fields several times
+/// (inverted index, fast columns, document store), each time reading the
+/// event's own strings. The original JSON was checked for UTF-8 once, when
+/// the document was made.
+#[derive(Debug)]
+pub(crate) struct EventDocument {
+    event: IndexedEvent,
+    raw: String,
+    kind: String,
+    id_parts: [u64; 4],
+}
+
+impl EventDocument {
+    /// The document of `event`, or the event's id when its JSON is not
+    /// UTF-8.
+    pub(crate) fn new(mut event: IndexedEvent) -> Result<Self, auditrail_event::EventId> {
+        let Ok(raw) = String::from_utf8(std::mem::take(&mut event.raw)) else {
+            return Err(event.id);
+        };
+        Ok(Self {
+            raw,
+            kind: event.kind.to_lowercase(),
+            id_parts: id_parts(&event.id),
+            event,
+        })
     }
-    doc.add_text(f.cluster, &event.cluster);
-    doc.add_text(f.event_type, event.event_type.as_str());
-    doc.add_text(f.level, event.level.as_str());
-    doc.add_text(f.stage, event.stage.map_or("", |s| s.as_str()));
-    doc.add_text(f.audit_id, &event.audit_id);
-    doc.add_text(f.verb, &event.verb);
-    doc.add_text(f.username, &event.username);
-    add_keywords(
-        &mut doc,
-        f.user_groups,
-        event.user_groups.iter().map(String::as_str),
-    );
-    add_keywords(
-        &mut doc,
-        f.source_ips,
-        event.source_ips.iter().map(String::as_str),
-    );
-    doc.add_text(f.resource, &event.resource);
-    doc.add_text(f.namespace, &event.namespace);
-    doc.add_text(f.object_name, &event.object_name);
-    doc.add_text(f.api_group, &event.api_group);
-    doc.add_text(f.object_api_version, &event.object_api_version);
-    doc.add_text(f.subresource, &event.subresource);
-    doc.add_text(f.name, &event.name);
-    doc.add_text(f.kind, event.kind.to_lowercase());
-    doc.add_text(f.request_uri, &event.request_uri);
-    if let Some(code) = event.response_code {
-        doc.add_i64(f.response_code, i64::from(code));
+
+    pub(crate) fn id(&self) -> &auditrail_event::EventId {
+        &self.event.id
     }
-    doc.add_bool(f.dry_run, event.dry_run);
-    if let Some(t) = event.request_received {
-        doc.add_date(f.request_received, stored_date(t));
+
+    pub(crate) fn cluster(&self) -> &str {
+        &self.event.cluster
     }
-    if let Some(t) = event.stage_timestamp {
-        doc.add_date(f.stage_timestamp, stored_date(t));
+}
+
+/// A keyword field's values: each given one, or one empty string when
+/// there are none (so `Eq(field, "")` finds events without a value).
+#[derive(Debug)]
+pub(crate) struct Keywords<'a> {
+    field: Field,
+    values: std::slice::Iter<'a, String>,
+    empty: bool,
+}
+
+impl<'a> Keywords<'a> {
+    fn new(field: Field, values: &'a [String]) -> Self {
+        Self {
+            field,
+            values: values.iter(),
+            empty: values.is_empty(),
+        }
     }
-    doc.add_date(f.time, stored_date(event.time));
-    // `Store::write` refuses events whose bytes are not UTF-8, so this
-    // borrows the bytes as they are (the lossy copy is never taken).
-    match std::str::from_utf8(&event.raw) {
-        Ok(raw) => doc.add_text(f.raw, raw),
-        Err(_) => doc.add_text(f.raw, String::from_utf8_lossy(&event.raw)),
+}
+
+impl<'a> Iterator for Keywords<'a> {
+    type Item = (Field, Leaf<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if std::mem::take(&mut self.empty) {
+            return Some((self.field, Leaf(ReferenceValueLeaf::Str(""))));
+        }
+        let value = self.values.next()?;
+        Some((self.field, Leaf(ReferenceValueLeaf::Str(value))))
     }
-    doc
+}
+
+/// The fields and values of an [`EventDocument`], without allocating.
+pub(crate) type FieldValues<'a> = std::iter::Chain<
+    std::iter::Chain<
+        std::iter::Flatten<std::array::IntoIter<Option<(Field, Leaf<'a>)>, SINGLE_VALUED>>,
+        Keywords<'a>,
+    >,
+    Keywords<'a>,
+>;
+
+fn text(field: Field, value: &str) -> (Field, Leaf<'_>) {
+    (field, Leaf(ReferenceValueLeaf::Str(value)))
+}
+
+fn date_value(field: Field, t: Timestamp) -> (Field, Leaf<'static>) {
+    (field, Leaf(ReferenceValueLeaf::Date(stored_date(t))))
+}
+
+fn u64_value(field: Field, v: u64) -> (Field, Leaf<'static>) {
+    (field, Leaf(ReferenceValueLeaf::U64(v)))
+}
+
+impl Document for EventDocument {
+    type Value<'a> = Leaf<'a>;
+    type FieldsValuesIter<'a> = FieldValues<'a>;
+
+    fn iter_fields_and_values(&self) -> FieldValues<'_> {
+        let f = fields();
+        let e = &self.event;
+        let [id_0, id_1, id_2, id_3] = self.id_parts;
+        let single: [Option<(Field, Leaf<'_>)>; SINGLE_VALUED] = [
+            Some((f.id, Leaf(ReferenceValueLeaf::Bytes(e.id.as_bytes())))),
+            Some(u64_value(f.id_parts[0], id_0)),
+            Some(u64_value(f.id_parts[1], id_1)),
+            Some(u64_value(f.id_parts[2], id_2)),
+            Some(u64_value(f.id_parts[3], id_3)),
+            Some(text(f.cluster, &e.cluster)),
+            Some(text(f.event_type, e.event_type.as_str())),
+            Some(text(f.level, e.level.as_str())),
+            Some(text(f.stage, e.stage.map_or("", |s| s.as_str()))),
+            Some(text(f.audit_id, &e.audit_id)),
+            Some(text(f.verb, &e.verb)),
+            Some(text(f.username, &e.username)),
+            Some(text(f.resource, &e.resource)),
+            Some(text(f.namespace, &e.namespace)),
+            Some(text(f.object_name, &e.object_name)),
+            Some(text(f.api_group, &e.api_group)),
+            Some(text(f.object_api_version, &e.object_api_version)),
+            Some(text(f.subresource, &e.subresource)),
+            Some(text(f.name, &e.name)),
+            Some(text(f.kind, &self.kind)),
+            Some(text(f.request_uri, &e.request_uri)),
+            e.response_code.map(|code| {
+                (
+                    f.response_code,
+                    Leaf(ReferenceValueLeaf::I64(i64::from(code))),
+                )
+            }),
+            Some((f.dry_run, Leaf(ReferenceValueLeaf::Bool(e.dry_run)))),
+            Some(date_value(f.time, e.time)),
+            e.request_received
+                .map(|t| date_value(f.request_received, t)),
+            e.stage_timestamp.map(|t| date_value(f.stage_timestamp, t)),
+            Some(text(f.raw, &self.raw)),
+        ];
+        single
+            .into_iter()
+            .flatten()
+            .chain(Keywords::new(f.user_groups, &e.user_groups))
+            .chain(Keywords::new(f.source_ips, &e.source_ips))
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +420,75 @@ mod tests {
         assert_eq!(ceil_micros(neg), -1);
         assert_eq!(floor_micros(Timestamp::MAX), MAX_MICROS);
         assert_eq!(floor_micros(Timestamp::MIN), MIN_MICROS);
+    }
+
+    #[test]
+    fn a_document_has_every_field_and_the_event_its_values() {
+        let line = br#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"a-1","stage":"ResponseComplete","requestURI":"/apis/networking.k8s.io/v1/namespaces/prod/networkpolicies/deny","verb":"create","user":{"username":"alice","groups":["devs","system:authenticated"]},"sourceIPs":["10.0.0.1"],"objectRef":{"resource":"networkpolicies","namespace":"prod","name":"deny","apiGroup":"networking.k8s.io","apiVersion":"v1"},"responseStatus":{"code":201},"requestReceivedTimestamp":"2026-01-01T00:00:00.000001Z","stageTimestamp":"2026-01-01T00:00:00.000002Z"}"#;
+        let event = IndexedEvent::from_raw(
+            "c",
+            line,
+            auditrail_event::EventType::Kube,
+            Timestamp::UNIX_EPOCH,
+        )
+        .expect("event");
+        let doc = EventDocument::new(event).expect("UTF-8");
+        let f = fields();
+        let mut seen: Vec<(String, String)> = doc
+            .iter_fields_and_values()
+            .map(|(field, value)| {
+                let name = f.schema.get_field_name(field).to_owned();
+                let value = match value.0 {
+                    ReferenceValueLeaf::Str(s) if field == f.raw => format!("{} bytes", s.len()),
+                    ReferenceValueLeaf::Str(s) => s.to_owned(),
+                    ReferenceValueLeaf::I64(v) => v.to_string(),
+                    ReferenceValueLeaf::U64(_) | ReferenceValueLeaf::Bytes(_) => "id".to_owned(),
+                    ReferenceValueLeaf::Bool(v) => v.to_string(),
+                    ReferenceValueLeaf::Date(d) => d.into_timestamp_micros().to_string(),
+                    other => format!("{other:?}"),
+                };
+                (name, value)
+            })
+            .collect();
+        // Every field of the schema, each once except the multi-valued ones.
+        let mut names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+        names.dedup();
+        let mut schema_names: Vec<&str> = f.schema.fields().map(|(_, e)| e.name()).collect();
+        names.sort_unstable();
+        schema_names.sort_unstable();
+        assert_eq!(names, schema_names);
+        seen.sort();
+        let value = |name: &str| -> Vec<&str> {
+            seen.iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        assert_eq!(value("kind"), ["networkpolicy"]);
+        assert_eq!(value("user_groups"), ["devs", "system:authenticated"]);
+        assert_eq!(value("source_ips"), ["10.0.0.1"]);
+        assert_eq!(value("subresource"), [""]);
+        assert_eq!(value("response_code"), ["201"]);
+        assert_eq!(value("dry_run"), ["false"]);
+        assert_eq!(value("time"), ["1767225600000002"]);
+        assert_eq!(value("request_received"), ["1767225600000001"]);
+        assert_eq!(value("raw"), [format!("{} bytes", line.len()).as_str()]);
+    }
+
+    #[test]
+    fn a_document_needs_utf8() {
+        let good = IndexedEvent::from_raw(
+            "c",
+            br#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a","stage":"ResponseComplete","verb":"get","requestURI":"/x"}"#,
+            auditrail_event::EventType::Kube,
+            Timestamp::UNIX_EPOCH,
+        )
+        .expect("event");
+        let mut bad = good.clone();
+        bad.raw.push(0xff);
+        let id = EventDocument::new(bad.clone()).expect_err("not UTF-8");
+        assert_eq!(id, bad.id);
+        assert!(EventDocument::new(good).is_ok());
     }
 
     #[test]

@@ -43,7 +43,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use auditrail_event::EventId;
-use auditrail_store::{IndexedEvent, StoreError, WriteOutcome};
+use auditrail_store::{StoreError, WriteOutcome};
 use fastbloom::BloomFilter;
 use tantivy::columnar::Column;
 use tantivy::indexer::IndexWriterOptions;
@@ -58,7 +58,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::TantivyOptions;
 use crate::query::micros_range;
-use crate::schema::{ID_PARTS, document, fields, id_parts};
+use crate::schema::{EventDocument, ID_PARTS, fields, id_parts};
 
 /// Requests waiting in a writer's queue before senders wait.
 const QUEUE_CAPACITY: usize = 64;
@@ -70,7 +70,7 @@ pub(crate) fn internal(context: &str, e: impl std::fmt::Display) -> StoreError {
 /// A request to a writer thread.
 pub(crate) enum Request {
     Write {
-        events: Vec<IndexedEvent>,
+        events: Vec<EventDocument>,
         reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
     },
     /// Delete events whose stored time is below this many microseconds.
@@ -130,16 +130,15 @@ impl ClusterIndex {
             .memory_budget_per_thread(options.writer_memory_bytes / options.writer_threads)
             .num_merge_threads(options.merge_threads)
             .build();
-        let writer: IndexWriter =
-            index
-                .writer_with_options(writer_options)
-                .map_err(|e| match e {
-                    tantivy::TantivyError::LockFailure(..) => StoreError::Unavailable(format!(
-                        "index {} is in use by another writer: {e}",
-                        path.display()
-                    )),
-                    e => internal(&format!("open writer on {}", path.display()), e),
-                })?;
+        let writer: IndexWriter<EventDocument> = index
+            .writer_with_options(writer_options)
+            .map_err(|e| match e {
+                tantivy::TantivyError::LockFailure(..) => StoreError::Unavailable(format!(
+                    "index {} is in use by another writer: {e}",
+                    path.display()
+                )),
+                e => internal(&format!("open writer on {}", path.display()), e),
+            })?;
         writer.set_merge_policy(Box::new(merge_policy()));
         let committed_ids = CommittedIds::build(&reader.searcher())?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -201,7 +200,7 @@ impl ClusterIndex {
     /// Writes `events` (all of this cluster); answers after the commit.
     pub(crate) async fn write(
         &self,
-        events: Vec<IndexedEvent>,
+        events: Vec<EventDocument>,
     ) -> Result<WriteOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Write { events, reply }).await?;
@@ -405,7 +404,7 @@ struct Round {
 struct WriterThread {
     cluster: String,
     /// `None` only while being consumed at shutdown.
-    index_writer: Option<IndexWriter>,
+    index_writer: Option<IndexWriter<EventDocument>>,
     reader: IndexReader,
     max_docs: usize,
     max_delay: Duration,
@@ -450,7 +449,7 @@ impl WriterThread {
         }
     }
 
-    fn writer(&mut self) -> Result<&mut IndexWriter, StoreError> {
+    fn writer(&mut self) -> Result<&mut IndexWriter<EventDocument>, StoreError> {
         if let Some(reason) = &self.broken {
             return Err(StoreError::Internal(format!(
                 "index of {} unusable: {reason}",
@@ -465,7 +464,7 @@ impl WriterThread {
     /// Adds the events not yet stored; the answer waits for the commit.
     fn add(
         &mut self,
-        events: Vec<IndexedEvent>,
+        events: Vec<EventDocument>,
         reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
     ) {
         match self.try_add(events) {
@@ -480,25 +479,25 @@ impl WriterThread {
         }
     }
 
-    fn try_add(&mut self, events: Vec<IndexedEvent>) -> Result<WriteOutcome, StoreError> {
+    fn try_add(&mut self, events: Vec<EventDocument>) -> Result<WriteOutcome, StoreError> {
         let searcher = self.reader.searcher();
         // Opened only when the filter cannot rule an id out.
         let mut committed: Option<IdLookup<'_>> = None;
         let mut outcome = WriteOutcome::default();
-        for event in events {
-            let duplicate = self.round.pending.contains(&event.id)
-                || (self.committed_ids.may_contain(&event.id)
+        for doc in events {
+            let duplicate = self.round.pending.contains(doc.id())
+                || (self.committed_ids.may_contain(doc.id())
                     && match &committed {
                         Some(lookup) => lookup,
                         None => committed.insert(IdLookup::new(&searcher)?),
                     }
-                    .find(&event.id)?
+                    .find(doc.id())?
                     .is_some());
             if duplicate {
                 outcome.duplicates += 1;
                 continue;
             }
-            let doc = document(&event);
+            let id = *doc.id();
             // On failure, documents added before it in this call stay pending
             // and are committed with the round; they are in `pending`, so the
             // caller's retry counts them as duplicates (they are durable when
@@ -508,8 +507,8 @@ impl WriterThread {
                 .map_err(|e| internal("add document", e))?;
             // Into the filter now: after the commit the index holds the id,
             // and if the commit fails the extra entry only costs a lookup.
-            self.committed_ids.insert(&event.id);
-            self.round.pending.insert(event.id);
+            self.committed_ids.insert(&id);
+            self.round.pending.insert(id);
             self.round.first_added.get_or_insert_with(Instant::now);
             outcome.inserted += 1;
         }

@@ -336,10 +336,11 @@ async fn mistyped_queries_and_bad_clusters_are_invalid_requests() {
             "{cluster:?}: {result:?}"
         );
     }
-    // Bytes that are not UTF-8 cannot be an audit event (JSON).
-    let mut event = generated("ok", 3, "2026-01-01T00:00:00Z", 1).remove(0);
-    event.raw.push(0xff);
-    let result = store.write(vec![event]).await;
+    // Bytes that are not UTF-8 cannot be an audit event (JSON); the good
+    // event before it in the batch is refused with it.
+    let mut batch = generated("ok", 3, "2026-01-01T00:00:00Z", 2);
+    batch[1].raw.push(0xff);
+    let result = store.write(batch).await;
     assert!(
         matches!(result, Err(StoreError::InvalidRequest(ref m)) if m.contains("UTF-8")),
         "{result:?}"

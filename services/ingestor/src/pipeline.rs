@@ -93,6 +93,9 @@ struct Filling {
     bytes: usize,
     records: usize,
     started: Option<Instant>,
+    /// The last file path seen and how events show it (formatting a path
+    /// for every line cost as much as reading it).
+    shown_path: Option<(PathBuf, String)>,
 }
 
 /// How far a batch got in one file of one source.
@@ -323,6 +326,16 @@ impl Pipeline {
                 } else {
                     let line = Bytes::from(line);
                     filling.bytes += line.len();
+                    let shown_path = match &filling.shown_path {
+                        Some((last, shown)) if last.as_os_str() == path.as_os_str() => {
+                            shown.clone()
+                        }
+                        _ => {
+                            let shown = path.display().to_string();
+                            filling.shown_path = Some((path.clone(), shown.clone()));
+                            shown
+                        }
+                    };
                     filling.events.push(v1::RawEvent {
                         raw: line.clone(),
                         type_hint: match self.sources[source].event_type {
@@ -332,7 +345,7 @@ impl Pipeline {
                         origin: Some(v1::EventOrigin {
                             source: name.clone(),
                             position: Some(v1::event_origin::Position::File(v1::FilePosition {
-                                path: path.display().to_string(),
+                                path: shown_path,
                                 offset,
                             })),
                         }),
