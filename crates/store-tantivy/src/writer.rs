@@ -370,13 +370,15 @@ impl CommittedIds {
         })
     }
 
-    /// Whether the committed index may hold `id` (`false`: it does not).
-    fn may_contain(&self, id: &EventId) -> bool {
-        self.filter.contains_hash(id_parts(id)[0])
+    /// Whether the committed index may hold the id whose first 8 bytes are
+    /// `prefix` (`false`: it does not).
+    fn may_contain(&self, prefix: u64) -> bool {
+        self.filter.contains_hash(prefix)
     }
 
-    fn insert(&mut self, id: &EventId) {
-        self.filter.insert_hash(id_parts(id)[0]);
+    /// Adds the id whose first 8 bytes are `prefix`.
+    fn insert(&mut self, prefix: u64) {
+        self.filter.insert_hash(prefix);
         self.inserted += 1;
     }
 
@@ -486,7 +488,7 @@ impl WriterThread {
         let mut outcome = WriteOutcome::default();
         for doc in events {
             let duplicate = self.round.pending.contains(doc.id())
-                || (self.committed_ids.may_contain(doc.id())
+                || (self.committed_ids.may_contain(doc.id_prefix())
                     && match &committed {
                         Some(lookup) => lookup,
                         None => committed.insert(IdLookup::new(&searcher)?),
@@ -498,6 +500,7 @@ impl WriterThread {
                 continue;
             }
             let id = *doc.id();
+            let prefix = doc.id_prefix();
             // On failure, documents added before it in this call stay pending
             // and are committed with the round; they are in `pending`, so the
             // caller's retry counts them as duplicates (they are durable when
@@ -507,7 +510,7 @@ impl WriterThread {
                 .map_err(|e| internal("add document", e))?;
             // Into the filter now: after the commit the index holds the id,
             // and if the commit fails the extra entry only costs a lookup.
-            self.committed_ids.insert(&id);
+            self.committed_ids.insert(prefix);
             self.round.pending.insert(id);
             self.round.first_added.get_or_insert_with(Instant::now);
             outcome.inserted += 1;
