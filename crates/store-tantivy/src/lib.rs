@@ -84,6 +84,8 @@
 mod collect;
 mod query;
 mod schema;
+#[cfg(test)]
+mod tantivy_ceiling;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};

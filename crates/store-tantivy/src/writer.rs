@@ -46,7 +46,7 @@ use auditrail_event::EventId;
 use auditrail_store::{StoreError, WriteOutcome};
 use fastbloom::BloomFilter;
 use tantivy::columnar::Column;
-use tantivy::indexer::IndexWriterOptions;
+use tantivy::indexer::{IndexWriterOptions, UserOperation};
 use tantivy::query::Query as _;
 use tantivy::schema::IndexRecordOption;
 use tantivy::store::Compressor;
@@ -486,8 +486,12 @@ impl WriterThread {
         // Opened only when the filter cannot rule an id out.
         let mut committed: Option<IdLookup<'_>> = None;
         let mut outcome = WriteOutcome::default();
+        // The ids this call adds: the same id twice in one call is added once.
+        let mut added: HashSet<EventId> = HashSet::with_capacity(events.len());
+        let mut new = Vec::with_capacity(events.len());
         for doc in events {
-            let duplicate = self.round.pending.contains(doc.id())
+            let duplicate = added.contains(doc.id())
+                || self.round.pending.contains(doc.id())
                 || (self.committed_ids.may_contain(doc.id_prefix())
                     && match &committed {
                         Some(lookup) => lookup,
@@ -499,22 +503,28 @@ impl WriterThread {
                 outcome.duplicates += 1;
                 continue;
             }
-            let id = *doc.id();
-            let prefix = doc.id_prefix();
-            // On failure, documents added before it in this call stay pending
-            // and are committed with the round; they are in `pending`, so the
-            // caller's retry counts them as duplicates (they are durable when
-            // that retry is answered).
-            self.writer()?
-                .add_document(doc)
-                .map_err(|e| internal("add document", e))?;
+            added.insert(*doc.id());
+            new.push(doc);
+        }
+        if new.is_empty() {
+            return Ok(outcome);
+        }
+        let prefixes: Vec<u64> = new.iter().map(EventDocument::id_prefix).collect();
+        // One message to tantivy's indexing thread for the whole call (one
+        // per document cost a channel hand-off, and often a thread wake-up,
+        // each). It is sent whole or not at all, so nothing of this call is
+        // pending when it fails.
+        self.writer()?
+            .run(new.into_iter().map(UserOperation::Add))
+            .map_err(|e| internal("add documents", e))?;
+        outcome.inserted = u64::try_from(added.len()).unwrap_or(u64::MAX);
+        self.round.pending.extend(added);
+        for prefix in prefixes {
             // Into the filter now: after the commit the index holds the id,
             // and if the commit fails the extra entry only costs a lookup.
             self.committed_ids.insert(prefix);
-            self.round.pending.insert(id);
-            self.round.first_added.get_or_insert_with(Instant::now);
-            outcome.inserted += 1;
         }
+        self.round.first_added.get_or_insert_with(Instant::now);
         Ok(outcome)
     }
 
