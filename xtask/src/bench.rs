@@ -6,6 +6,11 @@
 //!   `auditrail-indexer` as separate processes over loopback gRPC, timed
 //!   until the indexer has committed every event; events/s, MB/s and the
 //!   peak RSS of each process.
+//! - `store`: the embedded store's own ceiling without gRPC or parsing
+//!   (`store_ceiling`, `crates/store-tantivy/tests/bench.rs`) and tantivy's
+//!   alone on the same documents (`tantivy_ceiling`, a unit test of that
+//!   crate), one and two indexing threads; both are ignored tests run with
+//!   `--ignored --nocapture`, and take `N` (events) from the environment.
 //! - `query`: p50/p99 latency of timeline pages, filtered searches, counts
 //!   and histograms, and export MB/s, over loopback gRPC on a store of
 //!   `--events` generated events (built once and kept under the target
@@ -24,8 +29,8 @@ use crate::process::{ServerProcess, counter, fetch_metrics};
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmark: `parse`, `ingest`, `query`, or all.
-    #[arg(value_parser = ["parse", "ingest", "query", "all"], default_value = "all")]
+    /// Which benchmark: `parse`, `ingest`, `store`, `query`, or all.
+    #[arg(value_parser = ["parse", "ingest", "store", "query", "all"], default_value = "all")]
     which: String,
     /// Events in the `ingest` benchmark's log and the `query` benchmark's
     /// store.
@@ -41,6 +46,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if matches!(args.which.as_str(), "ingest" | "all") {
         ingest(args.events)?;
     }
+    if matches!(args.which.as_str(), "store" | "all") {
+        store()?;
+    }
     if matches!(args.which.as_str(), "query" | "all") {
         let events = args.events.to_string();
         run_cmd(cargo().args([
@@ -53,6 +61,31 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "--events",
             &events,
         ]))?;
+    }
+    Ok(())
+}
+
+/// The store's ceiling and tantivy's, each an ignored test of
+/// `auditrail-store-tantivy` that prints its figures.
+fn store() -> anyhow::Result<()> {
+    let store_tests = ["test", "--release", "-p", "auditrail-store-tantivy"];
+    let shown = ["--", "--ignored", "--nocapture"];
+    run_cmd(
+        cargo()
+            .args(store_tests)
+            .args(["--test", "bench"])
+            .args(shown)
+            .arg("store_ceiling"),
+    )?;
+    for threads in ["1", "2"] {
+        run_cmd(
+            cargo()
+                .args(store_tests)
+                .arg("--lib")
+                .args(shown)
+                .arg("tantivy_ceiling")
+                .env("THREADS", threads),
+        )?;
     }
     Ok(())
 }
