@@ -55,13 +55,13 @@ fn cpu_seconds() -> f64 {
     // Fields after the command name (which may hold spaces): utime and
     // stime are the 12th and 13th, in clock ticks (100 per second here).
     let after_name = stat.rsplit(')').next().unwrap_or_default();
-    let ticks: Vec<f64> = after_name
+    let ticks: f64 = after_name
         .split_whitespace()
         .skip(11)
         .take(2)
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    ticks.iter().sum::<f64>() / 100.0
+        .filter_map(|t| t.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
 }
 
 fn knob(name: &str, default: usize) -> usize {

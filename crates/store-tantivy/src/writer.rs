@@ -482,16 +482,48 @@ impl WriterThread {
     }
 
     fn try_add(&mut self, events: Vec<EventDocument>) -> Result<WriteOutcome, StoreError> {
+        let mut outcome = WriteOutcome::default();
+        // The id and id prefix of each document this call adds. Its ids go
+        // into the round's pending set at once (so the same id twice in one
+        // call is added once), and out again if the call fails.
+        let mut added = Vec::with_capacity(events.len());
+        let result = self.screen_and_add(events, &mut added, &mut outcome);
+        if let Err(e) = result {
+            for (id, _) in &added {
+                self.round.pending.remove(id);
+            }
+            return Err(e);
+        }
+        if added.is_empty() {
+            return Ok(outcome);
+        }
+        outcome.inserted = u64::try_from(added.len()).unwrap_or(u64::MAX);
+        for (_, prefix) in added {
+            // Into the filter now: after the commit the index holds the id,
+            // and if the commit fails the extra entry only costs a lookup.
+            self.committed_ids.insert(prefix);
+        }
+        self.round.first_added.get_or_insert_with(Instant::now);
+        Ok(outcome)
+    }
+
+    /// Counts the duplicates of `events`, marks the others pending (noting
+    /// them in `added`) and hands them to tantivy's indexing thread as one
+    /// message (one per document cost a channel hand-off, and often a thread
+    /// wake-up, each). The message is sent whole or not at all, so on an
+    /// error nothing of `added` reached tantivy.
+    fn screen_and_add(
+        &mut self,
+        events: Vec<EventDocument>,
+        added: &mut Vec<(EventId, u64)>,
+        outcome: &mut WriteOutcome,
+    ) -> Result<(), StoreError> {
         let searcher = self.reader.searcher();
         // Opened only when the filter cannot rule an id out.
         let mut committed: Option<IdLookup<'_>> = None;
-        let mut outcome = WriteOutcome::default();
-        // The ids this call adds: the same id twice in one call is added once.
-        let mut added: HashSet<EventId> = HashSet::with_capacity(events.len());
         let mut new = Vec::with_capacity(events.len());
         for doc in events {
-            let duplicate = added.contains(doc.id())
-                || self.round.pending.contains(doc.id())
+            let duplicate = self.round.pending.contains(doc.id())
                 || (self.committed_ids.may_contain(doc.id_prefix())
                     && match &committed {
                         Some(lookup) => lookup,
@@ -503,29 +535,17 @@ impl WriterThread {
                 outcome.duplicates += 1;
                 continue;
             }
-            added.insert(*doc.id());
-            new.push(doc);
+            self.round.pending.insert(*doc.id());
+            added.push((*doc.id(), doc.id_prefix()));
+            new.push(UserOperation::Add(doc));
         }
         if new.is_empty() {
-            return Ok(outcome);
+            return Ok(());
         }
-        let prefixes: Vec<u64> = new.iter().map(EventDocument::id_prefix).collect();
-        // One message to tantivy's indexing thread for the whole call (one
-        // per document cost a channel hand-off, and often a thread wake-up,
-        // each). It is sent whole or not at all, so nothing of this call is
-        // pending when it fails.
         self.writer()?
-            .run(new.into_iter().map(UserOperation::Add))
+            .run(new)
             .map_err(|e| internal("add documents", e))?;
-        outcome.inserted = u64::try_from(added.len()).unwrap_or(u64::MAX);
-        self.round.pending.extend(added);
-        for prefix in prefixes {
-            // Into the filter now: after the commit the index holds the id,
-            // and if the commit fails the extra entry only costs a lookup.
-            self.committed_ids.insert(prefix);
-        }
-        self.round.first_added.get_or_insert_with(Instant::now);
-        Ok(outcome)
+        Ok(())
     }
 
     /// Commits what the round added (if anything), reloads the reader, and
