@@ -26,9 +26,14 @@ pub(crate) struct FilterArgs {
     /// Only this cluster (repeatable).
     #[arg(long, value_name = "NAME")]
     cluster: Vec<String>,
-    /// Object kind, case-insensitive, e.g. NetworkPolicy (repeatable).
+    /// Object kind as kubectl takes it: NetworkPolicy, networkpolicies,
+    /// netpol, networkpolicies.projectcalico.org; any case (repeatable).
     #[arg(long, value_name = "KIND")]
     kind: Vec<String>,
+    /// objectRef.subresource, e.g. exec, status, scale; `none` for events
+    /// about the object itself (repeatable).
+    #[arg(long, value_name = "SUBRESOURCE")]
+    subresource: Vec<String>,
     /// Verb, e.g. create, patch, delete (repeatable).
     #[arg(long, value_name = "VERB")]
     verb: Vec<String>,
@@ -50,10 +55,11 @@ pub(crate) struct FilterArgs {
     /// HTTP response code (repeatable).
     #[arg(long, value_name = "CODE")]
     code: Vec<i32>,
-    /// Stage, e.g. ResponseComplete (repeatable).
+    /// Stage: RequestReceived, ResponseStarted, ResponseComplete or Panic
+    /// (repeatable).
     #[arg(long, value_name = "STAGE")]
     stage: Vec<String>,
-    /// Level, e.g. RequestResponse (repeatable).
+    /// Level: None, Metadata, Request or RequestResponse (repeatable).
     #[arg(long, value_name = "LEVEL")]
     level: Vec<String>,
     /// Start of the time range: RFC 3339 or now-<n><s|m|h|d|w>.
@@ -68,8 +74,10 @@ pub(crate) struct FilterArgs {
     /// Leave out dry-run requests.
     #[arg(long)]
     exclude_dry_run: bool,
-    /// The product's timeline: level RequestResponse, stage ResponseComplete,
-    /// no dry runs, newest first.
+    /// The product's timeline: changes (create, update, patch, delete) and
+    /// pod sessions (exec, attach, port-forward) at level RequestResponse,
+    /// stage ResponseComplete, no dry runs, newest first. Combines with
+    /// --level and --stage (refused where they cannot meet it).
     #[arg(long)]
     timeline: bool,
     /// Order by time.
@@ -121,6 +129,11 @@ impl FilterArgs {
             levels: self.level.clone(),
             exclude_dry_run: self.exclude_dry_run,
             selector: self.selector.clone().unwrap_or_default(),
+            subresources: self
+                .subresource
+                .iter()
+                .map(|s| if s == "none" { String::new() } else { s.clone() })
+                .collect(),
         }
     }
 
@@ -163,7 +176,8 @@ impl Output {
 pub(crate) struct SearchArgs {
     #[command(flatten)]
     filter: FilterArgs,
-    /// Most events to print (pages of up to 1000 are fetched as needed).
+    /// Most events to print (0: all; pages of up to 1000 are fetched as
+    /// needed).
     #[arg(long, default_value_t = 100)]
     limit: u64,
     /// Output format.
@@ -174,9 +188,14 @@ pub(crate) struct SearchArgs {
     count: bool,
 }
 
+mod explain;
+
 async fn client(server: &str) -> anyhow::Result<QueryServiceClient<tonic::transport::Channel>> {
-    Ok(QueryServiceClient::new(crate::connect(server).await?)
-        .max_decoding_message_size(crate::MAX_MESSAGE_BYTES))
+    Ok(query_client(crate::connect(server).await?))
+}
+
+fn query_client(channel: tonic::transport::Channel) -> QueryServiceClient<tonic::transport::Channel> {
+    QueryServiceClient::new(channel).max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
 }
 
 fn rpc_error(rpc: &str, status: &tonic::Status) -> anyhow::Error {
@@ -184,34 +203,6 @@ fn rpc_error(rpc: &str, status: &tonic::Status) -> anyhow::Error {
 }
 
 use crate::format_time as time;
-
-/// What the product's timeline says about an event: "<Kind> <name>
-/// <created|updated|deleted>" (other verbs as they are).
-pub(crate) fn describe(e: &v1::AuditEvent) -> String {
-    let what = match e.verb.as_str() {
-        "create" => "created",
-        "update" | "patch" => "updated",
-        "delete" | "deletecollection" => "deleted",
-        other => other,
-    };
-    let kind = if e.kind.is_empty() {
-        e.object_ref
-            .as_ref()
-            .map_or("", |o| o.resource.as_str())
-            .to_owned()
-    } else {
-        e.kind.clone()
-    };
-    let name = match e.object_ref.as_ref().map(|o| o.namespace.as_str()) {
-        Some(ns) if !ns.is_empty() && !e.name.is_empty() => format!("{ns}/{}", e.name),
-        _ => e.name.clone(),
-    };
-    match (kind.is_empty(), name.is_empty()) {
-        (true, _) => format!("{} {what}", e.request_uri),
-        (false, true) => format!("{kind} {what}"),
-        (false, false) => format!("{kind} {name} {what}"),
-    }
-}
 
 fn print_table_header() {
     println!("{:<27}  {:<60}  {:<32}  ID", "TIME", "EVENT", "USER");
@@ -226,7 +217,7 @@ fn print_table_row(e: &v1::AuditEvent) {
                 .as_ref()
                 .or(e.request_received_timestamp.as_ref())
         ),
-        describe(e),
+        e.summary,
         user,
         e.id
     );
@@ -253,10 +244,15 @@ async fn exact_total(
 
 /// Runs `auditrail search`.
 pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()> {
-    let mut client = client(server).await?;
+    let channel = crate::connect(server).await?;
+    let mut client = query_client(channel.clone());
     let filter = args.filter.filter();
     if args.count {
-        println!("{}", exact_total(&mut client, &args.filter).await?);
+        let n = exact_total(&mut client, &args.filter).await?;
+        println!("{n}");
+        if n == 0 {
+            eprintln!("{}", explain::no_events(&channel, &args.filter).await);
+        }
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
@@ -268,8 +264,9 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
     let mut token = String::new();
     let mut printed = 0u64;
     let mut total = String::new();
-    while printed < args.limit {
-        let page_size = u32::try_from((args.limit - printed).min(1000)).unwrap_or(1000);
+    let limit = if args.limit == 0 { u64::MAX } else { args.limit };
+    while printed < limit {
+        let page_size = u32::try_from((limit - printed).min(1000)).unwrap_or(1000);
         let page = client
             .search(v1::SearchRequest {
                 filter: Some(filter.clone()),
@@ -304,14 +301,16 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
         }
         token = page.next_page_token;
     }
-    match writer {
-        None => eprintln!("{printed} of {total} matching events"),
-        Some(writer) => {
-            buffer.clear();
-            writer.finish(&mut buffer);
-            out.write_all(&buffer)?;
-            out.flush()?;
-        }
+    if let Some(writer) = writer {
+        buffer.clear();
+        writer.finish(&mut buffer);
+        out.write_all(&buffer)?;
+        out.flush()?;
+    }
+    if printed == 0 {
+        eprintln!("{}", explain::no_events(&channel, &args.filter).await);
+    } else if args.output == Output::Table {
+        eprintln!("{printed} of {total} matching events");
     }
     Ok(())
 }
@@ -369,7 +368,8 @@ fn progress_bar(total: Option<u64>) -> ProgressBar {
 
 /// Runs `auditrail export`.
 pub(crate) async fn export(server: &str, args: ExportArgs) -> anyhow::Result<()> {
-    let mut client = client(server).await?;
+    let channel = crate::connect(server).await?;
+    let mut client = query_client(channel.clone());
     let filter = args.filter.filter();
     let to_stdout = args.file.as_os_str() == "-";
     // The total, for the progress bar (the export itself does not count).
@@ -450,6 +450,9 @@ pub(crate) async fn export(server: &str, args: ExportArgs) -> anyhow::Result<()>
             args.file.display().to_string()
         }
     );
+    if summary.total_events == 0 {
+        eprintln!("{}", explain::no_events(&channel, &args.filter).await);
+    }
     Ok(())
 }
 
@@ -522,11 +525,13 @@ pub(crate) async fn history(server: &str, args: HistoryArgs) -> anyhow::Result<(
     if name.is_empty() {
         bail!("the object name is empty: give NAMESPACE/NAME or NAME");
     }
-    let mut client = client(server).await?;
+    let channel = crate::connect(server).await?;
+    let mut client = query_client(channel.clone());
     let mut versions = Vec::new();
     let mut token = String::new();
-    loop {
-        let page = client
+    // The last page also says what was searched (cluster, resolved resource).
+    let searched = loop {
+        let mut page = client
             .history(v1::HistoryRequest {
                 cluster: args.cluster.clone().unwrap_or_default(),
                 api_group: api_group.to_owned(),
@@ -541,18 +546,33 @@ pub(crate) async fn history(server: &str, args: HistoryArgs) -> anyhow::Result<(
             .await
             .map_err(|s| rpc_error("History", &s))?
             .into_inner();
-        versions.extend(page.versions);
-        if page.next_page_token.is_empty() {
-            break;
+        versions.extend(std::mem::take(&mut page.versions));
+        token = std::mem::take(&mut page.next_page_token);
+        if token.is_empty() {
+            break page;
         }
-        token = page.next_page_token;
-    }
+    };
     if args.output != VersionsOutput::Text {
         let all: Vec<_> = versions.iter().map(version_json).collect();
         return print_structured(&serde_json::Value::Array(all), args.output);
     }
     if versions.is_empty() {
-        println!("no versions of {} {}", args.resource, args.object);
+        let resource = if searched.resource.is_empty() {
+            resource
+        } else {
+            &searched.resource
+        };
+        let message = explain::no_versions(
+            &channel,
+            &explain::Searched {
+                cluster: &searched.cluster,
+                resource,
+                namespace,
+                name,
+            },
+        )
+        .await;
+        println!("{message}");
         return Ok(());
     }
     println!(
@@ -627,37 +647,6 @@ pub(crate) async fn diff(server: &str, args: DiffArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn describes_events_like_the_timeline() {
-        let event = |verb: &str, kind: &str, ns: &str, name: &str| v1::AuditEvent {
-            verb: verb.into(),
-            kind: kind.into(),
-            name: name.into(),
-            object_ref: Some(v1::ObjectReference {
-                namespace: ns.into(),
-                resource: "networkpolicies".into(),
-                ..v1::ObjectReference::default()
-            }),
-            ..v1::AuditEvent::default()
-        };
-        assert_eq!(
-            describe(&event("create", "NetworkPolicy", "prod", "db")),
-            "NetworkPolicy prod/db created"
-        );
-        assert_eq!(
-            describe(&event("patch", "GlobalNetworkPolicy", "", "deny")),
-            "GlobalNetworkPolicy deny updated"
-        );
-        assert_eq!(
-            describe(&event("delete", "", "prod", "db")),
-            "networkpolicies prod/db deleted"
-        );
-        assert_eq!(
-            describe(&event("list", "NetworkPolicy", "prod", "")),
-            "NetworkPolicy list"
-        );
-    }
 
     #[test]
     fn resources_split_like_kubectl() {

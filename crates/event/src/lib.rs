@@ -12,16 +12,22 @@
 //!   the original bytes, with errors that carry a reason and a byte offset.
 //! - [`classify`]: `kube` or `ee`, decided from the event itself.
 //! - [`id`]: the stable content-hash id that makes re-sends idempotent.
+//! - [`resource`]: the one mapping of resources to kinds, names people type
+//!   and scopes.
+//! - [`meaning`]: what an event means: its object, whether it is a version
+//!   of that object, and the one line the timeline shows.
 
 pub mod classify;
 pub mod id;
+pub mod meaning;
 pub mod model;
 pub mod parse;
+pub mod resource;
 
 pub use classify::{CALICO_API_GROUP, EventType, UnknownEventType, classify};
 pub use id::{EventId, EventIdParseError};
 pub use model::{
     ApiVersion, Event, EventKind, Level, ObjectReference, ResponseStatus, Stage, UnknownValue,
-    UserInfo, kind_of_resource,
+    UserInfo,
 };
 pub use parse::{ParseError, ParseErrorKind, ParsedEvent, parse_event_list, parse_line};

@@ -296,11 +296,9 @@ struct NameHolder<'a> {
     name: Option<Cow<'a, str>>,
 }
 
-/// Just enough of a request or response object to find its name and kind.
+/// Just enough of a response object to find its name.
 #[derive(Deserialize)]
 struct ObjectHead<'a> {
-    #[serde(default, borrow)]
-    kind: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     metadata: Option<NameHolder<'a>>,
     #[serde(default, borrow)]
@@ -334,26 +332,20 @@ impl<'a> Event<'a> {
             .or_else(|| names.details.and_then(|d| d.name).filter(|n| !n.is_empty()))
     }
 
-    /// The derived kind of the object the event is about, e.g.
-    /// `GlobalNetworkPolicy`: the response object's `kind`, else the request
-    /// object's, else the kind conventionally served under
-    /// `objectRef.resource` (for reads and deletes, which carry no object).
-    /// Wrapper kinds (`Status`, `DeleteOptions`, lists) are never used.
-    pub fn derived_kind(&self) -> Option<Cow<'a, str>> {
-        let object_kind = |raw: Option<&'a RawValue>| {
-            let head: ObjectHead<'a> = serde_json::from_str(raw?.get()).ok()?;
-            head.kind.filter(|k| {
-                !k.is_empty()
-                    && !matches!(k.as_ref(), "Status" | "DeleteOptions")
-                    && !k.ends_with("List")
-            })
-        };
-        object_kind(self.response_object)
-            .or_else(|| object_kind(self.request_object))
-            .or_else(|| {
-                let resource = self.object_ref.as_ref()?.resource.as_deref()?;
-                kind_of_resource(resource).map(Cow::Borrowed)
-            })
+    /// The kind of the object the event is about, from the one resource
+    /// table ([`crate::resource::kind_of`]): `GlobalNetworkPolicy` for
+    /// `globalnetworkpolicies` in `projectcalico.org`, the resource name for
+    /// resources the table does not know. Decided by the resource, never by
+    /// the request or response object, whose kind is `Scale`, `Eviction` or
+    /// `Status` on subresources and deletes. `None` for non-resource
+    /// requests.
+    pub fn derived_kind(&self) -> Option<Cow<'static, str>> {
+        let r = self.object_ref.as_ref()?;
+        let resource = r.resource.as_deref().filter(|s| !s.is_empty())?;
+        Some(crate::resource::kind_of(
+            resource,
+            r.api_group.as_deref().unwrap_or(""),
+        ))
     }
 
     /// The HTTP status code of the response, when there was one.
@@ -375,37 +367,4 @@ impl<'a> Event<'a> {
     pub fn is_dry_run(&self) -> bool {
         self.request_uri.contains("dryRun")
     }
-}
-
-/// The kind served under a resource name, for the resources auditrail's
-/// users ask about (compliance resources first). Unknown resources: `None`.
-pub fn kind_of_resource(resource: &str) -> Option<&'static str> {
-    Some(match resource {
-        "pods" => "Pod",
-        "namespaces" => "Namespace",
-        "serviceaccounts" => "ServiceAccount",
-        "endpoints" => "Endpoints",
-        "services" => "Service",
-        "configmaps" => "ConfigMap",
-        "secrets" => "Secret",
-        "nodes" => "Node",
-        "deployments" => "Deployment",
-        "daemonsets" => "DaemonSet",
-        "statefulsets" => "StatefulSet",
-        "replicasets" => "ReplicaSet",
-        "roles" => "Role",
-        "rolebindings" => "RoleBinding",
-        "clusterroles" => "ClusterRole",
-        "clusterrolebindings" => "ClusterRoleBinding",
-        "networkpolicies" => "NetworkPolicy",
-        "globalnetworkpolicies" => "GlobalNetworkPolicy",
-        "stagednetworkpolicies" => "StagedNetworkPolicy",
-        "stagedglobalnetworkpolicies" => "StagedGlobalNetworkPolicy",
-        "stagedkubernetesnetworkpolicies" => "StagedKubernetesNetworkPolicy",
-        "globalnetworksets" => "GlobalNetworkSet",
-        "networksets" => "NetworkSet",
-        "tiers" => "Tier",
-        "hostendpoints" => "HostEndpoint",
-        _ => return None,
-    })
 }

@@ -225,31 +225,3 @@ fn event_lists_yield_each_item_with_its_own_bytes() {
     assert!(parse_event_list(br#"{"kind":"Event"}"#).is_err());
 }
 
-/// An object kind that names the object (not a wrapper such as a Status).
-fn usable(k: Option<&str>) -> Option<&str> {
-    k.filter(|k| !matches!(*k, "Status" | "DeleteOptions") && !k.ends_with("List"))
-}
-
-#[test]
-fn derived_kind_prefers_the_objects_then_the_resource() {
-    for (file, line) in real_lines() {
-        if file == "fal_01_003.json" {
-            continue;
-        }
-        let value: Value = serde_json::from_slice(&line).unwrap();
-        let p = parse_line(&line).unwrap();
-        let expected = usable(str_at(&value, &["responseObject", "kind"]))
-            .or_else(|| usable(str_at(&value, &["requestObject", "kind"])))
-            .map(str::to_owned)
-            .or_else(|| {
-                str_at(&value, &["objectRef", "resource"])
-                    .and_then(auditrail_event::kind_of_resource)
-                    .map(str::to_owned)
-            });
-        assert_eq!(
-            p.event.derived_kind().map(std::borrow::Cow::into_owned),
-            expected,
-            "{file}"
-        );
-    }
-}

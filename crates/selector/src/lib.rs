@@ -33,6 +33,7 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::ops::Bound;
 
+use auditrail_event::meaning::KNOWN_VERBS;
 use auditrail_event::{Level, Stage};
 use auditrail_store::{Field, Query, Value};
 use jiff::Timestamp;
@@ -101,10 +102,14 @@ pub fn parse(input: &str) -> Result<Query, SelectorError> {
 enum Kind {
     /// Any string, `""` meaning empty or absent.
     Keyword,
-    /// Any non-empty string.
-    NonEmpty,
+    /// A kind as people write it (`NetworkPolicy`, `netpol`,
+    /// `networkpolicies`), compiled through the one resource table to the
+    /// resources it names ([`Query::kind`]).
+    ObjectKind,
     Level,
     Stage,
+    /// A verb the API server writes (`auditrail_event::meaning::KNOWN_VERBS`).
+    Verb,
     /// An HTTP status code.
     Code,
     Ip,
@@ -128,10 +133,10 @@ const fn key(name: &'static str, field: Field, kind: Kind) -> KeySpec {
     KeySpec { name, field, kind }
 }
 
-const SPECS: [KeySpec; 18] = [
+const SPECS: [KeySpec; 19] = [
     key("level", Field::Level, Kind::Level),
     key("stage", Field::Stage, Kind::Stage),
-    key("verb", Field::Verb, Kind::NonEmpty),
+    key("verb", Field::Verb, Kind::Verb),
     key("responseStatus.code", Field::ResponseCode, Kind::Code),
     key("sourceIPs", Field::SourceIps, Kind::Ip),
     key(
@@ -146,8 +151,9 @@ const SPECS: [KeySpec; 18] = [
     key("objectRef.resource", Field::Resource, Kind::Keyword),
     key("objectRef.apiGroup", Field::ApiGroup, Kind::Keyword),
     key("objectRef.apiVersion", Field::ApiVersion, Kind::Keyword),
+    key("objectRef.subresource", Field::Subresource, Kind::Keyword),
     key("auditID", Field::AuditId, Kind::Keyword),
-    key("kind", Field::Kind, Kind::Keyword),
+    key("kind", Field::Kind, Kind::ObjectKind),
     key("requestURI", Field::RequestUri, Kind::Keyword),
     key("user.username", Field::Username, Kind::Keyword),
     key("user.groups", Field::UserGroups, Kind::Keyword),
@@ -433,6 +439,9 @@ impl<'a> Parser<'a> {
             lower,
             upper,
         };
+        if spec.kind == Kind::ObjectKind {
+            return self.kind_comparison(spec, op, &op_token, op_text);
+        }
         match op {
             Op::In => return Ok(Query::In(field, self.list(spec, op_text)?)),
             Op::NotIn => {
@@ -458,6 +467,44 @@ impl<'a> Parser<'a> {
             Op::Gt => range(Bound::Excluded(value), Bound::Unbounded),
             Op::Ge => range(Bound::Included(value), Bound::Unbounded),
             Op::Eq | Op::In | Op::NotIn => Query::Eq(field, value),
+        })
+    }
+
+    /// The rest of a comparison on `kind`: each value names a kind the way
+    /// people write it and compiles to the resources it stands for.
+    fn kind_comparison(
+        &mut self,
+        spec: &KeySpec,
+        op: Op,
+        op_token: &Token,
+        op_text: &str,
+    ) -> Result<Query, SelectorError> {
+        let values = match op {
+            Op::In | Op::NotIn => self.list(spec, op_text)?,
+            Op::Eq | Op::Ne => vec![self.value(spec, &format!("after '{op_text}'"))?],
+            Op::Lt | Op::Le | Op::Gt | Op::Ge => {
+                return Err(SelectorError::new(
+                    op_token.start,
+                    format!(
+                        "operator {} does not apply to key {} (it takes = != IN NOTIN)",
+                        op.symbol(),
+                        spec.name
+                    ),
+                ));
+            }
+        };
+        // `convert` gives every `kind` value as a string.
+        let kinds = values
+            .iter()
+            .filter_map(|v| match v {
+                Value::Str(name) => Some(Query::kind(name)),
+                _ => None,
+            })
+            .collect();
+        let any = collapse(kinds, Query::Or);
+        Ok(match op {
+            Op::Ne | Op::NotIn => Query::Not(Box::new(any)),
+            _ => any,
         })
     }
 
@@ -547,8 +594,19 @@ fn convert(spec: &KeySpec, text: &str) -> Result<Value, String> {
     let one_of =
         |all: Vec<&str>| format!("{name} must be one of {}, found {text:?}", all.join(", "));
     match spec.kind {
-        Kind::NonEmpty if text.is_empty() => Err(format!("{name} must not be empty")),
-        Kind::Keyword | Kind::NonEmpty => Ok(Value::Str(text.to_owned())),
+        Kind::Verb | Kind::ObjectKind if text.is_empty() => {
+            Err(format!("{name} must not be empty"))
+        }
+        Kind::Keyword | Kind::ObjectKind => Ok(Value::Str(text.to_owned())),
+        Kind::Verb if KNOWN_VERBS.contains(&text) => Ok(Value::Str(text.to_owned())),
+        Kind::Verb => {
+            let hint = KNOWN_VERBS
+                .iter()
+                .find(|v| v.eq_ignore_ascii_case(text))
+                .map(|v| format!(" (verbs are lower case: did you mean {v}?)"))
+                .unwrap_or_default();
+            Err(format!("{}{hint}", one_of(KNOWN_VERBS.to_vec())))
+        }
         Kind::Level => text
             .parse::<Level>()
             .map(|level| Value::Str(level.as_str().to_owned()))

@@ -224,7 +224,35 @@ fn keyword_keys_and_quoting() {
             eq(F::AuditId, "0a1b2c3d-0000-4000-8000-123456789abc"),
         ),
         ("auditID = not-a-uuid", eq(F::AuditId, "not-a-uuid")),
-        ("kind = Pod", eq(F::Kind, "Pod")),
+        // Kinds as people write them compile to the resources they name.
+        ("kind = Pod", Query::In(F::Resource, vec![s("pods")])),
+        ("kind = po", Query::In(F::Resource, vec![s("pods")])),
+        (
+            "kind = netpol",
+            Query::In(F::Resource, vec![s("networkpolicies")]),
+        ),
+        (
+            "kind IN {NetworkPolicy, configmaps}",
+            Query::Or(vec![
+                Query::In(F::Resource, vec![s("networkpolicies")]),
+                Query::In(F::Resource, vec![s("configmaps")]),
+            ]),
+        ),
+        (
+            "kind NOTIN {Lease}",
+            not(Query::In(F::Resource, vec![s("leases")])),
+        ),
+        (
+            "kind = globalnetworkpolicies.projectcalico.org",
+            Query::And(vec![
+                Query::In(F::Resource, vec![s("globalnetworkpolicies")]),
+                eq(F::ApiGroup, "projectcalico.org"),
+            ]),
+        ),
+        // Unknown kinds are resource names (the kind shown for them).
+        ("kind = Widgets", eq(F::Resource, "widgets")),
+        ("objectRef.subresource = exec", eq(F::Subresource, "exec")),
+        ("objectRef.subresource = \"\"", eq(F::Subresource, "")),
         (
             "requestURI = \"/api/v1/pods?watch=true\"",
             eq(F::RequestUri, "/api/v1/pods?watch=true"),
@@ -247,10 +275,10 @@ fn keyword_keys_and_quoting() {
         ),
         ("user.username = 'a b (c)'", eq(F::Username, "a b (c)")),
         ("user.username = jürgen", eq(F::Username, "jürgen")),
-        ("verb = \"in\"", verb("in")),
+        ("user.username = \"in\"", eq(F::Username, "in")),
         (
-            "verb IN {'and', \"NOT\"}",
-            Query::In(F::Verb, vec![s("and"), s("NOT")]),
+            "user.username IN {'and', \"NOT\"}",
+            Query::In(F::Username, vec![s("and"), s("NOT")]),
         ),
     ]);
 }
@@ -261,65 +289,68 @@ fn boolean_operators_precedence_and_parentheses() {
     check_valid(vec![
         // Boolean operators, both spellings, any case.
         (
-            "verb = a AND verb = b",
-            Query::And(vec![verb("a"), verb("b")]),
+            "verb = get AND verb = list",
+            Query::And(vec![verb("get"), verb("list")]),
         ),
         (
-            "verb = a && verb = b and verb = c",
-            Query::And(vec![verb("a"), verb("b"), verb("c")]),
+            "verb = get && verb = list and verb = watch",
+            Query::And(vec![verb("get"), verb("list"), verb("watch")]),
         ),
         (
-            "verb = a OR verb = b",
-            Query::Or(vec![verb("a"), verb("b")]),
+            "verb = get OR verb = list",
+            Query::Or(vec![verb("get"), verb("list")]),
         ),
         (
-            "verb=a||verb=b or verb=c",
-            Query::Or(vec![verb("a"), verb("b"), verb("c")]),
+            "verb=get||verb=list or verb=watch",
+            Query::Or(vec![verb("get"), verb("list"), verb("watch")]),
         ),
-        ("NOT verb = a", not(verb("a"))),
-        ("!verb = a", not(verb("a"))),
-        ("not not verb = a", not(not(verb("a")))),
-        ("! (verb = a)", not(verb("a"))),
+        ("NOT verb = get", not(verb("get"))),
+        ("!verb = get", not(verb("get"))),
+        ("not not verb = get", not(not(verb("get")))),
+        ("! (verb = get)", not(verb("get"))),
         (
             "verb=get&&kind!=Pod",
-            Query::And(vec![verb("get"), not(eq(F::Kind, "Pod"))]),
+            Query::And(vec![
+                verb("get"),
+                not(Query::In(F::Resource, vec![s("pods")])),
+            ]),
         ),
         // Precedence: NOT > AND > OR.
         (
-            "verb = a OR verb = b AND verb = c",
-            Query::Or(vec![verb("a"), Query::And(vec![verb("b"), verb("c")])]),
+            "verb = get OR verb = list AND verb = watch",
+            Query::Or(vec![verb("get"), Query::And(vec![verb("list"), verb("watch")])]),
         ),
         (
-            "verb = a AND verb = b OR verb = c",
-            Query::Or(vec![Query::And(vec![verb("a"), verb("b")]), verb("c")]),
+            "verb = get AND verb = list OR verb = watch",
+            Query::Or(vec![Query::And(vec![verb("get"), verb("list")]), verb("watch")]),
         ),
         (
-            "NOT verb = a AND verb = b",
-            Query::And(vec![not(verb("a")), verb("b")]),
+            "NOT verb = get AND verb = list",
+            Query::And(vec![not(verb("get")), verb("list")]),
         ),
         (
-            "NOT verb = a OR verb = b",
-            Query::Or(vec![not(verb("a")), verb("b")]),
+            "NOT verb = get OR verb = list",
+            Query::Or(vec![not(verb("get")), verb("list")]),
         ),
         // Parentheses.
-        ("((verb = a))", verb("a")),
+        ("((verb = get))", verb("get")),
         (
-            "(verb = a OR verb = b) AND kind = Pod",
+            "(verb = get OR verb = list) AND kind = Pod",
             Query::And(vec![
-                Query::Or(vec![verb("a"), verb("b")]),
-                eq(F::Kind, "Pod"),
+                Query::Or(vec![verb("get"), verb("list")]),
+                Query::In(F::Resource, vec![s("pods")]),
             ]),
         ),
         (
-            "NOT (verb = a AND (verb = b OR verb = c))",
+            "NOT (verb = get AND (verb = list OR verb = watch))",
             not(Query::And(vec![
-                verb("a"),
-                Query::Or(vec![verb("b"), verb("c")]),
+                verb("get"),
+                Query::Or(vec![verb("list"), verb("watch")]),
             ])),
         ),
         (
-            "(verb = a AND verb = b) AND verb = c",
-            Query::And(vec![Query::And(vec![verb("a"), verb("b")]), verb("c")]),
+            "(verb = get AND verb = list) AND verb = watch",
+            Query::And(vec![Query::And(vec![verb("get"), verb("list")]), verb("watch")]),
         ),
     ]);
 }
@@ -385,6 +416,15 @@ fn invalid_values_and_strings() {
         ),
         ("verb = \"\"", 7, "verb must not be empty"),
         (
+            "verb = DELETE",
+            7,
+            "verb must be one of get, list, watch, create, update, patch, delete, \
+             deletecollection, proxy, post, put, head, options, connect, trace, found \"DELETE\" \
+             (verbs are lower case: did you mean delete?)",
+        ),
+        ("verb IN {get, delet}", 14, "found \"delet\""),
+        ("kind = \"\"", 7, "kind must not be empty"),
+        (
             "level = Foo",
             8,
             "level must be one of None, Metadata, Request, RequestResponse, found \"Foo\"",
@@ -441,15 +481,15 @@ fn invalid_values_and_strings() {
             7,
             "unterminated string: this ' is never closed",
         ),
-        ("verb = \"a\\nb\"", 9, "found \"\\n\""),
+        ("name = \"a\\nb\"", 9, "found \"\\n\""),
         // A lexing error later in the input does not hide an earlier mistake.
         ("verb < \"unterminated", 5, "operator < does not apply"),
         (
-            "verb = a & kind = b",
+            "name = a & kind = b",
             9,
             "expected \"&&\", found a single \"&\"",
         ),
-        ("verb = a | kind = b", 9, "single \"|\""),
+        ("name = a | kind = b", 9, "single \"|\""),
     ]);
 }
 
@@ -483,15 +523,15 @@ fn invalid_structure_and_lists() {
         ),
         ("verb notin ()", 12, "(a list needs at least one value)"),
         (
-            "verb IN {a,}",
+            "name IN {a,}",
             11,
             "expected a value after ',', found \"}\" (trailing commas are not allowed)",
         ),
-        ("verb IN (a, b,)", 14, "trailing commas"),
-        ("verb IN {a b}", 11, "expected ',' or '}', found \"b\""),
-        ("verb IN {a)", 10, "expected ',' or '}', found \")\""),
+        ("name IN (a, b,)", 14, "trailing commas"),
+        ("name IN {a b}", 11, "expected ',' or '}', found \"b\""),
+        ("name IN {a)", 10, "expected ',' or '}', found \")\""),
         (
-            "verb IN {a, b",
+            "name IN {a, b",
             13,
             "expected ',' or '}', found end of input",
         ),
@@ -552,17 +592,20 @@ fn every_key_is_usable() {
         let value = match *key {
             "level" => "Metadata",
             "stage" => "Panic",
+            "verb" => "get",
             "responseStatus.code" => "200",
             "sourceIPs" => "10.0.0.1",
             "requestReceivedTimestamp" | "stageTimestamp" => "2024-05-01T12:00:00Z",
             _ => "x",
         };
         match parse(&format!("{key} = {value}")) {
+            // `kind` compiles to the resources it names.
+            Ok(Query::Eq(Field::Resource, _)) if *key == "kind" => {}
             Ok(Query::Eq(field, _)) => assert!(fields.insert(field), "{key}: field used twice"),
             other => panic!("{key}: {other:?}"),
         }
     }
-    assert_eq!(fields.len(), 18);
+    assert_eq!(fields.len(), KEYS.len() - 1);
 }
 
 /// No prefix of a valid selector panics, and every error points inside the
@@ -570,7 +613,7 @@ fn every_key_is_usable() {
 #[test]
 fn prefixes_never_panic_and_errors_point_into_the_input() {
     let inputs = [
-        r#"NOT (verb IN {get, "li\"st"} && objectRef.namespace != '') || responseStatus.code >= 500"#,
+        r#"NOT (user.groups IN {get, "li\"st"} && objectRef.namespace != '') || responseStatus.code >= 500"#,
         "user.username = 'jürgen' AND stageTimestamp < 2024-05-01T14:00:00+02:00",
         "!(sourceIPs notin (::1, 10.0.0.1)) or level == RequestResponse",
     ];

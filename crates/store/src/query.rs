@@ -110,6 +110,45 @@ impl Query {
         Self::Eq(field, Value::Str(value.into()))
     }
 
+    /// `field` is one of `values` (keyword fields).
+    pub fn one_of(field: Field, values: &[&str]) -> Self {
+        Self::In(
+            field,
+            values.iter().map(|v| Value::Str((*v).to_owned())).collect(),
+        )
+    }
+
+    /// Events about objects of the kind a person named: a kind, plural,
+    /// singular or short name in any case, optionally `.group`
+    /// (`auditrail_event::resource::resolve_kind`). Matched on the resource,
+    /// so every event of that resource matches whatever object it carried.
+    /// A name the resource table does not know is taken as a resource name,
+    /// which is the kind shown for unknown resources.
+    pub fn kind(name: &str) -> Self {
+        match auditrail_event::resource::resolve_kind(name) {
+            Some(k) => {
+                let resources = Self::one_of(Field::Resource, &k.resources);
+                match k.group {
+                    Some(group) => Self::And(vec![resources, Self::eq(Field::ApiGroup, group)]),
+                    None => resources,
+                }
+            }
+            None => Self::eq(Field::Resource, name.trim().to_ascii_lowercase()),
+        }
+    }
+
+    /// The events a timeline shows: changes (create, update, patch, delete,
+    /// deletecollection) and sessions into pods (exec, attach,
+    /// port-forward), whatever their verb
+    /// (`auditrail_event::meaning`). Reads are not changes.
+    pub fn timeline_actions() -> Self {
+        use auditrail_event::meaning::{CHANGE_VERBS, SESSION_SUBRESOURCES};
+        Self::Or(vec![
+            Self::one_of(Field::Verb, &CHANGE_VERBS),
+            Self::one_of(Field::Subresource, &SESSION_SUBRESOURCES),
+        ])
+    }
+
     /// Events whose time is in `[from, to)`.
     pub fn time_range(from: Option<Timestamp>, to: Option<Timestamp>) -> Self {
         Self::Range {

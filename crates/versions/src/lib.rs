@@ -42,7 +42,8 @@ pub struct ResourceKey {
     pub api_group: String,
     /// `objectRef.resource`.
     pub resource: String,
-    /// `objectRef.namespace` (`""` when cluster-scoped).
+    /// The object's namespace: `objectRef.namespace`, `""` for resources
+    /// that are cluster-scoped (whatever namespace their events carry).
     pub namespace: String,
     /// The derived name (`objectRef.name`, else from the response object).
     pub name: String,
@@ -68,6 +69,13 @@ pub struct Version {
     /// The object after the event: the response object when it is the
     /// resource itself (not a `Status`); `None` when the event carries none.
     pub object: Option<Value>,
+    /// Whether the event is a version of its object
+    /// (`auditrail_event::Event::is_version`); other events (a failed write,
+    /// a dry run, a subresource) can be read here but are no versions.
+    pub is_version: bool,
+    /// What the event did, in the timeline's words
+    /// (`auditrail_event::Event::summary`).
+    pub summary: String,
 }
 
 impl Version {
@@ -109,7 +117,11 @@ fn resource_key(event: &Event<'_>) -> ResourceKey {
     ResourceKey {
         api_group: s(r.and_then(|r| r.api_group.as_ref())),
         resource: s(r.and_then(|r| r.resource.as_ref())),
-        namespace: s(r.and_then(|r| r.namespace.as_ref())),
+        namespace: event
+            .object()
+            .and_then(|o| o.namespace)
+            .map(std::borrow::Cow::into_owned)
+            .unwrap_or_default(),
         name: event
             .derived_name()
             .map(std::borrow::Cow::into_owned)
@@ -141,6 +153,8 @@ pub fn version_of(raw: &[u8]) -> Result<Version, VersionError> {
             .map(std::borrow::Cow::into_owned)
             .unwrap_or_default(),
         object,
+        is_version: event.is_version(),
+        summary: event.summary(),
     })
 }
 

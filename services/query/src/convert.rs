@@ -85,6 +85,8 @@ pub(crate) fn audit_event(
         api_version: e.api_version().as_str().to_owned(),
         raw: bytes::Bytes::new(),
         kind: e.derived_kind().map(Cow::into_owned).unwrap_or_default(),
+        summary: e.summary(),
+        version: e.is_version(),
         dry_run: e.is_dry_run(),
         annotations: extras
             .annotations

@@ -7,6 +7,8 @@
 
 use std::ops::Bound;
 
+use auditrail_event::meaning::KNOWN_VERBS;
+use auditrail_event::{Level, Stage};
 use auditrail_proto::v1;
 use auditrail_store::{Field, Query, Value};
 use jiff::{SignedDuration, Timestamp};
@@ -117,20 +119,95 @@ fn object_ref(r: &v1::ObjectRefFilter) -> Query {
     Query::And(parts)
 }
 
-/// A filter with the timeline defaults applied when asked.
-pub fn with_timeline(filter: Option<&v1::Filter>, timeline: bool) -> v1::Filter {
-    let mut filter = filter.cloned().unwrap_or_default();
-    if timeline {
-        filter.levels = vec!["RequestResponse".to_owned()];
-        filter.stages = vec!["ResponseComplete".to_owned()];
-        filter.exclude_dry_run = true;
+/// `value` must be one of `known` (spelled exactly); the error names the
+/// field, the value, the known values and, when only the case differs, the
+/// value meant.
+fn check_one_of(what: &str, value: &str, known: &[&str]) -> Result<(), FilterError> {
+    if known.contains(&value) {
+        return Ok(());
     }
-    filter
+    let hint = known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(value))
+        .map(|k| format!(" (values are case-sensitive: did you mean {k}?)"))
+        .unwrap_or_default();
+    Err(bad(format!(
+        "unknown {what} {value:?}; expected one of {}{hint}",
+        known.join(", ")
+    )))
 }
 
-/// The store query of `filter` over the time range `[from, to)`.
+/// Checks the values of the fields that have a fixed set of values, the
+/// way the selector checks them: a typo is an error, never an empty answer.
+pub fn check_values(filter: &v1::Filter) -> Result<(), FilterError> {
+    let levels: Vec<&str> = Level::ALL.iter().map(|l| l.as_str()).collect();
+    for level in &filter.levels {
+        check_one_of("level", level, &levels)?;
+    }
+    let stages: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+    for stage in &filter.stages {
+        check_one_of("stage", stage, &stages)?;
+    }
+    for verb in &filter.verbs {
+        check_one_of("verb", verb, &KNOWN_VERBS)?;
+    }
+    for code in &filter.response_codes {
+        if !(100..=599).contains(code) {
+            return Err(bad(format!(
+                "response code {code} is not an HTTP status code (100 to 599)"
+            )));
+        }
+    }
+    for kind in &filter.kinds {
+        if kind.trim().is_empty() {
+            return Err(bad("a kind must not be empty"));
+        }
+    }
+    Ok(())
+}
+
+/// The level and stage the timeline shows.
+const TIMELINE_LEVEL: &str = "RequestResponse";
+const TIMELINE_STAGE: &str = "ResponseComplete";
+
+/// `values` combined with the one value the timeline allows: that value when
+/// `values` is empty or holds it; an error when they cannot meet, so that a
+/// timeline never silently ignores a condition.
+fn combine(what: &str, values: &[String], allowed: &str) -> Result<Vec<String>, FilterError> {
+    if values.is_empty() || values.iter().any(|v| v == allowed) {
+        Ok(vec![allowed.to_owned()])
+    } else {
+        Err(bad(format!(
+            "the timeline shows only {what} {allowed}, so {what} {} matches nothing there; \
+             search without the timeline to see other {what}s",
+            values.join(", ")
+        )))
+    }
+}
+
+/// A filter with its values checked and, when asked, the timeline's
+/// conditions combined in: level RequestResponse, stage ResponseComplete,
+/// no dry runs (and, in [`to_query`], only changes and pod sessions).
+/// Levels or stages that cannot meet the timeline's are refused.
+pub fn with_timeline(
+    filter: Option<&v1::Filter>,
+    timeline: bool,
+) -> Result<v1::Filter, FilterError> {
+    let mut filter = filter.cloned().unwrap_or_default();
+    check_values(&filter)?;
+    if timeline {
+        filter.levels = combine("level", &filter.levels, TIMELINE_LEVEL)?;
+        filter.stages = combine("stage", &filter.stages, TIMELINE_STAGE)?;
+        filter.exclude_dry_run = true;
+    }
+    Ok(filter)
+}
+
+/// The store query of `filter` over the time range `[from, to)`; with
+/// `timeline`, only the events a timeline shows ([`Query::timeline_actions`]).
 pub fn to_query(
     filter: &v1::Filter,
+    timeline: bool,
     from: Option<Timestamp>,
     to: Timestamp,
 ) -> Result<Query, FilterError> {
@@ -143,12 +220,17 @@ pub fn to_query(
     }
     all.extend(strings(Field::Cluster, &filter.clusters));
     all.push(Query::time_range(from, Some(to)));
-    all.extend(strings(Field::Kind, &filter.kinds));
+    match filter.kinds.as_slice() {
+        [] => {}
+        [one] => all.push(Query::kind(one)),
+        many => all.push(Query::Or(many.iter().map(|k| Query::kind(k)).collect())),
+    }
     if !filter.object_refs.is_empty() {
         all.push(Query::Or(
             filter.object_refs.iter().map(object_ref).collect(),
         ));
     }
+    all.extend(strings(Field::Subresource, &filter.subresources));
     all.extend(strings(Field::Verb, &filter.verbs));
     all.extend(strings(Field::Username, &filter.authors));
     if !filter.response_codes.is_empty() {
@@ -165,6 +247,9 @@ pub fn to_query(
     all.extend(strings(Field::Level, &filter.levels));
     if filter.exclude_dry_run {
         all.push(Query::Eq(Field::DryRun, Value::Bool(false)));
+    }
+    if timeline {
+        all.push(Query::timeline_actions());
     }
     if !filter.selector.trim().is_empty() {
         let selector = auditrail_selector::parse(&filter.selector)
@@ -257,12 +342,67 @@ mod tests {
             verbs: vec!["patch".into()],
             ..v1::Filter::default()
         };
-        let t = with_timeline(Some(&f), true);
+        let err = with_timeline(Some(&f), true).expect_err("Metadata is never on the timeline");
+        assert!(err.0.contains("only level RequestResponse"), "{err}");
+        assert_eq!(with_timeline(Some(&f), false), Ok(f.clone()));
+        let f = v1::Filter {
+            levels: vec!["Metadata".into(), "RequestResponse".into()],
+            stages: vec!["ResponseComplete".into()],
+            ..f
+        };
+        let t = with_timeline(Some(&f), true).expect("combines");
         assert_eq!(t.levels, ["RequestResponse"]);
         assert_eq!(t.stages, ["ResponseComplete"]);
         assert!(t.exclude_dry_run);
         assert_eq!(t.verbs, ["patch"]);
-        assert_eq!(with_timeline(Some(&f), false), f);
+        let stage = v1::Filter {
+            stages: vec!["RequestReceived".into()],
+            ..v1::Filter::default()
+        };
+        let err = with_timeline(Some(&stage), true).expect_err("stage");
+        assert!(err.0.contains("only stage ResponseComplete"), "{err}");
+    }
+
+    #[test]
+    fn fixed_values_are_checked_like_the_selector_checks_them() {
+        let check = |f: v1::Filter| with_timeline(Some(&f), false).map(|_| ());
+        let err = check(v1::Filter {
+            levels: vec!["Bogus".into()],
+            ..v1::Filter::default()
+        })
+        .expect_err("level");
+        assert_eq!(
+            err.0,
+            "unknown level \"Bogus\"; expected one of None, Metadata, Request, RequestResponse"
+        );
+        let err = check(v1::Filter {
+            verbs: vec!["DELETE".into()],
+            ..v1::Filter::default()
+        })
+        .expect_err("verb");
+        assert!(err.0.contains("did you mean delete?"), "{err}");
+        let err = check(v1::Filter {
+            stages: vec!["Done".into()],
+            ..v1::Filter::default()
+        })
+        .expect_err("stage");
+        assert!(err.0.starts_with("unknown stage \"Done\""), "{err}");
+        let err = check(v1::Filter {
+            response_codes: vec![-1],
+            ..v1::Filter::default()
+        })
+        .expect_err("code");
+        assert!(err.0.contains("-1 is not an HTTP status code"), "{err}");
+        assert_eq!(
+            check(v1::Filter {
+                levels: vec!["Metadata".into()],
+                stages: vec!["Panic".into()],
+                verbs: vec!["deletecollection".into(), "post".into()],
+                response_codes: vec![100, 599],
+                ..v1::Filter::default()
+            }),
+            Ok(())
+        );
     }
 
     #[test]
@@ -271,7 +411,7 @@ mod tests {
             selector: "verb <".into(),
             ..v1::Filter::default()
         };
-        let err = to_query(&f, None, now()).expect_err("bad selector");
+        let err = to_query(&f, false, None, now()).expect_err("bad selector");
         assert!(err.0.starts_with("selector"), "{err}");
     }
 

@@ -39,7 +39,8 @@ struct Target<'a> {
     /// `None`: any group.
     api_group: Option<&'a str>,
     resource: &'a str,
-    namespace: &'a str,
+    /// `None`: cluster-scoped, whatever namespace the events carry.
+    namespace: Option<&'a str>,
     name: &'a str,
 }
 
@@ -49,9 +50,11 @@ fn versions_query(target: &Target<'_>) -> Query {
     if let Some(group) = target.api_group {
         all.push(Query::eq(Field::ApiGroup, group));
     }
+    if let Some(namespace) = target.namespace {
+        all.push(Query::eq(Field::Namespace, namespace));
+    }
     all.extend([
         Query::eq(Field::Resource, target.resource),
-        Query::eq(Field::Namespace, target.namespace),
         Query::eq(Field::Name, target.name),
         Query::eq(Field::Subresource, ""),
         Query::eq(Field::Stage, "ResponseComplete"),
@@ -144,24 +147,98 @@ fn resource_version(id: &EventId, version: &Version, object: Option<&Json>) -> v
     }
 }
 
+/// The resource a history request names, resolved like a kind filter.
+struct Resource {
+    plural: String,
+    /// `None`: any group; `Some("")`: the core group.
+    group: Option<String>,
+    kind: String,
+    /// `None` when the table does not know the resource.
+    namespaced: Option<bool>,
+}
+
+fn resolve_resource(name: &str, group: &str) -> Resource {
+    let group = match group {
+        "" => None,
+        "core" => Some(String::new()),
+        g => Some(g.to_owned()),
+    };
+    let with_group = match &group {
+        Some(g) if !g.is_empty() => format!("{name}.{g}"),
+        _ => name.to_owned(),
+    };
+    match auditrail_event::resource::resolve_kind(&with_group) {
+        Some(k) => {
+            // A kind served under two plurals is rare; history follows one
+            // object, so it takes the first.
+            let plural = k.resources.first().copied().unwrap_or_default();
+            let group = k.group.or(group);
+            Resource {
+                plural: plural.to_owned(),
+                namespaced: auditrail_event::resource::namespaced(plural, group.as_deref()),
+                kind: k.kind.to_owned(),
+                group,
+            }
+        }
+        None => Resource {
+            plural: name.to_owned(),
+            kind: name.to_owned(),
+            namespaced: None,
+            group,
+        },
+    }
+}
+
+/// The namespace condition of a history request: refused where it cannot
+/// name the object (a namespace on a cluster-scoped resource, none on a
+/// namespaced one), so that a mistake never answers "no versions".
+fn namespace_condition<'a>(
+    resource: &Resource,
+    namespace: &'a str,
+    name: &str,
+) -> Result<Option<&'a str>, Status> {
+    match (resource.namespaced, namespace.is_empty()) {
+        (Some(false), false) => Err(Status::invalid_argument(format!(
+            "{} are cluster-scoped: name the object without a namespace ({name:?}, not \
+             \"{namespace}/{name}\")",
+            resource.plural
+        ))),
+        (Some(false), true) => Ok(None),
+        (Some(true), true) => Err(Status::invalid_argument(format!(
+            "{} are namespaced: name the object with its namespace (NAMESPACE/{name})",
+            resource.plural
+        ))),
+        _ => Ok(Some(namespace)),
+    }
+}
+
 pub(crate) async fn history(
     store: &dyn Store,
     request: v1::HistoryRequest,
     now: Timestamp,
 ) -> Result<v1::HistoryResponse, Status> {
-    if request.resource.is_empty() || request.name.is_empty() {
+    if request.resource.trim().is_empty() || request.name.is_empty() {
         return Err(Status::invalid_argument("resource and name are required"));
     }
+    let resource = resolve_resource(request.resource.trim(), &request.api_group);
+    let namespace = namespace_condition(&resource, &request.namespace, &request.name)?;
     let limit = page_size(request.page_size)?;
     let print = fingerprint(&[&v1::HistoryRequest {
         page_size: 0,
         page_token: String::new(),
         ..request.clone()
     }]);
+    let searched = |cluster: &str| v1::HistoryResponse {
+        cluster: cluster.to_owned(),
+        resource: resource.plural.clone(),
+        api_group: resource.group.clone().unwrap_or_default(),
+        kind: resource.kind.clone(),
+        ..v1::HistoryResponse::default()
+    };
     let cluster = if request.cluster.is_empty() {
         match only_cluster(store).await? {
             Some(c) => c,
-            None => return Ok(v1::HistoryResponse::default()),
+            None => return Ok(searched("")),
         }
     } else {
         request.cluster.clone()
@@ -175,13 +252,9 @@ pub(crate) async fn history(
     };
     let versions = versions_query(&Target {
         cluster: &cluster,
-        api_group: match request.api_group.as_str() {
-            "" => None,
-            "core" => Some(""),
-            group => Some(group),
-        },
-        resource: &request.resource,
-        namespace: &request.namespace,
+        api_group: resource.group.as_deref(),
+        resource: &resource.plural,
+        namespace,
         name: &request.name,
     });
     let page = store
@@ -214,6 +287,7 @@ pub(crate) async fn history(
     Ok(v1::HistoryResponse {
         versions: out,
         next_page_token,
+        ..searched(&cluster)
     })
 }
 
@@ -254,7 +328,11 @@ async fn diff_side(
                 cluster: &event.cluster,
                 api_group: Some(&version.key.api_group),
                 resource: &version.key.resource,
-                namespace: &version.key.namespace,
+                namespace: (!auditrail_event::resource::is_cluster_scoped(
+                    &version.key.resource,
+                    &version.key.api_group,
+                ))
+                .then_some(version.key.namespace.as_str()),
                 name: &version.key.name,
             });
             object_before(store, &query, cursor(event)).await?
@@ -278,6 +356,15 @@ pub(crate) async fn diff(
     let to_event = event(store, &request.to_event_id, "to_event_id").await?;
     let (from, from_object) = diff_side(store, &from_event).await?;
     let (to, to_object) = diff_side(store, &to_event).await?;
+    for (version, id) in [(&from, &request.from_event_id), (&to, &request.to_event_id)] {
+        if !version.is_version {
+            return Err(Status::failed_precondition(format!(
+                "event {id} is not a version of its object ({}); versions are successful \
+                 creates, updates, patches and deletes of the object itself, as `history` lists",
+                version.summary
+            )));
+        }
+    }
     if from_event.cluster != to_event.cluster || from.key != to.key {
         return Err(Status::failed_precondition(format!(
             "the events are about different resources: {}/{} {}/{} in {} and {}/{} {}/{} in {}",
