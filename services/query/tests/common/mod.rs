@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use auditrail_event::{EventId, EventType, kind_of_resource, parse_line};
+use auditrail_event::meaning::{CHANGE_VERBS, SESSION_SUBRESOURCES};
+use auditrail_event::resource::{kind_of, resolve_kind};
+use auditrail_event::{EventId, EventType, parse_line};
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_proto::v1;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
@@ -54,7 +56,8 @@ pub struct Ev {
     pub user: String,
     pub code: Option<i32>,
     pub dry_run: bool,
-    /// Derived kind (response object, request object, else the resource's).
+    /// Derived kind (the resource table's kind of objectRef.resource and
+    /// apiGroup, else the resource name).
     pub kind: String,
     /// Derived name (objectRef.name, else from the response object).
     pub name: String,
@@ -74,13 +77,6 @@ fn time_at(json: &Value, key: &str) -> Option<Timestamp> {
     json.get(key)?.as_str()?.parse().ok()
 }
 
-/// The kind of an object, unless it is a wrapper (Status, options, lists).
-fn object_kind(object: Option<&Value>) -> Option<String> {
-    let kind = object?.get("kind")?.as_str()?;
-    let wrapper = kind.is_empty() || kind == "Status" || kind == "DeleteOptions";
-    (!wrapper && !kind.ends_with("List")).then(|| kind.to_owned())
-}
-
 impl Ev {
     /// The event of `line` in `cluster`; `None` when the line is not an
     /// audit event.
@@ -97,10 +93,9 @@ impl Ev {
             .or_else(|| time_at(&json, "timestamp"))
             .expect("every event of the dataset has a time");
         let response = json.get("responseObject");
-        let kind = object_kind(response)
-            .or_else(|| object_kind(json.get("requestObject")))
-            .or_else(|| kind_of_resource(&field("resource")).map(str::to_owned))
-            .unwrap_or_default();
+        // The contract: the kind comes from the resource table, never from
+        // the objects.
+        let kind = kind_of(&field("resource"), &field("apiGroup")).into_owned();
         let non_empty = |v: Option<&Value>| Some(text(v)).filter(|s| !s.is_empty());
         let name = non_empty(oref.and_then(|o| o.get("name")))
             .or_else(|| non_empty(response.and_then(|r| r.pointer("/metadata/name"))))
@@ -327,6 +322,30 @@ pub async fn serve(events: &[Ev]) -> (TempDir, TantivyStore, Server) {
     (dir, store, server)
 }
 
+/// Whether the timeline shows `e`, read from the contract: level
+/// RequestResponse, stage ResponseComplete, no dry run, and a change or a
+/// session into a pod.
+pub fn on_timeline(e: &Ev) -> bool {
+    e.level == "RequestResponse"
+        && e.stage == "ResponseComplete"
+        && !e.dry_run
+        && (CHANGE_VERBS.contains(&e.verb.as_str())
+            || SESSION_SUBRESOURCES.contains(&e.subresource.as_str()))
+}
+
+/// Whether `e` is of the kind a person named (`Filter.kinds`): the
+/// resources the table resolves it to (and its group when named), else the
+/// name as a resource.
+pub fn kind_matches(e: &Ev, name: &str) -> bool {
+    match resolve_kind(name) {
+        Some(k) => {
+            k.resources.contains(&e.resource.as_str())
+                && k.group.is_none_or(|g| g == e.api_group)
+        }
+        None => e.resource == name.to_lowercase(),
+    }
+}
+
 /// Whether `e` matches the structured part of `f` (everything but the
 /// selector) over the resolved range `[from, to)`, read from the contract.
 pub fn filter_matches(e: &Ev, f: &v1::Filter, from: Option<Timestamp>, to: Timestamp) -> bool {
@@ -352,10 +371,8 @@ pub fn filter_matches(e: &Ev, f: &v1::Filter, from: Option<Timestamp>, to: Times
         && any(&f.clusters, &e.cluster)
         && from.is_none_or(|from| e.time >= from)
         && e.time < to
-        && (f.kinds.is_empty()
-            || f.kinds
-                .iter()
-                .any(|k| k.to_lowercase() == e.kind.to_lowercase()))
+        && (f.kinds.is_empty() || f.kinds.iter().any(|k| kind_matches(e, k)))
+        && any(&f.subresources, &e.subresource)
         && refs_ok
         && any(&f.verbs, &e.verb)
         && any(&f.authors, &e.user)
