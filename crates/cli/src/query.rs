@@ -132,7 +132,13 @@ impl FilterArgs {
             subresources: self
                 .subresource
                 .iter()
-                .map(|s| if s == "none" { String::new() } else { s.clone() })
+                .map(|s| {
+                    if s == "none" {
+                        String::new()
+                    } else {
+                        s.clone()
+                    }
+                })
                 .collect(),
         }
     }
@@ -194,7 +200,9 @@ async fn client(server: &str) -> anyhow::Result<QueryServiceClient<tonic::transp
     Ok(query_client(crate::connect(server).await?))
 }
 
-fn query_client(channel: tonic::transport::Channel) -> QueryServiceClient<tonic::transport::Channel> {
+fn query_client(
+    channel: tonic::transport::Channel,
+) -> QueryServiceClient<tonic::transport::Channel> {
     QueryServiceClient::new(channel).max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
 }
 
@@ -264,7 +272,11 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
     let mut token = String::new();
     let mut printed = 0u64;
     let mut total = String::new();
-    let limit = if args.limit == 0 { u64::MAX } else { args.limit };
+    let limit = if args.limit == 0 {
+        u64::MAX
+    } else {
+        args.limit
+    };
     while printed < limit {
         let page_size = u32::try_from((limit - printed).min(1000)).unwrap_or(1000);
         let page = client

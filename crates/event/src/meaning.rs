@@ -167,7 +167,9 @@ impl<'a> Event<'a> {
         VERSION_VERBS.contains(&self.verb.as_ref())
             && self.subresource().is_empty()
             && self.stage == Some(Stage::ResponseComplete)
-            && self.response_code().is_some_and(|c| (200..300).contains(&c))
+            && self
+                .response_code()
+                .is_some_and(|c| (200..300).contains(&c))
             && !self.is_dry_run()
             && self.derived_name().is_some()
     }
@@ -180,8 +182,7 @@ impl<'a> Event<'a> {
             (None, _) => Outcome::Unknown("no stage"),
             (_, None) => Outcome::Unknown("no response code"),
             (Some(Stage::ResponseStarted), Some(_))
-                if is_write(&self.verb)
-                    && !SESSION_SUBRESOURCES.contains(&self.subresource()) =>
+                if is_write(&self.verb) && !SESSION_SUBRESOURCES.contains(&self.subresource()) =>
             {
                 Outcome::Unknown("response started")
             }
@@ -276,7 +277,9 @@ mod tests {
     #[test]
     fn subresources_are_actions_on_the_object() {
         let sub = |s: &str| {
-            format!(r#"{{"resource":"pods","namespace":"default","name":"web","subresource":"{s}"}}"#)
+            format!(
+                r#"{{"resource":"pods","namespace":"default","name":"web","subresource":"{s}"}}"#
+            )
         };
         assert_eq!(
             summary(&event("create", &sub("exec"), "ResponseStarted", 101, "")),
@@ -287,15 +290,33 @@ mod tests {
             ("Pod default/web exec".to_owned(), false)
         );
         assert_eq!(
-            summary(&event("create", &sub("attach"), "ResponseComplete", 403, "")),
+            summary(&event(
+                "create",
+                &sub("attach"),
+                "ResponseComplete",
+                403,
+                ""
+            )),
             ("Pod default/web attach failed (403)".to_owned(), false)
         );
         assert_eq!(
-            summary(&event("update", &sub("status"), "ResponseComplete", 200, "")),
+            summary(&event(
+                "update",
+                &sub("status"),
+                "ResponseComplete",
+                200,
+                ""
+            )),
             ("Pod default/web status updated".to_owned(), false)
         );
         assert_eq!(
-            summary(&event("create", &sub("eviction"), "ResponseComplete", 201, "")),
+            summary(&event(
+                "create",
+                &sub("eviction"),
+                "ResponseComplete",
+                201,
+                ""
+            )),
             ("Pod default/web evicted".to_owned(), false)
         );
         assert_eq!(
@@ -362,7 +383,8 @@ mod tests {
 
     #[test]
     fn unknown_resources_and_non_resource_requests() {
-        let route = r#"{"resource":"routes","apiGroup":"route.openshift.io","namespace":"a","name":"r"}"#;
+        let route =
+            r#"{"resource":"routes","apiGroup":"route.openshift.io","namespace":"a","name":"r"}"#;
         assert_eq!(
             summary(&event("create", route, "ResponseComplete", 201, "")),
             ("routes a/r created".to_owned(), true)

@@ -726,7 +726,10 @@ mod tests {
         assert!(!is_cluster_scoped("widgets", "example.com"));
         assert_eq!(namespaced("namespaces", None), Some(false));
         assert_eq!(namespaced("networkpolicies", None), Some(true));
-        assert_eq!(namespaced("globalnetworkpolicies", Some("projectcalico.org")), Some(false));
+        assert_eq!(
+            namespaced("globalnetworkpolicies", Some("projectcalico.org")),
+            Some(false)
+        );
         assert_eq!(namespaced("pods", Some("metrics.k8s.io")), None);
         assert_eq!(namespaced("widgets", None), None);
     }

@@ -21,7 +21,10 @@ fn expectations() -> BTreeMap<(String, usize), (String, String)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/real_events.tsv");
     let text = std::fs::read_to_string(&path).expect("tests/real_events.tsv");
     let mut rows = BTreeMap::new();
-    for row in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for row in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let cols: Vec<&str> = row.split('\t').collect();
         let [file, line, version, summary] = cols[..] else {
             panic!("a row has four tab-separated columns: {row:?}");
@@ -90,7 +93,10 @@ fn every_real_event_means_what_its_row_says() {
         wrong.push(format!("{file}:{line}: a row for a line that is not there"));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    assert!(checked > 200, "expected every real sample, checked {checked}");
+    assert!(
+        checked > 200,
+        "expected every real sample, checked {checked}"
+    );
 }
 
 /// The cases the trail used to misstate, spelled out.
@@ -120,7 +126,10 @@ fn the_misread_cases_read_right() {
     );
     // A status update is no version of the object.
     assert_eq!(
-        row("more/openshift__cluster-logging-operator__log5607_sample.ndjson", 1),
+        row(
+            "more/openshift__cluster-logging-operator__log5607_sample.ndjson",
+            1
+        ),
         pair(
             "-",
             "configurationpolicies dc01/external-secrets-operator-subscription status updated"
@@ -128,7 +137,10 @@ fn the_misread_cases_read_right() {
     );
     // A denied create changed nothing.
     assert_eq!(
-        row("more/openshift__cluster-logging-operator__audit_in.ndjson", 2),
+        row(
+            "more/openshift__cluster-logging-operator__audit_in.ndjson",
+            2
+        ),
         pair(
             "-",
             "Pod openshift-marketplace/certified-operators-bfkmv create failed (403)"

@@ -224,4 +224,3 @@ fn event_lists_yield_each_item_with_its_own_bytes() {
     assert!((loud..=loud + 6).contains(&err.offset), "{err}");
     assert!(parse_event_list(br#"{"kind":"Event"}"#).is_err());
 }
-

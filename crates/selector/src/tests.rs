@@ -318,11 +318,17 @@ fn boolean_operators_precedence_and_parentheses() {
         // Precedence: NOT > AND > OR.
         (
             "verb = get OR verb = list AND verb = watch",
-            Query::Or(vec![verb("get"), Query::And(vec![verb("list"), verb("watch")])]),
+            Query::Or(vec![
+                verb("get"),
+                Query::And(vec![verb("list"), verb("watch")]),
+            ]),
         ),
         (
             "verb = get AND verb = list OR verb = watch",
-            Query::Or(vec![Query::And(vec![verb("get"), verb("list")]), verb("watch")]),
+            Query::Or(vec![
+                Query::And(vec![verb("get"), verb("list")]),
+                verb("watch"),
+            ]),
         ),
         (
             "NOT verb = get AND verb = list",
@@ -350,7 +356,10 @@ fn boolean_operators_precedence_and_parentheses() {
         ),
         (
             "(verb = get AND verb = list) AND verb = watch",
-            Query::And(vec![Query::And(vec![verb("get"), verb("list")]), verb("watch")]),
+            Query::And(vec![
+                Query::And(vec![verb("get"), verb("list")]),
+                verb("watch"),
+            ]),
         ),
     ]);
 }

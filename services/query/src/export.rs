@@ -62,8 +62,7 @@ pub(crate) fn start(
 ) -> Result<BoxStream<v1::ExportChunk>, Status> {
     let format = format_from_proto(request.format)?;
     let sort = sort_order(request.sort)?;
-    let filter =
-        with_timeline(request.filter.as_ref(), request.timeline).map_err(filter_status)?;
+    let filter = with_timeline(request.filter.as_ref(), request.timeline).map_err(filter_status)?;
     let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(filter_status)?;
     let query = to_query(&filter, request.timeline, from, to).map_err(filter_status)?;
     let limit = (request.limit > 0).then_some(request.limit);

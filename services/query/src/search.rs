@@ -28,8 +28,7 @@ pub(crate) async fn search(
 ) -> Result<v1::SearchResponse, Status> {
     let limit = page_size(request.page_size)?;
     let sort = sort_order(request.sort)?;
-    let filter =
-        with_timeline(request.filter.as_ref(), request.timeline).map_err(filter_status)?;
+    let filter = with_timeline(request.filter.as_ref(), request.timeline).map_err(filter_status)?;
     let print = fingerprint(&[
         &request.filter.clone().unwrap_or_default(),
         &(sort == SortOrder::OldestFirst),
@@ -168,8 +167,7 @@ pub(crate) async fn histogram(
     request: v1::HistogramRequest,
     now: Timestamp,
 ) -> Result<v1::HistogramResponse, Status> {
-    let filter =
-        with_timeline(request.filter.as_ref(), request.timeline).map_err(filter_status)?;
+    let filter = with_timeline(request.filter.as_ref(), request.timeline).map_err(filter_status)?;
     let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(filter_status)?;
     let query = to_query(&filter, request.timeline, from, to).map_err(filter_status)?;
     let top_n = match request.top_n {

@@ -1341,9 +1341,7 @@ async fn histogram_counts_buckets_and_top_values() {
         .into_inner();
     let matching: Vec<&Ev> = data
         .iter()
-        .filter(|e| {
-            e.cluster == "alpha" && e.time >= from && e.time < to && on_timeline(e)
-        })
+        .filter(|e| e.cluster == "alpha" && e.time >= from && e.time < to && on_timeline(e))
         .collect();
     let five = SignedDuration::from_mins(5);
     assert_eq!(
@@ -1605,10 +1603,7 @@ async fn export_streams_byte_exact_documents() {
     assert!(got.largest_chunk <= mib);
 
     // Timeline NDJSON with a limit: the newest timeline events.
-    let timeline = ordered(
-        data.iter().filter(|e| on_timeline(e)),
-        true,
-    );
+    let timeline = ordered(data.iter().filter(|e| on_timeline(e)), true);
     let got = export(
         client,
         v1::ExportRequest {
@@ -2321,7 +2316,11 @@ async fn a_server_over_an_empty_store_answers_empty_results() {
     assert!(history.versions.is_empty());
     // It says what it searched: no cluster, since the store holds none.
     assert_eq!(
-        (history.cluster.as_str(), history.resource.as_str(), history.kind.as_str()),
+        (
+            history.cluster.as_str(),
+            history.resource.as_str(),
+            history.kind.as_str()
+        ),
         ("", "networkpolicies", "NetworkPolicy")
     );
     server.stop().await;
@@ -2342,7 +2341,10 @@ async fn real_events_read_right_in_search_and_history() {
     // id → (version, summary); the table names lines by file and number.
     let mut expected: HashMap<String, (bool, String)> = HashMap::new();
     let mut lines = Vec::new();
-    for row in table.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for row in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let cols: Vec<&str> = row.split('\t').collect();
         let [file, line, version, summary] = cols[..] else {
             panic!("row {row:?}");
@@ -2385,7 +2387,11 @@ async fn real_events_read_right_in_search_and_history() {
         let cluster_scoped =
             auditrail_event::resource::namespaced(&e.resource, Some(&e.api_group)) == Some(false);
         let namespace = if cluster_scoped { "" } else { &e.namespace };
-        let group = if e.api_group.is_empty() { "core" } else { &e.api_group };
+        let group = if e.api_group.is_empty() {
+            "core"
+        } else {
+            &e.api_group
+        };
         objects
             .entry((
                 group.to_owned(),
@@ -2411,13 +2417,20 @@ async fn real_events_read_right_in_search_and_history() {
             .await
             .unwrap_or_else(|s| panic!("history {resource} {namespace}/{name}: {s:?}"))
             .into_inner();
-        let listed: HashSet<&str> = history.versions.iter().map(|v| v.event_id.as_str()).collect();
+        let listed: HashSet<&str> = history
+            .versions
+            .iter()
+            .map(|v| v.event_id.as_str())
+            .collect();
         let want: HashSet<&str> = about
             .iter()
             .filter(|e| expected[&e.id].0)
             .map(|e| e.id.as_str())
             .collect();
-        assert_eq!(listed, want, "history of {group}/{resource} {namespace}/{name}");
+        assert_eq!(
+            listed, want,
+            "history of {group}/{resource} {namespace}/{name}"
+        );
         assert_eq!(history.cluster, "real");
         versions_seen += want.len();
     }
@@ -2441,11 +2454,22 @@ async fn real_events_read_right_in_search_and_history() {
         .await
         .expect("history")
         .into_inner());
-    assert_eq!(namespace_foo.len(), 4, "three creates of namespace foo, one delete");
+    assert_eq!(
+        namespace_foo.len(),
+        4,
+        "three creates of namespace foo, one delete"
+    );
     for alias in ["ns", "Namespace", "namespace", "NAMESPACES"] {
-        let got = server.client.history(history(alias, "", "foo")).await.expect(alias);
+        let got = server
+            .client
+            .history(history(alias, "", "foo"))
+            .await
+            .expect(alias);
         let got = got.into_inner();
-        assert_eq!((got.resource.as_str(), got.kind.as_str()), ("namespaces", "Namespace"));
+        assert_eq!(
+            (got.resource.as_str(), got.kind.as_str()),
+            ("namespaces", "Namespace")
+        );
         assert_eq!(ids(got), namespace_foo, "{alias}");
     }
     let config = ids(server
@@ -2456,13 +2480,19 @@ async fn real_events_read_right_in_search_and_history() {
         .into_inner());
     assert!(config.len() >= 8, "{config:?}");
     for alias in ["ConfigMap", "configmap", "cm"] {
-        let got = server.client.history(history(alias, "default", "my-config")).await;
+        let got = server
+            .client
+            .history(history(alias, "default", "my-config"))
+            .await;
         assert_eq!(ids(got.expect(alias).into_inner()), config, "{alias}");
     }
     // A namespace on a cluster-scoped object, or none on a namespaced one,
     // is a mistake, never an empty answer.
     let status = expect_code(
-        server.client.history(history("namespaces", "foo", "foo")).await,
+        server
+            .client
+            .history(history("namespaces", "foo", "foo"))
+            .await,
         Code::InvalidArgument,
         "namespace foo/foo",
     );

@@ -23,7 +23,11 @@ fn quote(value: &str) -> String {
 
 /// The exact number of events matching `filter`, `None` when the server
 /// cannot say (the hint is then left out, never guessed).
-async fn count(client: &mut QueryServiceClient<Channel>, filter: v1::Filter, timeline: bool) -> Option<u64> {
+async fn count(
+    client: &mut QueryServiceClient<Channel>,
+    filter: v1::Filter,
+    timeline: bool,
+) -> Option<u64> {
     let page = client
         .search(v1::SearchRequest {
             filter: Some(filter),
@@ -39,7 +43,11 @@ async fn count(client: &mut QueryServiceClient<Channel>, filter: v1::Filter, tim
 }
 
 /// Up to `n` events matching `filter`, newest first.
-async fn sample(client: &mut QueryServiceClient<Channel>, filter: v1::Filter, n: u32) -> Vec<v1::AuditEvent> {
+async fn sample(
+    client: &mut QueryServiceClient<Channel>,
+    filter: v1::Filter,
+    n: u32,
+) -> Vec<v1::AuditEvent> {
     client
         .search(v1::SearchRequest {
             filter: Some(filter),
@@ -60,7 +68,9 @@ fn describe(args: &FilterArgs) -> String {
             None => parts.push(format!("kind {kind}")),
         }
     }
-    let list = |flag: &str, values: &[String]| (!values.is_empty()).then(|| format!("{flag} {}", values.join(", ")));
+    let list = |flag: &str, values: &[String]| {
+        (!values.is_empty()).then(|| format!("{flag} {}", values.join(", ")))
+    };
     parts.extend(list("cluster", &args.cluster));
     for (flag, value) in [
         ("resource", &args.resource),
@@ -116,13 +126,18 @@ pub(crate) async fn no_events(channel: &Channel, args: &FilterArgs) -> String {
     if !args.cluster.is_empty() {
         let clusters = stored_clusters(channel).await;
         if let Some(known) = clusters {
-            let unknown: Vec<&String> = args.cluster.iter().filter(|c| !known.contains(c)).collect();
+            let unknown: Vec<&String> =
+                args.cluster.iter().filter(|c| !known.contains(c)).collect();
             if !unknown.is_empty() {
                 let names: Vec<String> = unknown.iter().map(|c| format!("{c:?}")).collect();
                 lines.push(format!(
                     "hint: no stored event comes from cluster {}; the store holds {}",
                     names.join(", "),
-                    if known.is_empty() { "no events yet".to_owned() } else { format!("clusters {}", known.join(", ")) }
+                    if known.is_empty() {
+                        "no events yet".to_owned()
+                    } else {
+                        format!("clusters {}", known.join(", "))
+                    }
                 ));
             }
         }
@@ -132,8 +147,8 @@ pub(crate) async fn no_events(channel: &Channel, args: &FilterArgs) -> String {
         && n > 0
     {
         lines.push(format!(
-            "hint: without --timeline {n} events match; the timeline shows only changes and pod \
-             sessions at level RequestResponse, stage ResponseComplete, without dry runs"
+            "hint: without --timeline, matching events: {n}; the timeline shows only changes \
+             and pod sessions at level RequestResponse, stage ResponseComplete, without dry runs"
         ));
     }
     lines.join("\n")
@@ -216,9 +231,17 @@ pub(crate) async fn no_versions(channel: &Channel, searched: &Searched<'_>) -> S
         );
     }
     let mut near: Vec<String> = Vec::new();
-    let elsewhere = sample(&mut client, in_cluster(format!("{resource_is} AND {name_is}")), 50).await;
+    let elsewhere = sample(
+        &mut client,
+        in_cluster(format!("{resource_is} AND {name_is}")),
+        50,
+    )
+    .await;
     for event in &elsewhere {
-        let ns = event.object_ref.as_ref().map_or("", |o| o.namespace.as_str());
+        let ns = event
+            .object_ref
+            .as_ref()
+            .map_or("", |o| o.namespace.as_str());
         let candidate = if ns.is_empty() {
             format!("{resource} {name}")
         } else {

@@ -339,8 +339,7 @@ pub fn on_timeline(e: &Ev) -> bool {
 pub fn kind_matches(e: &Ev, name: &str) -> bool {
     match resolve_kind(name) {
         Some(k) => {
-            k.resources.contains(&e.resource.as_str())
-                && k.group.is_none_or(|g| g == e.api_group)
+            k.resources.contains(&e.resource.as_str()) && k.group.is_none_or(|g| g == e.api_group)
         }
         None => e.resource == name.to_lowercase(),
     }
