@@ -105,7 +105,7 @@ enum Kind {
     /// A kind as people write it (`NetworkPolicy`, `netpol`,
     /// `networkpolicies`), compiled through the one resource table to the
     /// resources it names ([`Query::kind`]).
-    ObjectKind,
+    ObjectType,
     Level,
     Stage,
     /// A verb the API server writes (`auditrail_event::meaning::KNOWN_VERBS`).
@@ -153,7 +153,7 @@ const SPECS: [KeySpec; 19] = [
     key("objectRef.apiVersion", Field::ApiVersion, Kind::Keyword),
     key("objectRef.subresource", Field::Subresource, Kind::Keyword),
     key("auditID", Field::AuditId, Kind::Keyword),
-    key("kind", Field::Kind, Kind::ObjectKind),
+    key("kind", Field::Kind, Kind::ObjectType),
     key("requestURI", Field::RequestUri, Kind::Keyword),
     key("user.username", Field::Username, Kind::Keyword),
     key("user.groups", Field::UserGroups, Kind::Keyword),
@@ -439,7 +439,7 @@ impl<'a> Parser<'a> {
             lower,
             upper,
         };
-        if spec.kind == Kind::ObjectKind {
+        if spec.kind == Kind::ObjectType {
             return self.kind_comparison(spec, op, &op_token, op_text);
         }
         match op {
@@ -594,10 +594,10 @@ fn convert(spec: &KeySpec, text: &str) -> Result<Value, String> {
     let one_of =
         |all: Vec<&str>| format!("{name} must be one of {}, found {text:?}", all.join(", "));
     match spec.kind {
-        Kind::Verb | Kind::ObjectKind if text.is_empty() => {
+        Kind::Verb | Kind::ObjectType if text.is_empty() => {
             Err(format!("{name} must not be empty"))
         }
-        Kind::Keyword | Kind::ObjectKind => Ok(Value::Str(text.to_owned())),
+        Kind::Keyword | Kind::ObjectType => Ok(Value::Str(text.to_owned())),
         Kind::Verb if KNOWN_VERBS.contains(&text) => Ok(Value::Str(text.to_owned())),
         Kind::Verb => {
             let hint = KNOWN_VERBS
