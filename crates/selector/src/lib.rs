@@ -74,16 +74,47 @@ impl SelectorError {
 /// event JSON (keys are case-sensitive).
 pub const KEYS: &[&str] = &KEY_NAMES;
 
+/// The deepest nesting of `NOT`/`!` and parentheses a selector may have.
+/// Every walk of the compiled query (backends, dropping it) recurses once
+/// per level, so the bound keeps a hostile selector from exhausting a
+/// server thread's stack; people never come near it.
+pub const MAX_DEPTH: usize = 64;
+
+/// The longest selector accepted, in bytes.
+pub const MAX_LEN: usize = 64 * 1024;
+
+/// The most characters of the input an error quotes.
+const QUOTE_CHARS: usize = 60;
+
+/// `text` as an error quotes it: whole when short, else its start and how
+/// long it was, so that an error never echoes a huge input back.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
 /// Parses a selector and compiles it to a store [`Query`]. An empty or
 /// all-whitespace selector matches every event ([`Query::All`]).
 pub fn parse(input: &str) -> Result<Query, SelectorError> {
     if input.trim().is_empty() {
         return Ok(Query::All);
     }
+    if input.len() > MAX_LEN {
+        return Err(SelectorError::new(
+            MAX_LEN,
+            format!(
+                "the selector is {} bytes long; at most {MAX_LEN} are accepted",
+                input.len()
+            ),
+        ));
+    }
     let mut parser = Parser {
         input,
         tokens: lex(input),
         next: 0,
+        depth: 0,
     };
     let query = parser.or()?;
     let tok = parser.peek();
@@ -348,6 +379,8 @@ struct Parser<'a> {
     /// Never empty; ends with [`Tok::End`] or [`Tok::Invalid`].
     tokens: Vec<Token>,
     next: usize,
+    /// How many `NOT`s and parentheses enclose the current position.
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -374,8 +407,8 @@ impl<'a> Parser<'a> {
         let found = match &token.tok {
             Tok::Invalid(message) => return SelectorError::new(token.start, message.clone()),
             Tok::End => "end of input".to_owned(),
-            Tok::Quoted(s) => format!("string {s:?}"),
-            _ => format!("{:?}", self.text(token)),
+            Tok::Quoted(s) => format!("string {}", quoted(s)),
+            _ => quoted(self.text(token)),
         };
         SelectorError::new(token.start, format!("expected {expected}, found {found}"))
     }
@@ -398,12 +431,34 @@ impl<'a> Parser<'a> {
         Ok(collapse(items, Query::And))
     }
 
+    /// Enters one more level of `NOT` or parentheses at `token`, refusing
+    /// to go deeper than [`MAX_DEPTH`].
+    fn descend(&mut self, token: &Token) -> Result<(), SelectorError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(SelectorError::new(
+                token.start,
+                format!(
+                    "the selector nests NOT, '!' and parentheses more than {MAX_DEPTH} levels deep"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn unary(&mut self) -> Result<Query, SelectorError> {
         let token = self.bump();
         match token.tok {
-            Tok::Not => Ok(Query::Not(Box::new(self.unary()?))),
+            Tok::Not => {
+                self.descend(&token)?;
+                let inner = self.unary()?;
+                self.depth -= 1;
+                Ok(Query::Not(Box::new(inner)))
+            }
             Tok::LParen => {
+                self.descend(&token)?;
                 let inner = self.or()?;
+                self.depth -= 1;
                 let close = self.bump();
                 match close.tok {
                     Tok::RParen => Ok(inner),
@@ -584,15 +639,15 @@ fn unknown_key(position: usize, name: &str) -> SelectorError {
     let known = KEYS.join(", ");
     SelectorError::new(
         position,
-        format!("unknown key {name:?}; known keys: {known}{hint}"),
+        format!("unknown key {}; known keys: {known}{hint}", quoted(name)),
     )
 }
 
 /// Checks `text` against `spec`'s kind and converts it to a store value.
 fn convert(spec: &KeySpec, text: &str) -> Result<Value, String> {
     let name = spec.name;
-    let one_of =
-        |all: Vec<&str>| format!("{name} must be one of {}, found {text:?}", all.join(", "));
+    let shown = quoted(text);
+    let one_of = |all: Vec<&str>| format!("{name} must be one of {}, found {shown}", all.join(", "));
     match spec.kind {
         Kind::Verb | Kind::ObjectType if text.is_empty() => {
             Err(format!("{name} must not be empty"))
@@ -618,23 +673,23 @@ fn convert(spec: &KeySpec, text: &str) -> Result<Value, String> {
         Kind::Code => match text.parse::<i64>() {
             Ok(code) if (100..=599).contains(&code) => Ok(Value::Int(code)),
             _ => Err(format!(
-                "{name} must be an HTTP status code from 100 to 599, found {text:?}"
+                "{name} must be an HTTP status code from 100 to 599, found {shown}"
             )),
         },
         Kind::Ip => match text.parse::<IpAddr>() {
             Ok(_) => Ok(Value::Str(text.to_owned())),
             Err(_) => Err(format!(
-                "{name} must be an IPv4 or IPv6 address, found {text:?}"
+                "{name} must be an IPv4 or IPv6 address, found {shown}"
             )),
         },
         Kind::Time => match text.parse::<Timestamp>() {
             Ok(time) => Ok(Value::Time(time)),
             Err(_) if text.parse::<jiff::civil::DateTime>().is_ok() => Err(format!(
                 "{name} must be an RFC 3339 timestamp with a UTC offset, like \
-                 2024-05-01T12:00:00Z or 2024-05-01T14:00:00+02:00; found {text:?}, which has no offset"
+                 2024-05-01T12:00:00Z or 2024-05-01T14:00:00+02:00; found {shown}, which has no offset"
             )),
             Err(_) => Err(format!(
-                "{name} must be an RFC 3339 timestamp like 2024-05-01T12:00:00Z, found {text:?}"
+                "{name} must be an RFC 3339 timestamp like 2024-05-01T12:00:00Z, found {shown}"
             )),
         },
     }

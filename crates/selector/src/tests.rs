@@ -2,7 +2,7 @@ use std::ops::Bound;
 
 use auditrail_store::{Field, Query, Value};
 
-use super::{KEYS, SelectorError, parse};
+use super::{KEYS, MAX_DEPTH, MAX_LEN, SelectorError, parse};
 
 fn s(v: &str) -> Value {
     Value::Str(v.to_owned())
@@ -636,4 +636,44 @@ fn prefixes_never_panic_and_errors_point_into_the_input() {
             }
         }
     }
+}
+
+/// Hostile selectors are refused with a position, never by exhausting the
+/// stack, and errors never echo a huge input back.
+#[test]
+fn nesting_and_size_are_bounded() {
+    let deep = |n: usize, open: &str, close: &str| {
+        format!("{}verb = get{}", open.repeat(n), close.repeat(n))
+    };
+    // At the bound: accepted.
+    assert!(parse(&deep(MAX_DEPTH, "(", ")")).is_ok());
+    assert!(parse(&deep(MAX_DEPTH, "!", "")).is_ok());
+    assert!(parse(&deep(MAX_DEPTH / 2, "NOT (", ")")).is_ok());
+    // Beyond it, balanced or not, in every spelling: refused where the
+    // bound is crossed.
+    for (input, position) in [
+        (deep(MAX_DEPTH + 1, "(", ")"), MAX_DEPTH),
+        (deep(500, "!", ""), MAX_DEPTH),
+        (deep(1000, "NOT ", ""), MAX_DEPTH * 4),
+        ("(".repeat(2000), MAX_DEPTH),
+        (deep(10_000, "(", ")"), MAX_DEPTH),
+    ] {
+        let err = parse(&input).expect_err("too deep");
+        assert_eq!(err.position, position, "{err}");
+        assert!(
+            err.message
+                .contains("nests NOT, '!' and parentheses more than 64 levels deep"),
+            "{err}"
+        );
+    }
+    let long = format!("user.username = {}", "x".repeat(MAX_LEN));
+    let err = parse(&long).expect_err("too long");
+    assert!(err.message.contains("at most 65536"), "{err}");
+    // A long bad value is quoted by its start only.
+    let value = "y".repeat(5000);
+    let err = parse(&format!("level = {value}")).expect_err("bad level");
+    assert!(err.message.len() < 300, "{}", err.message);
+    assert!(err.message.contains("(5000 bytes)"), "{err}");
+    let err = parse(&format!("{value} = 1")).expect_err("bad key");
+    assert!(err.message.len() < 700, "{}", err.message);
 }
