@@ -647,7 +647,8 @@ fn unknown_key(position: usize, name: &str) -> SelectorError {
 fn convert(spec: &KeySpec, text: &str) -> Result<Value, String> {
     let name = spec.name;
     let shown = quoted(text);
-    let one_of = |all: Vec<&str>| format!("{name} must be one of {}, found {shown}", all.join(", "));
+    let one_of =
+        |all: Vec<&str>| format!("{name} must be one of {}, found {shown}", all.join(", "));
     match spec.kind {
         Kind::Verb | Kind::ObjectType if text.is_empty() => {
             Err(format!("{name} must not be empty"))

@@ -9,10 +9,18 @@
 //!   `NOT_SERVING` as soon as shutdown starts,
 //! - gRPC reflection (v1 and v1alpha) over the `auditrail.v1` descriptors,
 //! - request metrics per method ([`metrics_layer`]),
+//! - a panic in a handler fails that call with `INTERNAL`, logged and
+//!   counted, never the connection ([`CatchPanicLayer`]),
+//! - bounded connections: at most `max_connections` open, silent peers
+//!   closed, HTTP/2 keep-alive pings, at most `max_concurrent_streams` calls
+//!   per connection, and the open-file limit raised at start
+//!   ([`raise_nofile_limit`]),
 //! - graceful shutdown on SIGTERM or SIGINT ([`shutdown_signal`]): stop
 //!   accepting, let in-flight calls finish within a grace period, then exit.
 
+mod connections;
 mod metrics_layer;
+mod panic_layer;
 mod shutdown;
 
 use std::convert::Infallible;
@@ -25,10 +33,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+pub use connections::raise_nofile_limit;
 pub use metrics_layer::GrpcMetricsLayer;
+pub use panic_layer::{CatchPanicLayer, install_panic_hook};
 pub use shutdown::shutdown_signal;
 
 /// The `server` section of every service's configuration.
@@ -43,7 +52,38 @@ pub struct ServerConfig {
     pub metrics_listen: SocketAddr,
     /// Seconds in-flight calls get to finish once shutdown starts.
     pub shutdown_grace_secs: u64,
+    /// Most client connections open at once; beyond it new connections
+    /// wait in the kernel's backlog until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a connection may send nothing (not even an answer to the
+    /// server's keep-alive ping) before it is closed.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Most calls in flight on one connection (HTTP/2
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`).
+    #[serde(default = "default_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
 }
+
+fn default_max_connections() -> usize {
+    1000
+}
+
+fn default_idle_timeout_secs() -> u64 {
+    300
+}
+
+fn default_max_concurrent_streams() -> u32 {
+    128
+}
+
+/// Seconds a new connection has to send its first bytes.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Interval of the server's HTTP/2 keep-alive pings, and how long an
+/// answer may take before the connection is closed.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl ServerConfig {
     /// Defaults for a service listening on `port` (loopback) with metrics on
@@ -54,6 +94,9 @@ impl ServerConfig {
             metrics: true,
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], metrics_port)),
             shutdown_grace_secs: 10,
+            max_connections: default_max_connections(),
+            idle_timeout_secs: default_idle_timeout_secs(),
+            max_concurrent_streams: default_max_concurrent_streams(),
         }
     }
 }
@@ -238,6 +281,8 @@ pub struct BoundServer {
     grpc: TcpListener,
     metrics: Option<TcpListener>,
     grace: Duration,
+    bounds: connections::Bounds,
+    max_concurrent_streams: u32,
 }
 
 /// Binds the listeners of `config` for `services`.
@@ -269,6 +314,12 @@ pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServ
         grpc,
         metrics,
         grace: Duration::from_secs(config.shutdown_grace_secs),
+        bounds: connections::Bounds {
+            max_connections: config.max_connections,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+        },
+        max_concurrent_streams: config.max_concurrent_streams,
     })
 }
 
@@ -348,12 +399,14 @@ impl BoundServer {
 
         let serve = tonic::transport::Server::builder()
             .trace_fn(request_span)
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(Some(self.max_concurrent_streams))
             .layer(GrpcMetricsLayer)
+            .layer(CatchPanicLayer)
             .add_routes(routes.routes())
             .serve_with_incoming_shutdown(
-                // Without TCP_NODELAY a small answer can wait for the peer's
-                // delayed ACK: 40 ms on Linux for every unary call.
-                TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
+                connections::incoming(self.grpc, self.bounds, stop_rx.clone()),
                 wait_stop(stop_rx.clone()),
             );
         tokio::pin!(serve);
@@ -439,6 +492,9 @@ pub async fn run_service<T>(
     services: Services,
 ) -> Result<(), ServerError> {
     let telemetry = auditrail_telemetry::init(name, &config.log, &config.otlp)?;
+    install_panic_hook();
+    let open_files = raise_nofile_limit();
+    tracing::debug!(?open_files, "open-file limit");
     let shutdown = shutdown_signal();
     let server = bind(&config.server, services).await?;
     let result = server.run(shutdown).await;

@@ -52,6 +52,12 @@ fn split_path(path: &str) -> (String, String) {
     }
 }
 
+/// The method label of a path: `Service/Method`, or `unknown`.
+pub(crate) fn method_label(path: &str) -> String {
+    let (service, method) = split_path(path);
+    format!("{service}/{method}")
+}
+
 fn status_name(code: tonic::Code) -> &'static str {
     use tonic::Code;
     match code {
