@@ -99,6 +99,42 @@ impl std::fmt::Debug for ClusterIndex {
     }
 }
 
+/// Refuses an index directory that holds segment files but no `meta.json`.
+///
+/// Tantivy would take it for an empty directory, create a new index, and
+/// delete the files its new metadata does not list at the first commit: a
+/// lost or damaged `meta.json` would silently erase the trail it indexed
+/// (whose log checkpoints say it is stored, so it is never re-read). Nothing
+/// is deleted here; the operator decides.
+fn refuse_orphaned_segments(path: &Path) -> Result<(), StoreError> {
+    let meta = path.join("meta.json");
+    if meta.is_file() {
+        return Ok(());
+    }
+    let entries =
+        std::fs::read_dir(path).map_err(|e| internal(&format!("list {}", path.display()), e))?;
+    let mut segment_files = 0usize;
+    for entry in entries {
+        let entry = entry.map_err(|e| internal(&format!("list {}", path.display()), e))?;
+        // Tantivy's own bookkeeping (`.managed.json`, lock files) starts
+        // with a dot; segment files are `<segment id>.<component>`.
+        if !entry.file_name().to_string_lossy().starts_with('.') {
+            segment_files += 1;
+        }
+    }
+    if segment_files == 0 {
+        return Ok(());
+    }
+    Err(StoreError::Internal(format!(
+        "the index {} holds {segment_files} segment files but no meta.json, so which of them \
+         hold the stored events is unknown; refusing to open it (nothing was deleted). \
+         Restore meta.json from a backup, or move the directory aside to start this \
+         cluster's index anew (its events are then re-read only if the ingestor's \
+         checkpoints are removed too)",
+        path.display()
+    )))
+}
+
 impl ClusterIndex {
     /// Opens (or creates) the index in `path` and starts its writer thread.
     /// Blocking.
@@ -109,6 +145,7 @@ impl ClusterIndex {
     ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path)
             .map_err(|e| internal(&format!("create {}", path.display()), e))?;
+        refuse_orphaned_segments(path)?;
         let directory = tantivy::directory::MmapDirectory::open(path)
             .map_err(|e| internal(&format!("open {}", path.display()), e))?;
         let settings = IndexSettings {

@@ -13,7 +13,7 @@ use auditrail_store::{
     CountMode, Field, Histogram, HistogramRequest, IndexedEvent, Query, SearchRequest, SortOrder,
     Store, StoreError, TermsField, Value, top_terms,
 };
-use auditrail_store_tantivy::TantivyStore;
+use auditrail_store_tantivy::{TantivyOptions, TantivyStore};
 use common::{all_pages, edge, generated, index, matches, open, real, sorted, ties, write_all};
 use jiff::{SignedDuration, Timestamp};
 
@@ -685,6 +685,43 @@ async fn reopening_keeps_everything() {
     let fresh = generated("alpha", 11, "2026-05-01T00:00:00Z", 10);
     let outcome = store.write(fresh).await.expect("write");
     assert_eq!(outcome.inserted, 10);
+}
+
+/// A lost `meta.json` must not turn into an empty index that deletes the
+/// old segments at its first commit: the store refuses to open, names the
+/// directory, and leaves every file where it was.
+#[tokio::test]
+async fn an_index_without_its_metadata_is_refused_and_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = dataset();
+    {
+        let store = open(dir.path());
+        write_all(&store, &events, 900).await;
+    }
+    let alpha = dir.path().join("alpha");
+    std::fs::remove_file(alpha.join("meta.json")).expect("remove meta.json");
+    let files_before = file_sizes(&alpha);
+    assert!(files_before.len() > 3, "segments were written: {files_before:?}");
+    let err = TantivyStore::open(dir.path(), TantivyOptions::default())
+        .expect_err("an index without meta.json");
+    let message = err.to_string();
+    assert!(message.contains(&alpha.display().to_string()), "{message}");
+    assert!(message.contains("no meta.json"), "{message}");
+    assert!(message.contains("nothing was deleted"), "{message}");
+    assert_eq!(file_sizes(&alpha), files_before, "every file is still there");
+}
+
+fn file_sizes(dir: &std::path::Path) -> BTreeMap<String, u64> {
+    std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().expect("metadata").len(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
