@@ -28,6 +28,23 @@ pub enum LoadError {
         /// 1-based column of the error, when the parser reports one.
         column: Option<usize>,
     },
+    /// The text is larger than any audit policy needs to be.
+    #[error("the policy is {bytes} bytes; at most {max} are accepted")]
+    TooLarge {
+        /// Its size.
+        bytes: usize,
+        /// The limit ([`crate::MAX_POLICY_BYTES`]).
+        max: usize,
+    },
+    /// The text nests flow collections (`{`, `[`) deeper than any audit
+    /// policy does; refused before parsing, whose cost grows with depth.
+    #[error("the policy nests '{{' and '[' more than {max} levels deep (line {line})")]
+    TooDeep {
+        /// 1-based line where the limit was crossed.
+        line: usize,
+        /// The limit ([`crate::MAX_POLICY_DEPTH`]).
+        max: usize,
+    },
     /// The document is empty or its top level is not a mapping/object.
     #[error("policy document must be a mapping with apiVersion, kind and rules")]
     NotAMapping,

@@ -41,8 +41,67 @@ const RULE_FIELDS: &[&str] = &[
 ];
 const GROUP_RESOURCES_FIELDS: &[&str] = &["group", "resources", "resourceNames"];
 
+/// The largest policy accepted, in bytes. Real audit policies are a few
+/// kilobytes; the product's own sample is about ten.
+pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
+
+/// The deepest nesting of flow collections (`{`, `[`) accepted. A policy
+/// needs four or five levels.
+pub const MAX_POLICY_DEPTH: usize = 64;
+
+/// Refuses text that is too large or nests flow collections too deeply,
+/// before any parser sees it: parsing deeply nested YAML costs time that
+/// grows faster than the text, so a small hostile document could keep a
+/// core busy for a minute. Quoted strings and comments are skipped; block
+/// nesting is bounded by the size and by the parser's own recursion limit.
+fn check_shape(src: &str) -> Result<(), LoadError> {
+    if src.len() > MAX_POLICY_BYTES {
+        return Err(LoadError::TooLarge {
+            bytes: src.len(),
+            max: MAX_POLICY_BYTES,
+        });
+    }
+    let (mut depth, mut line) = (0usize, 1usize);
+    let (mut single, mut double, mut comment, mut escaped) = (false, false, false, false);
+    let mut previous = '\n';
+    for c in src.chars() {
+        match c {
+            '\n' => {
+                line += 1;
+                comment = false;
+            }
+            _ if comment => {}
+            _ if double => match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => double = false,
+                _ => {}
+            },
+            '\'' if single => single = false,
+            _ if single => {}
+            '#' if previous.is_whitespace() => comment = true,
+            '"' => double = true,
+            '\'' => single = true,
+            '{' | '[' => {
+                depth += 1;
+                if depth > MAX_POLICY_DEPTH {
+                    return Err(LoadError::TooDeep {
+                        line,
+                        max: MAX_POLICY_DEPTH,
+                    });
+                }
+            }
+            '}' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    Ok(())
+}
+
 /// Decodes and checks a policy document; returns it with unknown-field warnings.
 pub(crate) fn load(src: &str, format: Format) -> Result<(Policy, Vec<String>), LoadError> {
+    check_shape(src)?;
     let tree = parse_tree(src, format)?;
     let Value::Object(top) = &tree else {
         return Err(LoadError::NotAMapping);

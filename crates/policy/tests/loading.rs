@@ -1,6 +1,6 @@
 //! Loading checks that mirror kube-apiserver's policy reader.
 
-use auditrail_policy::{LoadError, Policy};
+use auditrail_policy::{LoadError, MAX_POLICY_BYTES, Policy};
 
 const RULES: &str = "rules:\n- level: Metadata\n";
 
@@ -156,5 +156,48 @@ fn loaded_policy_with_errors_reports_them_all_like_the_aggregate() {
             r#"rules[2].level: Required value, "#,
             r#"rules[2].resources.group: Invalid value: "apps/v1": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')]"#,
         )
+    );
+}
+
+/// Hostile documents are refused before parsing: a deeply nested flow
+/// collection (whose parsing cost grows faster than its size) and text far
+/// larger than any audit policy.
+#[test]
+fn deep_and_huge_documents_are_refused_before_parsing() {
+    let deep = format!("rules: {}", "{a: ".repeat(100_000));
+    let err = Policy::from_yaml(&deep).expect_err("deep");
+    assert_eq!(err, LoadError::TooDeep { line: 1, max: 64 });
+    assert_eq!(
+        err.to_string(),
+        "the policy nests '{' and '[' more than 64 levels deep (line 1)"
+    );
+    let deep_json = format!("{}{}", "[".repeat(65), "]".repeat(65));
+    assert!(matches!(
+        Policy::from_json(&deep_json).expect_err("deep json"),
+        LoadError::TooDeep { .. }
+    ));
+    // Brackets in quotes and comments do not count.
+    let quoted = format!(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\n# {}\nrules:\n- level: Metadata\n  users: [\"{}\", '{}']\n",
+        "[".repeat(100),
+        "{".repeat(100),
+        "[".repeat(100)
+    );
+    let policy = Policy::from_yaml(&quoted).expect("brackets in strings and comments");
+    assert_eq!(policy.rules[0].users.len(), 2);
+    let huge = format!(
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n# {}\n",
+        "x".repeat(MAX_POLICY_BYTES)
+    );
+    let err = Policy::from_yaml(&huge).expect_err("huge");
+    assert!(
+        matches!(
+            err,
+            LoadError::TooLarge {
+                max: MAX_POLICY_BYTES,
+                ..
+            }
+        ),
+        "{err:?}"
     );
 }

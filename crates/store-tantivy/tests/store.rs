@@ -701,14 +701,21 @@ async fn an_index_without_its_metadata_is_refused_and_kept() {
     let alpha = dir.path().join("alpha");
     std::fs::remove_file(alpha.join("meta.json")).expect("remove meta.json");
     let files_before = file_sizes(&alpha);
-    assert!(files_before.len() > 3, "segments were written: {files_before:?}");
+    assert!(
+        files_before.len() > 3,
+        "segments were written: {files_before:?}"
+    );
     let err = TantivyStore::open(dir.path(), TantivyOptions::default())
         .expect_err("an index without meta.json");
     let message = err.to_string();
     assert!(message.contains(&alpha.display().to_string()), "{message}");
     assert!(message.contains("no meta.json"), "{message}");
     assert!(message.contains("nothing was deleted"), "{message}");
-    assert_eq!(file_sizes(&alpha), files_before, "every file is still there");
+    assert_eq!(
+        file_sizes(&alpha),
+        files_before,
+        "every file is still there"
+    );
 }
 
 fn file_sizes(dir: &std::path::Path) -> BTreeMap<String, u64> {
