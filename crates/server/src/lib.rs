@@ -514,12 +514,37 @@ pub fn store_status(err: &auditrail_store::StoreError) -> tonic::Status {
     }
 }
 
+/// Most characters of a request value an error message repeats.
+const ECHO_CHARS: usize = 80;
+
+/// A request value as an error message repeats it: quoted, whole when short,
+/// else its start and its length, so that a huge input is never echoed back
+/// (clients refuse messages that large, and logs fill up).
+pub fn echo(text: &str) -> String {
+    match text.char_indices().nth(ECHO_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
 /// The answer of an RPC whose implementation has not been built yet: honest
 /// `UNIMPLEMENTED`, never a made-up result.
 pub fn not_built(rpc: &str) -> tonic::Status {
     tonic::Status::unimplemented(format!(
         "{rpc} is not implemented yet in this auditrail build"
     ))
+}
+
+#[cfg(test)]
+mod echo_tests {
+    #[test]
+    fn long_values_are_cut() {
+        assert_eq!(super::echo("abc"), "\"abc\"");
+        let long = "é".repeat(1_000_000);
+        let shown = super::echo(&long);
+        assert!(shown.len() < 200, "{shown}");
+        assert!(shown.ends_with("… (2000000 bytes)"), "{shown}");
+    }
 }
 
 /// The exit code of a binary's `main`: success, or the error and its causes

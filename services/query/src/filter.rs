@@ -10,6 +10,7 @@ use std::ops::Bound;
 use auditrail_event::meaning::KNOWN_VERBS;
 use auditrail_event::{Level, Stage};
 use auditrail_proto::v1;
+use auditrail_server::echo;
 use auditrail_store::{Field, Query, Value};
 use jiff::{SignedDuration, Timestamp};
 
@@ -26,13 +27,14 @@ fn bad(message: impl Into<String>) -> FilterError {
 /// `now-<n><unit>` with unit `s`, `m`, `h`, `d` or `w`.
 pub fn parse_time(text: &str, now: Timestamp, what: &str) -> Result<Timestamp, FilterError> {
     let text = text.trim();
+    let shown = echo(text);
     if let Some(rest) = text.strip_prefix("now") {
         if rest.is_empty() {
             return Ok(now);
         }
         let relative = rest.strip_prefix('-').ok_or_else(|| {
             bad(format!(
-                "{what} {text:?}: expected `now` or `now-<n><unit>` (unit s, m, h, d or w)"
+                "{what} {shown}: expected `now` or `now-<n><unit>` (unit s, m, h, d or w)"
             ))
         })?;
         let split = relative
@@ -41,7 +43,7 @@ pub fn parse_time(text: &str, now: Timestamp, what: &str) -> Result<Timestamp, F
         let (digits, unit) = relative.split_at(split);
         let n: i64 = digits.parse().map_err(|_| {
             bad(format!(
-                "{what} {text:?}: expected a number after `now-`, e.g. `now-15m`"
+                "{what} {shown}: expected a number after `now-`, e.g. `now-15m`"
             ))
         })?;
         let seconds_per_unit = match unit {
@@ -52,7 +54,7 @@ pub fn parse_time(text: &str, now: Timestamp, what: &str) -> Result<Timestamp, F
             "w" => 604_800,
             _ => {
                 return Err(bad(format!(
-                    "{what} {text:?}: unknown unit {unit:?}; expected s, m, h, d or w"
+                    "{what} {shown}: unknown unit {unit:?}; expected s, m, h, d or w"
                 )));
             }
         };
@@ -60,11 +62,11 @@ pub fn parse_time(text: &str, now: Timestamp, what: &str) -> Result<Timestamp, F
             .checked_mul(seconds_per_unit)
             .map(SignedDuration::from_secs)
             .and_then(|d| now.checked_sub(d).ok())
-            .ok_or_else(|| bad(format!("{what} {text:?} is too far in the past")));
+            .ok_or_else(|| bad(format!("{what} {shown} is too far in the past")));
     }
     text.parse::<Timestamp>().map_err(|e| {
         bad(format!(
-            "{what} {text:?} is not a time: expected RFC 3339 with an offset \
+            "{what} {shown} is not a time: expected RFC 3339 with an offset \
              (2024-05-01T10:00:00Z) or now-<n><unit> ({e})"
         ))
     })
@@ -132,7 +134,8 @@ fn check_one_of(what: &str, value: &str, known: &[&str]) -> Result<(), FilterErr
         .map(|k| format!(" (values are case-sensitive: did you mean {k}?)"))
         .unwrap_or_default();
     Err(bad(format!(
-        "unknown {what} {value:?}; expected one of {}{hint}",
+        "unknown {what} {}; expected one of {}{hint}",
+        echo(value),
         known.join(", ")
     )))
 }

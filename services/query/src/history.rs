@@ -22,7 +22,7 @@ use crate::convert::filter_status;
 use crate::filter::{fingerprint, resolve_range};
 use crate::page_size;
 use crate::token::PageToken;
-use auditrail_server::store_status;
+use auditrail_server::{echo, store_status};
 
 /// The verbs that change a resource.
 const WRITE_VERBS: [&str; 4] = ["create", "update", "patch", "delete"];
@@ -199,9 +199,10 @@ fn namespace_condition<'a>(
 ) -> Result<Option<&'a str>, Status> {
     match (resource.namespaced, namespace.is_empty()) {
         (Some(false), false) => Err(Status::invalid_argument(format!(
-            "{} are cluster-scoped: name the object without a namespace ({name:?}, not \
-             \"{namespace}/{name}\")",
-            resource.plural
+            "{} are cluster-scoped: name the object without a namespace ({}, not {})",
+            resource.plural,
+            echo(name),
+            echo(&format!("{namespace}/{name}"))
         ))),
         (Some(false), true) => Ok(None),
         (Some(true), true) => Err(Status::invalid_argument(format!(
@@ -304,7 +305,8 @@ async fn event(store: &dyn Store, text: &str, side: &str) -> Result<StoredEvent,
     }
     let id: EventId = text.parse().map_err(|_| {
         Status::invalid_argument(format!(
-            "{side} {text:?} is not an event id (64 hex digits)"
+            "{side} {} is not an event id (64 hex digits)",
+            echo(text)
         ))
     })?;
     store

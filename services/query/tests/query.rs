@@ -2277,6 +2277,25 @@ async fn diff_shows_what_changed_between_two_versions() {
     for (what, request, code) in cases {
         expect_code(client.diff(request).await, code, what);
     }
+    // A huge id is named by its start, never echoed back whole.
+    let huge = "f".repeat(1 << 20);
+    let status = expect_code(
+        client.diff(diff_request(&huge, &a.event.id)).await,
+        Code::InvalidArgument,
+        "a 1 MiB id",
+    );
+    assert!(status.message().len() < 300, "{}", status.message().len());
+    assert!(status.message().contains("(1048576 bytes)"), "{status:?}");
+    // A read is no version: diff refuses it and says what it is.
+    let status = expect_code(
+        client.diff(diff_request(&a.event.id, &read.id)).await,
+        Code::FailedPrecondition,
+        "a read",
+    );
+    assert!(
+        status.message().contains("is not a version of its object"),
+        "{status:?}"
+    );
     server.stop().await;
 }
 
