@@ -69,6 +69,10 @@ pub struct Version {
     /// The object after the event: the response object when it is the
     /// resource itself (not a `Status`); `None` when the event carries none.
     pub object: Option<Value>,
+    /// Why the response object could not be read, when it could not (it
+    /// nests deeper than the JSON parser's limit of 128 levels): the
+    /// version is still listed, without its object, and cannot be diffed.
+    pub object_error: Option<String>,
     /// Whether the event is a version of its object
     /// (`auditrail_event::Event::is_version`); other events (a failed write,
     /// a dry run, a subresource) can be read here but are no versions.
@@ -133,13 +137,15 @@ fn resource_key(event: &Event<'_>) -> ResourceKey {
 pub fn version_of(raw: &[u8]) -> Result<Version, VersionError> {
     let parsed = parse_line(raw)?;
     let event = &parsed.event;
-    let object = match event.response_object {
-        Some(raw) => {
-            let value: Value = serde_json::from_str(raw.get())
-                .map_err(|e| VersionError::BadObject(e.to_string()))?;
-            Some(value).filter(is_resource_object)
-        }
-        None => None,
+    let (object, object_error) = match event.response_object {
+        Some(raw) => match serde_json::from_str::<Value>(raw.get()) {
+            Ok(value) => (Some(value).filter(is_resource_object), None),
+            Err(e) => (
+                None,
+                Some(format!("its response object cannot be read: {e}")),
+            ),
+        },
+        None => (None, None),
     };
     Ok(Version {
         key: resource_key(event),
@@ -153,6 +159,7 @@ pub fn version_of(raw: &[u8]) -> Result<Version, VersionError> {
             .map(std::borrow::Cow::into_owned)
             .unwrap_or_default(),
         object,
+        object_error,
         is_version: event.is_version(),
         summary: event.summary(),
     })

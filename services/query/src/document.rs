@@ -28,6 +28,13 @@ pub enum DocumentError {
     Yaml(#[from] serde_norway::Error),
 }
 
+/// The YAML of one event's JSON, in its key order (serde_norway's mapping
+/// keeps insertion order).
+fn yaml(raw: &[u8]) -> Result<String, DocumentError> {
+    let value: serde_norway::Value = serde_json::from_slice(raw)?;
+    Ok(serde_norway::to_string(&value)?)
+}
+
 /// Writes events into a document, one after the other.
 #[derive(Debug)]
 pub struct DocumentWriter {
@@ -41,7 +48,9 @@ impl DocumentWriter {
         Self { format, events: 0 }
     }
 
-    /// Appends the event `raw` (its original JSON) to `out`.
+    /// Appends the event `raw` (its original JSON) to `out`. Never fails
+    /// for one event's content: YAML that cannot be rendered degrades to the
+    /// event's JSON with a comment.
     pub fn event(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Result<(), DocumentError> {
         match self.format {
             Format::Json => {
@@ -53,12 +62,25 @@ impl DocumentWriter {
                 out.push(b'\n');
             }
             Format::Yaml => {
-                // serde_norway's mapping keeps insertion order, so the YAML
-                // has the original key order.
-                let value: serde_norway::Value = serde_json::from_slice(raw)?;
-                let yaml = serde_norway::to_string(&value)?;
                 out.extend_from_slice(b"---\n");
-                out.extend_from_slice(yaml.as_bytes());
+                match yaml(raw) {
+                    Ok(yaml) => out.extend_from_slice(yaml.as_bytes()),
+                    // One event that cannot be rendered (it nests deeper
+                    // than the JSON parser's limit of 128 levels) must not
+                    // fail a whole export: it is written as its original
+                    // JSON, which is YAML too, after a comment saying so.
+                    Err(err) => {
+                        out.extend_from_slice(
+                            format!(
+                                "# auditrail: this event is shown as its original JSON (also \
+                                 valid YAML): {err}\n"
+                            )
+                            .as_bytes(),
+                        );
+                        out.extend_from_slice(raw);
+                        out.push(b'\n');
+                    }
+                }
             }
         }
         self.events += 1;
@@ -117,5 +139,26 @@ mod tests {
             &[r#"{"b":1,"a":{"y":2,"x":3}}"#, r#"{"c":"d"}"#],
         );
         assert_eq!(doc, "---\nb: 1\na:\n  y: 2\n  x: 3\n---\nc: d\n");
+    }
+
+    #[test]
+    fn yaml_of_a_too_deep_event_is_its_json_and_the_rest_renders() {
+        let deep = format!(
+            "{{\"kind\":\"Event\",\"x\":{}1{}}}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        let doc = document(Format::Yaml, &[r#"{"a":1}"#, &deep, r#"{"b":2}"#]);
+        let parts: Vec<&str> = doc.split("---\n").collect();
+        assert_eq!(parts.len(), 4, "three documents");
+        assert_eq!(parts[1], "a: 1\n");
+        assert!(
+            parts[2].starts_with("# auditrail: this event is shown as its original JSON"),
+            "{}",
+            &parts[2][..200]
+        );
+        assert!(parts[2].contains("recursion limit exceeded"));
+        assert!(parts[2].ends_with(&format!("{deep}\n")));
+        assert_eq!(parts[3], "b: 2\n");
     }
 }

@@ -359,6 +359,11 @@ pub(crate) async fn diff(
     let (from, from_object) = diff_side(store, &from_event).await?;
     let (to, to_object) = diff_side(store, &to_event).await?;
     for (version, id) in [(&from, &request.from_event_id), (&to, &request.to_event_id)] {
+        if let Some(error) = &version.object_error {
+            return Err(Status::failed_precondition(format!(
+                "event {id} cannot be compared: {error}"
+            )));
+        }
         if !version.is_version {
             return Err(Status::failed_precondition(format!(
                 "event {id} is not a version of its object ({}); versions are successful \

@@ -34,7 +34,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use auditrail_event::EventId;
+use auditrail_event::{EventId, EventType};
 use auditrail_proto::v1;
 use common::{
     Client, Ev, Server, TIE_TIME, dataset, events_of, expect_code, filter_matches, generated,
@@ -2523,4 +2523,92 @@ async fn real_events_read_right_in_search_and_history() {
     );
     assert!(status.message().contains("namespaced"), "{status:?}");
     server.stop().await;
+}
+
+/// An event nesting deeper than the JSON parser's limit is stored like any
+/// other; YAML renders it as its original JSON with a note instead of
+/// failing the export, history lists it without its object, and diff says
+/// why it cannot compare it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deeply_nested_event_degrades_instead_of_failing() {
+    let version = |verb: &str, time: &str, data: &str| {
+        format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"{verb}","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/configmaps/deep","verb":"{verb}","user":{{"username":"u"}},"objectRef":{{"resource":"configmaps","namespace":"default","name":"deep","apiVersion":"v1"}},"responseStatus":{{"code":200}},"responseObject":{{"kind":"ConfigMap","apiVersion":"v1","metadata":{{"name":"deep","namespace":"default"}},"data":{data}}},"requestReceivedTimestamp":"{time}","stageTimestamp":"{time}"}}"#
+        )
+    };
+    let deep = format!("{{\"x\":{}1{}}}", "[".repeat(2000), "]".repeat(2000));
+    let lines = vec![
+        version("create", "2026-02-01T00:00:00Z", r#"{"a":"1"}"#),
+        version("update", "2026-02-01T00:01:00Z", &deep),
+    ];
+    // The test's own reading (serde_json::Value) cannot hold the deep
+    // event: the store is given the product's indexed view directly.
+    let (dir, store) = store_with(&[]).await;
+    let now: Timestamp = "2026-06-01T00:00:00Z".parse().expect("time");
+    let indexed = lines
+        .iter()
+        .map(|l| {
+            auditrail_store::IndexedEvent::from_raw("deep", l.as_bytes(), EventType::Kube, now)
+                .expect("the product stores it")
+        })
+        .collect();
+    let outcome = auditrail_store::Store::write(&store, indexed)
+        .await
+        .expect("write");
+    assert_eq!(outcome.inserted, 2);
+    let mut server = Server::start(Arc::new(store)).await;
+    let client = &mut server.client;
+
+    let got = export(
+        client,
+        v1::ExportRequest {
+            format: v1::ExportFormat::Yaml as i32,
+            sort: v1::SortOrder::OldestFirst as i32,
+            ..v1::ExportRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(got.summary.total_events, 2);
+    let doc = String::from_utf8(got.doc).expect("utf-8");
+    let parts: Vec<&str> = doc.split("---\n").skip(1).collect();
+    assert_eq!(parts.len(), 2);
+    assert!(parts[0].starts_with("kind: Event\n"), "{}", parts[0]);
+    assert!(
+        parts[1].starts_with("# auditrail: this event is shown as its original JSON"),
+        "{}",
+        &parts[1][..100]
+    );
+    assert!(parts[1].ends_with(&format!("{}\n", lines[1])));
+
+    let history = client
+        .history(v1::HistoryRequest {
+            resource: "configmaps".into(),
+            namespace: "default".into(),
+            name: "deep".into(),
+            ..v1::HistoryRequest::default()
+        })
+        .await
+        .expect("history")
+        .into_inner();
+    assert_eq!(history.versions.len(), 2);
+    assert!(!history.versions[0].object.is_empty());
+    assert!(history.versions[1].object.is_empty());
+    let status = expect_code(
+        client
+            .diff(v1::DiffRequest {
+                from_event_id: history.versions[0].event_id.clone(),
+                to_event_id: history.versions[1].event_id.clone(),
+                ..v1::DiffRequest::default()
+            })
+            .await,
+        Code::FailedPrecondition,
+        "diff with a deep object",
+    );
+    assert!(
+        status.message().contains("cannot be compared"),
+        "{status:?}"
+    );
+    assert!(status.message().contains("recursion limit"), "{status:?}");
+    server.stop().await;
+    drop(dir);
 }
