@@ -3,7 +3,8 @@
 //! Memory stays flat whatever the number of events: a task reads the store
 //! one page at a time and sends chunks of at most 1 MiB into a channel of
 //! two, so it runs at most a few chunks ahead of the client and stops as soon
-//! as the client goes away (the channel's receiver is dropped).
+//! as the client goes away (the channel's receiver is dropped). How many
+//! exports run at once is bounded too (`limits`).
 //!
 //! **Windows.** Paging through millions of events with search-after alone
 //! would make every page consider all the events beyond the cursor. The
@@ -29,6 +30,7 @@ use tonic::codegen::BoxStream;
 use crate::convert::filter_status;
 use crate::document::{DocumentWriter, Format};
 use crate::filter::{resolve_range, time_window, to_query, with_timeline};
+use crate::limits::ExportSlot;
 use crate::search::first_time;
 use crate::sort_order;
 use auditrail_server::store_status;
@@ -59,6 +61,7 @@ pub(crate) fn start(
     store: Arc<dyn Store>,
     request: &v1::ExportRequest,
     now: Timestamp,
+    slot: ExportSlot,
 ) -> Result<BoxStream<v1::ExportChunk>, Status> {
     let format = format_from_proto(request.format)?;
     let sort = sort_order(request.sort)?;
@@ -68,6 +71,8 @@ pub(crate) fn start(
     let limit = (request.limit > 0).then_some(request.limit);
     let (tx, rx) = mpsc::channel(2);
     tokio::spawn(async move {
+        // Held while the export runs: its end, failure or abandonment frees it.
+        let _slot = slot;
         let mut export = Export {
             store,
             sink: tx,

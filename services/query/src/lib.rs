@@ -17,9 +17,11 @@ pub mod document;
 mod export;
 pub mod filter;
 mod history;
+mod limits;
 mod search;
 pub mod token;
 
+pub use limits::{MAX_EXPORTS, MAX_EXPORTS_PER_CLIENT};
 pub use search::TRACK_TOTAL_HITS;
 
 use std::sync::Arc;
@@ -86,6 +88,7 @@ pub async fn connect_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreE
 #[derive(Clone)]
 pub struct Query {
     store: Arc<dyn Store>,
+    exports: limits::ExportSlots,
 }
 
 impl std::fmt::Debug for Query {
@@ -97,7 +100,20 @@ impl std::fmt::Debug for Query {
 impl Query {
     /// A query service reading `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+        Self {
+            store,
+            exports: limits::ExportSlots::new(MAX_EXPORTS, MAX_EXPORTS_PER_CLIENT),
+        }
+    }
+
+    /// The same service with other bounds on concurrent exports: at most
+    /// `server` at once, `per_client` for one client address.
+    #[must_use]
+    pub fn with_export_limits(self, server: usize, per_client: usize) -> Self {
+        Self {
+            exports: limits::ExportSlots::new(server, per_client),
+            ..self
+        }
     }
 
     /// The gRPC service.
@@ -156,10 +172,13 @@ impl QueryService for Query {
         &self,
         request: Request<v1::ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
+        let client = request.remote_addr().map(|a| a.ip());
+        let slot = self.exports.take(client)?;
         let stream = export::start(
             Arc::clone(&self.store),
             request.get_ref(),
             jiff::Timestamp::now(),
+            slot,
         )?;
         Ok(Response::new(stream))
     }

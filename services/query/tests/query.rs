@@ -2612,3 +2612,70 @@ async fn a_deeply_nested_event_degrades_instead_of_failing() {
     server.stop().await;
     drop(dir);
 }
+
+/// Exports whose clients do not read hold their slots; beyond the bounds
+/// `Export` answers RESOURCE_EXHAUSTED at once, and cancelled exports free
+/// their slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_exports_are_bounded_and_freed_when_cancelled() {
+    let lines = generated(
+        7,
+        "2026-03-01T00:00:00Z",
+        SignedDuration::from_secs(1),
+        20_000,
+    );
+    let events = events_of("many", &lines);
+    let (_dir, store) = store_with(&events).await;
+    let mut server = Server::start_service(
+        auditrail_query::Query::new(Arc::new(store)).with_export_limits(3, 3),
+    )
+    .await;
+    let request = || v1::ExportRequest {
+        format: v1::ExportFormat::Yaml as i32,
+        ..v1::ExportRequest::default()
+    };
+    // Three exports nobody reads: far more than the windows and the
+    // channel hold, so none of them can finish.
+    let mut unread = Vec::new();
+    for _ in 0..3 {
+        unread.push(
+            server
+                .client
+                .export(request())
+                .await
+                .expect("export")
+                .into_inner(),
+        );
+    }
+    let status = expect_code(
+        server.client.export(request()).await.map(|_| ()),
+        Code::ResourceExhausted,
+        "a fourth export",
+    );
+    assert!(
+        status.message().contains("3 exports are running"),
+        "{status:?}"
+    );
+    // Cancelling them frees their slots.
+    drop(unread);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match server.client.export(request()).await {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                let mut done = None;
+                while let Some(chunk) = stream.message().await.expect("chunk") {
+                    done = chunk.done;
+                }
+                assert_eq!(done.expect("the end marker").total_events, 20_000);
+                break;
+            }
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(std::time::Instant::now() < deadline, "slots never freed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("export: {status:?}"),
+        }
+    }
+    server.stop().await;
+}

@@ -282,6 +282,11 @@ pub struct Server {
 impl Server {
     /// Serves `store` on `127.0.0.1:0`.
     pub async fn start(store: Arc<dyn Store>) -> Self {
+        Self::start_service(Query::new(store)).await
+    }
+
+    /// Serves `query` on `127.0.0.1:0`.
+    pub async fn start_service(query: Query) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -289,7 +294,7 @@ impl Server {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(Query::new(store).server())
+                .add_service(query.server())
                 .serve_with_incoming_shutdown(
                     TcpIncoming::from(listener).with_nodelay(Some(true)),
                     async {
