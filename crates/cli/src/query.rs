@@ -180,7 +180,7 @@ async fn client(server: &str) -> anyhow::Result<QueryServiceClient<tonic::transp
 }
 
 fn rpc_error(rpc: &str, status: &tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{rpc} failed: {} ({:?})", status.message(), status.code())
+    crate::error::rpc(rpc, status)
 }
 
 use crate::format_time as time;
