@@ -316,7 +316,10 @@ mod tests {
                 "attributes.resource.resource is required",
                 "--resource is required",
             ),
-            ("attributes.non_resource.path is required", "--path is required"),
+            (
+                "attributes.non_resource.path is required",
+                "--path is required",
+            ),
             (
                 "attributes.target is required: set attributes.resource or attributes.non_resource",
                 "--resource or --path is required: set --resource or --path",
@@ -325,7 +328,10 @@ mod tests {
                 "platform is required: onprem, eks, kops, rke",
                 "--platform is required: onprem, eks, kops, rke",
             ),
-            ("max_size_mb, max_backups and max_age_days", "--max-size-mb, --max-backups and --max-age-days"),
+            (
+                "max_size_mb, max_backups and max_age_days",
+                "--max-size-mb, --max-backups and --max-age-days",
+            ),
         ] {
             assert_eq!(flag_names(server), user, "{server}");
         }

@@ -280,7 +280,9 @@ async fn run() -> anyhow::Result<()> {
             }
         },
         Command::Setup(command) => match command {
-            SetupCommand::Render { server, args } => provision::render(server.server(), *args).await,
+            SetupCommand::Render { server, args } => {
+                provision::render(server.server(), *args).await
+            }
             SetupCommand::Apply { server, args } => provision::apply(server.server(), *args).await,
         },
     }
@@ -297,8 +299,9 @@ mod tests {
         for url in ["https://auditrail.example.com", "HTTPS://127.0.0.1:443"] {
             let message = format!("{:#}", endpoint(url).expect_err("refused"));
             assert!(
-                message.starts_with("TLS to the server is not supported yet; use http:// on a trusted network")
-                    && message.ends_with(&format!("(--server {url})")),
+                message.starts_with(
+                    "TLS to the server is not supported yet; use http:// on a trusted network"
+                ) && message.ends_with(&format!("(--server {url})")),
                 "{message}"
             );
         }
@@ -314,7 +317,10 @@ mod tests {
         // connection tried, the error would be "cannot reach".
         let error = connect("https://127.0.0.1:9").await.expect_err("refused");
         let line = error::render(&error);
-        assert!(line.starts_with("error: TLS to the server is not supported yet"), "{line}");
+        assert!(
+            line.starts_with("error: TLS to the server is not supported yet"),
+            "{line}"
+        );
         assert!(!line.contains("cannot reach"), "{line}");
     }
 

@@ -308,9 +308,9 @@ impl Provisioner {
         local: impl FnOnce() -> auditrail_provisioner::Provisioner,
     ) -> anyhow::Result<Self> {
         Ok(match server {
-            Some(server) => Self::Remote(ProvisionServiceClient::new(
-                crate::connect(server).await?,
-            )),
+            Some(server) => {
+                Self::Remote(ProvisionServiceClient::new(crate::connect(server).await?))
+            }
             None => Self::Local(local()),
         })
     }
