@@ -181,14 +181,14 @@ async fn status_commands_print_text_json_and_yaml() {
 
     // stats: the same document in JSON and YAML; sizes in bytes there and
     // with units in the table.
-    let stats = json(&run(&["stats", "-o", "json"]));
+    let stored = json(&run(&["stats", "-o", "json"]));
     assert_eq!(
         yaml(&run(&["stats", "-o", "yaml"]))["stats"]
             .as_array()
             .map(Vec::len),
-        stats["stats"].as_array().map(Vec::len)
+        stored["stats"].as_array().map(Vec::len)
     );
-    let rows = stats["stats"].as_array().unwrap();
+    let rows = stored["stats"].as_array().unwrap();
     assert!(!rows.is_empty());
     let total: u64 = rows.iter().map(|r| r["eventCount"].as_u64().unwrap()).sum();
     assert_eq!(total, EVENTS as u64);
@@ -211,12 +211,12 @@ async fn status_commands_print_text_json_and_yaml() {
     }
 
     // ingest-status: the file source and its counts.
-    let status = json(&run(&["ingest-status", "-o", "json"]));
-    assert_eq!(status["cluster"], "lab");
-    let source = &status["sources"][0];
-    assert_eq!(source["kind"], "file", "{status}");
-    assert_eq!(source["file"]["path"], log.to_str().unwrap(), "{status}");
-    assert_eq!(source["eventsRead"], EVENTS as u64, "{status}");
+    let ingestor = json(&run(&["ingest-status", "-o", "json"]));
+    assert_eq!(ingestor["cluster"], "lab");
+    let source = &ingestor["sources"][0];
+    assert_eq!(source["kind"], "file", "{ingestor}");
+    assert_eq!(source["file"]["path"], log.to_str().unwrap(), "{ingestor}");
+    assert_eq!(source["eventsRead"], EVENTS as u64, "{ingestor}");
     assert_eq!(
         yaml(&run(&["ingest-status", "-o", "yaml"]))["sources"][0]["eventsRead"],
         EVENTS as u64

@@ -376,6 +376,10 @@ fn policy_and_render_need_no_server() {
 /// server: standard output, standard error and exit status are identical,
 /// refusals and written files included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one list of cases against one server"
+)]
 async fn local_and_server_answers_are_identical() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
@@ -694,18 +698,21 @@ mod mock_kubernetes_api {
     }
 }
 
-/// A kubeconfig whose current context is `current` and which also has
-/// context `mock`; each context's cluster is its server URL.
+/// A kubeconfig with one context per `(name, server URL)` of `servers`
+/// (its cluster of the same name), `current` its current context.
 fn kubeconfig(dir: &Path, current: &str, servers: &[(&str, &str)]) -> PathBuf {
+    use std::fmt::Write as _;
     let mut clusters = String::new();
     let mut contexts = String::new();
     for (name, server) in servers {
-        clusters.push_str(&format!(
+        let _ = write!(
+            clusters,
             "- name: {name}\n  cluster:\n    server: {server}\n"
-        ));
-        contexts.push_str(&format!(
+        );
+        let _ = write!(
+            contexts,
             "- name: {name}\n  context:\n    cluster: {name}\n    user: dev\n"
-        ));
+        );
     }
     let path = dir.join(format!("kubeconfig-{current}"));
     std::fs::write(

@@ -380,7 +380,8 @@ mod tests {
     use super::*;
 
     fn stamp(seconds: i64) -> Option<prost_types::Timestamp> {
-        Some(prost_types::Timestamp { seconds, nanos: 0 })
+        let timestamp = prost_types::Timestamp { seconds, nanos: 0 };
+        (seconds > 0).then_some(timestamp)
     }
 
     fn sample_stats() -> Vec<IndexStats> {
@@ -445,6 +446,10 @@ mod tests {
     }
 
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one response with every field, and its documents"
+    )]
     fn status_documents_carry_every_field() {
         let response = v1::GetStatusResponse {
             sources: vec![
