@@ -119,6 +119,7 @@ pub(crate) struct GenerateArgs {
 pub(crate) struct ValidateArgs {
     /// The policy file (YAML or JSON).
     file: PathBuf,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     output: Format,
 }
@@ -155,6 +156,7 @@ pub(crate) struct EvaluateArgs {
     /// A non-resource URL path instead, e.g. /healthz.
     #[arg(long)]
     path: Option<String>,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     output: Format,
 }
@@ -250,6 +252,7 @@ pub(crate) struct RenderArgs {
     /// only by you).
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     output: Format,
 }
@@ -269,6 +272,7 @@ pub(crate) struct ApplyArgs {
     /// Ask the API server to check everything and change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     output: Format,
 }
