@@ -263,7 +263,7 @@ async fn search_export_history_and_diff_from_the_command_line() {
     assert!(!ok && err.contains("not an event id"), "{err}");
     let unknown = "0".repeat(64);
     let (ok, _, err) = auditrail(&[&["diff", &unknown, to_id][..], &s].concat());
-    assert!(!ok && err.contains("NotFound"), "{err}");
+    assert!(!ok && err.ends_with(" (NOT_FOUND)\n"), "{err}");
 
     server.terminate().unwrap();
 }

@@ -27,7 +27,12 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("auditrail-demo-{}", std::process::id()));
     let result = demo(&exe, &dir);
     let _ = std::fs::remove_dir_all(&dir);
-    result
+    result?;
+    println!(
+        "\nThe binary the demo ran is {} (`cargo xtask install --debug` puts this build on your PATH).",
+        exe.display()
+    );
+    Ok(())
 }
 
 fn demo(exe: &Path, dir: &Path) -> anyhow::Result<()> {

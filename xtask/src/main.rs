@@ -3,6 +3,8 @@
 //! - `cargo xtask test`: everything CI runs (format, lints, the whole test
 //!   suite), installing whatever the tests need into a folder it owns.
 //! - `cargo xtask demo`: builds and runs auditrail on the embedded default.
+//! - `cargo xtask install`: installs the `auditrail` binary (`cargo install
+//!   --path crates/cli --locked`).
 //! - `cargo xtask gen-logs`: writes a seeded, realistic audit log.
 //! - `cargo xtask bench`: benchmarks, printing figures for BENCHMARKS.md.
 //! - `cargo xtask kibana-import`: loads the Kibana saved objects of
@@ -16,6 +18,7 @@ mod bench;
 mod cargo;
 mod demo;
 mod gen_logs;
+mod install;
 mod kibana;
 mod process;
 mod test;
@@ -38,6 +41,8 @@ enum Task {
     Test(test::TestArgs),
     /// Build auditrail and run it on the embedded default.
     Demo,
+    /// Install the `auditrail` binary (cargo install --path crates/cli --locked).
+    Install(install::InstallArgs),
     /// Write a seeded, realistic audit log.
     GenLogs(gen_logs::GenLogsArgs),
     /// Run the benchmarks and print their figures.
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.task {
         Task::Test(args) => test::run(&args),
         Task::Demo => demo::run(),
+        Task::Install(args) => install::run(&args),
         Task::GenLogs(args) => gen_logs::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::KibanaImport(args) => kibana::run(&args),

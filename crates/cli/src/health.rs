@@ -1,21 +1,14 @@
 //! `auditrail health`: the gRPC health of each service on a server.
 
-use anyhow::Context as _;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-/// How to print the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Output {
-    /// One line per service.
-    Text,
-    /// A JSON object mapping service to status.
-    Json,
-}
+use crate::output::{Format, print_document};
 
-/// Checks each of the five services; fails unless all are `SERVING`.
-pub(crate) async fn run(server: &str, output: Output) -> anyhow::Result<()> {
+/// Checks each of the five services; fails unless all are `SERVING`. Text
+/// is one line per service; JSON and YAML map each service to its status.
+pub(crate) async fn run(server: &str, format: Format) -> anyhow::Result<()> {
     let channel = crate::connect(server).await?;
     let mut client = HealthClient::new(channel);
     let mut statuses = Vec::new();
@@ -29,23 +22,25 @@ pub(crate) async fn run(server: &str, output: Output) -> anyhow::Result<()> {
             Ok(response) => ServingStatus::try_from(response.into_inner().status)
                 .map_or("UNKNOWN", |s| s.as_str_name()),
             Err(status) if status.code() == tonic::Code::NotFound => "SERVICE_UNKNOWN",
-            Err(status) => return Err(status).context(format!("health check of {service} failed")),
+            Err(status) => {
+                return Err(crate::error::rpc(
+                    &format!("health check of {service}"),
+                    &status,
+                ));
+            }
         };
         statuses.push((service, status));
     }
-    match output {
-        Output::Text => {
-            for (service, status) in &statuses {
-                println!("{service:<32} {status}");
-            }
+    if format == Format::Text {
+        for (service, status) in &statuses {
+            println!("{service:<32} {status}");
         }
-        Output::Json => {
-            let map: serde_json::Map<String, serde_json::Value> = statuses
-                .iter()
-                .map(|(s, st)| ((*s).to_owned(), (*st).into()))
-                .collect();
-            println!("{}", serde_json::Value::Object(map));
-        }
+    } else {
+        let map: serde_json::Map<String, serde_json::Value> = statuses
+            .iter()
+            .map(|(s, st)| ((*s).to_owned(), (*st).into()))
+            .collect();
+        print_document(format, &map)?;
     }
     let down: Vec<_> = statuses
         .iter()

@@ -1,13 +1,18 @@
 //! `auditrail`: the all-in-one server and the command line of auditrail.
 //!
 //! `auditrail up` runs the five services in one process on the embedded store
-//! (a laptop, a demo, CI, a small cluster). The other subcommands are clients
-//! of a running server, reached with `--server`.
+//! (a laptop, a demo, CI, a small cluster). `policy` and `setup` do their
+//! work in this process (the provisioner's own code) unless `--server` names
+//! a provisioner; the other subcommands are clients of a running server,
+//! reached with `--server`. Every failure is printed by one renderer
+//! (`error.rs`).
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 
+mod error;
 mod health;
 mod ingest;
+mod output;
 mod provision;
 mod query;
 mod services;
@@ -15,10 +20,27 @@ mod up;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+/// Why an `https://` server is refused: the clients speak plaintext gRPC,
+/// and silently sending plaintext to an address that asked for TLS would
+/// expose what the user meant to protect.
+pub(crate) const TLS_NOT_SUPPORTED: &str = "TLS to the server is not supported yet; use http:// on a trusted network, or reach the server through an encrypted tunnel (e.g. `kubectl port-forward` or `ssh -L`) on a loopback address";
+
+/// The endpoint of `server`: `http://HOST:PORT` only.
+pub(crate) fn endpoint(server: &str) -> anyhow::Result<tonic::transport::Endpoint> {
+    let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
+        .with_context(|| format!("invalid server address {server:?}"))?;
+    match endpoint.uri().scheme_str() {
+        Some(scheme) if scheme.eq_ignore_ascii_case("http") => Ok(endpoint),
+        Some(scheme) if scheme.eq_ignore_ascii_case("https") => {
+            bail!("{TLS_NOT_SUPPORTED} (--server {server})")
+        }
+        _ => bail!("invalid server address {server:?}: give http://HOST:PORT"),
+    }
+}
+
 /// A gRPC channel to `server`, with errors that name it.
 pub(crate) async fn connect(server: &str) -> anyhow::Result<tonic::transport::Channel> {
-    tonic::transport::Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("invalid server address {server:?}"))?
+    endpoint(server)?
         .connect()
         .await
         .with_context(|| format!("cannot reach {server}"))
@@ -44,9 +66,44 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// The server a client subcommand talks to.
 #[derive(Debug, clap::Args)]
 struct ServerArg {
-    /// The server to ask.
+    /// The server to ask (http:// only: TLS is not supported yet).
     #[arg(long, default_value = DEFAULT_SERVER, env = "AUDITRAIL_SERVER")]
     server: String,
+}
+
+/// The provisioner `policy` and `setup render` ask, if any.
+#[derive(Debug, clap::Args)]
+struct ProvisionerArg {
+    /// Ask this provisioner server instead of working locally; the answer
+    /// is the same (http:// only: TLS is not supported yet). Without it
+    /// nothing is sent anywhere.
+    #[arg(long, env = "AUDITRAIL_SERVER", value_name = "URL")]
+    server: Option<String>,
+}
+
+impl ProvisionerArg {
+    fn server(&self) -> Option<&str> {
+        self.server.as_deref().filter(|s| !s.is_empty())
+    }
+}
+
+/// The provisioner `setup apply` goes through, if any.
+#[derive(Debug, clap::Args)]
+struct ApplyServerArg {
+    /// Apply through this provisioner server instead: it reaches the
+    /// cluster with its own identity (its kubeconfig or in-cluster service
+    /// account), not yours, and receives the AWS keys, if any (http:// only:
+    /// TLS is not supported yet). Without it, apply uses your kubeconfig
+    /// (KUBECONFIG or ~/.kube/config, its current context or --context),
+    /// as kubectl does.
+    #[arg(long, env = "AUDITRAIL_SERVER", value_name = "URL")]
+    server: Option<String>,
+}
+
+impl ApplyServerArg {
+    fn server(&self) -> Option<&str> {
+        self.server.as_deref().filter(|s| !s.is_empty())
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -68,16 +125,30 @@ enum Command {
     Health {
         #[command(flatten)]
         server: ServerArg,
-        /// Print JSON instead of a table.
-        #[arg(long, short = 'o', value_enum, default_value_t = health::Output::Text)]
-        output: health::Output,
+        #[command(flatten)]
+        output: output::OutputArg,
     },
-    /// Events stored per cluster and type.
-    Stats(ServerArg),
+    /// Events stored per cluster and type, with their size on disk.
+    Stats {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        output: output::OutputArg,
+    },
     /// What the ingestor is reading: sources, checkpoints, dead letters.
-    IngestStatus(ServerArg),
+    IngestStatus {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        output: output::OutputArg,
+    },
     /// List the gRPC services a server offers (through gRPC reflection).
-    Services(ServerArg),
+    Services {
+        #[command(flatten)]
+        server: ServerArg,
+        #[command(flatten)]
+        output: output::OutputArg,
+    },
     /// Search the trail: a table of what happened, or the events themselves.
     Search {
         #[command(flatten)]
@@ -106,10 +177,12 @@ enum Command {
         #[command(flatten)]
         args: query::DiffArgs,
     },
-    /// Audit policies: generate, validate, evaluate.
+    /// Audit policies: generate, validate, evaluate (locally, or with
+    /// --server on a provisioner).
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// The per-platform set-up that makes the API server write the trail.
+    /// The per-platform set-up that makes the API server write the trail
+    /// (rendered locally, or with --server on a provisioner).
     #[command(subcommand)]
     Setup(SetupCommand),
 }
@@ -119,21 +192,21 @@ enum PolicyCommand {
     /// Print an audit policy for a profile.
     Generate {
         #[command(flatten)]
-        server: ServerArg,
+        server: ProvisionerArg,
         #[command(flatten)]
         args: provision::GenerateArgs,
     },
     /// The API server's validation and the compliance lint; fails on errors.
     Validate {
         #[command(flatten)]
-        server: ServerArg,
+        server: ProvisionerArg,
         #[command(flatten)]
         args: provision::ValidateArgs,
     },
     /// How a policy audits one request: level, omitted stages, rule.
     Evaluate {
         #[command(flatten)]
-        server: ServerArg,
+        server: ProvisionerArg,
         #[command(flatten)]
         args: Box<provision::EvaluateArgs>,
     },
@@ -144,14 +217,16 @@ enum SetupCommand {
     /// Print (or write) a platform's set-up: policy, flags or cluster patch, objects.
     Render {
         #[command(flatten)]
-        server: ServerArg,
+        server: ProvisionerArg,
         #[command(flatten)]
         args: Box<provision::RenderArgs>,
     },
-    /// Apply the set-up's Kubernetes objects (ConfigMap, Secret, LogCollector).
+    /// Apply the set-up's Kubernetes objects (ConfigMap, Secret, LogCollector)
+    /// with your kubeconfig, or with --server through a provisioner and its
+    /// identity.
     Apply {
         #[command(flatten)]
-        server: ServerArg,
+        server: ApplyServerArg,
         #[command(flatten)]
         args: Box<provision::ApplyArgs>,
     },
@@ -159,7 +234,18 @@ enum SetupCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    auditrail_server::exit_code(run().await)
+    // kube and the AWS SDK both enable rustls, with ring and aws-lc-rs: with
+    // two providers compiled in, rustls cannot choose one and the first TLS
+    // connection (an https kubeconfig) panics. Choose ring once, first. An
+    // error only means a provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}", error::render(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -172,28 +258,74 @@ async fn run() -> anyhow::Result<()> {
                 .context("`up` was parsed without its arguments")?;
             up::run(*args, up_matches).await
         }
-        Command::Health { server, output } => health::run(&server.server, output).await,
-        Command::Services(s) => services::run(&s.server).await,
-        Command::Stats(s) => ingest::stats(&s.server).await,
-        Command::IngestStatus(s) => ingest::status(&s.server).await,
+        Command::Health { server, output } => health::run(&server.server, output.output).await,
+        Command::Services { server, output } => services::run(&server.server, output.output).await,
+        Command::Stats { server, output } => ingest::stats(&server.server, output.output).await,
+        Command::IngestStatus { server, output } => {
+            ingest::status(&server.server, output.output).await
+        }
         Command::Search { server, args } => query::search(&server.server, *args).await,
         Command::Export { server, args } => query::export(&server.server, *args).await,
         Command::History { server, args } => query::history(&server.server, args).await,
         Command::Diff { server, args } => query::diff(&server.server, args).await,
         Command::Policy(command) => match command {
             PolicyCommand::Generate { server, args } => {
-                provision::generate(&server.server, args).await
+                provision::generate(server.server(), args).await
             }
             PolicyCommand::Validate { server, args } => {
-                provision::validate(&server.server, args).await
+                provision::validate(server.server(), args).await
             }
             PolicyCommand::Evaluate { server, args } => {
-                provision::evaluate(&server.server, *args).await
+                provision::evaluate(server.server(), *args).await
             }
         },
         Command::Setup(command) => match command {
-            SetupCommand::Render { server, args } => provision::render(&server.server, *args).await,
-            SetupCommand::Apply { server, args } => provision::apply(&server.server, *args).await,
+            SetupCommand::Render { server, args } => {
+                provision::render(server.server(), *args).await
+            }
+            SetupCommand::Apply { server, args } => provision::apply(server.server(), *args).await,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_http_servers_are_accepted() {
+        assert!(endpoint("http://127.0.0.1:50051").is_ok());
+        assert!(endpoint("HTTP://localhost:50051").is_ok());
+        for url in ["https://auditrail.example.com", "HTTPS://127.0.0.1:443"] {
+            let message = format!("{:#}", endpoint(url).expect_err("refused"));
+            assert!(
+                message.starts_with(
+                    "TLS to the server is not supported yet; use http:// on a trusted network"
+                ) && message.ends_with(&format!("(--server {url})")),
+                "{message}"
+            );
+        }
+        for url in ["127.0.0.1:50051", "grpc://127.0.0.1:50051"] {
+            let message = format!("{:#}", endpoint(url).expect_err("refused"));
+            assert!(message.contains("give http://HOST:PORT"), "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_https_server_is_refused_before_any_connection() {
+        // Port 9 (discard) on loopback is never an auditrail server: were a
+        // connection tried, the error would be "cannot reach".
+        let error = connect("https://127.0.0.1:9").await.expect_err("refused");
+        let line = error::render(&error);
+        assert!(
+            line.starts_with("error: TLS to the server is not supported yet"),
+            "{line}"
+        );
+        assert!(!line.contains("cannot reach"), "{line}");
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -1,31 +1,29 @@
 //! `auditrail policy generate|validate|evaluate` and `auditrail setup
 //! render|apply`: the provisioner from the command line.
 //!
-//! Like the other clients these ask a server (`--server`), so the answers
-//! are the service's own, and `setup apply` writes to the cluster the
-//! provisioner reaches (kubeconfig or its in-cluster account). Every command
-//! prints text for people by default and JSON or YAML with `-o`. Sensitive
-//! artifacts (the EKS Secret) are never printed; `--out-dir` writes them to
-//! files only the user can read.
+//! Without `--server` the work is done in this process by the provisioner
+//! service's own code (`auditrail_provisioner::Provisioner`, called
+//! directly, not over a socket), so no server is needed, nothing (not the
+//! AWS secret key either) leaves the machine, and the output is the same as
+//! a provisioner server's, errors included. `setup apply` then writes with
+//! the user's kubeconfig (its current context, or `--context`), as kubectl
+//! does. With `--server` the same requests go to that provisioner, and
+//! `setup apply` writes with the server's identity.
+//!
+//! Every command prints text for people by default and JSON or YAML with
+//! `-o`. Sensitive artifacts (the EKS Secret) are never printed; `--out-dir`
+//! writes them to files only the user can read.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use auditrail_proto::v1;
 use auditrail_proto::v1::provision_service_client::ProvisionServiceClient;
+use auditrail_proto::v1::provision_service_server::ProvisionService as _;
 use serde::Serialize;
 use tonic::transport::Channel;
 
-/// How to print an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Format {
-    /// For people.
-    Text,
-    /// One JSON document.
-    Json,
-    /// One YAML document.
-    Yaml,
-}
+use crate::output::{Format, print_document};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ProfileArg {
@@ -121,6 +119,7 @@ pub(crate) struct GenerateArgs {
 pub(crate) struct ValidateArgs {
     /// The policy file (YAML or JSON).
     file: PathBuf,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     output: Format,
 }
@@ -157,6 +156,7 @@ pub(crate) struct EvaluateArgs {
     /// A non-resource URL path instead, e.g. /healthz.
     #[arg(long)]
     path: Option<String>,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     output: Format,
 }
@@ -252,6 +252,7 @@ pub(crate) struct RenderArgs {
     /// only by you).
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     output: Format,
 }
@@ -261,26 +262,62 @@ pub(crate) struct RenderArgs {
 pub(crate) struct ApplyArgs {
     #[command(flatten)]
     setup: SetupArgs,
+    /// The kubeconfig context to apply with [default: the current context];
+    /// not with --server, which applies with the server's identity.
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
     /// Namespace of objects that name none (the policy ConfigMap).
     #[arg(long, short = 'n', default_value = "auditrail")]
     namespace: String,
     /// Ask the API server to check everything and change nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = Format::Text)]
     output: Format,
 }
 
-async fn client(server: &str) -> anyhow::Result<ProvisionServiceClient<Channel>> {
-    Ok(ProvisionServiceClient::new(crate::connect(server).await?))
+/// Where the provisioner's work is done.
+enum Provisioner {
+    /// In this process: the service's own code, no server, no network.
+    Local(auditrail_provisioner::Provisioner),
+    /// A provisioner server.
+    Remote(ProvisionServiceClient<Channel>),
 }
 
-fn print_document<T: Serialize>(format: Format, value: &T) -> anyhow::Result<()> {
-    match format {
-        Format::Yaml => print!("{}", serde_norway::to_string(value)?),
-        Format::Json | Format::Text => println!("{}", serde_json::to_string_pretty(value)?),
+/// Calls `$method` on the local service or the remote client, with one
+/// error for both: `<Rpc> failed: <message> (<CODE>)`.
+macro_rules! call {
+    ($provisioner:expr, $method:ident, $rpc:literal, $request:expr) => {{
+        let request = $request;
+        let result = match $provisioner {
+            Provisioner::Local(service) => service.$method(tonic::Request::new(request)).await,
+            Provisioner::Remote(client) => client.$method(request).await,
+        };
+        result
+            .map(tonic::Response::into_inner)
+            .map_err(|status| crate::error::rpc($rpc, &status))
+    }};
+}
+
+impl Provisioner {
+    /// `server`'s provisioner, or this process's.
+    async fn new(server: Option<&str>) -> anyhow::Result<Self> {
+        Self::with(server, auditrail_provisioner::Provisioner::default).await
     }
-    Ok(())
+
+    /// `server`'s provisioner, or `local()`.
+    async fn with(
+        server: Option<&str>,
+        local: impl FnOnce() -> auditrail_provisioner::Provisioner,
+    ) -> anyhow::Result<Self> {
+        Ok(match server {
+            Some(server) => {
+                Self::Remote(ProvisionServiceClient::new(crate::connect(server).await?))
+            }
+            None => Self::Local(local()),
+        })
+    }
 }
 
 fn read_policy(file: &Path) -> anyhow::Result<String> {
@@ -294,17 +331,18 @@ struct Generated {
 }
 
 /// Prints a generated policy; warnings go to stderr in text mode.
-pub(crate) async fn generate(server: &str, args: GenerateArgs) -> anyhow::Result<()> {
-    let response = client(server)
-        .await?
-        .generate_policy(v1::GeneratePolicyRequest {
+pub(crate) async fn generate(server: Option<&str>, args: GenerateArgs) -> anyhow::Result<()> {
+    let mut provisioner = Provisioner::new(server).await?;
+    let response = call!(
+        &mut provisioner,
+        generate_policy,
+        "GeneratePolicy",
+        v1::GeneratePolicyRequest {
             profile: args.policy.profile().into(),
             extra_resources: args.policy.extra_resources(),
             api_version: args.policy.api_version().into(),
-        })
-        .await
-        .context("GeneratePolicy failed")?
-        .into_inner();
+        }
+    )?;
     if args.output == Format::Text {
         for warning in &response.warnings {
             eprintln!("warning: {warning}");
@@ -346,15 +384,15 @@ struct ValidationFinding {
 
 /// Prints the API server's errors and the lint's findings; fails when the
 /// policy is not valid.
-pub(crate) async fn validate(server: &str, args: ValidateArgs) -> anyhow::Result<()> {
-    let response = client(server)
-        .await?
-        .validate_policy(v1::ValidatePolicyRequest {
-            policy_yaml: read_policy(&args.file)?,
-        })
-        .await
-        .context("ValidatePolicy failed")?
-        .into_inner();
+pub(crate) async fn validate(server: Option<&str>, args: ValidateArgs) -> anyhow::Result<()> {
+    let policy_yaml = read_policy(&args.file)?;
+    let mut provisioner = Provisioner::new(server).await?;
+    let response = call!(
+        &mut provisioner,
+        validate_policy,
+        "ValidatePolicy",
+        v1::ValidatePolicyRequest { policy_yaml }
+    )?;
     let report = Validation {
         valid: response.valid,
         errors: response
@@ -421,7 +459,7 @@ struct Evaluation {
 
 /// Prints how the policy audits one request: level, omitted stages and the
 /// rule that decided (with its text).
-pub(crate) async fn evaluate(server: &str, args: EvaluateArgs) -> anyhow::Result<()> {
+pub(crate) async fn evaluate(server: Option<&str>, args: EvaluateArgs) -> anyhow::Result<()> {
     let policy_yaml = read_policy(&args.file)?;
     let target = match (&args.resource, &args.path) {
         (Some(resource), _) => v1::request_attributes::Target::Resource(v1::ResourceAttributes {
@@ -438,9 +476,12 @@ pub(crate) async fn evaluate(server: &str, args: EvaluateArgs) -> anyhow::Result
         }
         (None, None) => bail!("give --resource or --path"),
     };
-    let response = client(server)
-        .await?
-        .evaluate_policy(v1::EvaluatePolicyRequest {
+    let mut provisioner = Provisioner::new(server).await?;
+    let response = call!(
+        &mut provisioner,
+        evaluate_policy,
+        "EvaluatePolicy",
+        v1::EvaluatePolicyRequest {
             policy_yaml: policy_yaml.clone(),
             attributes: Some(v1::RequestAttributes {
                 user: args.user.clone(),
@@ -448,10 +489,8 @@ pub(crate) async fn evaluate(server: &str, args: EvaluateArgs) -> anyhow::Result
                 verb: args.verb.clone(),
                 target: Some(target),
             }),
-        })
-        .await
-        .context("EvaluatePolicy failed")?
-        .into_inner();
+        }
+    )?;
     let evaluation = Evaluation {
         level: response.level,
         omit_stages: response.omit_stages,
@@ -520,13 +559,14 @@ fn kind_name(kind: v1::ArtifactKind) -> String {
 }
 
 /// Prints (and with `--out-dir` writes) a platform's set-up.
-pub(crate) async fn render(server: &str, args: RenderArgs) -> anyhow::Result<()> {
-    let response = client(server)
-        .await?
-        .render_setup(args.setup.request())
-        .await
-        .context("RenderSetup failed")?
-        .into_inner();
+pub(crate) async fn render(server: Option<&str>, args: RenderArgs) -> anyhow::Result<()> {
+    let mut provisioner = Provisioner::new(server).await?;
+    let response = call!(
+        &mut provisioner,
+        render_setup,
+        "RenderSetup",
+        args.setup.request()
+    )?;
     if let Some(dir) = &args.out_dir {
         write_artifacts(dir, &response.artifacts)?;
     }
@@ -613,23 +653,36 @@ struct AppliedObject {
     action: String,
 }
 
-/// Renders the set-up and applies its Kubernetes objects.
-pub(crate) async fn apply(server: &str, args: ApplyArgs) -> anyhow::Result<()> {
-    let mut client = client(server).await?;
-    let rendered = client
-        .render_setup(args.setup.request())
-        .await
-        .context("RenderSetup failed")?
-        .into_inner();
-    let response = client
-        .apply_setup(v1::ApplySetupRequest {
+/// Renders the set-up and applies its Kubernetes objects: with the user's
+/// kubeconfig, or through the server with its identity.
+pub(crate) async fn apply(server: Option<&str>, args: ApplyArgs) -> anyhow::Result<()> {
+    if let (Some(server), Some(context)) = (server, &args.context) {
+        bail!(
+            "--context {context:?} names a context of your kubeconfig, but --server {server} applies with the server's own identity; leave out one of them"
+        );
+    }
+    let context = args.context.clone();
+    let mut provisioner = Provisioner::with(server, move || match context {
+        Some(context) => auditrail_provisioner::Provisioner::with_kube_context(context),
+        None => auditrail_provisioner::Provisioner::default(),
+    })
+    .await?;
+    let rendered = call!(
+        &mut provisioner,
+        render_setup,
+        "RenderSetup",
+        args.setup.request()
+    )?;
+    let response = call!(
+        &mut provisioner,
+        apply_setup,
+        "ApplySetup",
+        v1::ApplySetupRequest {
             artifacts: rendered.artifacts,
             namespace: args.namespace.clone(),
             dry_run: args.dry_run,
-        })
-        .await
-        .context("ApplySetup failed")?
-        .into_inner();
+        }
+    )?;
     let applied = Applied {
         dry_run: response.dry_run,
         objects: response

@@ -207,7 +207,7 @@ fn query_client(
 }
 
 fn rpc_error(rpc: &str, status: &tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{rpc} failed: {} ({:?})", status.message(), status.code())
+    crate::error::rpc(rpc, status)
 }
 
 use crate::format_time as time;

@@ -20,7 +20,11 @@
 //! - `ApplySetup`: `auditrail-kube-apply`, with a `kube::Client` from
 //!   kubeconfig or the in-cluster service account, made per call (so a
 //!   changed kubeconfig is picked up) unless one was given
-//!   ([`Provisioner::with_kube_client`]).
+//!   ([`Provisioner::with_kube_client`]) or a kubeconfig context was named
+//!   ([`Provisioner::with_kube_context`]).
+//!
+//! The `auditrail` CLI runs this same service in its own process when no
+//! `--server` is given, so local and remote answers are the same code.
 
 mod convert;
 mod setup;
@@ -49,15 +53,32 @@ pub fn default_config() -> ServiceConfig<Settings> {
 /// The `ProvisionService` implementation.
 #[derive(Clone, Default)]
 pub struct Provisioner {
-    /// The cluster `ApplySetup` writes to; `None`: from the environment.
-    kube: Option<kube::Client>,
+    /// The cluster `ApplySetup` writes to.
+    kube: KubeSource,
+}
+
+/// Where `ApplySetup` gets its cluster from.
+#[derive(Clone, Default)]
+enum KubeSource {
+    /// kubeconfig (`KUBECONFIG`, `~/.kube/config`; its current context),
+    /// else the in-cluster service account.
+    #[default]
+    Environment,
+    /// One context of the kubeconfig, as `kubectl --context` (no in-cluster
+    /// fallback).
+    Context(String),
+    /// A client made by the caller.
+    Client(kube::Client),
 }
 
 impl std::fmt::Debug for Provisioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Provisioner")
-            .field("kube", &self.kube.as_ref().map(|_| "given client"))
-            .finish()
+        let kube = match &self.kube {
+            KubeSource::Environment => "kubeconfig or in-cluster".to_owned(),
+            KubeSource::Context(context) => format!("kubeconfig context {context:?}"),
+            KubeSource::Client(_) => "given client".to_owned(),
+        };
+        f.debug_struct("Provisioner").field("kube", &kube).finish()
     }
 }
 
@@ -70,13 +91,26 @@ impl Provisioner {
     /// A provisioner that applies through `client` instead of kubeconfig or
     /// the in-cluster configuration.
     pub fn with_kube_client(client: kube::Client) -> Self {
-        Self { kube: Some(client) }
+        Self {
+            kube: KubeSource::Client(client),
+        }
+    }
+
+    /// A provisioner that applies through the kubeconfig's context
+    /// `context` (as `kubectl --context`), read at each `ApplySetup`.
+    pub fn with_kube_context(context: impl Into<String>) -> Self {
+        Self {
+            kube: KubeSource::Context(context.into()),
+        }
     }
 
     async fn kube_client(&self) -> Result<kube::Client, Status> {
         match &self.kube {
-            Some(client) => Ok(client.clone()),
-            None => auditrail_kube_apply::default_client()
+            KubeSource::Client(client) => Ok(client.clone()),
+            KubeSource::Environment => auditrail_kube_apply::default_client()
+                .await
+                .map_err(|e| setup::apply_status(&e)),
+            KubeSource::Context(context) => setup::context_client(context)
                 .await
                 .map_err(|e| setup::apply_status(&e)),
         }

@@ -145,6 +145,20 @@ pub(crate) fn applied(object: AppliedObject) -> v1::AppliedObject {
     }
 }
 
+/// A client for the kubeconfig's context `context`, as `kubectl --context`
+/// makes one: the kubeconfig only, no in-cluster fallback.
+pub(crate) async fn context_client(context: &str) -> Result<kube::Client, ApplyError> {
+    let options = kube::config::KubeConfigOptions {
+        context: Some(context.to_owned()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_kubeconfig(&options)
+        .await
+        .map_err(|e| ApplyError::NoConfiguration(format!("context {context:?}: {e}")))?;
+    kube::Client::try_from(config)
+        .map_err(|e| ApplyError::NoConfiguration(format!("context {context:?}: {e}")))
+}
+
 /// An apply failure as the proto's code.
 pub(crate) fn apply_status(error: &ApplyError) -> Status {
     let message = error.to_string();
