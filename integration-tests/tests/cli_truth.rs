@@ -279,3 +279,56 @@ async fn the_real_trail_reads_right_and_mistakes_are_named() {
     );
     server.terminate().unwrap();
 }
+
+/// A reader that stops early (`auditrail search | head -1`) ends the
+/// command quietly, never with a panic and its backtrace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let lines = real_lines();
+    let log = dir.path().join("kube-audit.log");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let server = common::up_following(&dir.path().join("data"), "real", &log, &[]);
+    common::wait_for_count(&server, 200).await;
+    for output in ["ndjson", "table"] {
+        let mut child = Command::new(binary("auditrail").unwrap())
+            .args([
+                "search",
+                "--limit",
+                "0",
+                "-o",
+                output,
+                "--server",
+                &server.url(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one byte, then close the pipe while the command still writes.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 1];
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        let status = auditrail_integration_tests::wait_deadline(
+            &mut child,
+            auditrail_integration_tests::PROCESS_DEADLINE,
+        )
+        .unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(!err.contains("panicked"), "{output}: {err}");
+        assert!(
+            status.code() == Some(141) || status.success(),
+            "{output}: {status:?}: {err}"
+        );
+    }
+    server.terminate().unwrap();
+}

@@ -239,13 +239,45 @@ async fn main() -> std::process::ExitCode {
     // connection (an https kubeconfig) panics. Choose ring once, first. An
     // error only means a provider is already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    end_quietly_when_stdout_closes();
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of standard output went away (`| head`): no error.
+        Err(error)
+            if error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            std::process::ExitCode::from(141)
+        }
         Err(error) => {
             eprintln!("{}", error::render(&error));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `auditrail search … | head` closes standard output early; printing then
+/// fails, which `println!` turns into a panic with a backtrace. A reader
+/// that stopped reading is no error: the process ends quietly with 141, the
+/// status a shell reports for a program stopped by SIGPIPE. Every other
+/// panic goes to the default hook.
+fn end_quietly_when_stdout_closes() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 async fn run() -> anyhow::Result<()> {
