@@ -133,6 +133,12 @@ pub struct TantivyOptions {
     pub writer_threads: usize,
     /// Segment-merging threads of each index's writer (default 1).
     pub merge_threads: usize,
+    /// Most cluster indices the store holds (default 64). Each has its own
+    /// writer (threads and indexing memory), so an unbounded number of
+    /// cluster names, which any writer of the store can send, would
+    /// exhaust the machine; a write that would create one more is refused
+    /// ([`StoreError::LimitReached`]).
+    pub max_clusters: usize,
 }
 
 impl Default for TantivyOptions {
@@ -143,6 +149,7 @@ impl Default for TantivyOptions {
             writer_memory_bytes: 128 << 20,
             writer_threads: 1,
             merge_threads: 1,
+            max_clusters: 64,
         }
     }
 }
@@ -401,6 +408,19 @@ impl Inner {
         let _creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(index) = self.map().get(cluster) {
             return Ok(Arc::clone(index));
+        }
+        let held = self.map().len();
+        if held >= self.options.max_clusters {
+            tracing::warn!(
+                cluster,
+                held,
+                max_clusters = self.options.max_clusters,
+                "refused a new cluster index: the store holds its most"
+            );
+            return Err(StoreError::LimitReached(format!(
+                "the store holds {held} cluster indices, its most (max_clusters); events of \
+                 a new cluster {cluster:?} are refused until the limit is raised"
+            )));
         }
         let index = Arc::new(ClusterIndex::open(
             cluster,

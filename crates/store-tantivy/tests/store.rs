@@ -718,6 +718,41 @@ async fn an_index_without_its_metadata_is_refused_and_kept() {
     );
 }
 
+/// Every new cluster name opens an index with its own writer: their
+/// number is bounded, and a write beyond it is refused without harming the
+/// clusters already held.
+#[tokio::test]
+async fn the_number_of_cluster_indices_is_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = TantivyOptions {
+        max_clusters: 2,
+        ..common::options()
+    };
+    let store = TantivyStore::open(dir.path(), options.clone()).expect("open");
+    for cluster in ["a", "b"] {
+        let outcome = store
+            .write(generated(cluster, 3, "2026-05-01T00:00:00Z", 5))
+            .await
+            .expect("within the bound");
+        assert_eq!(outcome.inserted, 5);
+    }
+    let err = store
+        .write(generated("c", 3, "2026-05-01T00:00:00Z", 5))
+        .await
+        .expect_err("a third cluster");
+    assert!(
+        matches!(&err, StoreError::LimitReached(m) if m.contains("2 cluster indices") && m.contains("\"c\"")),
+        "{err}"
+    );
+    assert!(!dir.path().join("c").exists(), "no index was created");
+    let outcome = store
+        .write(generated("a", 4, "2026-05-02T00:00:00Z", 5))
+        .await
+        .expect("held clusters still take writes");
+    assert_eq!(outcome.inserted, 5);
+    assert_eq!(store.count(&Query::All).await.expect("count"), 15);
+}
+
 fn file_sizes(dir: &std::path::Path) -> BTreeMap<String, u64> {
     std::fs::read_dir(dir)
         .expect("list")

@@ -56,6 +56,11 @@ pub enum StoreError {
     /// The backend failed (I/O, corruption, a bug); retrying will not help.
     #[error("store failure: {0}")]
     Internal(String),
+    /// The request would take the store past one of its bounds (for the
+    /// embedded store: its most cluster indices); retrying will not help
+    /// until an operator raises the bound.
+    #[error("store limit reached: {0}")]
+    LimitReached(String),
 }
 
 /// What a [`Store::write`] did with the events it was given.
