@@ -851,3 +851,52 @@ fn setup_apply_to_an_https_cluster_is_an_error_not_a_panic() {
         "{err}"
     );
 }
+
+/// A server applies with its own kubeconfig: to an https cluster its kube
+/// client goes through rustls, which must answer an error for that call
+/// (the cluster is unreachable), never panic the handler and reset the
+/// stream. Checked on `auditrail up`, whose binary links both of rustls'
+/// providers (kube's ring, the AWS SDK's aws-lc-rs), and on the standalone
+/// provisioner.
+#[test]
+fn a_server_reaches_an_https_cluster_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let https = format!("https://127.0.0.1:{}", closed_port());
+    let config = kubeconfig(dir.path(), "tls", &[("tls", &https)]);
+    let log = dir.path().join("kube-audit.log");
+    std::fs::write(&log, "").unwrap();
+    let env = [("KUBECONFIG", config.to_str().unwrap())];
+    let up = Server::start(
+        &binary("auditrail").unwrap(),
+        &[
+            "up",
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "--log-path",
+            log.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .unwrap();
+    let provisioner = Server::start(&binary("auditrail-provisioner").unwrap(), &[], &env).unwrap();
+    for server in [up, provisioner] {
+        check_https_apply(server);
+    }
+}
+
+fn check_https_apply(server: Server) {
+    let (ok, out, err) = auditrail(
+        &server,
+        &["setup", "apply", "--platform", "onprem", "--dry-run"],
+    );
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.starts_with("error: ApplySetup failed: cannot reach the Kubernetes API: ")
+            && err.ends_with(" (UNAVAILABLE)\n"),
+        "{err}"
+    );
+    let logs = server.logs().join("\n");
+    assert!(!logs.contains("panicked"), "{logs}");
+    server.terminate().unwrap();
+}

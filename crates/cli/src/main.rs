@@ -234,11 +234,8 @@ enum SetupCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // kube and the AWS SDK both enable rustls, with ring and aws-lc-rs: with
-    // two providers compiled in, rustls cannot choose one and the first TLS
-    // connection (an https kubeconfig) panics. Choose ring once, first. An
-    // error only means a provider is already installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // First, before any TLS client is built (kube, Elasticsearch).
+    auditrail_server::install_crypto_provider();
     end_quietly_when_stdout_closes();
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,

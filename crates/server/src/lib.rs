@@ -493,6 +493,7 @@ pub async fn run_service<T>(
 ) -> Result<(), ServerError> {
     let telemetry = auditrail_telemetry::init(name, &config.log, &config.otlp)?;
     install_panic_hook();
+    install_crypto_provider();
     let open_files = raise_nofile_limit();
     tracing::debug!(?open_files, "open-file limit");
     let shutdown = shutdown_signal();
@@ -500,6 +501,16 @@ pub async fn run_service<T>(
     let result = server.run(shutdown).await;
     telemetry.shutdown();
     result
+}
+
+/// Chooses rustls' cryptography (ring) for the whole process. kube and the
+/// AWS SDK compile in both ring and aws-lc-rs; with two providers rustls
+/// refuses to guess and the first TLS connection (a kube client to an
+/// https API server, an https Elasticsearch) panics. Installing one at
+/// start, before any client is built, makes every TLS client work. An error
+/// only means one is installed already.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The gRPC status of a store failure, for every service that reads or
