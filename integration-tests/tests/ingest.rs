@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use auditrail_event::EventId;
-use auditrail_integration_tests::{Server, binary, eventually};
+use auditrail_integration_tests::{Server, binary, eventually, run_to_end, scrape};
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
@@ -80,6 +80,87 @@ fn up_with(data: &Path, log: &Path, env: &[(&str, &str)]) -> Server {
 
 fn up(data: &Path, log: &Path) -> Server {
     up_with(data, log, &[])
+}
+
+/// `auditrail up` with the default retention (91 days, unlike the other
+/// tests' `--retention-days 0`), short batch waits and `args` added.
+fn up_default_retention(data: &Path, args: &[&str]) -> Server {
+    let mut all = vec![
+        "up",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--cluster",
+        CLUSTER,
+    ];
+    all.extend_from_slice(args);
+    Server::start(
+        &binary("auditrail").unwrap(),
+        &all,
+        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
+    )
+    .unwrap()
+}
+
+/// The lines of a file of `shared/data/real` (real audit events).
+fn real_lines(name: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/real")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} beside the checkout: {e}", path.display()))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Generated events of the last hour (kept by the default retention).
+fn recent_events(seed: u64, n: usize) -> Vec<String> {
+    let start = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    Generator::new(GenConfig {
+        seed,
+        start,
+        ..GenConfig::default()
+    })
+    .take(n)
+    .collect()
+}
+
+async fn get_status(
+    client: &IngestorServiceClient<tonic::transport::Channel>,
+) -> Option<v1::GetStatusResponse> {
+    let mut client = client.clone();
+    Some(
+        client
+            .get_status(v1::GetStatusRequest::default())
+            .await
+            .ok()?
+            .into_inner(),
+    )
+}
+
+/// `auditrail ingest-status` against `server`: its standard output.
+fn ingest_status_text(server: &Server) -> String {
+    let (status, out, err) = run_to_end(
+        Command::new(binary("auditrail").unwrap())
+            .args(["ingest-status", "--server"])
+            .arg(server.url()),
+    )
+    .unwrap();
+    assert!(status.success(), "{err}");
+    out
+}
+
+/// The `message` of the server's JSON log lines at `level`.
+fn log_messages(server: &Server, level: &str) -> Vec<String> {
+    server
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["level"] == level)
+        .filter_map(|l| l["message"].as_str().map(str::to_owned))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,4 +506,84 @@ async fn malformed_lines_are_dead_lettered_and_good_ones_all_indexed() {
     assert_exactly_once(&stored, &expected);
     let dead_letter_file: PathBuf = data.join("ingestor/dead-letters.ndjson");
     assert!(dead_letter_file.is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_retention_are_counted_not_stored_nor_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("kube-audit.log");
+    let data = dir.path().join("data");
+    // 37 real events of 2017, then recent ones.
+    let old = real_lines("more/liggitt__audit2rbac__demo.ndjson");
+    assert_eq!(old.len(), 37);
+    let recent = recent_events(21, 30);
+    append(&live, &old);
+    append(&live, &recent);
+    let file_len = std::fs::metadata(&live).unwrap().len();
+
+    let server = up_default_retention(&data, &["--log-path", live.to_str().unwrap()]);
+    wait_for_count(&server, recent.len() as u64).await;
+    let client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let status = eventually("37 expired events and the checkpoint at the end", || {
+        let client = client.clone();
+        async move {
+            let status = get_status(&client).await?;
+            let at_end = status.checkpoints.iter().any(|c| {
+                matches!(&c.position, Some(v1::checkpoint::Position::File(f)) if f.offset == file_len)
+            });
+            (at_end && status.sources[0].events_expired == 37).then_some(status)
+        }
+    })
+    .await
+    .unwrap();
+    // Handled, not malformed: no dead letter; acknowledged like the others.
+    assert_eq!(status.dead_letters.as_ref().unwrap().count, 0, "{status:?}");
+    assert_eq!(status.sources[0].events_acknowledged, 67);
+    let source = live.to_str().unwrap();
+    let metrics = scrape(server.metrics_addr().unwrap()).unwrap();
+    let key = format!("ingestor_events_expired_total{{source=\"{source}\"}}");
+    assert_eq!(metrics.get(&key), Some(&37.0), "{metrics:?}");
+    assert!(
+        ingest_status_text(&server).contains("37 older than the retention (not stored)"),
+        "{}",
+        ingest_status_text(&server)
+    );
+    // Logged once (not per event, not per batch), with the retention and
+    // the flag that keeps them.
+    let warnings: Vec<String> = log_messages(&server, "WARN")
+        .into_iter()
+        .filter(|m| m.contains("older than the retention"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&format!("events read from {source} so far are older than the retention of 91 days and were not stored"))
+            && warnings[0].contains("--retention-days 0 on auditrail up or auditrail-indexer keeps everything"),
+        "{}",
+        warnings[0]
+    );
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+
+    // After a restart the expired events are not read again: the
+    // checkpoint went past them.
+    let more = recent_events(22, 5);
+    append(&live, &more);
+    let server = up_default_retention(&data, &["--log-path", live.to_str().unwrap()]);
+    wait_for_count(&server, 35).await;
+    let client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let status = eventually("the new events acknowledged", || {
+        let client = client.clone();
+        async move {
+            let status = get_status(&client).await?;
+            (status.sources[0].events_acknowledged == 5).then_some(status)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.sources[0].events_expired, 0, "{status:?}");
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    let kept: Vec<String> = recent.into_iter().chain(more).collect();
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &kept));
 }

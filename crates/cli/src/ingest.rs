@@ -60,9 +60,17 @@ pub(crate) async fn status(server: &str) -> anyhow::Result<()> {
         } else {
             format!(", error: {}", source.error)
         };
+        let expired = if source.events_expired == 0 {
+            String::new()
+        } else {
+            format!(
+                ", {} older than the retention (not stored)",
+                source.events_expired
+            )
+        };
         match &source.location {
             Some(v1::source_status::Location::Cloudwatch(cw)) => println!(
-                "source {}: {state}, {} streams matching {:?} in {}, {} events read, {} acknowledged, newest {} (lag {:.0}s){error}",
+                "source {}: {state}, {} streams matching {:?} in {}, {} events read, {} acknowledged{expired}, newest {} (lag {:.0}s){error}",
                 source.name,
                 cw.streams,
                 cw.stream_prefix,
@@ -78,7 +86,7 @@ pub(crate) async fn status(server: &str) -> anyhow::Result<()> {
                     _ => 0,
                 };
                 println!(
-                    "source {}: {state}, {} lines read ({} bytes), {pending} bytes pending{error}",
+                    "source {}: {state}, {} lines read ({} bytes), {pending} bytes pending{expired}{error}",
                     source.name, source.events_read, source.bytes_read,
                 );
             }

@@ -120,6 +120,7 @@ pub fn reject_code(code: i32) -> &'static str {
         RejectReason::InvalidField => "invalid_field",
         RejectReason::TooLarge => "too_large",
         RejectReason::Empty => "empty",
+        RejectReason::Expired => "expired",
         RejectReason::Unspecified => "rejected",
     })
 }

@@ -10,10 +10,12 @@
 //! - [`cloudwatch`]: CloudWatch streams → pages → indexer → positions.
 //! - [`sender`]: the `IngestService` client with backoff.
 //! - [`dead_letter`]: the dead-letter file.
+//! - [`expired`]: events past the indexer's retention, counted and logged.
 //! - [`status`]: the status board behind `GetStatus`.
 
 pub mod cloudwatch;
 pub mod dead_letter;
+pub mod expired;
 pub mod pipeline;
 pub mod sender;
 pub mod settings;

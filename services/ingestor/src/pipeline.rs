@@ -28,6 +28,7 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use crate::dead_letter::{DeadLetter, SharedDeadLetters, lock, reject_code};
+use crate::expired::{ExpiredLog, is_expired};
 use crate::sender::Sender;
 use crate::settings::{Settings, StartAt};
 use crate::status::StatusBoard;
@@ -71,6 +72,8 @@ struct Source {
     checkpoints: Checkpoints,
     /// Acknowledged progress not yet saved.
     dirty: bool,
+    /// Events past the indexer's retention, and when they are logged.
+    expired: ExpiredLog,
 }
 
 /// Where one event of a batch came from, to dead-letter it if rejected.
@@ -174,6 +177,7 @@ impl Pipeline {
                 store,
                 checkpoints,
                 dirty: false,
+                expired: ExpiredLog::default(),
             });
         }
         let sender = Sender::new(&settings.indexer_url, settings.retry.clone())?;
@@ -430,8 +434,9 @@ impl Pipeline {
         });
     }
 
-    /// Applies an acknowledged batch: dead-letters its rejects, then moves
-    /// the checkpoints past it and saves them.
+    /// Applies an acknowledged batch: dead-letters its rejects (counting
+    /// those past the retention instead), then moves the checkpoints past
+    /// it and saves them.
     async fn complete(&mut self, batch: InFlight) {
         if self.stalled {
             return;
@@ -448,6 +453,7 @@ impl Pipeline {
                 return;
             }
         };
+        let mut expired = vec![0u64; self.sources.len()];
         // A block, not drop(): the guard must be gone before any await.
         let dead_letter_count = {
             let mut dead_letters = lock(&self.dead_letters);
@@ -462,6 +468,12 @@ impl Pipeline {
                     );
                     continue;
                 };
+                if is_expired(reject) {
+                    if let Some(n) = expired.get_mut(origin.source) {
+                        *n += 1;
+                    }
+                    continue;
+                }
                 let code = reject_code(reject.code);
                 let letter = DeadLetter::new(
                     &self.sources[origin.source].name,
@@ -481,6 +493,15 @@ impl Pipeline {
             }
             dead_letters.count()
         };
+        for (source, n) in self.sources.iter_mut().zip(expired) {
+            crate::expired::record(
+                &self.status,
+                &mut source.expired,
+                &source.name,
+                n,
+                response.retention_days,
+            );
+        }
         for p in batch.positions {
             if let Some(source) = self.sources.get_mut(p.source) {
                 source.checkpoints.advance_to(&p.identity, &p.path, p.end);

@@ -19,6 +19,7 @@ struct SourceEntry {
     events_read: u64,
     bytes_read: u64,
     events_acknowledged: u64,
+    events_expired: u64,
     error: Option<String>,
 }
 
@@ -192,6 +193,14 @@ impl StatusBoard {
         });
     }
 
+    pub(crate) fn add_expired(&self, source: &str, events: u64) {
+        self.with(|b| {
+            if let Some(s) = Self::source(b, source) {
+                s.events_expired += events;
+            }
+        });
+    }
+
     pub(crate) fn set_in_flight(&self, batches: usize, bytes: u64) {
         metrics::gauge!("ingestor_in_flight_batches")
             .set(u32::try_from(batches).unwrap_or(u32::MAX));
@@ -266,6 +275,7 @@ impl StatusBoard {
                             None => v1::EventType::Unspecified,
                         } as i32,
                         events_acknowledged: s.events_acknowledged,
+                        events_expired: s.events_expired,
                     }
                 })
                 .collect();
@@ -324,5 +334,6 @@ fn cloudwatch_status(s: &SourceEntry, cw: &CloudWatchEntry) -> v1::SourceStatus 
         error: s.error.clone().unwrap_or_default(),
         type_hint: v1::EventType::Kube as i32,
         events_acknowledged: s.events_acknowledged,
+        events_expired: s.events_expired,
     }
 }
