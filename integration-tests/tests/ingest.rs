@@ -587,3 +587,100 @@ async fn events_past_the_retention_are_counted_not_stored_nor_dead_lettered() {
     let kept: Vec<String> = recent.into_iter().chain(more).collect();
     assert_exactly_once(&stored, &expected_ids(CLUSTER, &kept));
 }
+
+/// Event counts per type (kube, ee) that files typed by `fallback` should
+/// give, from the same classification the indexer uses.
+fn counts_by_type(files: &[(&[String], auditrail_event::EventType)]) -> (u64, u64) {
+    let now = jiff::Timestamp::now();
+    let mut counts = (0, 0);
+    for (lines, fallback) in files {
+        for line in *lines {
+            let event =
+                auditrail_store::IndexedEvent::from_raw(CLUSTER, line.as_bytes(), *fallback, now)
+                    .unwrap();
+            match event.event_type {
+                auditrail_event::EventType::Kube => counts.0 += 1,
+                auditrail_event::EventType::Ee => counts.1 += 1,
+            }
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glob_of_mixed_files_needs_no_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let data = dir.path().join("data");
+    // Real events, many without objectRef (non-resource URLs), plus
+    // generated ones (Calico resources among them).
+    let mut plain = real_lines("more/liggitt__audit2rbac__demo.ndjson");
+    plain.extend(Generator::new(GenConfig::default()).take(200));
+    let calico_named = real_lines("more/sysdiglabs__aks-audit-log__event.ndjson");
+    append(&logs.join("a.json"), &plain);
+    append(&logs.join("tsee-audit.json"), &calico_named);
+    append(&logs.join("not-matched.log"), &recent_events(3, 5));
+    let (kube, ee) = counts_by_type(&[
+        (&plain, auditrail_event::EventType::Kube),
+        (&calico_named, auditrail_event::EventType::Ee),
+    ]);
+    let (all_kube, _) = counts_by_type(&[
+        (&plain, auditrail_event::EventType::Kube),
+        (&calico_named, auditrail_event::EventType::Kube),
+    ]);
+    assert!(
+        all_kube > kube,
+        "tsee-audit.json has events without objectRef"
+    );
+    assert!(ee > 0 && kube > 37);
+
+    let glob = logs.join("*.json");
+    let server = common::up(
+        &data,
+        CLUSTER,
+        &["--log-path", glob.to_str().unwrap()],
+        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
+    );
+    let total = (plain.len() + calico_named.len()) as u64;
+    wait_for_count(&server, total).await;
+    let mut client =
+        auditrail_proto::v1::ingest_service_client::IngestServiceClient::connect(server.url())
+            .await
+            .unwrap();
+    let stats = client
+        .get_index_stats(v1::GetIndexStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    let count = |t: v1::EventType| {
+        stats
+            .iter()
+            .filter(|s| s.r#type == t as i32)
+            .map(|s| s.event_count)
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (count(v1::EventType::Kube), count(v1::EventType::Ee)),
+        (kube, ee),
+        "{stats:?}"
+    );
+    let status = IngestorServiceClient::connect(server.url())
+        .await
+        .unwrap()
+        .get_status(v1::GetStatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.sources[0].type_hint,
+        v1::EventType::Unspecified as i32,
+        "decided per file: {status:?}"
+    );
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    let both: Vec<String> = plain.into_iter().chain(calico_named).collect();
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &both));
+}

@@ -66,7 +66,8 @@ pub enum PipelineError {
 /// source's checkpoints never touches another's.
 struct Source {
     name: String,
-    event_type: EventType,
+    /// The configuration: its type, if any, and its path.
+    config: crate::settings::FileSource,
     follower: Follower,
     store: CheckpointStore,
     checkpoints: Checkpoints,
@@ -96,9 +97,10 @@ struct Filling {
     bytes: usize,
     records: usize,
     started: Option<Instant>,
-    /// The last file path seen and how events show it (formatting a path
-    /// for every line cost as much as reading it).
-    shown_path: Option<(PathBuf, String)>,
+    /// The last file path and source seen, how events show the path and
+    /// their type hint there (formatting a path for every line cost as much
+    /// as reading it).
+    shown_path: Option<(PathBuf, usize, String, i32)>,
 }
 
 /// How far a batch got in one file of one source.
@@ -170,9 +172,7 @@ impl Pipeline {
             )?;
             sources.push(Source {
                 name: source.path.clone(),
-                event_type: source
-                    .event_type()
-                    .map_err(crate::settings::InvalidSettings::from)?,
+                config: source.clone(),
                 follower,
                 store,
                 checkpoints,
@@ -182,7 +182,7 @@ impl Pipeline {
         }
         let sender = Sender::new(&settings.indexer_url, settings.retry.clone())?;
         for source in &sources {
-            status.add_file_source(&source.name, source.event_type);
+            status.add_file_source(&source.name, source.config.event_type());
         }
         let loaded: Vec<Checkpoints> = sources.iter().map(|s| s.checkpoints.clone()).collect();
         status.add_acknowledged(0, lock(&dead_letters).count(), &loaded);
@@ -330,22 +330,25 @@ impl Pipeline {
                 } else {
                     let line = Bytes::from(line);
                     filling.bytes += line.len();
-                    let shown_path = match &filling.shown_path {
-                        Some((last, shown)) if last.as_os_str() == path.as_os_str() => {
-                            shown.clone()
+                    let (shown_path, type_hint) = match &filling.shown_path {
+                        Some((last, last_source, shown, hint))
+                            if *last_source == source && last.as_os_str() == path.as_os_str() =>
+                        {
+                            (shown.clone(), *hint)
                         }
                         _ => {
                             let shown = path.display().to_string();
-                            filling.shown_path = Some((path.clone(), shown.clone()));
-                            shown
+                            let hint = match self.sources[source].config.fallback_for(&path) {
+                                EventType::Kube => v1::EventType::Kube,
+                                EventType::Ee => v1::EventType::Ee,
+                            } as i32;
+                            filling.shown_path = Some((path.clone(), source, shown.clone(), hint));
+                            (shown, hint)
                         }
                     };
                     filling.events.push(v1::RawEvent {
                         raw: line.clone(),
-                        type_hint: match self.sources[source].event_type {
-                            EventType::Kube => v1::EventType::Kube,
-                            EventType::Ee => v1::EventType::Ee,
-                        } as i32,
+                        type_hint,
                         origin: Some(v1::EventOrigin {
                             source: name.clone(),
                             position: Some(v1::event_origin::Position::File(v1::FilePosition {

@@ -76,11 +76,12 @@ impl StatusBoard {
         board.sources.iter_mut().find(|s| s.name == name)
     }
 
-    pub(crate) fn add_file_source(&self, name: &str, event_type: EventType) {
+    /// A file source; `event_type` is `None` when its files' names decide.
+    pub(crate) fn add_file_source(&self, name: &str, event_type: Option<EventType>) {
         self.with(|b| {
             b.sources.push(SourceEntry {
                 name: name.to_owned(),
-                event_type: Some(event_type),
+                event_type,
                 ..SourceEntry::default()
             });
         });
