@@ -684,3 +684,162 @@ async fn a_glob_of_mixed_files_needs_no_type() {
     let both: Vec<String> = plain.into_iter().chain(calico_named).collect();
     assert_exactly_once(&stored, &expected_ids(CLUSTER, &both));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_file_or_empty_glob_is_waited_for_and_read_when_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let live = logs.join("kube-audit.log");
+    let glob = dir.path().join("exports").join("*.json");
+    let data = dir.path().join("data");
+    let (live_name, glob_name) = (live.to_str().unwrap(), glob.to_str().unwrap());
+    let server = common::up(
+        &data,
+        CLUSTER,
+        &["--log-path", live_name, "--log-path", glob_name],
+        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
+    );
+    let client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let states = |status: &v1::GetStatusResponse| -> Vec<i32> {
+        status.sources.iter().map(|s| s.state).collect()
+    };
+    let status = get_status(&client).await.unwrap();
+    let waiting = v1::SourceState::Waiting as i32;
+    assert_eq!(states(&status), vec![waiting, waiting], "{status:?}");
+    let warnings = eventually("the waiting warnings", || {
+        let warnings: Vec<String> = log_messages(&server, "WARN")
+            .into_iter()
+            .filter(|m| m.starts_with("no file matches"))
+            .collect();
+        async move { (warnings.len() == 2).then_some(warnings) }
+    })
+    .await
+    .unwrap();
+    for (warning, path) in warnings.iter().zip([live_name, glob_name]) {
+        assert_eq!(
+            warning,
+            &format!(
+                "no file matches {path}: waiting for it to appear (it is read from its start \
+                 when it does; ingest-status shows the source as WAITING)"
+            )
+        );
+    }
+    let text = ingest_status_text(&server);
+    assert!(
+        text.contains(&format!(
+            "source {live_name}: WAITING (no file matches {live_name} yet: waiting for it to appear)"
+        )),
+        "{text}"
+    );
+
+    // The file appears (its directory too): read from its start.
+    std::fs::create_dir_all(&logs).unwrap();
+    let lines: Vec<String> = Generator::new(GenConfig::default()).take(10).collect();
+    append(&live, &lines);
+    wait_for_count(&server, 10).await;
+    let status = eventually("the source no longer waiting", || {
+        let client = client.clone();
+        async move {
+            let status = get_status(&client).await?;
+            (status.sources[0].state == v1::SourceState::Idle as i32).then_some(status)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.sources[1].state, waiting, "{status:?}");
+    assert!(
+        log_messages(&server, "INFO")
+            .iter()
+            .any(|m| m == &format!("a file matching {live_name} appeared: reading it")),
+        "{:?}",
+        server.logs()
+    );
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &lines));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_line_without_newline_is_named_in_the_status_and_read_once_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("kube-audit.log");
+    let data = dir.path().join("data");
+    let lines = real_lines("more/openshift__cluster-logging-operator__audit_in.ndjson");
+    let (complete, last) = (&lines[..3], &lines[3]);
+    append(&live, complete);
+    let offset = std::fs::metadata(&live).unwrap().len();
+    {
+        // The last event written without its newline.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&live)
+            .unwrap();
+        file.write_all(last.as_bytes()).unwrap();
+        file.sync_all().unwrap();
+    }
+    let bytes = last.len() as u64;
+    let server = up(&data, &live);
+    wait_for_count(&server, 3).await;
+    let client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let status = eventually("the unterminated line in the status", || {
+        let client = client.clone();
+        async move {
+            let status = get_status(&client).await?;
+            let Some(v1::source_status::Location::File(file)) = &status.sources[0].location else {
+                return None;
+            };
+            (!file.unterminated_lines.is_empty()).then_some(status)
+        }
+    })
+    .await
+    .unwrap();
+    let source = &status.sources[0];
+    let Some(v1::source_status::Location::File(file)) = &source.location else {
+        panic!("{status:?}");
+    };
+    assert_eq!(
+        file.unterminated_lines,
+        vec![v1::UnterminatedLine {
+            path: live.display().to_string(),
+            offset,
+            bytes,
+            rotated: false,
+        }]
+    );
+    assert_eq!(file.bytes_pending, bytes);
+    assert_eq!(
+        source.state,
+        v1::SourceState::Idle as i32,
+        "caught up: only the unterminated line is left"
+    );
+    let text = ingest_status_text(&server);
+    assert!(
+        text.contains(&format!(
+            "  {}: last line has no newline yet, {bytes} bytes at byte {offset}; read when its \
+             newline is written (echo >> FILE adds one)",
+            live.display()
+        )),
+        "{text}"
+    );
+
+    // Completed: read, stored, and no longer shown.
+    append(&live, &[String::new()]);
+    wait_for_count(&server, 4).await;
+    eventually("no unterminated line left", || {
+        let client = client.clone();
+        async move {
+            let status = get_status(&client).await?;
+            let Some(v1::source_status::Location::File(file)) = &status.sources[0].location else {
+                return None;
+            };
+            file.unterminated_lines.is_empty().then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &lines[..4]));
+}

@@ -81,14 +81,34 @@ pub(crate) async fn status(server: &str) -> anyhow::Result<()> {
                 source.lag_seconds,
             ),
             location => {
-                let pending = match location {
-                    Some(v1::source_status::Location::File(f)) => f.bytes_pending,
-                    _ => 0,
+                let file = match location {
+                    Some(v1::source_status::Location::File(f)) => Some(f),
+                    _ => None,
+                };
+                let pending = file.map_or(0, |f| f.bytes_pending);
+                let waiting = if source.state == v1::SourceState::Waiting as i32 {
+                    format!(
+                        " (no file matches {} yet: waiting for it to appear)",
+                        source.name
+                    )
+                } else {
+                    String::new()
                 };
                 println!(
-                    "source {}: {state}, {} lines read ({} bytes), {pending} bytes pending{expired}{error}",
+                    "source {}: {state}{waiting}, {} lines read ({} bytes), {pending} bytes pending{expired}{error}",
                     source.name, source.events_read, source.bytes_read,
                 );
+                for line in file.iter().flat_map(|f| &f.unterminated_lines) {
+                    let when = if line.rotated {
+                        "read as it is once the rotated file has not changed for 5 s"
+                    } else {
+                        "read when its newline is written (echo >> FILE adds one)"
+                    };
+                    println!(
+                        "  {}: last line has no newline yet, {} bytes at byte {}; {when}",
+                        line.path, line.bytes, line.offset
+                    );
+                }
             }
         }
     }

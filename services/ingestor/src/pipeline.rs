@@ -75,6 +75,8 @@ struct Source {
     dirty: bool,
     /// Events past the indexer's retention, and when they are logged.
     expired: ExpiredLog,
+    /// No file matches the path or glob (at the last poll).
+    waiting: bool,
 }
 
 /// Where one event of a batch came from, to dead-letter it if rejected.
@@ -173,6 +175,7 @@ impl Pipeline {
             sources.push(Source {
                 name: source.path.clone(),
                 config: source.clone(),
+                waiting: false,
                 follower,
                 store,
                 checkpoints,
@@ -181,8 +184,12 @@ impl Pipeline {
             });
         }
         let sender = Sender::new(&settings.indexer_url, settings.retry.clone())?;
-        for source in &sources {
+        for source in &mut sources {
             status.add_file_source(&source.name, source.config.event_type());
+            let files = source.follower.status();
+            // Logged when the pipeline runs (logging is set up by then).
+            source.waiting = files.is_empty();
+            status.update_files(&source.name, files);
         }
         let loaded: Vec<Checkpoints> = sources.iter().map(|s| s.checkpoints.clone()).collect();
         status.add_acknowledged(0, lock(&dead_letters).count(), &loaded);
@@ -217,6 +224,9 @@ impl Pipeline {
             indexer = %self.settings.indexer_url,
             "ingestion started"
         );
+        for source in self.sources.iter().filter(|s| s.waiting) {
+            tracing::warn!(source = %source.name, "{}", waiting_message(&source.name));
+        }
         let mut filling = Filling::default();
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let max_wait = std::time::Duration::from_millis(self.settings.batch.max_wait_ms);
@@ -298,9 +308,21 @@ impl Pipeline {
                     tracing::error!(source = %name, error = %err, "reading the audit log failed; retrying");
                     self.status.set_error(&name, Some(err.to_string()));
                 }
-                for source in &self.sources {
-                    self.status
-                        .update_files(&source.name, source.follower.status());
+                for source in &mut self.sources {
+                    let files = source.follower.status();
+                    let none = files.is_empty();
+                    if source.waiting && !none {
+                        tracing::info!(
+                            source = %source.name,
+                            files = ?files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
+                            "a file matching {} appeared: reading it",
+                            source.name
+                        );
+                    } else if !source.waiting && none {
+                        tracing::warn!(source = %source.name, "{}", waiting_message(&source.name));
+                    }
+                    source.waiting = none;
+                    self.status.update_files(&source.name, files);
                 }
                 Some(polled)
             }
@@ -546,6 +568,14 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The WARN line of a source whose path or glob matches no file.
+pub fn waiting_message(source: &str) -> String {
+    format!(
+        "no file matches {source}: waiting for it to appear (it is read from its start when \
+         it does; ingest-status shows the source as WAITING)"
+    )
 }
 
 /// The checkpoint file of `source` in a data directory: one per source,
