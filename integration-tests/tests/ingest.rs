@@ -843,3 +843,119 @@ async fn a_last_line_without_newline_is_named_in_the_status_and_read_once_comple
     let stored = stored_ids(&data.join("store")).await;
     assert_exactly_once(&stored, &expected_ids(CLUSTER, &lines[..4]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pretty_printed_file_is_dead_lettered_saying_how_to_convert_it_and_logged_in_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("kube-audit.log");
+    let data = dir.path().join("data");
+    let live_name = live.display().to_string();
+    // A real event as `kubectl … -o json` or `jq .` print it: over many
+    // lines, between two one-line events.
+    let real: serde_json::Value = serde_json::from_str(
+        &real_lines("more/crowdsecurity__hub__k8s-audit-priv-pod-file.ndjson")[0],
+    )
+    .unwrap();
+    let pretty = serde_json::to_string_pretty(&real).unwrap();
+    let fragments: Vec<String> = pretty.lines().map(str::to_owned).collect();
+    let good: Vec<String> = Generator::new(GenConfig::default()).take(2).collect();
+    append(&live, &good[..1]);
+    append(&live, &fragments);
+    append(&live, &good[1..]);
+    let n = fragments.len() as u64;
+    assert!(n > 50, "{n}");
+
+    let server = up(&data, &live);
+    wait_for_count(&server, 2).await;
+    let client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let letters = eventually("a dead letter per fragment line", || {
+        let mut client = client.clone();
+        async move {
+            let page = client
+                .list_dead_letters(v1::ListDeadLettersRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (page.dead_letters.len() as u64 == n).then_some(page.dead_letters)
+        }
+    })
+    .await
+    .unwrap();
+    // Every line is kept; the first says what is wrong and how to convert.
+    let first = letters.iter().min_by_key(|d| d.offset).unwrap();
+    assert_eq!(first.excerpt, b"{");
+    let hint = format!(
+        "audit logs hold one JSON event per line, and this line is part of a multi-line \
+         (pretty-printed) JSON document or of a list: convert the file first, with \
+         `jq -c . {live_name} > {live_name}.ndjson` (one event per object)"
+    );
+    assert!(
+        first.reason.starts_with("invalid_json: ") && first.reason.contains(&hint),
+        "{}",
+        first.reason
+    );
+    assert_eq!(
+        letters
+            .iter()
+            .filter(|d| d.reason.contains("jq -c"))
+            .count(),
+        1,
+        "the hint is given once per file"
+    );
+
+    // The log: the first dead letter of each reason with its reason, then
+    // one summary line with the count of the others, not a line each.
+    let (one_by_one, summaries) = eventually("the dead-letter summary", || {
+        let logs: Vec<serde_json::Value> = server
+            .logs()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|l: &serde_json::Value| l["level"] == "WARN")
+            .collect();
+        let one_by_one: Vec<serde_json::Value> = logs
+            .iter()
+            .filter(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("event dead-lettered"))
+            })
+            .cloned()
+            .collect();
+        let summaries: Vec<String> = logs
+            .iter()
+            .filter_map(|l| l["message"].as_str())
+            .filter(|m| m.contains("were dead-lettered"))
+            .map(str::to_owned)
+            .collect();
+        async move { (!summaries.is_empty()).then_some((one_by_one, summaries)) }
+    })
+    .await
+    .unwrap();
+    assert!(
+        !one_by_one.is_empty() && one_by_one.len() <= 2,
+        "{one_by_one:?}"
+    );
+    assert!(
+        one_by_one[0]["reason"].as_str().unwrap().contains(&hint),
+        "{one_by_one:?}"
+    );
+    let rest = n - one_by_one.len() as u64;
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(
+        summaries[0].starts_with(&format!(
+            "{rest} more lines of {live_name} were dead-lettered (invalid_json: "
+        )) && summaries[0].ends_with(&format!(
+            "summarised here rather than logged one by one; every one is in {}",
+            data.join("ingestor/dead-letters.ndjson").display()
+        )),
+        "{}",
+        summaries[0]
+    );
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &good));
+}

@@ -27,7 +27,10 @@ use auditrail_server::StopSignal;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-use crate::dead_letter::{DeadLetter, SharedDeadLetters, lock, reject_code};
+use crate::dead_letter::{
+    DeadLetter, SharedDeadLetters, lock, looks_like_json_fragment, one_event_per_line_hint,
+    reject_code,
+};
 use crate::expired::{ExpiredLog, is_expired};
 use crate::sender::Sender;
 use crate::settings::{Settings, StartAt};
@@ -267,6 +270,10 @@ impl Pipeline {
                 in_flight.iter().map(|b| b.bytes as u64).sum(),
             );
             if read == 0 {
+                if in_flight.is_empty() && filling.records == 0 {
+                    // Caught up: summarise the dead letters not logged.
+                    lock(&self.dead_letters).summarise(false);
+                }
                 let idle = self.settings.poll_interval().min(max_wait);
                 tokio::select! {
                     () = tokio::time::sleep(idle) => {}
@@ -280,6 +287,7 @@ impl Pipeline {
         while let Some(batch) = in_flight.pop_front() {
             self.complete(batch).await;
         }
+        lock(&self.dead_letters).summarise(true);
         tracing::info!("ingestion stopped");
     }
 
@@ -500,12 +508,21 @@ impl Pipeline {
                     continue;
                 }
                 let code = reject_code(reject.code);
+                let mut reason = reject.reason.clone();
+                if matches!(code, "invalid_json" | "not_an_event")
+                    && looks_like_json_fragment(&origin.line)
+                {
+                    let file = origin.path.display().to_string();
+                    if dead_letters.hint_once(&file) {
+                        reason = format!("{reason}; {}", one_event_per_line_hint(&file));
+                    }
+                }
                 let letter = DeadLetter::new(
                     &self.sources[origin.source].name,
                     &origin.path,
                     origin.offset,
                     code,
-                    reject.reason.clone(),
+                    reason,
                     origin.line.len() as u64,
                     &origin.line,
                 );

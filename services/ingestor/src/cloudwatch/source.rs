@@ -201,11 +201,13 @@ impl CloudWatchReader {
                 }
             }
             self.publish_lag();
+            lock(&self.dead_letters).summarise(false);
             tokio::select! {
                 () = tokio::time::sleep(self.source.interval()) => {}
                 () = stop.stopped() => break,
             }
         }
+        lock(&self.dead_letters).summarise(true);
         self.status
             .set_cloudwatch_state(&self.name, v1::SourceState::Stopped, None);
         tracing::info!(source = %self.name, "CloudWatch ingestion stopped");
