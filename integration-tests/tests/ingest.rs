@@ -648,14 +648,14 @@ async fn a_glob_of_mixed_files_needs_no_type() {
         auditrail_proto::v1::ingest_service_client::IngestServiceClient::connect(server.url())
             .await
             .unwrap();
-    let stats = client
+    let index_stats = client
         .get_index_stats(v1::GetIndexStatsRequest::default())
         .await
         .unwrap()
         .into_inner()
         .stats;
     let count = |t: v1::EventType| {
-        stats
+        index_stats
             .iter()
             .filter(|s| s.r#type == t as i32)
             .map(|s| s.event_count)
@@ -664,7 +664,7 @@ async fn a_glob_of_mixed_files_needs_no_type() {
     assert_eq!(
         (count(v1::EventType::Kube), count(v1::EventType::Ee)),
         (kube, ee),
-        "{stats:?}"
+        "{index_stats:?}"
     );
     let status = IngestorServiceClient::connect(server.url())
         .await
@@ -700,12 +700,12 @@ async fn a_missing_file_or_empty_glob_is_waited_for_and_read_when_it_appears() {
         &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
     );
     let client = IngestorServiceClient::connect(server.url()).await.unwrap();
-    let states = |status: &v1::GetStatusResponse| -> Vec<i32> {
+    let source_states = |status: &v1::GetStatusResponse| -> Vec<i32> {
         status.sources.iter().map(|s| s.state).collect()
     };
     let status = get_status(&client).await.unwrap();
     let waiting = v1::SourceState::Waiting as i32;
-    assert_eq!(states(&status), vec![waiting, waiting], "{status:?}");
+    assert_eq!(source_states(&status), vec![waiting, waiting], "{status:?}");
     let warnings = eventually("the waiting warnings", || {
         let warnings: Vec<String> = log_messages(&server, "WARN")
             .into_iter()
@@ -844,6 +844,33 @@ async fn a_last_line_without_newline_is_named_in_the_status_and_read_once_comple
     assert_exactly_once(&stored, &expected_ids(CLUSTER, &lines[..4]));
 }
 
+/// The server's WARN log lines about single dead letters, and the messages
+/// of those summarising them.
+fn dead_letter_warnings(server: &Server) -> (Vec<serde_json::Value>, Vec<String>) {
+    let logs: Vec<serde_json::Value> = server
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &serde_json::Value| l["level"] == "WARN")
+        .collect();
+    let one_by_one = logs
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("event dead-lettered"))
+        })
+        .cloned()
+        .collect();
+    let summaries = logs
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.contains("were dead-lettered"))
+        .map(str::to_owned)
+        .collect();
+    (one_by_one, summaries)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pretty_printed_file_is_dead_lettered_saying_how_to_convert_it_and_logged_in_summary() {
     let dir = tempfile::tempdir().unwrap();
@@ -909,27 +936,7 @@ async fn a_pretty_printed_file_is_dead_lettered_saying_how_to_convert_it_and_log
     // The log: the first dead letter of each reason with its reason, then
     // one summary line with the count of the others, not a line each.
     let (one_by_one, summaries) = eventually("the dead-letter summary", || {
-        let logs: Vec<serde_json::Value> = server
-            .logs()
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .filter(|l: &serde_json::Value| l["level"] == "WARN")
-            .collect();
-        let one_by_one: Vec<serde_json::Value> = logs
-            .iter()
-            .filter(|l| {
-                l["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("event dead-lettered"))
-            })
-            .cloned()
-            .collect();
-        let summaries: Vec<String> = logs
-            .iter()
-            .filter_map(|l| l["message"].as_str())
-            .filter(|m| m.contains("were dead-lettered"))
-            .map(str::to_owned)
-            .collect();
+        let (one_by_one, summaries) = dead_letter_warnings(&server);
         async move { (!summaries.is_empty()).then_some((one_by_one, summaries)) }
     })
     .await

@@ -196,10 +196,11 @@ fn events_past_retention_are_expired_at_ingest_not_stored() {
     let (indexed, rejects) = crate::index_batch("c1", events.clone(), 1 << 20, now, 91);
     assert_eq!(indexed.len(), 1, "only the recent event is stored");
     let codes: Vec<(u32, i32)> = rejects.iter().map(|r| (r.index, r.code)).collect();
-    let mut want: Vec<(u32, i32)> = (0..lines.len() as u32)
+    let n = u32::try_from(lines.len()).unwrap();
+    let mut want: Vec<(u32, i32)> = (0..n)
         .map(|i| (i, v1::RejectReason::Expired as i32))
         .collect();
-    want.push((lines.len() as u32 + 1, v1::RejectReason::InvalidJson as i32));
+    want.push((n + 1, v1::RejectReason::InvalidJson as i32));
     assert_eq!(codes, want);
     assert!(
         rejects[0].reason.contains("2017-09-11T19:55:05Z")

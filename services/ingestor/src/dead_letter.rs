@@ -141,7 +141,7 @@ pub fn reject_code(code: i32) -> &'static str {
 
 /// While running, the dead letters of one file that were not logged one by
 /// one are summarised at most this often.
-pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+pub const SUMMARY_INTERVAL: Duration = Duration::from_mins(1);
 
 /// Whether a line that is not an event looks like a piece of a multi-line
 /// (pretty-printed) JSON document, or a list of events, rather than one
