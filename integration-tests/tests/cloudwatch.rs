@@ -166,6 +166,11 @@ fn take(generator: &mut Generator, n: usize) -> Vec<String> {
 /// `auditrail up` reading the group through `endpoint`, every second, with
 /// small pages (so a stream takes several) and `env` added.
 fn up(data: &Path, endpoint: &str, env: &[(&str, &str)]) -> Server {
+    up_keeping(data, endpoint, "0", env)
+}
+
+/// [`up`] with `--retention-days retention_days`.
+fn up_keeping(data: &Path, endpoint: &str, retention_days: &str, env: &[(&str, &str)]) -> Server {
     let credentials = data.join("aws-secret");
     std::fs::create_dir_all(&credentials).unwrap();
     std::fs::write(credentials.join("aws-id"), "testing\n").unwrap();
@@ -176,9 +181,10 @@ fn up(data: &Path, endpoint: &str, env: &[(&str, &str)]) -> Server {
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("AUDITRAIL_LOG__LEVEL", "debug"),
     ]);
-    common::up(
+    common::up_keeping(
         data,
         CLUSTER,
+        retention_days,
         &[
             "--cloudwatch-group",
             GROUP,
@@ -543,4 +549,61 @@ async fn a_first_run_begins_shortly_before_the_newest_stored_kube_event() {
         &stored_ids(&data.join("store")).await,
         &expected_ids(CLUSTER, &expected),
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_retention_are_counted_not_dead_lettered() {
+    let moto = Moto::start();
+    let cw = writer(&moto.url()).await;
+    let stream = "kube-apiserver-audit-old";
+    create_streams(&cw, &[stream]).await;
+    let clock = Clock::starting(jiff::Timestamp::now().as_millisecond() - 3_600_000);
+    // 37 real events of 2017, then events of the last hour.
+    let old: Vec<String> = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/real/more/liggitt__audit2rbac__demo.ndjson"),
+    )
+    .expect("shared/data/real beside the checkout")
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    let recent: Vec<String> = Generator::new(GenConfig {
+        seed: 8,
+        start: jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_hours(1))
+            .unwrap(),
+        ..GenConfig::default()
+    })
+    .take(20)
+    .collect();
+    put(&cw, &clock, stream, &old).await;
+    put(&cw, &clock, stream, &recent).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = up_keeping(&data, &moto.url(), "91", &[]);
+    wait_for_count(&server, recent.len() as u64).await;
+    let start = Instant::now();
+    let status = loop {
+        let status = ingestor_status(&server).await;
+        let positioned = status.checkpoints.iter().any(|c| {
+            matches!(&c.position, Some(v1::checkpoint::Position::Cloudwatch(p)) if !p.last_event_id.is_empty())
+        });
+        if status.sources[0].events_expired == 37 && positioned {
+            break status;
+        }
+        assert!(start.elapsed() < PROCESS_DEADLINE, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.dead_letters.as_ref().unwrap().count, 0, "{status:?}");
+    assert_eq!(counter_sum(&server, "ingestor_events_expired_total"), 37);
+    let warnings: Vec<String> = server
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("older than the retention of 91 days"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    server.terminate().unwrap();
+    let stored = stored_ids(&data.join("store")).await;
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &recent));
 }

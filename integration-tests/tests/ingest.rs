@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use auditrail_event::EventId;
-use auditrail_integration_tests::{Server, binary, eventually};
+use auditrail_integration_tests::{Server, binary, eventually, run_to_end, scrape};
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
@@ -80,6 +80,87 @@ fn up_with(data: &Path, log: &Path, env: &[(&str, &str)]) -> Server {
 
 fn up(data: &Path, log: &Path) -> Server {
     up_with(data, log, &[])
+}
+
+/// `auditrail up` with the default retention (91 days, unlike the other
+/// tests' `--retention-days 0`), short batch waits and `args` added.
+fn up_default_retention(data: &Path, args: &[&str]) -> Server {
+    let mut all = vec![
+        "up",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--cluster",
+        CLUSTER,
+    ];
+    all.extend_from_slice(args);
+    Server::start(
+        &binary("auditrail").unwrap(),
+        &all,
+        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
+    )
+    .unwrap()
+}
+
+/// The lines of a file of `shared/data/real` (real audit events).
+fn real_lines(name: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/real")
+        .join(name);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} beside the checkout: {e}", path.display()))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Generated events of the last hour (kept by the default retention).
+fn recent_events(seed: u64, n: usize) -> Vec<String> {
+    let start = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    Generator::new(GenConfig {
+        seed,
+        start,
+        ..GenConfig::default()
+    })
+    .take(n)
+    .collect()
+}
+
+async fn get_status(
+    client: &IngestorServiceClient<tonic::transport::Channel>,
+) -> Option<v1::GetStatusResponse> {
+    let mut client = client.clone();
+    Some(
+        client
+            .get_status(v1::GetStatusRequest::default())
+            .await
+            .ok()?
+            .into_inner(),
+    )
+}
+
+/// `auditrail ingest-status` against `server`: its standard output.
+fn ingest_status_text(server: &Server) -> String {
+    let (status, out, err) = run_to_end(
+        Command::new(binary("auditrail").unwrap())
+            .args(["ingest-status", "--server"])
+            .arg(server.url()),
+    )
+    .unwrap();
+    assert!(status.success(), "{err}");
+    out
+}
+
+/// The `message` of the server's JSON log lines at `level`.
+fn log_messages(server: &Server, level: &str) -> Vec<String> {
+    server
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["level"] == level)
+        .filter_map(|l| l["message"].as_str().map(str::to_owned))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,4 +506,463 @@ async fn malformed_lines_are_dead_lettered_and_good_ones_all_indexed() {
     assert_exactly_once(&stored, &expected);
     let dead_letter_file: PathBuf = data.join("ingestor/dead-letters.ndjson");
     assert!(dead_letter_file.is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_past_the_retention_are_counted_not_stored_nor_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("kube-audit.log");
+    let data = dir.path().join("data");
+    // 37 real events of 2017, then recent ones.
+    let old = real_lines("more/liggitt__audit2rbac__demo.ndjson");
+    assert_eq!(old.len(), 37);
+    let recent = recent_events(21, 30);
+    append(&live, &old);
+    append(&live, &recent);
+    let file_len = std::fs::metadata(&live).unwrap().len();
+
+    let server = up_default_retention(&data, &["--log-path", live.to_str().unwrap()]);
+    wait_for_count(&server, recent.len() as u64).await;
+    let client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let status = eventually("37 expired events and the checkpoint at the end", || {
+        let client = client.clone();
+        async move {
+            let status = get_status(&client).await?;
+            let at_end = status.checkpoints.iter().any(|c| {
+                matches!(&c.position, Some(v1::checkpoint::Position::File(f)) if f.offset == file_len)
+            });
+            (at_end && status.sources[0].events_expired == 37).then_some(status)
+        }
+    })
+    .await
+    .unwrap();
+    // Handled, not malformed: no dead letter; acknowledged like the others.
+    assert_eq!(status.dead_letters.as_ref().unwrap().count, 0, "{status:?}");
+    assert_eq!(status.sources[0].events_acknowledged, 67);
+    let source = live.to_str().unwrap();
+    let metrics = scrape(server.metrics_addr().unwrap()).unwrap();
+    let key = format!("ingestor_events_expired_total{{source=\"{source}\"}}");
+    assert_eq!(metrics.get(&key), Some(&37.0), "{metrics:?}");
+    assert!(
+        ingest_status_text(&server).contains("37 older than the retention (not stored)"),
+        "{}",
+        ingest_status_text(&server)
+    );
+    // Logged once (not per event, not per batch), with the retention and
+    // the flag that keeps them.
+    let warnings: Vec<String> = log_messages(&server, "WARN")
+        .into_iter()
+        .filter(|m| m.contains("older than the retention"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&format!("events read from {source} so far are older than the retention of 91 days and were not stored"))
+            && warnings[0].contains("--retention-days 0 on auditrail up or auditrail-indexer keeps everything"),
+        "{}",
+        warnings[0]
+    );
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+
+    // After a restart the expired events are not read again: the
+    // checkpoint went past them.
+    let more = recent_events(22, 5);
+    append(&live, &more);
+    let server = up_default_retention(&data, &["--log-path", live.to_str().unwrap()]);
+    wait_for_count(&server, 35).await;
+    let client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let status = eventually("the new events acknowledged", || {
+        let client = client.clone();
+        async move {
+            let status = get_status(&client).await?;
+            (status.sources[0].events_acknowledged == 5).then_some(status)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.sources[0].events_expired, 0, "{status:?}");
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    let kept: Vec<String> = recent.into_iter().chain(more).collect();
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &kept));
+}
+
+/// Event counts per type (kube, ee) that files typed by `fallback` should
+/// give, from the same classification the indexer uses.
+fn counts_by_type(files: &[(&[String], auditrail_event::EventType)]) -> (u64, u64) {
+    let now = jiff::Timestamp::now();
+    let mut counts = (0, 0);
+    for (lines, fallback) in files {
+        for line in *lines {
+            let event =
+                auditrail_store::IndexedEvent::from_raw(CLUSTER, line.as_bytes(), *fallback, now)
+                    .unwrap();
+            match event.event_type {
+                auditrail_event::EventType::Kube => counts.0 += 1,
+                auditrail_event::EventType::Ee => counts.1 += 1,
+            }
+        }
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glob_of_mixed_files_needs_no_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let data = dir.path().join("data");
+    // Real events, many without objectRef (non-resource URLs), plus
+    // generated ones (Calico resources among them).
+    let mut plain = real_lines("more/liggitt__audit2rbac__demo.ndjson");
+    plain.extend(Generator::new(GenConfig::default()).take(200));
+    let calico_named = real_lines("more/sysdiglabs__aks-audit-log__event.ndjson");
+    append(&logs.join("a.json"), &plain);
+    append(&logs.join("tsee-audit.json"), &calico_named);
+    append(&logs.join("not-matched.log"), &recent_events(3, 5));
+    let (kube, ee) = counts_by_type(&[
+        (&plain, auditrail_event::EventType::Kube),
+        (&calico_named, auditrail_event::EventType::Ee),
+    ]);
+    let (all_kube, _) = counts_by_type(&[
+        (&plain, auditrail_event::EventType::Kube),
+        (&calico_named, auditrail_event::EventType::Kube),
+    ]);
+    assert!(
+        all_kube > kube,
+        "tsee-audit.json has events without objectRef"
+    );
+    assert!(ee > 0 && kube > 37);
+
+    let glob = logs.join("*.json");
+    let server = common::up(
+        &data,
+        CLUSTER,
+        &["--log-path", glob.to_str().unwrap()],
+        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
+    );
+    let total = (plain.len() + calico_named.len()) as u64;
+    wait_for_count(&server, total).await;
+    let mut client =
+        auditrail_proto::v1::ingest_service_client::IngestServiceClient::connect(server.url())
+            .await
+            .unwrap();
+    let index_stats = client
+        .get_index_stats(v1::GetIndexStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    let count = |t: v1::EventType| {
+        index_stats
+            .iter()
+            .filter(|s| s.r#type == t as i32)
+            .map(|s| s.event_count)
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (count(v1::EventType::Kube), count(v1::EventType::Ee)),
+        (kube, ee),
+        "{index_stats:?}"
+    );
+    let status = IngestorServiceClient::connect(server.url())
+        .await
+        .unwrap()
+        .get_status(v1::GetStatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.sources[0].type_hint,
+        v1::EventType::Unspecified as i32,
+        "decided per file: {status:?}"
+    );
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    let both: Vec<String> = plain.into_iter().chain(calico_named).collect();
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &both));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_file_or_empty_glob_is_waited_for_and_read_when_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let live = logs.join("kube-audit.log");
+    let glob = dir.path().join("exports").join("*.json");
+    let data = dir.path().join("data");
+    let (live_name, glob_name) = (live.to_str().unwrap(), glob.to_str().unwrap());
+    let server = common::up(
+        &data,
+        CLUSTER,
+        &["--log-path", live_name, "--log-path", glob_name],
+        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
+    );
+    let client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let source_states = |status: &v1::GetStatusResponse| -> Vec<i32> {
+        status.sources.iter().map(|s| s.state).collect()
+    };
+    let status = get_status(&client).await.unwrap();
+    let waiting = v1::SourceState::Waiting as i32;
+    assert_eq!(source_states(&status), vec![waiting, waiting], "{status:?}");
+    let warnings = eventually("the waiting warnings", || {
+        let warnings: Vec<String> = log_messages(&server, "WARN")
+            .into_iter()
+            .filter(|m| m.starts_with("no file matches"))
+            .collect();
+        async move { (warnings.len() == 2).then_some(warnings) }
+    })
+    .await
+    .unwrap();
+    for (warning, path) in warnings.iter().zip([live_name, glob_name]) {
+        assert_eq!(
+            warning,
+            &format!(
+                "no file matches {path}: waiting for it to appear (it is read from its start \
+                 when it does; ingest-status shows the source as WAITING)"
+            )
+        );
+    }
+    let text = ingest_status_text(&server);
+    assert!(
+        text.contains(&format!(
+            "source {live_name}: WAITING (no file matches {live_name} yet: waiting for it to appear)"
+        )),
+        "{text}"
+    );
+
+    // The file appears (its directory too): read from its start.
+    std::fs::create_dir_all(&logs).unwrap();
+    let lines: Vec<String> = Generator::new(GenConfig::default()).take(10).collect();
+    append(&live, &lines);
+    wait_for_count(&server, 10).await;
+    let status = eventually("the source no longer waiting", || {
+        let client = client.clone();
+        async move {
+            let status = get_status(&client).await?;
+            (status.sources[0].state == v1::SourceState::Idle as i32).then_some(status)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.sources[1].state, waiting, "{status:?}");
+    assert!(
+        log_messages(&server, "INFO")
+            .iter()
+            .any(|m| m == &format!("a file matching {live_name} appeared: reading it")),
+        "{:?}",
+        server.logs()
+    );
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &lines));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_line_without_newline_is_named_in_the_status_and_read_once_completed() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("kube-audit.log");
+    let data = dir.path().join("data");
+    let lines = real_lines("more/openshift__cluster-logging-operator__audit_in.ndjson");
+    let (complete, last) = (&lines[..3], &lines[3]);
+    append(&live, complete);
+    let offset = std::fs::metadata(&live).unwrap().len();
+    {
+        // The last event written without its newline.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&live)
+            .unwrap();
+        file.write_all(last.as_bytes()).unwrap();
+        file.sync_all().unwrap();
+    }
+    let bytes = last.len() as u64;
+    let server = up(&data, &live);
+    wait_for_count(&server, 3).await;
+    let client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let status = eventually("the unterminated line in the status", || {
+        let client = client.clone();
+        async move {
+            let status = get_status(&client).await?;
+            let Some(v1::source_status::Location::File(file)) = &status.sources[0].location else {
+                return None;
+            };
+            (!file.unterminated_lines.is_empty()).then_some(status)
+        }
+    })
+    .await
+    .unwrap();
+    let source = &status.sources[0];
+    let Some(v1::source_status::Location::File(file)) = &source.location else {
+        panic!("{status:?}");
+    };
+    assert_eq!(
+        file.unterminated_lines,
+        vec![v1::UnterminatedLine {
+            path: live.display().to_string(),
+            offset,
+            bytes,
+            rotated: false,
+        }]
+    );
+    assert_eq!(file.bytes_pending, bytes);
+    assert_eq!(
+        source.state,
+        v1::SourceState::Idle as i32,
+        "caught up: only the unterminated line is left"
+    );
+    let text = ingest_status_text(&server);
+    assert!(
+        text.contains(&format!(
+            "  {}: last line has no newline yet, {bytes} bytes at byte {offset}; read when its \
+             newline is written (echo >> FILE adds one)",
+            live.display()
+        )),
+        "{text}"
+    );
+
+    // Completed: read, stored, and no longer shown.
+    append(&live, &[String::new()]);
+    wait_for_count(&server, 4).await;
+    eventually("no unterminated line left", || {
+        let client = client.clone();
+        async move {
+            let status = get_status(&client).await?;
+            let Some(v1::source_status::Location::File(file)) = &status.sources[0].location else {
+                return None;
+            };
+            file.unterminated_lines.is_empty().then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &lines[..4]));
+}
+
+/// The server's WARN log lines about single dead letters, and the messages
+/// of those summarising them.
+fn dead_letter_warnings(server: &Server) -> (Vec<serde_json::Value>, Vec<String>) {
+    let logs: Vec<serde_json::Value> = server
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|l: &serde_json::Value| l["level"] == "WARN")
+        .collect();
+    let one_by_one = logs
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("event dead-lettered"))
+        })
+        .cloned()
+        .collect();
+    let summaries = logs
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.contains("were dead-lettered"))
+        .map(str::to_owned)
+        .collect();
+    (one_by_one, summaries)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pretty_printed_file_is_dead_lettered_saying_how_to_convert_it_and_logged_in_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("kube-audit.log");
+    let data = dir.path().join("data");
+    let live_name = live.display().to_string();
+    // A real event as `kubectl … -o json` or `jq .` print it: over many
+    // lines, between two one-line events.
+    let real: serde_json::Value = serde_json::from_str(
+        &real_lines("more/crowdsecurity__hub__k8s-audit-priv-pod-file.ndjson")[0],
+    )
+    .unwrap();
+    let pretty = serde_json::to_string_pretty(&real).unwrap();
+    let fragments: Vec<String> = pretty.lines().map(str::to_owned).collect();
+    let good: Vec<String> = Generator::new(GenConfig::default()).take(2).collect();
+    append(&live, &good[..1]);
+    append(&live, &fragments);
+    append(&live, &good[1..]);
+    let n = fragments.len() as u64;
+    assert!(n > 50, "{n}");
+
+    let server = up(&data, &live);
+    wait_for_count(&server, 2).await;
+    let client = IngestorServiceClient::connect(server.url()).await.unwrap();
+    let letters = eventually("a dead letter per fragment line", || {
+        let mut client = client.clone();
+        async move {
+            let page = client
+                .list_dead_letters(v1::ListDeadLettersRequest {
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .await
+                .ok()?
+                .into_inner();
+            (page.dead_letters.len() as u64 == n).then_some(page.dead_letters)
+        }
+    })
+    .await
+    .unwrap();
+    // Every line is kept; the first says what is wrong and how to convert.
+    let first = letters.iter().min_by_key(|d| d.offset).unwrap();
+    assert_eq!(first.excerpt, b"{");
+    let hint = format!(
+        "audit logs hold one JSON event per line, and this line is part of a multi-line \
+         (pretty-printed) JSON document or of a list: convert the file first, with \
+         `jq -c . {live_name} > {live_name}.ndjson` (one event per object)"
+    );
+    assert!(
+        first.reason.starts_with("invalid_json: ") && first.reason.contains(&hint),
+        "{}",
+        first.reason
+    );
+    assert_eq!(
+        letters
+            .iter()
+            .filter(|d| d.reason.contains("jq -c"))
+            .count(),
+        1,
+        "the hint is given once per file"
+    );
+
+    // The log: the first dead letter of each reason with its reason, then
+    // one summary line with the count of the others, not a line each.
+    let (one_by_one, summaries) = eventually("the dead-letter summary", || {
+        let (one_by_one, summaries) = dead_letter_warnings(&server);
+        async move { (!summaries.is_empty()).then_some((one_by_one, summaries)) }
+    })
+    .await
+    .unwrap();
+    assert!(
+        !one_by_one.is_empty() && one_by_one.len() <= 2,
+        "{one_by_one:?}"
+    );
+    assert!(
+        one_by_one[0]["reason"].as_str().unwrap().contains(&hint),
+        "{one_by_one:?}"
+    );
+    let rest = n - one_by_one.len() as u64;
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(
+        summaries[0].starts_with(&format!(
+            "{rest} more lines of {live_name} were dead-lettered (invalid_json: "
+        )) && summaries[0].ends_with(&format!(
+            "summarised here rather than logged one by one; every one is in {}",
+            data.join("ingestor/dead-letters.ndjson").display()
+        )),
+        "{}",
+        summaries[0]
+    );
+    drop(client);
+    assert!(server.terminate().unwrap().success());
+    let stored = stored_ids(&data.join("store")).await;
+    assert_exactly_once(&stored, &expected_ids(CLUSTER, &good));
 }

@@ -121,13 +121,16 @@ struct Source {
     name: String,
     /// `file` or `cloudwatch`.
     kind: &'static str,
-    /// `starting`, `running`, `idle`, `backoff`, `failed`, `stopped`.
+    /// `starting`, `running`, `idle`, `backoff`, `failed`, `stopped`,
+    /// `waiting` (no file matches the path yet).
     state: String,
     /// The configured event type for events without objectRef.
     type_hint: &'static str,
     events_read: u64,
     bytes_read: u64,
     events_acknowledged: u64,
+    /// Events older than the retention: read, acknowledged, not stored.
+    events_expired: u64,
     last_event_time: Option<String>,
     lag_seconds: f64,
     error: Option<String>,
@@ -142,6 +145,19 @@ struct Source {
 struct FileSource {
     path: String,
     bytes_pending: u64,
+    /// Last lines still waiting for their newline, per file.
+    unterminated_lines: Vec<UnterminatedLine>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UnterminatedLine {
+    path: String,
+    offset: u64,
+    bytes: u64,
+    /// The file was rotated: the line is read as it is once it stops
+    /// changing.
+    rotated: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -205,6 +221,16 @@ impl From<&v1::GetStatusResponse> for Status {
                         Some(FileSource {
                             path: f.path.clone(),
                             bytes_pending: f.bytes_pending,
+                            unterminated_lines: f
+                                .unterminated_lines
+                                .iter()
+                                .map(|l| UnterminatedLine {
+                                    path: l.path.clone(),
+                                    offset: l.offset,
+                                    bytes: l.bytes,
+                                    rotated: l.rotated,
+                                })
+                                .collect(),
                         }),
                         None,
                     ),
@@ -240,6 +266,7 @@ impl From<&v1::GetStatusResponse> for Status {
                     events_read: s.events_read,
                     bytes_read: s.bytes_read,
                     events_acknowledged: s.events_acknowledged,
+                    events_expired: s.events_expired,
                     last_event_time: time_field(s.last_event_time.as_ref()),
                     lag_seconds: s.lag_seconds,
                     error: non_empty(&s.error),
@@ -301,11 +328,19 @@ fn status_text(status: &Status) -> String {
             .as_ref()
             .map(|e| format!(", error: {e}"))
             .unwrap_or_default();
+        let expired = if source.events_expired == 0 {
+            String::new()
+        } else {
+            format!(
+                ", {} older than the retention (not stored)",
+                source.events_expired
+            )
+        };
         let last = source.last_event_time.as_deref().unwrap_or("-");
         let _ = match (&source.cloudwatch, &source.file) {
             (Some(cw), _) => writeln!(
                 out,
-                "source {}: {state}, {} streams matching {:?} in {}, {} events read, {} acknowledged, newest {last} (lag {:.0}s){error}",
+                "source {}: {state}, {} streams matching {:?} in {}, {} events read, {} acknowledged{expired}, newest {last} (lag {:.0}s){error}",
                 source.name,
                 cw.streams,
                 cw.stream_prefix,
@@ -314,14 +349,37 @@ fn status_text(status: &Status) -> String {
                 source.events_acknowledged,
                 source.lag_seconds,
             ),
-            (None, file) => writeln!(
-                out,
-                "source {}: {state}, {} lines read ({}), {} pending{error}",
-                source.name,
-                source.events_read,
-                size(source.bytes_read),
-                size(file.as_ref().map_or(0, |f| f.bytes_pending)),
-            ),
+            (None, file) => {
+                let waiting = if source.state == "waiting" {
+                    format!(
+                        " (no file matches {} yet: waiting for it to appear)",
+                        source.name
+                    )
+                } else {
+                    String::new()
+                };
+                let written = writeln!(
+                    out,
+                    "source {}: {state}{waiting}, {} lines read ({}), {} pending{expired}{error}",
+                    source.name,
+                    source.events_read,
+                    size(source.bytes_read),
+                    size(file.as_ref().map_or(0, |f| f.bytes_pending)),
+                );
+                for line in file.iter().flat_map(|f| &f.unterminated_lines) {
+                    let when = if line.rotated {
+                        "read as it is once the rotated file has not changed for 5 s"
+                    } else {
+                        "read when its newline is written (echo >> FILE adds one)"
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  {}: last line has no newline yet, {} bytes at byte {}; {when}",
+                        line.path, line.bytes, line.offset
+                    );
+                }
+                written
+            }
         };
     }
     for checkpoint in &status.checkpoints {

@@ -34,7 +34,8 @@ pub(crate) struct UpArgs {
     /// Name of the cluster whose audit logs are collected.
     #[arg(long, value_name = "NAME")]
     cluster: Option<String>,
-    /// Delete events older than this many days (0: keep forever).
+    /// Keep events this many days: older ones are not stored, stored ones are
+    /// deleted once older (0: keep forever).
     #[arg(long, value_name = "DAYS")]
     retention_days: Option<u32>,
     /// Store in Elasticsearch at this URL (repeatable for several nodes)

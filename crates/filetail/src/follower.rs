@@ -179,6 +179,13 @@ pub struct FileStatus {
     pub state: FileState,
     /// The last I/O error on it, if the last attempt failed.
     pub last_error: Option<String>,
+    /// Bytes at its end after its last complete line: a line still waiting
+    /// for its `\n` (a writer mid-line, or a last line written without
+    /// one), as found by the last read that reached the end of the file; 0
+    /// when there is none or it is not known yet. The line is returned once
+    /// its `\n` is written or, once the file is no longer live and has not
+    /// changed for [`FollowOptions::partial_line_grace`], as it is.
+    pub unterminated: u64,
 }
 
 impl FileStatus {
@@ -267,6 +274,8 @@ struct Tracked {
     awaiting_copy: bool,
     seq: u64,
     last_error: Option<String>,
+    /// See [`FileStatus::unterminated`].
+    unterminated: u64,
 }
 
 impl Tracked {
@@ -470,6 +479,7 @@ impl Follower {
                     ),
                 },
                 last_error: t.last_error.clone(),
+                unterminated: t.unterminated,
             })
             .collect()
     }
@@ -728,6 +738,7 @@ impl Follower {
         t.fingerprints = vec![t.identity.fingerprint.clone()];
         t.generation += 1;
         t.cursor = Cursor::default();
+        t.unterminated = 0;
         t.origin = Origin::Plain;
         self.hand_over(old);
     }
@@ -882,6 +893,7 @@ impl Follower {
                     awaiting_copy: false,
                     seq,
                     last_error: None,
+                    unterminated: 0,
                 },
             );
         }
@@ -1130,6 +1142,7 @@ impl Follower {
                     continue;
                 };
                 if t.cursor.offset >= t.size && t.cursor.skip_to.is_none() {
+                    t.unterminated = 0;
                     continue;
                 }
                 let limits = ReadLimits {
@@ -1155,8 +1168,10 @@ impl Follower {
                         });
                     },
                 );
-                if let Err(e) = result {
-                    t.set_error("cannot read", &e);
+                match result {
+                    Ok(true) => t.unterminated = limits.limit.saturating_sub(t.cursor.offset),
+                    Ok(false) => t.unterminated = 0,
+                    Err(e) => t.set_error("cannot read", &e),
                 }
                 if budget.exhausted() {
                     break 'groups;

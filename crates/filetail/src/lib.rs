@@ -111,7 +111,10 @@
 //!   identifies it by those few bytes only; after a restart, a different
 //!   file on the same inode with the same first bytes would be taken for it.
 //! - The live file's trailing partial line waits as long as the file is
-//!   live: a writer that died mid-line delays that line until rotation.
+//!   live: a writer that died mid-line (or a file whose last line was
+//!   written without `\n`) delays that line until it is completed or the
+//!   file is rotated. [`FileStatus::unterminated`] tells its size, so the
+//!   caller can show it.
 //! - Acknowledgements must be fed in order: a checkpoint is per inode, and
 //!   the latest advance on an inode with another fingerprint replaces it.
 

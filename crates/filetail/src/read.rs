@@ -64,7 +64,9 @@ pub(crate) struct ReadLimits {
 /// Reads lines from `cursor` to `limits.limit`, calling `emit(offset, end,
 /// kind)` for each and advancing `cursor` past it. Stops at a line boundary
 /// once `budget` is exhausted. On error the cursor stays after the last
-/// emitted line.
+/// emitted line. Returns whether everything up to `limits.limit` was
+/// scanned: then the bytes from the cursor to the limit are one line still
+/// waiting for its `\n` (none when the cursor is at the limit).
 pub(crate) fn read_lines(
     file: &File,
     cursor: &mut Cursor,
@@ -72,7 +74,7 @@ pub(crate) fn read_lines(
     budget: &mut Budget,
     scratch: &mut Vec<u8>,
     emit: &mut dyn FnMut(u64, u64, RecordKind),
-) -> io::Result<()> {
+) -> io::Result<bool> {
     scratch.resize(CHUNK, 0);
     let max = limits.max_line_bytes;
     let mut line_start = cursor.offset;
@@ -84,10 +86,10 @@ pub(crate) fn read_lines(
         if budget.exhausted() {
             if skipping {
                 cursor.skip_to = Some(pos);
-                return Ok(());
+                return Ok(false);
             }
             if pos == line_start {
-                return Ok(());
+                return Ok(false);
             }
         }
         let want = usize::try_from(limits.limit - pos).map_or(CHUNK, |n| n.min(CHUNK));
@@ -121,7 +123,7 @@ pub(crate) fn read_lines(
             chunk = &chunk[i + 1..];
             chunk_pos = end;
             if budget.exhausted() {
-                return Ok(());
+                return Ok(end >= limits.limit);
             }
         }
         if !skipping {
@@ -158,7 +160,7 @@ pub(crate) fn read_lines(
             cursor.skip_to = Some(pos);
         }
     }
-    Ok(())
+    Ok(pos >= limits.limit)
 }
 
 /// The offset just after the last newline before `size` (0 if none): where
@@ -209,6 +211,35 @@ mod tests {
         )
         .unwrap();
         out
+    }
+
+    #[test]
+    fn scanning_to_the_end_is_told_so_a_partial_tail_can_be_measured() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(b"aaaa\nbbbb\ncc").unwrap();
+        let read = |cursor: &mut Cursor, budget: usize| {
+            read_lines(
+                &f,
+                cursor,
+                &ReadLimits {
+                    limit: 12,
+                    max_line_bytes: 100,
+                    flush_tail: false,
+                },
+                &mut Budget::new(budget),
+                &mut Vec::new(),
+                &mut |_, _, _| {},
+            )
+            .unwrap()
+        };
+        let mut cursor = Cursor::default();
+        assert!(
+            !read(&mut cursor, 5),
+            "the budget stopped it after one line"
+        );
+        assert_eq!(cursor.offset, 5);
+        assert!(read(&mut cursor, 1000));
+        assert_eq!(12 - cursor.offset, 2, "two bytes wait for their newline");
     }
 
     #[test]

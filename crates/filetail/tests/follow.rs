@@ -502,3 +502,48 @@ fn missing_live_file_is_picked_up_when_it_appears() {
     append(&env.live, &events(0..2));
     assert_eq!(texts(&drain(&mut f)), events(0..2));
 }
+
+#[test]
+fn status_tells_the_bytes_of_a_last_line_without_newline_until_it_is_read() {
+    let env = Env::new();
+    let options = FollowOptions {
+        partial_line_grace: Duration::from_millis(500),
+        ..FollowOptions::default()
+    };
+    let mut f = env.follower_with(&Checkpoints::new(), options);
+    append(&env.live, &events(0..1));
+    append_raw(&env.live, b"{\"partial\":");
+    assert_eq!(texts(&drain(&mut f)), events(0..1));
+    let status = f.status();
+    assert_eq!(status[0].unterminated, 11, "{status:?}");
+    assert_eq!(status[0].size - status[0].offset, 11);
+
+    // Completed: read, and nothing is waiting any more.
+    append_raw(&env.live, b"1}\n");
+    let got = drain(&mut f);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, RecordKind::Line(b"{\"partial\":1}".to_vec()));
+    assert_eq!(f.status()[0].unterminated, 0);
+
+    // A rotated file's unterminated line is returned as it is after the
+    // grace period; until then the status shows it under the backup's name.
+    append_raw(&env.live, b"{\"cut\":");
+    assert!(drain(&mut f).is_empty());
+    assert_eq!(f.status()[0].unterminated, 7);
+    env.rotate_rename(1);
+    let mut got = drain(&mut f);
+    if got.is_empty() {
+        // (Unless this machine took longer than the grace period.)
+        let status = f.status();
+        let backup = status.iter().find(|s| s.path == env.backup(1)).unwrap();
+        assert_eq!(backup.unterminated, 7, "{status:?}");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.is_empty() && std::time::Instant::now() < deadline {
+        sleep(Duration::from_millis(50));
+        got = drain(&mut f);
+    }
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, RecordKind::Line(b"{\"cut\":".to_vec()));
+    assert!(f.status().iter().all(|s| s.unterminated == 0));
+}

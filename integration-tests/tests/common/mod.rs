@@ -20,6 +20,17 @@ use auditrail_store::{CountMode, Query, SearchRequest, SortOrder, Store as _};
 /// generated ones are from 2026-01-01), with `source` (the flags naming what
 /// to ingest) and `env` added.
 pub(crate) fn up(data: &Path, cluster: &str, source: &[&str], env: &[(&str, &str)]) -> Server {
+    up_keeping(data, cluster, "0", source, env)
+}
+
+/// [`up`] with `--retention-days retention_days` ("0" keeps everything).
+pub(crate) fn up_keeping(
+    data: &Path,
+    cluster: &str,
+    retention_days: &str,
+    source: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
     let data = data.to_str().unwrap();
     let mut args = vec![
         "up",
@@ -28,7 +39,7 @@ pub(crate) fn up(data: &Path, cluster: &str, source: &[&str], env: &[(&str, &str
         "--cluster",
         cluster,
         "--retention-days",
-        "0",
+        retention_days,
     ];
     args.extend_from_slice(source);
     Server::start(&binary("auditrail").unwrap(), &args, env).unwrap()

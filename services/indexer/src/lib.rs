@@ -8,7 +8,10 @@
 //! the ingestor dead-letters them); a store that cannot commit answers
 //! `UNAVAILABLE` and nothing of the batch is acknowledged.
 //!
-//! A retention task deletes events older than `retention_days`.
+//! Retention is decided at ingest: an event already older than
+//! `retention_days` is not stored but answered as an `EXPIRED` reject (the
+//! ingestor counts those instead of dead-lettering them). A retention task
+//! deletes what ages past `retention_days` later.
 
 mod convert;
 mod retention;
@@ -43,7 +46,9 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Largest single event accepted, in bytes.
     pub max_event_bytes: usize,
-    /// Events older than this many days are deleted; 0 keeps everything.
+    /// Events older than this many days are not stored (answered as
+    /// `EXPIRED` rejects) and, once stored, are deleted when they age past
+    /// it; 0 keeps everything.
     pub retention_days: u32,
     /// Store in Elasticsearch instead of the embedded store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,12 +95,14 @@ pub async fn connect_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreE
 pub struct Indexer {
     store: Arc<dyn Store>,
     max_event_bytes: usize,
+    retention_days: u32,
 }
 
 impl std::fmt::Debug for Indexer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Indexer")
             .field("max_event_bytes", &self.max_event_bytes)
+            .field("retention_days", &self.retention_days)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +113,7 @@ impl Indexer {
         Self {
             store,
             max_event_bytes: settings.max_event_bytes,
+            retention_days: settings.retention_days,
         }
     }
 
@@ -115,14 +123,31 @@ impl Indexer {
     }
 }
 
+/// The retention cut-off at `now`: events older than it are not stored.
+/// `None` when retention is 0 (keep everything) or reaches before the
+/// representable range (nothing is that old).
+pub fn retention_cutoff(now: jiff::Timestamp, retention_days: u32) -> Option<jiff::Timestamp> {
+    if retention_days == 0 {
+        return None;
+    }
+    now.checked_sub(jiff::SignedDuration::from_hours(
+        i64::from(retention_days) * 24,
+    ))
+    .ok()
+}
+
 /// Derives the indexed events of a batch; events that cannot be indexed
-/// become rejects with their index in the batch.
+/// become rejects with their index in the batch, and so do events older
+/// than the retention `cutoff` (`EXPIRED`), which would only be deleted by
+/// the next retention run.
 fn index_batch(
     cluster: &str,
     events: Vec<v1::RawEvent>,
     max_event_bytes: usize,
+    now: jiff::Timestamp,
+    retention_days: u32,
 ) -> (Vec<IndexedEvent>, Vec<v1::Reject>) {
-    let now = jiff::Timestamp::now();
+    let cutoff = retention_cutoff(now, retention_days);
     let mut indexed = Vec::with_capacity(events.len());
     let mut rejects = Vec::new();
     for (index, event) in events.into_iter().enumerate() {
@@ -147,7 +172,17 @@ fn index_batch(
             _ => EventType::Kube,
         };
         match IndexedEvent::from_raw(cluster, &event.raw, fallback, now) {
-            Ok(e) => indexed.push(e),
+            Ok(e) => match cutoff {
+                Some(cutoff) if e.time < cutoff => rejects.push(reject(
+                    v1::RejectReason::Expired,
+                    format!(
+                        "event time {} is older than the retention of {retention_days} days \
+                         (cut-off {cutoff}): not stored",
+                        e.time
+                    ),
+                )),
+                _ => indexed.push(e),
+            },
             Err(err) => {
                 let code = match err.0.kind {
                     ParseErrorKind::Empty => v1::RejectReason::Empty,
@@ -184,12 +219,16 @@ impl IngestService for Indexer {
         }
         let cluster = request.cluster;
         let max = self.max_event_bytes;
+        let retention_days = self.retention_days;
         let (indexed, rejects) = {
             let cluster = cluster.clone();
             let events = request.events;
-            tokio::task::spawn_blocking(move || index_batch(&cluster, events, max))
-                .await
-                .map_err(|e| Status::internal(format!("indexing task failed: {e}")))?
+            let now = jiff::Timestamp::now();
+            tokio::task::spawn_blocking(move || {
+                index_batch(&cluster, events, max, now, retention_days)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("indexing task failed: {e}")))?
         };
         let outcome = if indexed.is_empty() {
             auditrail_store::WriteOutcome::default()
@@ -201,14 +240,21 @@ impl IngestService for Indexer {
         };
         metrics::counter!("indexer_events_accepted_total").increment(outcome.inserted);
         metrics::counter!("indexer_events_duplicate_total").increment(outcome.duplicates);
-        metrics::counter!("indexer_events_rejected_total").increment(rejects.len() as u64);
+        let expired = rejects
+            .iter()
+            .filter(|r| r.code == v1::RejectReason::Expired as i32)
+            .count() as u64;
+        metrics::counter!("indexer_events_rejected_total")
+            .increment(rejects.len() as u64 - expired);
+        metrics::counter!("indexer_events_expired_total").increment(expired);
         tracing::debug!(
             batch_id = %request.batch_id,
             cluster = %cluster,
             source = %request.source,
             inserted = outcome.inserted,
             duplicates = outcome.duplicates,
-            rejected = rejects.len(),
+            rejected = rejects.len() as u64 - expired,
+            expired,
             "batch committed"
         );
         Ok(Response::new(v1::IngestBatchResponse {
@@ -217,6 +263,7 @@ impl IngestService for Indexer {
             rejects,
             committed: true,
             batch_id: request.batch_id,
+            retention_days,
         }))
     }
 

@@ -13,7 +13,8 @@ struct Args {
     /// Directory of the embedded store.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
-    /// Delete events older than this many days (0: keep forever).
+    /// Keep events this many days: older ones are not stored, stored ones are
+    /// deleted once older (0: keep forever).
     #[arg(long, value_name = "DAYS")]
     retention_days: Option<u32>,
     /// Store in Elasticsearch at this URL (repeatable for several nodes)

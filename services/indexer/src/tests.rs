@@ -164,3 +164,83 @@ async fn retention_deletes_by_event_time_and_dry_run_only_counts() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
 }
+
+/// The real samples of `shared/data/real` (2017 to 2019 and later), one
+/// event per line.
+fn real_lines() -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real");
+    let text = std::fs::read_to_string(dir.join("more/liggitt__audit2rbac__demo.ndjson"))
+        .expect("shared/data/real beside the checkout");
+    text.lines().map(|l| l.as_bytes().to_vec()).collect()
+}
+
+#[test]
+fn events_past_retention_are_expired_at_ingest_not_stored() {
+    let lines = real_lines();
+    let recent: Vec<u8> = {
+        // A real event, re-dated to a minute ago.
+        let mut value: serde_json::Value = serde_json::from_slice(&lines[0]).unwrap();
+        let now = jiff::Timestamp::now();
+        let minute_ago = now.checked_sub(jiff::SignedDuration::from_mins(1)).unwrap();
+        value["stageTimestamp"] = minute_ago.to_string().into();
+        value["requestReceivedTimestamp"] = minute_ago.to_string().into();
+        value["timestamp"] = minute_ago.to_string().into();
+        serde_json::to_vec(&value).unwrap()
+    };
+    let mut all = lines.clone();
+    all.push(recent);
+    all.push(b"{not json".to_vec());
+    let events = batch("b", &all).events;
+    let now = jiff::Timestamp::now();
+
+    let (indexed, rejects) = crate::index_batch("c1", events.clone(), 1 << 20, now, 91);
+    assert_eq!(indexed.len(), 1, "only the recent event is stored");
+    let codes: Vec<(u32, i32)> = rejects.iter().map(|r| (r.index, r.code)).collect();
+    let n = u32::try_from(lines.len()).unwrap();
+    let mut want: Vec<(u32, i32)> = (0..n)
+        .map(|i| (i, v1::RejectReason::Expired as i32))
+        .collect();
+    want.push((n + 1, v1::RejectReason::InvalidJson as i32));
+    assert_eq!(codes, want);
+    assert!(
+        rejects[0].reason.contains("2017-09-11T19:55:05Z")
+            && rejects[0].reason.contains("retention of 91 days"),
+        "{}",
+        rejects[0].reason
+    );
+
+    // Retention 0 keeps everything: nothing expires.
+    let (indexed, rejects) = crate::index_batch("c1", events, 1 << 20, now, 0);
+    assert_eq!(indexed.len(), lines.len() + 1);
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(crate::retention_cutoff(now, 0), None);
+}
+
+#[tokio::test]
+async fn the_answer_names_the_retention_and_expired_events_are_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        data_dir: dir.path().to_owned(),
+        max_event_bytes: 64 * 1024,
+        retention_days: 91,
+        elasticsearch: None,
+    };
+    let indexer = Indexer::new(open_store(&settings).unwrap(), &settings);
+    let lines = real_lines();
+    let answer = indexer
+        .ingest_batch(Request::new(batch("b", &lines)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.committed);
+    assert_eq!((answer.accepted, answer.duplicates), (0, 0));
+    assert_eq!(answer.rejects.len(), lines.len());
+    assert_eq!(answer.retention_days, 91);
+    let stats = indexer
+        .get_index_stats(Request::new(v1::GetIndexStatsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    assert_eq!(stats.iter().map(|s| s.event_count).sum::<u64>(), 0);
+}

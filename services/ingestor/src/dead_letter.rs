@@ -3,13 +3,27 @@
 //! One JSON object per line in `<data_dir>/dead-letters.ndjson`: when, which
 //! source, where (file and byte offset, or CloudWatch stream and event id),
 //! why, the line's length and a bounded excerpt of it. File and CloudWatch
-//! sources share the file (through [`SharedDeadLetters`]). Dead letters are written before the checkpoint that moves past them
-//! is saved, so a crash can repeat a dead letter but never lose one.
+//! sources share the file (through [`SharedDeadLetters`]). Dead letters are
+//! written before the checkpoint that moves past them is saved, so a crash
+//! can repeat a dead letter but never lose one.
+//!
+//! The file holds every dead letter; the log does not repeat them one by
+//! one. The first dead letter of each file (or stream) and reason is logged
+//! at WARN with its reason; the others are counted and summarised in one
+//! WARN line per file ([`DeadLetters::summarise`]) when the ingestor has
+//! caught up, at most once per [`SUMMARY_INTERVAL`] per file, and at
+//! shutdown.
+//!
+//! A file of pretty-printed JSON (one event over many lines) gives a dead
+//! letter per line; the first such line of a file gets a reason that says
+//! audit logs are one event per line and how to convert the file
+//! ([`one_event_per_line_hint`]).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -120,8 +134,77 @@ pub fn reject_code(code: i32) -> &'static str {
         RejectReason::InvalidField => "invalid_field",
         RejectReason::TooLarge => "too_large",
         RejectReason::Empty => "empty",
+        RejectReason::Expired => "expired",
         RejectReason::Unspecified => "rejected",
     })
+}
+
+/// While running, the dead letters of one file that were not logged one by
+/// one are summarised at most this often.
+pub const SUMMARY_INTERVAL: Duration = Duration::from_mins(1);
+
+/// Whether a line that is not an event looks like a piece of a multi-line
+/// (pretty-printed) JSON document, or a list of events, rather than one
+/// broken event: a lone `{` or `[`, a line starting with `}` or `]`, a
+/// `"key": value` line, an indented line of JSON, a JSON array, or an
+/// EventList on one line.
+pub fn looks_like_json_fragment(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let trimmed = line.trim_ascii();
+    let Some(&first) = trimmed.first() else {
+        return false;
+    };
+    let indented = line.first().is_some_and(|b| matches!(b, b' ' | b'\t'));
+    let key_value = first == b'"' && trimmed.windows(2).any(|w| w == b"\":");
+    let event_list = first == b'{'
+        && trimmed
+            .windows(b"\"EventList\"".len())
+            .any(|w| w == b"\"EventList\"");
+    trimmed == b"{"
+        || matches!(first, b'[' | b'}' | b']')
+        || key_value
+        || event_list
+        || (indented && matches!(first, b'"' | b'{'))
+}
+
+/// The reason added to the first dead letter of `file` that
+/// [looks like a fragment](looks_like_json_fragment).
+pub fn one_event_per_line_hint(file: &str) -> String {
+    format!(
+        "audit logs hold one JSON event per line, and this line is part of a multi-line \
+         (pretty-printed) JSON document or of a list: convert the file first, with \
+         `jq -c . {file} > {file}.ndjson` (one event per object), `jq -c '.[]' {file} > \
+         {file}.ndjson` for a JSON array of events, or `jq -c '.items[]' {file} > \
+         {file}.ndjson` for an EventList"
+    )
+}
+
+/// The WARN line summarising `count` dead letters of `place` not logged one
+/// by one.
+pub fn summary_message(
+    place: &str,
+    count: u64,
+    codes: &BTreeMap<String, u64>,
+    path: &Path,
+) -> String {
+    let codes = codes
+        .iter()
+        .map(|(code, n)| format!("{code}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{count} more lines of {place} were dead-lettered ({codes}), summarised here rather \
+         than logged one by one; every one is in {}",
+        path.display()
+    )
+}
+
+/// Dead letters of one file or stream counted since its last log line.
+#[derive(Debug, Default)]
+struct Unlogged {
+    source: String,
+    count: u64,
+    codes: BTreeMap<String, u64>,
 }
 
 /// The append-only dead-letter file.
@@ -131,7 +214,14 @@ pub struct DeadLetters {
     file: File,
     unsynced: bool,
     count: u64,
+    /// (file or stream, code) whose first dead letter was logged.
     logged: HashSet<(String, String)>,
+    /// Per file or stream: dead letters not logged yet.
+    unlogged: BTreeMap<String, Unlogged>,
+    /// Per file or stream: when its last summary was logged.
+    summarised_at: HashMap<String, Instant>,
+    /// Files whose first fragment line got the one-event-per-line hint.
+    hinted: HashSet<String>,
 }
 
 impl DeadLetters {
@@ -151,10 +241,19 @@ impl DeadLetters {
             unsynced: false,
             count,
             logged: HashSet::new(),
+            unlogged: BTreeMap::new(),
+            summarised_at: HashMap::new(),
+            hinted: HashSet::new(),
         })
     }
 
-    /// Appends a dead letter; logs the first one per file and reason.
+    /// Whether `file` is yet to get the one-event-per-line hint (true once).
+    pub fn hint_once(&mut self, file: &str) -> bool {
+        self.hinted.insert(file.to_owned())
+    }
+
+    /// Appends a dead letter; logs the first one per file and reason, and
+    /// counts the others for [`DeadLetters::summarise`].
     pub fn append(&mut self, letter: &DeadLetter) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(letter).map_err(std::io::Error::other)?;
         line.push(b'\n');
@@ -177,10 +276,51 @@ impl DeadLetters {
                 event_id = %letter.event_id,
                 reason = %letter.reason,
                 dead_letters = %self.path.display(),
-                "event dead-lettered (further ones for this file or stream and reason are counted, not logged)"
+                "event dead-lettered (further ones of this file or stream are counted and summarised)"
             );
+        } else {
+            let unlogged = self.unlogged.entry(place.clone()).or_default();
+            letter.source.clone_into(&mut unlogged.source);
+            unlogged.count += 1;
+            *unlogged.codes.entry(letter.code.clone()).or_default() += 1;
         }
         Ok(())
+    }
+
+    /// Logs one WARN line per file or stream with dead letters not logged
+    /// yet: every one when `force` (shutdown), else those not summarised in
+    /// the last [`SUMMARY_INTERVAL`]. Returns the lines logged.
+    pub fn summarise(&mut self, force: bool) -> Vec<String> {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .unlogged
+            .keys()
+            .filter(|place| {
+                force
+                    || self
+                        .summarised_at
+                        .get(*place)
+                        .is_none_or(|at| now.saturating_duration_since(*at) >= SUMMARY_INTERVAL)
+            })
+            .cloned()
+            .collect();
+        let mut lines = Vec::new();
+        for place in due {
+            let Some(unlogged) = self.unlogged.remove(&place) else {
+                continue;
+            };
+            let message = summary_message(&place, unlogged.count, &unlogged.codes, &self.path);
+            tracing::warn!(
+                source = %unlogged.source,
+                place = %place,
+                dead_lettered = unlogged.count,
+                dead_letters = %self.path.display(),
+                "{message}"
+            );
+            lines.push(message);
+            self.summarised_at.insert(place, now);
+        }
+        lines
     }
 
     /// Makes appended letters durable (before a checkpoint moves past them).
@@ -225,4 +365,95 @@ pub fn read_page(
     let page: Vec<DeadLetter> = matching.by_ref().take(limit).collect();
     let more = matching.next().is_some();
     Ok((page, more))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragments_of_pretty_printed_json_are_told_from_broken_events() {
+        for fragment in [
+            "{",
+            "[",
+            "}",
+            "},",
+            "  ]",
+            "\"kind\": \"Event\",",
+            "  \"apiVersion\": \"audit.k8s.io/v1\",",
+            "    \"system:masters\"",
+            "  \"user\": {\r",
+            "    {",
+            "[{\"kind\":\"Event\"}]",
+            "{\"kind\":\"EventList\",\"items\":[]}",
+        ] {
+            assert!(
+                looks_like_json_fragment(fragment.as_bytes()),
+                "{fragment:?}"
+            );
+        }
+        for broken in [
+            "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"auditID\":",
+            "{this is not json}",
+            "E1125 not an audit event",
+            "",
+            "   ",
+            "{}",
+            "\"just a string\"",
+        ] {
+            assert!(!looks_like_json_fragment(broken.as_bytes()), "{broken:?}");
+        }
+    }
+
+    #[test]
+    fn the_hint_says_one_event_per_line_and_how_to_convert() {
+        let hint = one_event_per_line_hint("/logs/a.json");
+        assert!(hint.starts_with("audit logs hold one JSON event per line"));
+        assert!(hint.contains("`jq -c . /logs/a.json > /logs/a.json.ndjson`"));
+        assert!(hint.contains("`jq -c '.[]' /logs/a.json > /logs/a.json.ndjson`"));
+        assert!(hint.contains("`jq -c '.items[]' /logs/a.json > /logs/a.json.ndjson`"));
+    }
+
+    #[test]
+    fn a_run_of_dead_letters_is_kept_whole_but_logged_as_first_plus_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut letters = DeadLetters::open(dir.path()).unwrap();
+        let file = Path::new("/logs/a.json");
+        for (i, code) in [
+            "invalid_json",
+            "invalid_json",
+            "not_an_event",
+            "invalid_json",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let letter = DeadLetter::new("s", file, i as u64, code, "bad".into(), 3, b"{");
+            letters.append(&letter).unwrap();
+        }
+        letters.sync().unwrap();
+        assert_eq!(letters.count(), 4);
+        let (page, more) = read_page(letters.path(), None, 0, 10).unwrap();
+        assert_eq!((page.len(), more), (4, false), "every dead letter is kept");
+        // The first of each reason was logged; the other two are summarised
+        // once, then not again until there are new ones.
+        let summary = letters.summarise(false);
+        assert_eq!(
+            summary,
+            vec![format!(
+                "2 more lines of /logs/a.json were dead-lettered (invalid_json: 2), summarised \
+                 here rather than logged one by one; every one is in {}",
+                letters.path().display()
+            )]
+        );
+        assert!(letters.summarise(true).is_empty());
+        // Within the interval a new run waits for the next summary, unless
+        // forced (shutdown).
+        let letter = DeadLetter::new("s", file, 9, "invalid_json", "bad".into(), 3, b"{");
+        letters.append(&letter).unwrap();
+        assert!(letters.summarise(false).is_empty());
+        assert_eq!(letters.summarise(true).len(), 1);
+        assert!(letters.hint_once("/logs/a.json"));
+        assert!(!letters.hint_once("/logs/a.json"));
+    }
 }

@@ -10,10 +10,12 @@
 //! - [`cloudwatch`]: CloudWatch streams → pages → indexer → positions.
 //! - [`sender`]: the `IngestService` client with backoff.
 //! - [`dead_letter`]: the dead-letter file.
+//! - [`expired`]: events past the indexer's retention, counted and logged.
 //! - [`status`]: the status board behind `GetStatus`.
 
 pub mod cloudwatch;
 pub mod dead_letter;
+pub mod expired;
 pub mod pipeline;
 pub mod sender;
 pub mod settings;
@@ -223,8 +225,11 @@ pub struct SourceArgs {
     /// Its rotated backups (`<name>-<timestamp>.<ext>`) are found beside it.
     #[arg(long = "log-path", value_name = "PATH_OR_GLOB")]
     pub log_paths: Vec<String>,
-    /// The type (`kube` or `ee`) of the `--log-path` just before it, when
-    /// its file name does not tell.
+    /// The type (`kube` or `ee`) of the `--log-path` just before it, for
+    /// its events without objectRef (non-resource requests such as /healthz);
+    /// every other event is typed by itself. Optional: by default each
+    /// file's name tells (tsee-audit.log: ee, kube-audit.log: kube), and
+    /// kube when it does not.
     #[arg(long = "log-type", value_name = "TYPE", value_parser = ["kube", "ee"])]
     pub log_types: Vec<String>,
     /// Where to begin a log that has no checkpoint yet.
@@ -301,9 +306,6 @@ impl SourceArgs {
             } else {
                 SourceType::Kube
             });
-        }
-        for source in &sources {
-            source.event_type().map_err(|e| e.to_string())?;
         }
         Ok(Some(sources))
     }
@@ -404,11 +406,11 @@ mod tests {
             vec![None, Some(SourceType::Ee), Some(SourceType::Kube)]
         );
         assert_eq!(parse(&[]).unwrap(), None);
-        assert!(
-            parse(&["--log-path", "/b/audit.log"])
-                .unwrap_err()
-                .contains("--log-type")
-        );
+        // No type needed, whatever the name or glob.
+        for path in ["/b/audit.log", "/b/*.json"] {
+            let sources = parse(&["--log-path", path]).unwrap().unwrap();
+            assert_eq!(sources[0].source_type, None, "{path}");
+        }
         assert!(parse(&["--log-type", "ee", "--log-path", "/b/kube.log"]).is_err());
         // CloudWatch alone replaces the default files; its other flags need
         // the group.

@@ -27,7 +27,11 @@ use auditrail_server::StopSignal;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-use crate::dead_letter::{DeadLetter, SharedDeadLetters, lock, reject_code};
+use crate::dead_letter::{
+    DeadLetter, SharedDeadLetters, lock, looks_like_json_fragment, one_event_per_line_hint,
+    reject_code,
+};
+use crate::expired::{ExpiredLog, is_expired};
 use crate::sender::Sender;
 use crate::settings::{Settings, StartAt};
 use crate::status::StatusBoard;
@@ -65,12 +69,17 @@ pub enum PipelineError {
 /// source's checkpoints never touches another's.
 struct Source {
     name: String,
-    event_type: EventType,
+    /// The configuration: its type, if any, and its path.
+    config: crate::settings::FileSource,
     follower: Follower,
     store: CheckpointStore,
     checkpoints: Checkpoints,
     /// Acknowledged progress not yet saved.
     dirty: bool,
+    /// Events past the indexer's retention, and when they are logged.
+    expired: ExpiredLog,
+    /// No file matches the path or glob (at the last poll).
+    waiting: bool,
 }
 
 /// Where one event of a batch came from, to dead-letter it if rejected.
@@ -93,9 +102,10 @@ struct Filling {
     bytes: usize,
     records: usize,
     started: Option<Instant>,
-    /// The last file path seen and how events show it (formatting a path
-    /// for every line cost as much as reading it).
-    shown_path: Option<(PathBuf, String)>,
+    /// The last file path and source seen, how events show the path and
+    /// their type hint there (formatting a path for every line cost as much
+    /// as reading it).
+    shown_path: Option<(PathBuf, usize, String, i32)>,
 }
 
 /// How far a batch got in one file of one source.
@@ -167,18 +177,22 @@ impl Pipeline {
             )?;
             sources.push(Source {
                 name: source.path.clone(),
-                event_type: source
-                    .event_type()
-                    .map_err(crate::settings::InvalidSettings::from)?,
+                config: source.clone(),
+                waiting: false,
                 follower,
                 store,
                 checkpoints,
                 dirty: false,
+                expired: ExpiredLog::default(),
             });
         }
         let sender = Sender::new(&settings.indexer_url, settings.retry.clone())?;
-        for source in &sources {
-            status.add_file_source(&source.name, source.event_type);
+        for source in &mut sources {
+            status.add_file_source(&source.name, source.config.event_type());
+            let files = source.follower.status();
+            // Logged when the pipeline runs (logging is set up by then).
+            source.waiting = files.is_empty();
+            status.update_files(&source.name, files);
         }
         let loaded: Vec<Checkpoints> = sources.iter().map(|s| s.checkpoints.clone()).collect();
         status.add_acknowledged(0, lock(&dead_letters).count(), &loaded);
@@ -213,6 +227,9 @@ impl Pipeline {
             indexer = %self.settings.indexer_url,
             "ingestion started"
         );
+        for source in self.sources.iter().filter(|s| s.waiting) {
+            tracing::warn!(source = %source.name, "{}", waiting_message(&source.name));
+        }
         let mut filling = Filling::default();
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let max_wait = std::time::Duration::from_millis(self.settings.batch.max_wait_ms);
@@ -253,6 +270,10 @@ impl Pipeline {
                 in_flight.iter().map(|b| b.bytes as u64).sum(),
             );
             if read == 0 {
+                if in_flight.is_empty() && filling.records == 0 {
+                    // Caught up: summarise the dead letters not logged.
+                    lock(&self.dead_letters).summarise(false);
+                }
                 let idle = self.settings.poll_interval().min(max_wait);
                 tokio::select! {
                     () = tokio::time::sleep(idle) => {}
@@ -266,6 +287,7 @@ impl Pipeline {
         while let Some(batch) = in_flight.pop_front() {
             self.complete(batch).await;
         }
+        lock(&self.dead_letters).summarise(true);
         tracing::info!("ingestion stopped");
     }
 
@@ -294,9 +316,21 @@ impl Pipeline {
                     tracing::error!(source = %name, error = %err, "reading the audit log failed; retrying");
                     self.status.set_error(&name, Some(err.to_string()));
                 }
-                for source in &self.sources {
-                    self.status
-                        .update_files(&source.name, source.follower.status());
+                for source in &mut self.sources {
+                    let files = source.follower.status();
+                    let none = files.is_empty();
+                    if source.waiting && !none {
+                        tracing::info!(
+                            source = %source.name,
+                            files = ?files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
+                            "a file matching {} appeared: reading it",
+                            source.name
+                        );
+                    } else if !source.waiting && none {
+                        tracing::warn!(source = %source.name, "{}", waiting_message(&source.name));
+                    }
+                    source.waiting = none;
+                    self.status.update_files(&source.name, files);
                 }
                 Some(polled)
             }
@@ -326,22 +360,25 @@ impl Pipeline {
                 } else {
                     let line = Bytes::from(line);
                     filling.bytes += line.len();
-                    let shown_path = match &filling.shown_path {
-                        Some((last, shown)) if last.as_os_str() == path.as_os_str() => {
-                            shown.clone()
+                    let (shown_path, type_hint) = match &filling.shown_path {
+                        Some((last, last_source, shown, hint))
+                            if *last_source == source && last.as_os_str() == path.as_os_str() =>
+                        {
+                            (shown.clone(), *hint)
                         }
                         _ => {
                             let shown = path.display().to_string();
-                            filling.shown_path = Some((path.clone(), shown.clone()));
-                            shown
+                            let hint = match self.sources[source].config.fallback_for(&path) {
+                                EventType::Kube => v1::EventType::Kube,
+                                EventType::Ee => v1::EventType::Ee,
+                            } as i32;
+                            filling.shown_path = Some((path.clone(), source, shown.clone(), hint));
+                            (shown, hint)
                         }
                     };
                     filling.events.push(v1::RawEvent {
                         raw: line.clone(),
-                        type_hint: match self.sources[source].event_type {
-                            EventType::Kube => v1::EventType::Kube,
-                            EventType::Ee => v1::EventType::Ee,
-                        } as i32,
+                        type_hint,
                         origin: Some(v1::EventOrigin {
                             source: name.clone(),
                             position: Some(v1::event_origin::Position::File(v1::FilePosition {
@@ -430,8 +467,9 @@ impl Pipeline {
         });
     }
 
-    /// Applies an acknowledged batch: dead-letters its rejects, then moves
-    /// the checkpoints past it and saves them.
+    /// Applies an acknowledged batch: dead-letters its rejects (counting
+    /// those past the retention instead), then moves the checkpoints past
+    /// it and saves them.
     async fn complete(&mut self, batch: InFlight) {
         if self.stalled {
             return;
@@ -448,6 +486,7 @@ impl Pipeline {
                 return;
             }
         };
+        let mut expired = vec![0u64; self.sources.len()];
         // A block, not drop(): the guard must be gone before any await.
         let dead_letter_count = {
             let mut dead_letters = lock(&self.dead_letters);
@@ -462,13 +501,28 @@ impl Pipeline {
                     );
                     continue;
                 };
+                if is_expired(reject) {
+                    if let Some(n) = expired.get_mut(origin.source) {
+                        *n += 1;
+                    }
+                    continue;
+                }
                 let code = reject_code(reject.code);
+                let mut reason = reject.reason.clone();
+                if matches!(code, "invalid_json" | "not_an_event")
+                    && looks_like_json_fragment(&origin.line)
+                {
+                    let file = origin.path.display().to_string();
+                    if dead_letters.hint_once(&file) {
+                        reason = format!("{reason}; {}", one_event_per_line_hint(&file));
+                    }
+                }
                 let letter = DeadLetter::new(
                     &self.sources[origin.source].name,
                     &origin.path,
                     origin.offset,
                     code,
-                    reject.reason.clone(),
+                    reason,
                     origin.line.len() as u64,
                     &origin.line,
                 );
@@ -481,6 +535,15 @@ impl Pipeline {
             }
             dead_letters.count()
         };
+        for (source, n) in self.sources.iter_mut().zip(expired) {
+            crate::expired::record(
+                &self.status,
+                &mut source.expired,
+                &source.name,
+                n,
+                response.retention_days,
+            );
+        }
         for p in batch.positions {
             if let Some(source) = self.sources.get_mut(p.source) {
                 source.checkpoints.advance_to(&p.identity, &p.path, p.end);
@@ -522,6 +585,14 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The WARN line of a source whose path or glob matches no file.
+pub fn waiting_message(source: &str) -> String {
+    format!(
+        "no file matches {source}: waiting for it to appear (it is read from its start when \
+         it does; ingest-status shows the source as WAITING)"
+    )
 }
 
 /// The checkpoint file of `source` in a data directory: one per source,

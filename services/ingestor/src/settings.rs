@@ -33,44 +33,64 @@ impl From<SourceType> for EventType {
     }
 }
 
-/// One watched log: a live file path or glob, and the type its events fall
-/// back to when they have no `objectRef`.
+/// One watched log: a live file path or glob, and optionally the type its
+/// events fall back to when they have no `objectRef`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSource {
     /// Live file path or glob, e.g. `/var/log/calico/audit/kube-audit.log`.
     pub path: String,
-    /// `kube` or `ee`; inferred from the file name when absent.
+    /// `kube` or `ee`: the type of events without `objectRef` (non-resource
+    /// requests such as `/healthz`). Optional: when absent, each file's own
+    /// name tells (see [`type_from_name`]), and a name that tells nothing
+    /// means `kube`. Every event with an `objectRef` is typed by itself
+    /// (`ee` iff its apiGroup is `projectcalico.org`) whatever this says.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub source_type: Option<SourceType>,
 }
 
-/// A source whose type cannot be told.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "cannot tell whether {0} is a kube or an ee log from its name; set its type \
-     (`--log-type kube|ee` after `--log-path`, or `type = \"kube\"` in the config file)"
-)]
-pub struct UnknownSourceType(pub String);
+/// The type a log file's name tells: `ee` for the Calico API server's
+/// (`tsee…`, `ee-audit…`, `…calico…`), `kube` for kube-apiserver's
+/// (`…kube…`), `None` otherwise (e.g. `audit.log`, a glob like `*.json`).
+/// Only the file name counts, not its directory.
+pub fn type_from_name(path: &Path) -> Option<EventType> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if name.contains("tsee") || name.starts_with("ee-audit") || name.contains("calico") {
+        Some(EventType::Ee)
+    } else if name.contains("kube") {
+        Some(EventType::Kube)
+    } else {
+        None
+    }
+}
+
+/// The type of events without `objectRef` when neither the configuration
+/// nor the file name tells: they are the API server's non-resource requests
+/// (`/healthz`, `/version`, `/apis`), which kube-apiserver audits.
+pub const DEFAULT_FALLBACK_TYPE: EventType = EventType::Kube;
 
 impl FileSource {
-    /// The fallback event type: configured, else from the file name
-    /// (`tsee`/`ee-audit` → ee, `kube` → kube).
-    pub fn event_type(&self) -> Result<EventType, UnknownSourceType> {
-        if let Some(t) = self.source_type {
-            return Ok(t.into());
-        }
-        let name = Path::new(&self.path)
-            .file_name()
-            .map(|n| n.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
-        if name.contains("tsee") || name.starts_with("ee-audit") || name.contains("calico") {
-            Ok(EventType::Ee)
-        } else if name.contains("kube") {
-            Ok(EventType::Kube)
-        } else {
-            Err(UnknownSourceType(self.path.clone()))
-        }
+    /// The source's own fallback type: configured, else told by the name in
+    /// its path or glob; `None` when it is decided per file.
+    pub fn event_type(&self) -> Option<EventType> {
+        self.source_type
+            .map(EventType::from)
+            .or_else(|| type_from_name(Path::new(&self.path)))
+    }
+
+    /// The fallback type of the events read from `file` (one of this
+    /// source's files, live or rotated): configured, else told by the
+    /// file's name, else told by the source's path, else
+    /// [`DEFAULT_FALLBACK_TYPE`].
+    pub fn fallback_for(&self, file: &Path) -> EventType {
+        self.source_type
+            .map(EventType::from)
+            .or_else(|| type_from_name(file))
+            .or_else(|| type_from_name(Path::new(&self.path)))
+            .unwrap_or(DEFAULT_FALLBACK_TYPE)
     }
 }
 
@@ -196,10 +216,7 @@ impl Default for Settings {
 /// A setting that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSettings {
-    /// See [`UnknownSourceType`].
-    #[error(transparent)]
-    SourceType(#[from] UnknownSourceType),
-    /// Another setting is out of range.
+    /// A setting is out of range.
     #[error("invalid setting {key}: {reason}")]
     Value {
         /// The setting.
@@ -248,9 +265,6 @@ impl Settings {
                 });
             }
         }
-        for source in &self.sources {
-            source.event_type()?;
-        }
         if self.max_line_bytes < 1024 {
             return bad("max_line_bytes", "must be at least 1024");
         }
@@ -277,23 +291,82 @@ mod tests {
     use super::*;
 
     #[test]
-    fn source_types_are_inferred_from_names_or_required() {
+    fn fallback_types_are_configured_or_told_by_file_names_else_kube() {
         let src = |p: &str| FileSource {
             path: p.into(),
             source_type: None,
         };
-        assert_eq!(src(DEFAULT_KUBE_LOG).event_type(), Ok(EventType::Kube));
-        assert_eq!(src(DEFAULT_EE_LOG).event_type(), Ok(EventType::Ee));
+        let file = |p: &str| PathBuf::from(p);
+        assert_eq!(src(DEFAULT_KUBE_LOG).event_type(), Some(EventType::Kube));
+        assert_eq!(src(DEFAULT_EE_LOG).event_type(), Some(EventType::Ee));
         assert_eq!(
             src("/logs/*/kube-audit.log").event_type(),
-            Ok(EventType::Kube)
+            Some(EventType::Kube)
         );
-        assert!(src("/logs/audit.log").event_type().is_err());
+        // A mixed glob has no type of its own: each file's name decides,
+        // and kube when it tells nothing.
+        let mixed = src("/logs/*.json");
+        assert_eq!(mixed.event_type(), None);
+        assert_eq!(
+            mixed.fallback_for(&file("/logs/tsee-audit.json")),
+            EventType::Ee
+        );
+        assert_eq!(
+            mixed.fallback_for(&file("/logs/tsee-audit-2026-01-01T00-00-00.000.json")),
+            EventType::Ee
+        );
+        assert_eq!(
+            mixed.fallback_for(&file("/logs/kube-audit.json")),
+            EventType::Kube
+        );
+        assert_eq!(mixed.fallback_for(&file("/logs/a.json")), EventType::Kube);
+        // The directory does not count, only the file name.
+        assert_eq!(
+            src("/var/log/calico/audit/*.log").fallback_for(&file("/var/log/calico/audit/x.log")),
+            EventType::Kube
+        );
+        // A path that tells the type applies to files whose names do not.
+        assert_eq!(
+            src("/logs/tsee-audit.log").fallback_for(&file("/logs/tsee-audit.log")),
+            EventType::Ee
+        );
+        // Configured wins over names.
         let typed = FileSource {
-            path: "/logs/audit.log".into(),
+            path: "/logs/*.json".into(),
             source_type: Some(SourceType::Ee),
         };
-        assert_eq!(typed.event_type(), Ok(EventType::Ee));
+        assert_eq!(typed.event_type(), Some(EventType::Ee));
+        assert_eq!(
+            typed.fallback_for(&file("/logs/kube-audit.json")),
+            EventType::Ee
+        );
+    }
+
+    #[test]
+    fn a_source_without_type_is_valid_in_every_form() {
+        let settings = Settings {
+            sources: vec![FileSource {
+                path: "/logs/*.json".into(),
+                source_type: None,
+            }],
+            ..Settings::default()
+        };
+        assert_eq!(settings.validate(), Ok(()));
+        let from_config: Settings = serde_json::from_value(serde_json::json!({
+            "cluster": "c",
+            "indexer_url": "http://127.0.0.1:1",
+            "data_dir": "/tmp/x",
+            "sources": [{"path": "/logs/audit.log"}, {"path": "/logs/b.log", "type": "ee"}],
+            "start_at": "beginning",
+            "max_line_bytes": 4096,
+            "poll_interval_ms": 100,
+            "batch": BatchSettings::default(),
+            "retry": RetrySettings::default(),
+        }))
+        .unwrap();
+        assert_eq!(from_config.sources[0].source_type, None);
+        assert_eq!(from_config.sources[1].source_type, Some(SourceType::Ee));
+        assert_eq!(from_config.validate(), Ok(()));
     }
 
     #[test]

@@ -19,6 +19,7 @@ struct SourceEntry {
     events_read: u64,
     bytes_read: u64,
     events_acknowledged: u64,
+    events_expired: u64,
     error: Option<String>,
 }
 
@@ -75,11 +76,12 @@ impl StatusBoard {
         board.sources.iter_mut().find(|s| s.name == name)
     }
 
-    pub(crate) fn add_file_source(&self, name: &str, event_type: EventType) {
+    /// A file source; `event_type` is `None` when its files' names decide.
+    pub(crate) fn add_file_source(&self, name: &str, event_type: Option<EventType>) {
         self.with(|b| {
             b.sources.push(SourceEntry {
                 name: name.to_owned(),
-                event_type: Some(event_type),
+                event_type,
                 ..SourceEntry::default()
             });
         });
@@ -192,6 +194,14 @@ impl StatusBoard {
         });
     }
 
+    pub(crate) fn add_expired(&self, source: &str, events: u64) {
+        self.with(|b| {
+            if let Some(s) = Self::source(b, source) {
+                s.events_expired += events;
+            }
+        });
+    }
+
     pub(crate) fn set_in_flight(&self, batches: usize, bytes: u64) {
         metrics::gauge!("ingestor_in_flight_batches")
             .set(u32::try_from(batches).unwrap_or(u32::MAX));
@@ -234,13 +244,23 @@ impl StatusBoard {
                         .iter()
                         .map(|f| f.size.saturating_sub(f.offset))
                         .sum();
-                    let state = if s.error.is_some() {
-                        v1::SourceState::Backoff
-                    } else if pending > 0 {
-                        v1::SourceState::Running
-                    } else {
-                        v1::SourceState::Idle
-                    };
+                    let unterminated: Vec<v1::UnterminatedLine> = s
+                        .files
+                        .iter()
+                        .filter(|f| f.unterminated > 0)
+                        .map(|f| v1::UnterminatedLine {
+                            path: f.path.display().to_string(),
+                            offset: f.offset,
+                            bytes: f.unterminated,
+                            rotated: !f.is_live(),
+                        })
+                        .collect();
+                    let waiting_lines: u64 = unterminated.iter().map(|u| u.bytes).sum();
+                    let state = file_state(
+                        s.error.is_some(),
+                        s.files.is_empty(),
+                        pending.saturating_sub(waiting_lines),
+                    );
                     v1::SourceStatus {
                         name: s.name.clone(),
                         kind: v1::SourceKind::File as i32,
@@ -253,6 +273,7 @@ impl StatusBoard {
                                 fingerprint: f.identity.fingerprint.clone(),
                             }),
                             bytes_pending: pending,
+                            unterminated_lines: unterminated,
                         })),
                         state: state as i32,
                         events_read: s.events_read,
@@ -266,6 +287,7 @@ impl StatusBoard {
                             None => v1::EventType::Unspecified,
                         } as i32,
                         events_acknowledged: s.events_acknowledged,
+                        events_expired: s.events_expired,
                     }
                 })
                 .collect();
@@ -310,6 +332,22 @@ impl StatusBoard {
     }
 }
 
+/// The state of a file source: backing off after an error, waiting for a
+/// file when none matches, running while complete lines are left to read
+/// (bytes pending, not counting lines still waiting for their `\n`), else
+/// idle.
+fn file_state(error: bool, no_file: bool, readable_pending: u64) -> v1::SourceState {
+    if error {
+        v1::SourceState::Backoff
+    } else if no_file {
+        v1::SourceState::Waiting
+    } else if readable_pending > 0 {
+        v1::SourceState::Running
+    } else {
+        v1::SourceState::Idle
+    }
+}
+
 /// The status of a CloudWatch source, which reports its own state.
 fn cloudwatch_status(s: &SourceEntry, cw: &CloudWatchEntry) -> v1::SourceStatus {
     v1::SourceStatus {
@@ -324,5 +362,63 @@ fn cloudwatch_status(s: &SourceEntry, cw: &CloudWatchEntry) -> v1::SourceStatus 
         error: s.error.clone().unwrap_or_default(),
         type_hint: v1::EventType::Kube as i32,
         events_acknowledged: s.events_acknowledged,
+        events_expired: s.events_expired,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_states() {
+        assert_eq!(file_state(true, true, 5), v1::SourceState::Backoff);
+        assert_eq!(file_state(false, true, 0), v1::SourceState::Waiting);
+        assert_eq!(file_state(false, false, 5), v1::SourceState::Running);
+        // Only an unterminated last line left: caught up.
+        assert_eq!(file_state(false, false, 0), v1::SourceState::Idle);
+    }
+
+    #[test]
+    fn a_source_without_files_waits_and_an_unterminated_line_is_named() {
+        let board = StatusBoard::new("c");
+        board.add_file_source("/logs/*.json", None);
+        let source = &board.to_proto().sources[0];
+        assert_eq!(source.state, v1::SourceState::Waiting as i32);
+
+        let identity = auditrail_filetail::FileIdentity {
+            dev: 1,
+            ino: 2,
+            fingerprint: String::new(),
+            fingerprint_len: 0,
+        };
+        board.update_files(
+            "/logs/*.json",
+            vec![FileStatus {
+                path: "/logs/a.json".into(),
+                identity,
+                offset: 100,
+                size: 130,
+                location: auditrail_filetail::FileLocation::Live,
+                state: auditrail_filetail::FileState::Reading,
+                last_error: None,
+                unterminated: 30,
+            }],
+        );
+        let source = &board.to_proto().sources[0];
+        assert_eq!(source.state, v1::SourceState::Idle as i32);
+        let Some(v1::source_status::Location::File(file)) = &source.location else {
+            panic!("{source:?}");
+        };
+        assert_eq!(file.bytes_pending, 30);
+        assert_eq!(
+            file.unterminated_lines,
+            vec![v1::UnterminatedLine {
+                path: "/logs/a.json".into(),
+                offset: 100,
+                bytes: 30,
+                rotated: false,
+            }]
+        );
     }
 }

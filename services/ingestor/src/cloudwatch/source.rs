@@ -22,6 +22,7 @@ use super::api::{self, Api, CallError, FailureKind};
 use super::checkpoint::{PositionStore, SourcePositions, StreamPosition};
 use super::settings::CloudWatchSource;
 use crate::dead_letter::{DeadLetter, SharedDeadLetters, lock, reject_code};
+use crate::expired::{ExpiredLog, is_expired};
 use crate::pipeline::PipelineError;
 use crate::sender::Sender;
 use crate::settings::Settings;
@@ -67,6 +68,8 @@ pub struct CloudWatchReader {
     /// Timestamp of the newest event read (ms since the epoch).
     newest_ms: Option<i64>,
     fetches: u64,
+    /// Events past the indexer's retention, and when they are logged.
+    expired: ExpiredLog,
 }
 
 impl std::fmt::Debug for CloudWatchReader {
@@ -113,6 +116,7 @@ impl CloudWatchReader {
             read_to_end: HashMap::new(),
             newest_ms: None,
             fetches: 0,
+            expired: ExpiredLog::default(),
             source,
         };
         if let Some(positions) = &reader.positions {
@@ -197,11 +201,13 @@ impl CloudWatchReader {
                 }
             }
             self.publish_lag();
+            lock(&self.dead_letters).summarise(false);
             tokio::select! {
                 () = tokio::time::sleep(self.source.interval()) => {}
                 () = stop.stopped() => break,
             }
         }
+        lock(&self.dead_letters).summarise(true);
         self.status
             .set_cloudwatch_state(&self.name, v1::SourceState::Stopped, None);
         tracing::info!(source = %self.name, "CloudWatch ingestion stopped");
@@ -378,7 +384,8 @@ impl CloudWatchReader {
     }
 
     /// Pushes one page to the indexer and handles its answer: rejects are
-    /// dead-lettered (and synced) before the caller moves the position.
+    /// dead-lettered (and synced) before the caller moves the position,
+    /// except events past the indexer's retention, which are counted.
     async fn deliver(
         &mut self,
         stream: &str,
@@ -435,10 +442,15 @@ impl CloudWatchReader {
             response = self.sender.send(request) => response,
             () = stop.stopped() => return Err(CallError::Stopped),
         };
+        let mut expired = 0;
         // A block, not drop(): the guard must be gone before any await.
         let dead_letter_count = {
             let mut dead_letters = lock(&self.dead_letters);
             for reject in &response.rejects {
+                if is_expired(reject) {
+                    expired += 1;
+                    continue;
+                }
                 let Some(index) = usize::try_from(reject.index)
                     .ok()
                     .filter(|&i| i < raws.len())
@@ -467,6 +479,13 @@ impl CloudWatchReader {
             dead_letters.count()
         };
         self.status.set_dead_letter_count(dead_letter_count);
+        crate::expired::record(
+            &self.status,
+            &mut self.expired,
+            &self.name,
+            expired,
+            response.retention_days,
+        );
         self.status
             .add_source_acknowledged(&self.name, raws.len() as u64);
         metrics::counter!("ingestor_events_acknowledged_total")
