@@ -518,12 +518,19 @@ mod tests {
                         path: "/var/log/kube-audit.log".to_owned(),
                         current: None,
                         bytes_pending: 2048,
+                        unterminated_lines: vec![v1::UnterminatedLine {
+                            path: "/var/log/kube-audit.log".to_owned(),
+                            offset: 4096,
+                            bytes: 12,
+                            rotated: false,
+                        }],
                     })),
                     state: v1::SourceState::Idle.into(),
                     events_read: 10,
                     bytes_read: 4096,
                     type_hint: v1::EventType::Kube.into(),
                     events_acknowledged: 10,
+                    events_expired: 3,
                     ..Default::default()
                 },
                 v1::SourceStatus {
@@ -576,12 +583,20 @@ mod tests {
                     {
                         "name": "kube-audit", "kind": "file", "state": "idle", "typeHint": "kube",
                         "eventsRead": 10, "bytesRead": 4096, "eventsAcknowledged": 10,
+                        "eventsExpired": 3,
                         "lastEventTime": null, "lagSeconds": 0.0, "error": null,
-                        "file": {"path": "/var/log/kube-audit.log", "bytesPending": 2048},
+                        "file": {
+                            "path": "/var/log/kube-audit.log", "bytesPending": 2048,
+                            "unterminatedLines": [{
+                                "path": "/var/log/kube-audit.log", "offset": 4096,
+                                "bytes": 12, "rotated": false,
+                            }],
+                        },
                     },
                     {
                         "name": "eks", "kind": "cloudwatch", "state": "backoff", "typeHint": "unspecified",
                         "eventsRead": 0, "bytesRead": 0, "eventsAcknowledged": 0,
+                        "eventsExpired": 0,
                         "lastEventTime": "2026-01-01T00:00:00.000000Z", "lagSeconds": 1.5,
                         "error": "throttled",
                         "cloudwatch": {
@@ -605,7 +620,8 @@ mod tests {
         assert_eq!(
             text,
             "cluster prod\n\
-             source kube-audit: IDLE, 10 lines read (4.00 KiB), 2.00 KiB pending\n\
+             source kube-audit: IDLE, 10 lines read (4.00 KiB), 2.00 KiB pending, 3 older than the retention (not stored)\n\
+             \x20 /var/log/kube-audit.log: last line has no newline yet, 12 bytes at byte 4096; read when its newline is written (echo >> FILE adds one)\n\
              source eks: BACKOFF, 2 streams matching \"kube-apiserver-audit-\" in /aws/eks/prod/cluster, 0 events read, 0 acknowledged, newest 2026-01-01T00:00:00.000000Z (lag 2s), error: throttled\n\
              checkpoint /var/log/kube-audit.log at byte 4096\n\
              dead letters: 1 in /data/dead.ndjson (100 B)\n\
