@@ -42,10 +42,20 @@ pub(crate) fn retention_max_age(
     }
 }
 
-/// `now - max_age`, refusing ages that reach before the representable range.
+/// `now - max_age`, refusing ages that reach before 1970-01-01: no stored
+/// event is older, and a cut-off there could not be answered as a valid
+/// protobuf Timestamp.
 pub(crate) fn cutoff(now: jiff::Timestamp, max_age: Duration) -> Result<jiff::Timestamp, Status> {
-    let age = jiff::SignedDuration::try_from(max_age)
-        .map_err(|_| Status::invalid_argument("the retention max age is too large"))?;
+    let too_large = || {
+        Status::invalid_argument(format!(
+            "the retention max age of {} days reaches before 1970-01-01, where no stored \
+             event can be; give a shorter one",
+            max_age.as_secs() / 86_400
+        ))
+    };
+    let age = jiff::SignedDuration::try_from(max_age).map_err(|_| too_large())?;
     now.checked_sub(age)
-        .map_err(|_| Status::invalid_argument("the retention max age is too large"))
+        .ok()
+        .filter(|cutoff| *cutoff >= jiff::Timestamp::UNIX_EPOCH)
+        .ok_or_else(too_large)
 }

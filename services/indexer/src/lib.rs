@@ -50,6 +50,10 @@ pub struct Settings {
     /// `EXPIRED` rejects) and, once stored, are deleted when they age past
     /// it; 0 keeps everything.
     pub retention_days: u32,
+    /// The shortest max age `ApplyRetention` accepts without `force`, in
+    /// days (and the shortest `retention_days` other than 0).
+    #[serde(default = "default_min_retention_days")]
+    pub min_retention_days: u32,
     /// Store in Elasticsearch instead of the embedded store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elasticsearch: Option<auditrail_store_elasticsearch::ElasticOptions>,
@@ -61,8 +65,27 @@ impl Default for Settings {
             data_dir: "./auditrail-data/store".into(),
             max_event_bytes: 16 * 1024 * 1024,
             retention_days: 91,
+            min_retention_days: default_min_retention_days(),
             elasticsearch: None,
         }
+    }
+}
+
+fn default_min_retention_days() -> u32 {
+    1
+}
+
+impl Settings {
+    /// Checks what the types cannot: a retention shorter than the floor.
+    pub fn check(&self) -> Result<(), String> {
+        if self.retention_days != 0 && self.retention_days < self.min_retention_days {
+            return Err(format!(
+                "retention_days {} is below min_retention_days {}: lower the floor to keep \
+                 so short a trail, or set 0 to keep everything",
+                self.retention_days, self.min_retention_days
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -96,6 +119,7 @@ pub struct Indexer {
     store: Arc<dyn Store>,
     max_event_bytes: usize,
     retention_days: u32,
+    min_retention_days: u32,
 }
 
 impl std::fmt::Debug for Indexer {
@@ -114,6 +138,7 @@ impl Indexer {
             store,
             max_event_bytes: settings.max_event_bytes,
             retention_days: settings.retention_days,
+            min_retention_days: settings.min_retention_days,
         }
     }
 
@@ -286,14 +311,26 @@ impl IngestService for Indexer {
         &self,
         request: Request<v1::ApplyRetentionRequest>,
     ) -> Result<Response<v1::ApplyRetentionResponse>, Status> {
-        let request = request.into_inner();
-        if !request.clusters.is_empty() || !request.types.is_empty() {
+        if !request.get_ref().clusters.is_empty() || !request.get_ref().types.is_empty() {
             return Err(Status::invalid_argument(
                 "the embedded store applies retention to all clusters and types; \
                  leave clusters and types empty",
             ));
         }
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let request = request.into_inner();
         let max_age = convert::retention_max_age(request.cutoff)?;
+        let floor = Duration::from_secs(u64::from(self.min_retention_days) * 86_400);
+        if max_age < floor && !request.force {
+            return Err(Status::failed_precondition(format!(
+                "a max age of {}s is shorter than this indexer's min_retention_days ({}): it \
+                 would delete events that recent. Set force to confirm",
+                max_age.as_secs(),
+                self.min_retention_days
+            )));
+        }
         let cutoff = convert::cutoff(jiff::Timestamp::now(), max_age)?;
         let deleted = if request.dry_run {
             self.store
@@ -303,6 +340,19 @@ impl IngestService for Indexer {
             self.store.delete_before(cutoff).await
         }
         .map_err(|e| store_status(&e))?;
+        if request.dry_run {
+            tracing::warn!(%peer, %cutoff, would_delete = deleted, "ApplyRetention dry run");
+        } else {
+            metrics::counter!("indexer_retention_deleted_total", "trigger" => "request")
+                .increment(deleted);
+            tracing::warn!(
+                %peer,
+                %cutoff,
+                deleted,
+                forced = request.force,
+                "ApplyRetention deleted the events older than the cut-off"
+            );
+        }
         Ok(Response::new(v1::ApplyRetentionResponse {
             deleted_count: deleted,
             cutoff: Some(convert::timestamp(cutoff)),

@@ -41,6 +41,9 @@ async fn run() -> anyhow::Result<()> {
         )
         .extract()?;
     let settings = &config.service;
+    settings
+        .check()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let store = auditrail_indexer::connect_store(settings).await?;
     let services = auditrail_indexer::add_to(auditrail_server::Services::new(), store, settings);
     auditrail_server::run_service("auditrail-indexer", &config, services).await?;

@@ -33,8 +33,15 @@ pub async fn run_retention(
         match store.delete_before(cutoff).await {
             Ok(0) => tracing::debug!(%cutoff, "retention: nothing to delete"),
             Ok(deleted) => {
-                metrics::counter!("indexer_retention_deleted_total").increment(deleted);
-                tracing::info!(%cutoff, deleted, "retention: deleted old events");
+                metrics::counter!("indexer_retention_deleted_total", "trigger" => "schedule")
+                    .increment(deleted);
+                tracing::warn!(
+                    %cutoff,
+                    deleted,
+                    retention_days = days,
+                    requested_by = "the retention schedule (retention_days)",
+                    "retention deleted the events older than the cut-off"
+                );
             }
             Err(err) => tracing::warn!(error = %err, "retention failed; retrying at the next tick"),
         }

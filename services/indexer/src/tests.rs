@@ -13,6 +13,7 @@ fn indexer(dir: &std::path::Path) -> Indexer {
         data_dir: dir.to_owned(),
         max_event_bytes: 64 * 1024,
         retention_days: 0,
+        min_retention_days: 1,
         elasticsearch: None,
     };
     Indexer::new(open_store(&settings).unwrap(), &settings)
@@ -135,6 +136,7 @@ async fn retention_deletes_by_event_time_and_dry_run_only_counts() {
         clusters: vec![],
         types: vec![],
         dry_run,
+        force: false,
     };
     let dry = indexer
         .apply_retention(Request::new(request(true)))
@@ -163,6 +165,94 @@ async fn retention_deletes_by_event_time_and_dry_run_only_counts() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}
+
+/// A max age below the floor (a slip of seconds for days) deletes nothing
+/// unless forced; one reaching before 1970 is refused, never answered with
+/// an invalid timestamp.
+#[tokio::test]
+async fn short_and_huge_retentions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let indexer = indexer(dir.path());
+    let lines: Vec<Vec<u8>> = Generator::new(GenConfig::default())
+        .take(10)
+        .map(String::into_bytes)
+        .collect();
+    indexer
+        .ingest_batch(Request::new(batch("b", &lines)))
+        .await
+        .unwrap();
+    let seconds = |s: i64, force| v1::ApplyRetentionRequest {
+        cutoff: Some(v1::apply_retention_request::Cutoff::MaxAge(
+            prost_types::Duration {
+                seconds: s,
+                nanos: 0,
+            },
+        )),
+        force,
+        ..v1::ApplyRetentionRequest::default()
+    };
+    let err = indexer
+        .apply_retention(Request::new(seconds(60, false)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        err.message(),
+        "a max age of 60s is shorter than this indexer's min_retention_days (1): it would \
+         delete events that recent. Set force to confirm"
+    );
+    let forced = indexer
+        .apply_retention(Request::new(seconds(60, true)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(forced.deleted_count, 10, "forced, it deletes");
+    for huge in [
+        v1::apply_retention_request::Cutoff::MaxAgeDays(u32::MAX),
+        v1::apply_retention_request::Cutoff::MaxAge(prost_types::Duration {
+            seconds: i64::MAX,
+            nanos: 0,
+        }),
+    ] {
+        let err = indexer
+            .apply_retention(Request::new(v1::ApplyRetentionRequest {
+                cutoff: Some(huge),
+                ..v1::ApplyRetentionRequest::default()
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        assert!(
+            err.message().contains("reaches before 1970-01-01"),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn a_retention_below_the_floor_is_a_configuration_error() {
+    let settings = Settings {
+        retention_days: 3,
+        min_retention_days: 7,
+        ..Settings::default()
+    };
+    assert_eq!(
+        settings.check(),
+        Err(
+            "retention_days 3 is below min_retention_days 7: lower the floor to keep so short \
+             a trail, or set 0 to keep everything"
+                .to_owned()
+        )
+    );
+    assert_eq!(
+        Settings {
+            retention_days: 0,
+            ..settings.clone()
+        }
+        .check(),
+        Ok(())
+    );
 }
 
 /// The real samples of `shared/data/real` (2017 to 2019 and later), one
@@ -223,6 +313,7 @@ async fn the_answer_names_the_retention_and_expired_events_are_not_stored() {
         data_dir: dir.path().to_owned(),
         max_event_bytes: 64 * 1024,
         retention_days: 91,
+        min_retention_days: 1,
         elasticsearch: None,
     };
     let indexer = Indexer::new(open_store(&settings).unwrap(), &settings);
