@@ -8,12 +8,13 @@
 //! Errors say what was wrong and where (a byte offset into the input), because
 //! the ingestor writes them to a dead-letter file that a person will read.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::model::Event;
+use crate::model::{ApiVersion, Event, EventKind};
 
 /// A successfully parsed event: the typed view and the bytes it borrows from.
 #[derive(Debug, Clone)]
@@ -33,9 +34,14 @@ pub enum ParseErrorKind {
     NotUtf8,
     /// The line is not valid JSON (including a line cut short).
     InvalidJson,
-    /// Valid JSON, but not an audit event: a wrong `kind` or `apiVersion`, a
-    /// missing required field or a field of the wrong type.
+    /// Valid JSON, but not an audit event: not an object, or a `kind` other
+    /// than `Event`, or an `apiVersion` other than `audit.k8s.io/v1` and
+    /// `v1beta1`.
     NotAnEvent,
+    /// An audit event (`kind: Event` of a known `apiVersion`) with a field
+    /// that is missing or malformed: no `auditID`, a level or stage that does
+    /// not exist, a timestamp that is not RFC 3339, a number for a string.
+    InvalidField,
 }
 
 impl ParseErrorKind {
@@ -46,6 +52,7 @@ impl ParseErrorKind {
             Self::NotUtf8 => "not_utf8",
             Self::InvalidJson => "invalid_json",
             Self::NotAnEvent => "not_an_event",
+            Self::InvalidField => "invalid_field",
         }
     }
 }
@@ -82,6 +89,9 @@ impl ParseError {
     /// its line and column into a byte offset relative to `base`.
     fn from_json(err: &serde_json::Error, input: &[u8], base: usize) -> Self {
         let kind = match err.classify() {
+            serde_json::error::Category::Data if claims_to_be_an_event(input) => {
+                ParseErrorKind::InvalidField
+            }
             serde_json::error::Category::Data => ParseErrorKind::NotAnEvent,
             _ => ParseErrorKind::InvalidJson,
         };
@@ -93,6 +103,29 @@ impl ParseError {
             _ => full,
         };
         Self::new(kind, offset, message)
+    }
+}
+
+/// Whether `input` (valid JSON that failed to read as an event) is an
+/// object saying `"kind": "Event"` with no `apiVersion` or a known one: its
+/// failure is then a missing or malformed field, not a different document.
+fn claims_to_be_an_event(input: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head<'a> {
+        #[serde(default, borrow)]
+        kind: Option<Cow<'a, str>>,
+        #[serde(default, borrow)]
+        api_version: Option<Cow<'a, str>>,
+    }
+    match serde_json::from_slice::<Head<'_>>(input) {
+        Ok(head) => {
+            head.kind.as_deref() == Some(EventKind::NAME)
+                && head.api_version.as_deref().is_none_or(|v| {
+                    [ApiVersion::V1.as_str(), ApiVersion::V1Beta1.as_str()].contains(&v)
+                })
+        }
+        Err(_) => false,
     }
 }
 

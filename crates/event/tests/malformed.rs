@@ -55,20 +55,34 @@ fn syntax_error_points_into_the_line() {
 }
 
 #[test]
-fn schema_errors_are_not_an_event() {
+fn other_documents_are_not_an_event() {
     let cases = [
         GOOD.replace("\"kind\":\"Event\"", "\"kind\":\"EventList\""),
-        GOOD.replace("Metadata", "Loud"),
-        GOOD.replace("ResponseComplete", "Done"),
         GOOD.replace("audit.k8s.io/v1", "audit.k8s.io/v2"),
-        GOOD.replace("\"auditID\":\"a\",", ""),
-        GOOD.replace("\"verb\":\"list\"", "\"verb\":3"),
+        GOOD.replace("\"kind\":\"Event\"", "\"kind\":0"),
         "[1,2,3]".to_owned(),
         "\"Event\"".to_owned(),
+        "{}".to_owned(),
     ];
     for line in cases {
         let e = err(line.as_bytes());
         assert_eq!(e.kind, ParseErrorKind::NotAnEvent, "{line}: {e}");
+        assert!(e.offset <= line.len());
+    }
+}
+
+#[test]
+fn events_with_a_missing_or_malformed_field_are_invalid_fields() {
+    let cases = [
+        GOOD.replace("Metadata", "Loud"),
+        GOOD.replace("ResponseComplete", "Done"),
+        GOOD.replace("\"auditID\":\"a\",", ""),
+        GOOD.replace("\"verb\":\"list\"", "\"verb\":3"),
+        GOOD.replace("\"verb\"", "\"stageTimestamp\":\"yesterday\",\"verb\""),
+    ];
+    for line in cases {
+        let e = err(line.as_bytes());
+        assert_eq!(e.kind, ParseErrorKind::InvalidField, "{line}: {e}");
         assert!(e.offset <= line.len());
     }
 }
@@ -96,5 +110,5 @@ fn dry_runs_and_time_fallbacks() {
         "2024-01-02T03:04:05.123456Z"
     );
     let bad_time = GOOD.replace("\"verb\"", "\"stageTimestamp\":\"yesterday\",\"verb\"");
-    assert_eq!(err(bad_time.as_bytes()).kind, ParseErrorKind::NotAnEvent);
+    assert_eq!(err(bad_time.as_bytes()).kind, ParseErrorKind::InvalidField);
 }

@@ -216,10 +216,11 @@ fn event_lists_yield_each_item_with_its_own_bytes() {
         assert_eq!(item.raw, line.as_slice());
     }
 
-    // A bad item fails the list, at the bad item's position.
+    // A bad item fails the list, at the bad item's position: an Event with
+    // a level that does not exist is an invalid field.
     let bad = br#"{"kind":"EventList","items":[{"kind":"Event","level":"Loud"}]}"#;
     let err = parse_event_list(bad).unwrap_err();
-    assert_eq!(err.kind, ParseErrorKind::NotAnEvent);
+    assert_eq!(err.kind, ParseErrorKind::InvalidField);
     let loud = bad.windows(6).position(|w| w == b"\"Loud\"").unwrap();
     assert!((loud..=loud + 6).contains(&err.offset), "{err}");
     assert!(parse_event_list(br#"{"kind":"Event"}"#).is_err());

@@ -215,6 +215,7 @@ fn index_batch(
                         v1::RejectReason::InvalidJson
                     }
                     ParseErrorKind::NotAnEvent => v1::RejectReason::NotAuditEvent,
+                    ParseErrorKind::InvalidField => v1::RejectReason::InvalidField,
                 };
                 rejects.push(reject(code, err.0.to_string()));
             }
