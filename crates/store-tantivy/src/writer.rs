@@ -64,7 +64,26 @@ use crate::schema::{EventDocument, ID_PARTS, fields, id_parts};
 const QUEUE_CAPACITY: usize = 64;
 
 pub(crate) fn internal(context: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(format!("{context}: {e}"))
+    let message = format!("{context}: {e}");
+    if is_disk_full(&message) {
+        // Freeing space fixes it: the caller retries (the ingestor re-sends
+        // the batch, nothing is lost), so this is UNAVAILABLE, not INTERNAL.
+        StoreError::Unavailable(format!(
+            "{message} (the disk is full: nothing of this write was stored; retry once space is \
+             freed)"
+        ))
+    } else {
+        StoreError::Internal(message)
+    }
+}
+
+/// Whether an I/O failure's text says the disk (or the quota) is full:
+/// tantivy's errors keep the OS error only as text.
+fn is_disk_full(message: &str) -> bool {
+    message.contains("No space left on device")
+        || message.contains("os error 28")
+        || message.contains("Disk quota exceeded")
+        || message.contains("os error 122")
 }
 
 /// A request to a writer thread.
@@ -608,7 +627,7 @@ impl WriterThread {
                 tracing::error!(cluster = %self.cluster, error = %e, "commit failed");
                 self.rollback();
                 for (reply, _) in round.waiting {
-                    let _ = reply.send(Err(StoreError::Internal(e.to_string())));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -690,5 +709,29 @@ impl WriterThread {
         // them, but it would fill up with them).
         self.rebuild_committed_ids();
         Ok(u64::try_from(count).unwrap_or(u64::MAX))
+    }
+}
+
+#[cfg(test)]
+mod disk_full_tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_unavailable_and_other_failures_internal() {
+        let full = std::io::Error::from_raw_os_error(28);
+        assert!(matches!(
+            internal("commit c", &full),
+            StoreError::Unavailable(m) if m.contains("the disk is full")
+        ));
+        let quota = std::io::Error::from_raw_os_error(122);
+        assert!(matches!(
+            internal("commit c", &quota),
+            StoreError::Unavailable(_)
+        ));
+        let denied = std::io::Error::from_raw_os_error(13);
+        assert!(matches!(
+            internal("commit c", &denied),
+            StoreError::Internal(_)
+        ));
     }
 }

@@ -44,7 +44,7 @@ pub fn valid_cluster_name(name: &str) -> bool {
 }
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The request cannot be served as asked (a bad query, an unknown field
     /// for an operation, a cursor from another query).
