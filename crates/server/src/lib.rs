@@ -36,7 +36,7 @@ use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
 
 pub use connections::raise_nofile_limit;
-pub use metrics_layer::GrpcMetricsLayer;
+pub use metrics_layer::{GrpcMetricsLayer, code_name};
 pub use panic_layer::{CatchPanicLayer, install_panic_hook};
 pub use shutdown::shutdown_signal;
 

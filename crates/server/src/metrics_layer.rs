@@ -58,7 +58,9 @@ pub(crate) fn method_label(path: &str) -> String {
     format!("{service}/{method}")
 }
 
-fn status_name(code: tonic::Code) -> &'static str {
+/// gRPC's canonical name of `code` (`INVALID_ARGUMENT`), as metrics label
+/// it and gRPC tools print it.
+pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code;
     match code {
         Code::Ok => "OK",
@@ -111,7 +113,7 @@ where
                     "grpc_server_handled_total",
                     "service" => service.clone(),
                     "method" => method.clone(),
-                    "code" => status_name(code)
+                    "code" => code_name(code)
                 )
                 .increment(1);
             }

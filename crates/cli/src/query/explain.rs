@@ -23,16 +23,11 @@ fn quote(value: &str) -> String {
 
 /// The exact number of events matching `filter`, `None` when the server
 /// cannot say (the hint is then left out, never guessed).
-async fn count(
-    client: &mut QueryServiceClient<Channel>,
-    filter: v1::Filter,
-    timeline: bool,
-) -> Option<u64> {
+async fn count(client: &mut QueryServiceClient<Channel>, filter: v1::Filter) -> Option<u64> {
     let page = client
         .search(v1::SearchRequest {
             filter: Some(filter),
             page_size: 1,
-            timeline,
             exact_total: true,
             ..v1::SearchRequest::default()
         })
@@ -143,7 +138,7 @@ pub(crate) async fn no_events(channel: &Channel, args: &FilterArgs) -> String {
         }
     }
     if args.timeline
-        && let Some(n) = count(&mut client, args.filter(), false).await
+        && let Some(n) = count(&mut client, args.filter()).await
         && n > 0
     {
         lines.push(format!(
@@ -215,7 +210,7 @@ pub(crate) async fn no_versions(channel: &Channel, searched: &Searched<'_>) -> S
     } else {
         format!("{resource_is} AND {namespace_is} AND {name_is}")
     };
-    if let Some(n) = count(&mut client, in_cluster(about), false).await
+    if let Some(n) = count(&mut client, in_cluster(about)).await
         && n > 0
     {
         let namespace_flag = if namespace.is_empty() {
