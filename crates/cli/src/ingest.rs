@@ -206,6 +206,25 @@ struct DeadLetters {
     size_bytes: u64,
 }
 
+impl From<&v1::FileSourceInfo> for FileSource {
+    fn from(f: &v1::FileSourceInfo) -> Self {
+        Self {
+            path: f.path.clone(),
+            bytes_pending: f.bytes_pending,
+            unterminated_lines: f
+                .unterminated_lines
+                .iter()
+                .map(|l| UnterminatedLine {
+                    path: l.path.clone(),
+                    offset: l.offset,
+                    bytes: l.bytes,
+                    rotated: l.rotated,
+                })
+                .collect(),
+        }
+    }
+}
+
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
@@ -217,23 +236,7 @@ impl From<&v1::GetStatusResponse> for Status {
             .iter()
             .map(|s| {
                 let (file, cloudwatch) = match &s.location {
-                    Some(v1::source_status::Location::File(f)) => (
-                        Some(FileSource {
-                            path: f.path.clone(),
-                            bytes_pending: f.bytes_pending,
-                            unterminated_lines: f
-                                .unterminated_lines
-                                .iter()
-                                .map(|l| UnterminatedLine {
-                                    path: l.path.clone(),
-                                    offset: l.offset,
-                                    bytes: l.bytes,
-                                    rotated: l.rotated,
-                                })
-                                .collect(),
-                        }),
-                        None,
-                    ),
+                    Some(v1::source_status::Location::File(f)) => (Some(FileSource::from(f)), None),
                     Some(v1::source_status::Location::Cloudwatch(cw)) => (
                         None,
                         Some(CloudWatchSource {

@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -344,6 +344,10 @@ pub struct Follower {
     startup_done: bool,
     group_cursor: usize,
     logged_compressed: HashSet<PathBuf>,
+    /// Files found but not opened at the last poll (no permission, not
+    /// readable), with why: shown by [`Follower::unopened`], logged once
+    /// per path and reason, not at every poll.
+    unopened: BTreeMap<PathBuf, String>,
     scratch: Vec<u8>,
 }
 
@@ -390,6 +394,7 @@ impl Follower {
             startup_done: false,
             group_cursor: 0,
             logged_compressed: HashSet::new(),
+            unopened: BTreeMap::new(),
             scratch: Vec::new(),
         };
         let now = Instant::now();
@@ -814,8 +819,35 @@ impl Follower {
         }
     }
 
+    /// Files that were found but could not be opened or read at the last
+    /// poll, each with why (`cannot open: Permission denied (os error 13)`).
+    /// They are tried again at every poll.
+    pub fn unopened(&self) -> Vec<(PathBuf, String)> {
+        self.unopened
+            .iter()
+            .map(|(path, why)| (path.clone(), why.clone()))
+            .collect()
+    }
+
+    /// Records that `path` could not be taken up: logged when the reason is
+    /// new for the path, kept in `still` for [`Follower::unopened`].
+    fn not_opened(
+        &self,
+        still: &mut BTreeMap<PathBuf, String>,
+        path: &Path,
+        what: &str,
+        error: &std::io::Error,
+    ) {
+        let why = format!("{what}: {error}");
+        if self.unopened.get(path) != Some(&why) {
+            warn!(path = %path.display(), error = %error, "{what} (retried at every poll, logged again only if the reason changes)");
+        }
+        still.insert(path.to_owned(), why);
+    }
+
     /// Opens newly listed files; they are classified next.
     fn discover(&mut self, new: Vec<Seen>, now: Instant, skip_existing: impl Fn(usize) -> bool) {
+        let mut still = BTreeMap::new();
         for s in new {
             let file = match File::open(&s.path) {
                 Ok(file) => file,
@@ -828,14 +860,14 @@ impl Follower {
                     continue;
                 }
                 Err(e) => {
-                    warn!(path = %s.path.display(), error = %e, "cannot open (retrying next poll)");
+                    self.not_opened(&mut still, &s.path, "cannot open", &e);
                     continue;
                 }
             };
             let meta = match file.metadata() {
                 Ok(meta) => meta,
                 Err(e) => {
-                    warn!(path = %s.path.display(), error = %e, "cannot fstat");
+                    self.not_opened(&mut still, &s.path, "cannot fstat", &e);
                     continue;
                 }
             };
@@ -847,7 +879,7 @@ impl Follower {
             let prefix = match read_prefix(&file, FINGERPRINT_LEN) {
                 Ok(prefix) => prefix,
                 Err(e) => {
-                    warn!(path = %s.path.display(), error = %e, "cannot read");
+                    self.not_opened(&mut still, &s.path, "cannot read", &e);
                     continue;
                 }
             };
@@ -897,6 +929,7 @@ impl Follower {
                 },
             );
         }
+        self.unopened = still;
     }
 
     /// Decides where each pending file starts: first every file that has its

@@ -142,7 +142,7 @@ pub(crate) fn incoming(
             let io = match accepted {
                 Ok((io, _)) => io,
                 Err(err) => {
-                    if last_error_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    if last_error_logged.is_none_or(|t| t.elapsed() >= Duration::from_mins(1)) {
                         tracing::warn!(error = %err, "accepting a connection failed; going on");
                         last_error_logged = Some(Instant::now());
                     }
@@ -206,8 +206,8 @@ mod tests {
         let (_stop_tx, stop) = watch::channel(false);
         let bounds = Bounds {
             max_connections: 2,
-            handshake_timeout: Duration::from_secs(60),
-            idle_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_mins(1),
+            idle_timeout: Duration::from_mins(1),
         };
         let mut conns = incoming(l, bounds, stop);
         let _c1 = TcpStream::connect(addr).await.expect("c1");

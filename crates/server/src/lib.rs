@@ -82,7 +82,7 @@ fn default_max_concurrent_streams() -> u32 {
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Interval of the server's HTTP/2 keep-alive pings, and how long an
 /// answer may take before the connection is closed.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_mins(1);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl ServerConfig {
@@ -170,6 +170,27 @@ fn request_span(request: &http::Request<()>) -> tracing::Span {
         rpc.service = %service,
         rpc.method = %method,
     )
+}
+
+/// Serves `routes` on `incoming` until `stop`: the per-call layers
+/// (metrics outside, panic catching inside), tracing spans, HTTP/2
+/// keep-alive pings and the per-connection call limit.
+async fn serve_grpc(
+    routes: RoutesBuilder,
+    incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<connections::BoundedConn>>,
+    max_concurrent_streams: u32,
+    stop: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .trace_fn(request_span)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(Some(max_concurrent_streams))
+        .layer(GrpcMetricsLayer)
+        .layer(CatchPanicLayer)
+        .add_routes(routes.routes())
+        .serve_with_incoming_shutdown(incoming, stop)
+        .await
 }
 
 /// Tells a background task that the server is shutting down.
@@ -397,18 +418,12 @@ impl BoundServer {
             "serving"
         );
 
-        let serve = tonic::transport::Server::builder()
-            .trace_fn(request_span)
-            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-            .max_concurrent_streams(Some(self.max_concurrent_streams))
-            .layer(GrpcMetricsLayer)
-            .layer(CatchPanicLayer)
-            .add_routes(routes.routes())
-            .serve_with_incoming_shutdown(
-                connections::incoming(self.grpc, self.bounds, stop_rx.clone()),
-                wait_stop(stop_rx.clone()),
-            );
+        let serve = serve_grpc(
+            routes,
+            connections::incoming(self.grpc, self.bounds, stop_rx.clone()),
+            self.max_concurrent_streams,
+            wait_stop(stop_rx.clone()),
+        );
         tokio::pin!(serve);
 
         let grace = self.grace;
@@ -548,18 +563,6 @@ pub fn not_built(rpc: &str) -> tonic::Status {
     ))
 }
 
-#[cfg(test)]
-mod echo_tests {
-    #[test]
-    fn long_values_are_cut() {
-        assert_eq!(super::echo("abc"), "\"abc\"");
-        let long = "é".repeat(1_000_000);
-        let shown = super::echo(&long);
-        assert!(shown.len() < 200, "{shown}");
-        assert!(shown.ends_with("… (2000000 bytes)"), "{shown}");
-    }
-}
-
 /// The exit code of a binary's `main`: success, or the error and its causes
 /// on one line of standard error (no backtrace: a bad flag or an unreachable
 /// port is a message for an operator, not a bug report) and code 1.
@@ -570,5 +573,17 @@ pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::E
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod echo_tests {
+    #[test]
+    fn long_values_are_cut() {
+        assert_eq!(super::echo("abc"), "\"abc\"");
+        let long = "é".repeat(1_000_000);
+        let shown = super::echo(&long);
+        assert!(shown.len() < 200, "{shown}");
+        assert!(shown.ends_with("… (2000000 bytes)"), "{shown}");
     }
 }

@@ -48,22 +48,20 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.inner.as_mut();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(poll) => poll,
-            Err(_) => {
-                tracing::error!(
-                    method = %self.method,
-                    "a request handler panicked; the call failed with INTERNAL"
-                );
-                metrics::counter!("grpc_server_panics_total", "method" => self.method.clone())
-                    .increment(1);
-                Poll::Ready(Ok(tonic::Status::internal(
-                    "the server failed on this call (a bug, logged on the server); other calls \
-                     are not affected",
-                )
-                .into_http()))
-            }
-        }
+        let Ok(poll) = std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) else {
+            tracing::error!(
+                method = %self.method,
+                "a request handler panicked; the call failed with INTERNAL"
+            );
+            metrics::counter!("grpc_server_panics_total", "method" => self.method.clone())
+                .increment(1);
+            return Poll::Ready(Ok(tonic::Status::internal(
+                "the server failed on this call (a bug, logged on the server); other calls are \
+                 not affected",
+            )
+            .into_http()));
+        };
+        poll
     }
 }
 

@@ -12,7 +12,7 @@
 //! acknowledgement, and a line longer than `max_line_bytes` is skipped
 //! without being buffered.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -312,13 +312,36 @@ impl Pipeline {
         match joined {
             Ok((sources, polled, errors)) => {
                 self.sources = sources;
+                let mut failed: HashMap<String, String> = HashMap::new();
                 for (name, err) in errors {
                     tracing::error!(source = %name, error = %err, "reading the audit log failed; retrying");
-                    self.status.set_error(&name, Some(err.to_string()));
+                    failed.insert(name, err.to_string());
                 }
                 for source in &mut self.sources {
                     let files = source.follower.status();
-                    let none = files.is_empty();
+                    // The status shows why a source is not read: the poll's
+                    // error, else a file that cannot be opened, else a
+                    // followed file's last I/O error.
+                    let error = failed
+                        .remove(&source.name)
+                        .or_else(|| {
+                            source
+                                .follower
+                                .unopened()
+                                .into_iter()
+                                .next()
+                                .map(|(path, why)| format!("{}: {why}", path.display()))
+                        })
+                        .or_else(|| {
+                            files.iter().find_map(|f| {
+                                f.last_error
+                                    .as_ref()
+                                    .map(|e| format!("{}: {e}", f.path.display()))
+                            })
+                        });
+                    // A file that exists but cannot be opened is not "no
+                    // file": the source is in error, not waiting.
+                    let none = files.is_empty() && source.follower.unopened().is_empty();
                     if source.waiting && !none {
                         tracing::info!(
                             source = %source.name,
@@ -331,6 +354,7 @@ impl Pipeline {
                     }
                     source.waiting = none;
                     self.status.update_files(&source.name, files);
+                    self.status.set_error(&source.name, error);
                 }
                 Some(polled)
             }

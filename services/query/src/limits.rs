@@ -19,6 +19,12 @@ pub const MAX_EXPORTS: usize = 16;
 /// Exports running at once, by default, for one client address.
 pub const MAX_EXPORTS_PER_CLIENT: usize = 4;
 
+/// Publishes the number of running exports.
+fn report(total: usize) {
+    let total = u32::try_from(total).unwrap_or(u32::MAX);
+    metrics::gauge!("query_exports_running").set(f64::from(total));
+}
+
 /// The export slots of one server.
 #[derive(Debug, Clone)]
 pub(crate) struct ExportSlots {
@@ -70,7 +76,7 @@ impl ExportSlots {
         }
         *mine += 1;
         running.total += 1;
-        metrics::gauge!("query_exports_running").set(running.total as f64);
+        report(running.total);
         Ok(ExportSlot {
             slots: self.clone(),
             client,
@@ -101,7 +107,7 @@ impl Drop for ExportSlot {
                 running.by_client.remove(&self.client);
             }
         }
-        metrics::gauge!("query_exports_running").set(running.total as f64);
+        report(running.total);
     }
 }
 

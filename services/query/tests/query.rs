@@ -2537,7 +2537,7 @@ async fn a_deeply_nested_event_degrades_instead_of_failing() {
         )
     };
     let deep = format!("{{\"x\":{}1{}}}", "[".repeat(2000), "]".repeat(2000));
-    let lines = vec![
+    let lines = [
         version("create", "2026-02-01T00:00:00Z", r#"{"a":"1"}"#),
         version("update", "2026-02-01T00:01:00Z", &deep),
     ];
