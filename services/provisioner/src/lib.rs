@@ -117,6 +117,25 @@ impl Provisioner {
     }
 }
 
+/// Parsing, validating and evaluating policies is CPU work on input from
+/// callers. It runs on tokio's blocking threads, at most as many at once as
+/// the machine has cores, so that it never holds a runtime worker and so
+/// cannot starve every other call of the server.
+async fn on_cpu_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Status> {
+    static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
+    });
+    let _slot = SLOTS
+        .acquire()
+        .await
+        .map_err(|_| Status::unavailable("the server is shutting down"))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(format!("policy work failed: {e}")))
+}
+
 #[tonic::async_trait]
 impl ProvisionService for Provisioner {
     async fn generate_policy(
@@ -145,12 +164,14 @@ impl ProvisionService for Provisioner {
         request: Request<v1::ValidatePolicyRequest>,
     ) -> Result<Response<v1::ValidatePolicyResponse>, Status> {
         let request = request.into_inner();
-        let text = convert::policy_text(&request.policy_yaml)?;
+        convert::policy_text(&request.policy_yaml)?;
+        let yaml = request.policy_yaml;
         // Problems in the policy are answers, not RPC errors.
-        let report = match Policy::from_yaml_with_warnings(text) {
+        let report = on_cpu_pool(move || match Policy::from_yaml_with_warnings(&yaml) {
             Ok((policy, unknown_fields)) => convert::validation_report(&policy, &unknown_fields),
             Err(e) => convert::load_failure(&e),
-        };
+        })
+        .await?;
         Ok(Response::new(report))
     }
 
@@ -159,15 +180,18 @@ impl ProvisionService for Provisioner {
         request: Request<v1::EvaluatePolicyRequest>,
     ) -> Result<Response<v1::EvaluatePolicyResponse>, Status> {
         let request = request.into_inner();
-        let text = convert::policy_text(&request.policy_yaml)?;
+        convert::policy_text(&request.policy_yaml)?;
         let attributes = convert::request_attributes(request.attributes)?;
-        let policy = Policy::from_yaml(text)
-            .map_err(|e| convert::load_refusal(&e))?
-            .validate()
-            .map_err(|e| convert::validation_refusal(&e))?;
-        Ok(Response::new(convert::evaluation(
-            &policy.evaluate(&attributes),
-        )))
+        let yaml = request.policy_yaml;
+        let answer = on_cpu_pool(move || {
+            let policy = Policy::from_yaml(&yaml)
+                .map_err(|e| convert::load_refusal(&e))?
+                .validate()
+                .map_err(|e| convert::validation_refusal(&e))?;
+            Ok::<_, Status>(convert::evaluation(&policy.evaluate(&attributes)))
+        })
+        .await??;
+        Ok(Response::new(answer))
     }
 
     async fn render_setup(
