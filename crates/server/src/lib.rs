@@ -504,13 +504,15 @@ pub async fn run_service<T>(
 
 /// The gRPC status of a store failure, for every service that reads or
 /// writes the store: a bad request is INVALID_ARGUMENT, a store that cannot
-/// be reached UNAVAILABLE (retry), anything else INTERNAL.
+/// be reached UNAVAILABLE (retry), damaged stored data DATA_LOSS (the message
+/// names what is damaged), anything else INTERNAL.
 pub fn store_status(err: &auditrail_store::StoreError) -> tonic::Status {
     use auditrail_store::StoreError;
     match err {
         StoreError::InvalidRequest(m) => tonic::Status::invalid_argument(m.clone()),
         StoreError::Unavailable(m) => tonic::Status::unavailable(m.clone()),
         StoreError::Internal(m) => tonic::Status::internal(m.clone()),
+        StoreError::DataLoss(m) => tonic::Status::data_loss(m.clone()),
     }
 }
 
