@@ -4,8 +4,8 @@
 //! (a laptop, a demo, CI, a small cluster). `policy` and `setup` do their
 //! work in this process (the provisioner's own code) unless `--server` names
 //! a provisioner; the other subcommands are clients of a running server,
-//! reached with `--server`. Every failure is printed by one renderer
-//! (`error.rs`).
+//! reached with `--server`; `store verify` reads a store directory itself.
+//! Every failure is printed by one renderer (`error.rs`).
 
 use anyhow::{Context as _, bail};
 
@@ -16,6 +16,7 @@ mod output;
 mod provision;
 mod query;
 mod services;
+mod store;
 mod up;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
@@ -185,6 +186,19 @@ enum Command {
     /// (rendered locally, or with --server on a provisioner).
     #[command(subcommand)]
     Setup(SetupCommand),
+    /// The embedded store's files, checked without a server.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Check every file of every segment against its checksum and report
+    /// the damaged segments (cluster, segment, files, events, time range).
+    /// Needs no server and takes no lock: the store may be in use. Exits 0
+    /// when all is intact, 2 when damage was found, 1 when the check could
+    /// not run.
+    Verify(store::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,6 +262,11 @@ async fn main() -> std::process::ExitCode {
             }) =>
         {
             std::process::ExitCode::from(141)
+        }
+        // `store verify` found damage: its report is printed already.
+        Err(error) if error.downcast_ref::<store::Damaged>().is_some() => {
+            eprintln!("{}", error::render(&error));
+            std::process::ExitCode::from(store::DAMAGE_EXIT)
         }
         Err(error) => {
             eprintln!("{}", error::render(&error));
@@ -314,6 +333,7 @@ async fn run() -> anyhow::Result<()> {
             }
             SetupCommand::Apply { server, args } => provision::apply(server.server(), *args).await,
         },
+        Command::Store(StoreCommand::Verify(args)) => store::verify(args).await,
     }
 }
 

@@ -531,6 +531,7 @@ pub fn install_crypto_provider() {
 /// The gRPC status of a store failure, for every service that reads or
 /// writes the store: a bad request is INVALID_ARGUMENT, a store that cannot
 /// be reached UNAVAILABLE (retry), a bound reached RESOURCE_EXHAUSTED,
+/// damaged stored data DATA_LOSS (the message names what is damaged),
 /// anything else INTERNAL.
 pub fn store_status(err: &auditrail_store::StoreError) -> tonic::Status {
     use auditrail_store::StoreError;
@@ -539,6 +540,7 @@ pub fn store_status(err: &auditrail_store::StoreError) -> tonic::Status {
         StoreError::Unavailable(m) => tonic::Status::unavailable(m.clone()),
         StoreError::Internal(m) => tonic::Status::internal(m.clone()),
         StoreError::LimitReached(m) => tonic::Status::resource_exhausted(m.clone()),
+        StoreError::DataLoss(m) => tonic::Status::data_loss(m.clone()),
     }
 }
 

@@ -76,16 +76,42 @@
 //! [`Store::stats`] has one entry per cluster and type that has events; the
 //! size is the cluster's whole index directory, reported on both types.
 //!
+//! # Damaged files
+//! Tantivy ends every file with a CRC32 of its contents but checks it only
+//! when asked, and reads segments lazily: a flipped byte in a doc store or a
+//! fast-field file goes unnoticed until a read returns garbage, fails, or
+//! (fast fields) silently reorders results. So the store verifies its files
+//! (the `verify` module): [`TantivyStore::verify_in_background`] checks
+//! every segment an opened store serves on a thread of its own (the servers
+//! start it when they open the embedded store; serving does not wait), and
+//! [`TantivyStore::verify_dir`] checks a directory offline without a lock
+//! (`auditrail store verify`). A damaged segment is reported with its
+//! cluster, id, damaged files, document count and time range (from its
+//! intact fast fields, else from the times stored with its documents, else
+//! unknown), logged at ERROR, counted in the `store_damaged_segments` and
+//! `store_damaged_events` gauges and listed by [`Store::damage`]. From then
+//! on **every read leaves it out** (searches, counts, histograms, `get`,
+//! statistics, the duplicate check) and merges never read it, so its
+//! garbage is never served nor copied into a new segment with a valid
+//! checksum; nothing is deleted. Because the duplicate check leaves it out
+//! too, re-sending its events (reading the logs again) stores them anew.
+//! Segments are not merged until verified. A document that cannot be read
+//! before verification has found its segment is [`StoreError::DataLoss`]
+//! naming the segment and its time range (a `DATA_LOSS` status).
+//!
 //! # Metrics
 //! `store_events_written_total`, `store_duplicates_total`,
 //! `store_commits_total` (counters) and `store_commit_seconds` (histogram),
-//! each labelled with the cluster.
+//! each labelled with the cluster; from the verification,
+//! `store_segments_verified_total` (counter), `store_damaged_segments` and
+//! `store_damaged_events` (gauges), per cluster.
 
 mod collect;
 mod query;
 mod schema;
 #[cfg(test)]
 mod tantivy_ceiling;
+mod verify;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -103,14 +129,16 @@ use auditrail_store::{
 use jiff::Timestamp;
 use tantivy::collector::Collector as _;
 use tantivy::collector::Count;
+use tantivy::index::SegmentId;
 use tantivy::query::EnableScoring;
 use tantivy::query::{BooleanQuery, Query as TQuery, TermQuery};
 use tantivy::schema::document::{DeserializeError, DocumentDeserialize, DocumentDeserializer};
 use tantivy::schema::{IndexRecordOption, OwnedValue};
-use tantivy::{DocAddress, DocSet as _, Searcher, TERMINATED, Term};
+use tantivy::{DocAddress, DocSet as _, Searcher, SegmentReader, TERMINATED, Term};
 
 pub use query::to_tantivy;
 pub use schema::schema;
+pub use verify::{ClusterVerification, VerifyReport};
 
 use collect::{BucketCounts, Buckets, SortKey, TimeSpan, TopByTime, best_time_word, cursor_key};
 use query::micros_range;
@@ -302,6 +330,82 @@ impl TantivyStore {
         Ok(store)
     }
 
+    /// Verifies the checksum of every file of every segment of every
+    /// cluster index under `dir`, without opening the store: no lock is
+    /// taken and no segment needs to be readable, so it runs beside a
+    /// server writing the same directory and on indices that would not
+    /// open. Nothing is written. Blocking.
+    pub fn verify_dir(dir: &Path) -> Result<VerifyReport, StoreError> {
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| internal(&format!("list {}", dir.display()), e))?;
+        let mut clusters = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| internal(&format!("list {}", dir.display()), e))?;
+            let name = entry.file_name();
+            let Some(cluster) = name.to_str().filter(|c| valid_cluster_name(c)) else {
+                continue;
+            };
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            if !path.join("meta.json").is_file() {
+                // An index created but never committed holds nothing; one
+                // holding segment files without meta.json is reported.
+                if let Err(e) = writer::refuse_orphaned_segments(&path) {
+                    clusters.push(ClusterVerification {
+                        cluster: cluster.to_owned(),
+                        segments: 0,
+                        documents: 0,
+                        damaged: Vec::new(),
+                        error: Some(e.to_string()),
+                    });
+                }
+                continue;
+            }
+            clusters.push(verify::verify_index_dir(cluster, &path));
+        }
+        clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        Ok(VerifyReport {
+            dir: dir.to_owned(),
+            clusters,
+        })
+    }
+
+    /// Starts verifying the segments every cluster index serves now, on a
+    /// thread of its own (serving goes on meanwhile). Each damaged segment
+    /// is logged at ERROR, left out of every later read and of merges, and
+    /// counted in the `store_damaged_segments` and `store_damaged_events`
+    /// gauges (per cluster); [`Store::damage`] lists them. Segments not
+    /// verified yet are not merged until they are. Segments written after
+    /// this call are new and not checked. The thread holds no index open:
+    /// dropping the store ends it after the segment in progress. Joining
+    /// the handle gives the report (servers need not).
+    pub fn verify_in_background(
+        &self,
+    ) -> Result<std::thread::JoinHandle<VerifyReport>, StoreError> {
+        let indices: Vec<(String, std::sync::Weak<ClusterIndex>)> = self
+            .inner
+            .map()
+            .iter()
+            .map(|(cluster, index)| {
+                let searcher = index.reader.searcher();
+                index.health.expect(
+                    searcher
+                        .segment_readers()
+                        .iter()
+                        .map(SegmentReader::segment_id),
+                );
+                (cluster.clone(), Arc::downgrade(index))
+            })
+            .collect();
+        let dir = self.inner.dir.clone();
+        std::thread::Builder::new()
+            .name("store-verify".to_owned())
+            .spawn(move || verify_indices(dir, &indices))
+            .map_err(|e| internal("start the store verification thread", e))
+    }
+
     /// The indices a query can match.
     fn indices_for(&self, query: &Query) -> Vec<Arc<ClusterIndex>> {
         self.inner.rediscover();
@@ -436,6 +540,78 @@ impl Inner {
     }
 }
 
+/// The background verification of [`TantivyStore::verify_in_background`].
+fn verify_indices(
+    dir: PathBuf,
+    indices: &[(String, std::sync::Weak<ClusterIndex>)],
+) -> VerifyReport {
+    let started = std::time::Instant::now();
+    tracing::info!(dir = %dir.display(), clusters = indices.len(), "verifying the store's files in the background");
+    let mut clusters = Vec::new();
+    for (cluster, index) in indices {
+        // Only the searcher and the health record are kept: the index (and
+        // its writer) can close meanwhile.
+        let Some((searcher, health)) = index
+            .upgrade()
+            .map(|i| (i.reader.searcher(), Arc::clone(&i.health)))
+        else {
+            break;
+        };
+        let mut report = ClusterVerification {
+            cluster: cluster.clone(),
+            segments: 0,
+            documents: 0,
+            damaged: Vec::new(),
+            error: None,
+        };
+        let mut stopped = false;
+        verify::verify_searcher(cluster, &searcher, |id, damage| {
+            report.segments += 1;
+            metrics::counter!("store_segments_verified_total", "cluster" => cluster.clone())
+                .increment(1);
+            if let Some(damage) = &damage {
+                tracing::error!(
+                    cluster,
+                    segment = %damage.segment,
+                    files = %damage.files.iter().map(|f| format!("{} ({})", f.name, f.problem)).collect::<Vec<_>>().join(", "),
+                    events = damage.documents,
+                    oldest = %damage.oldest.map_or_else(|| "unknown".to_owned(), |t| t.to_string()),
+                    newest = %damage.newest.map_or_else(|| "unknown".to_owned(), |t| t.to_string()),
+                    "damaged segment: its events are left out of searches, and exports over its time range fail with DATA_LOSS; nothing was deleted (run `auditrail store verify`)"
+                );
+                report.damaged.push(damage.clone());
+            }
+            health.verified(id, damage);
+            stopped = index.strong_count() == 0;
+        });
+        health.done();
+        let events: u64 = report.damaged.iter().map(|d| d.documents).sum();
+        #[allow(clippy::cast_precision_loss)]
+        {
+            metrics::gauge!("store_damaged_segments", "cluster" => cluster.clone())
+                .set(report.damaged.len() as f64);
+            metrics::gauge!("store_damaged_events", "cluster" => cluster.clone())
+                .set(events as f64);
+        }
+        report.documents = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| u64::from(r.max_doc()))
+            .sum();
+        clusters.push(report);
+        if stopped {
+            break;
+        }
+    }
+    let damaged: usize = clusters.iter().map(|c| c.damaged.len()).sum();
+    if damaged == 0 {
+        tracing::info!(elapsed = ?started.elapsed(), "store verified: no damaged segment");
+    } else {
+        tracing::error!(damaged, elapsed = ?started.elapsed(), "store verified: damaged segments found");
+    }
+    VerifyReport { dir, clusters }
+}
+
 /// The stored fields of an event, read straight from the document store:
 /// each value is moved out of the decoder (the original JSON is not copied
 /// again), and fields nobody reads are not collected into a document.
@@ -469,15 +645,17 @@ impl DocumentDeserialize for StoredFields {
     }
 }
 
-/// The stored event at `address`.
+/// The stored event at `address`; a document that cannot be read is
+/// [`StoreError::DataLoss`] naming its segment.
 fn stored_event(
-    searcher: &Searcher,
+    view: &View,
     address: DocAddress,
     include_raw: bool,
 ) -> Result<StoredEvent, StoreError> {
-    let doc: StoredFields = searcher
+    let doc: StoredFields = view
+        .searcher
         .doc(address)
-        .map_err(|e| internal("read stored event", e))?;
+        .map_err(|e| verify::data_loss(&view.cluster, &view.searcher, address, e))?;
     let missing = |name: &str| StoreError::Internal(format!("stored event without {name}"));
     let id = doc
         .id
@@ -508,13 +686,66 @@ fn stored_event(
     })
 }
 
+/// A searcher of one cluster index and its damaged segments, which no read
+/// touches.
+struct View {
+    cluster: String,
+    searcher: Searcher,
+    damaged: std::collections::HashSet<SegmentId>,
+}
+
+impl View {
+    fn of(index: &ClusterIndex) -> Self {
+        Self {
+            cluster: index.cluster.clone(),
+            searcher: index.reader.searcher(),
+            damaged: index.health.damaged_ids(),
+        }
+    }
+
+    /// The undamaged segments, with their ordinals in the searcher.
+    fn segments(&self) -> impl Iterator<Item = (u32, &SegmentReader)> {
+        (0u32..)
+            .zip(self.searcher.segment_readers())
+            .filter(|(_, reader)| !self.damaged.contains(&reader.segment_id()))
+    }
+
+    /// `collector` over the undamaged segments.
+    fn collect<C: tantivy::collector::Collector>(
+        &self,
+        query: &dyn TQuery,
+        collector: &C,
+    ) -> tantivy::Result<C::Fruit> {
+        let weight = query.weight(EnableScoring::disabled_from_searcher(&self.searcher))?;
+        let mut fruits = Vec::new();
+        for (ord, reader) in self.segments() {
+            fruits.push(collector.collect_segment(weight.as_ref(), ord, reader)?);
+        }
+        collector.merge_fruits(fruits)
+    }
+
+    /// The live matches of `query` in the undamaged segments.
+    fn count(&self, query: &dyn TQuery) -> tantivy::Result<u64> {
+        let weight = query.weight(EnableScoring::disabled_from_searcher(&self.searcher))?;
+        let mut n = 0u64;
+        for (_, reader) in self.segments() {
+            n += u64::from(weight.count(reader)?);
+        }
+        Ok(n)
+    }
+}
+
+fn views(indices: &[Arc<ClusterIndex>]) -> Vec<View> {
+    indices.iter().map(|i| View::of(i)).collect()
+}
+
 fn search_blocking(
     indices: &[Arc<ClusterIndex>],
     query: &dyn TQuery,
     request: &SearchRequest,
 ) -> Result<SearchPage, StoreError> {
-    let searchers: Vec<Searcher> = indices.iter().map(|i| i.reader.searcher()).collect();
-    let total = count(&searchers, query, request.count)?;
+    let views = views(indices);
+    let total = count(&views, query, request.count)?;
     // Past a cursor, only events on its side of its time can follow: bound
     // the query by time too, so that whole segments before the cursor are
     // skipped (a fast-field range answers "none" from a segment's min/max).
@@ -538,12 +769,12 @@ fn search_blocking(
     // One more than the page tells whether another page follows.
     let keep = request.limit.saturating_add(1);
     let after = request.after.as_ref().map(|c| cursor_key(request.sort, c));
-    let hits = top_hits(&searchers, page_query, request.sort, keep, after)?;
+    let hits = top_hits(&views, page_query, request.sort, keep, after)?;
     let more = hits.len() > request.limit;
     let events = hits
         .into_iter()
         .take(request.limit)
-        .map(|(_, n, address)| stored_event(&searchers[n], address, request.include_raw))
+        .map(|(_, n, address)| stored_event(&views[n], address, request.include_raw))
         .collect::<Result<Vec<_>, _>>()?;
     let next = match events.last() {
         Some(last) if more => Some(Cursor {
@@ -560,7 +791,7 @@ fn search_blocking(
 }
 
 /// The first `keep` matches of `query` in `order` after `after`, over every
-/// segment of every searcher: `(key, searcher index, address)`, in order.
+/// undamaged segment of every view: `(key, view index, address)`, in order.
 ///
 /// Segments are visited best first (by the newest, or oldest, time they
 /// hold), each collected below the worst hit kept so far; once `keep` hits
@@ -569,7 +800,7 @@ fn search_blocking(
 /// roughly in time order, so segments cover narrow time spans and a
 /// timeline page reads few of them.
 fn top_hits(
-    searchers: &[Searcher],
+    views: &[View],
     query: &dyn TQuery,
     order: SortOrder,
     keep: usize,
@@ -577,16 +808,15 @@ fn top_hits(
 ) -> Result<Vec<(SortKey, usize, DocAddress)>, StoreError> {
     let search = |e| internal("search", e);
     let mut segments = Vec::new();
-    let mut weights = Vec::with_capacity(searchers.len());
-    for (n, searcher) in searchers.iter().enumerate() {
+    let mut weights = Vec::with_capacity(views.len());
+    for (n, view) in views.iter().enumerate() {
         weights.push(
             query
-                .weight(EnableScoring::disabled_from_searcher(searcher))
+                .weight(EnableScoring::disabled_from_searcher(&view.searcher))
                 .map_err(search)?,
         );
-        for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+        for (ord, reader) in view.segments() {
             if let Some(best) = best_time_word(order, reader).map_err(search)? {
-                let ord = u32::try_from(ord).map_err(|e| internal("segment ordinal", e))?;
                 segments.push((best, n, ord, reader));
             }
         }
@@ -615,17 +845,13 @@ fn top_hits(
 }
 
 /// Counts the matches of `query` as far as `mode` asks.
-fn count(
-    searchers: &[Searcher],
-    query: &dyn TQuery,
-    mode: CountMode,
-) -> Result<Option<Total>, StoreError> {
+fn count(views: &[View], query: &dyn TQuery, mode: CountMode) -> Result<Option<Total>, StoreError> {
     let limit = match mode {
         CountMode::None => return Ok(None),
         CountMode::Exact => {
             let mut n = 0u64;
-            for searcher in searchers {
-                n += query.count(searcher).map_err(|e| internal("count", e))? as u64;
+            for view in views {
+                n += view.count(query).map_err(|e| internal("count", e))?;
             }
             return Ok(Some(Total {
                 count: n,
@@ -636,11 +862,11 @@ fn count(
     };
     // Walk the matches until one more than the limit is found.
     let mut n = 0u64;
-    for searcher in searchers {
+    for view in views {
         let weight = query
-            .weight(EnableScoring::disabled_from_searcher(searcher))
+            .weight(EnableScoring::disabled_from_searcher(&view.searcher))
             .map_err(|e| internal("count", e))?;
-        for reader in searcher.segment_readers() {
+        for (_, reader) in view.segments() {
             let mut scorer = weight
                 .scorer(reader, 1.0)
                 .map_err(|e| internal("count", e))?;
@@ -677,11 +903,9 @@ fn histogram_blocking(
         terms: request.terms.iter().map(|f| terms_column(*f)).collect(),
     };
     let mut counts = BucketCounts::default();
-    for index in indices {
-        let fruit = index
-            .reader
-            .searcher()
-            .search(query, &collector)
+    for view in views(indices) {
+        let fruit = view
+            .collect(query, &collector)
             .map_err(|e| internal("histogram", e))?;
         counts.add(fruit);
     }
@@ -720,15 +944,15 @@ fn terms_column(field: TermsField) -> &'static str {
 
 fn stats_blocking(index: &ClusterIndex) -> Result<Vec<IndexStats>, StoreError> {
     let size_bytes = dir_size(&index.path)?;
-    let searcher = index.reader.searcher();
+    let view = View::of(index);
     let mut stats = Vec::new();
     for event_type in [EventType::Kube, EventType::Ee] {
         let query = TermQuery::new(
             Term::from_field_text(fields().event_type, event_type.as_str()),
             IndexRecordOption::Basic,
         );
-        let (events, span) = searcher
-            .search(&query, &(Count, TimeSpan))
+        let (events, span) = view
+            .collect(&query, &(Count, TimeSpan))
             .map_err(|e| internal("stats", e))?;
         if events == 0 {
             continue;
@@ -839,11 +1063,8 @@ impl Store for TantivyStore {
         let indices = self.indices_for(query);
         Self::blocking(move || {
             let mut total = 0u64;
-            for index in &indices {
-                let n = tquery
-                    .count(&index.reader.searcher())
-                    .map_err(|e| internal("count", e))?;
-                total += n as u64;
+            for view in views(&indices) {
+                total += view.count(&*tquery).map_err(|e| internal("count", e))?;
             }
             Ok(total)
         })
@@ -855,9 +1076,9 @@ impl Store for TantivyStore {
         let id = *id;
         Self::blocking(move || {
             for index in &indices {
-                let searcher = index.reader.searcher();
-                if let Some(address) = IdLookup::new(&searcher)?.find(&id)? {
-                    return stored_event(&searcher, address, true).map(Some);
+                let view = View::of(index);
+                if let Some(address) = IdLookup::new(&view.searcher, &index.health)?.find(&id)? {
+                    return stored_event(&view, address, true).map(Some);
                 }
             }
             Ok(None)
@@ -874,6 +1095,14 @@ impl Store for TantivyStore {
             deleted += index.delete_before(micros).await?;
         }
         Ok(deleted)
+    }
+
+    async fn damage(&self) -> Result<Vec<auditrail_store::Damage>, StoreError> {
+        Ok(self
+            .all_indices()
+            .iter()
+            .flat_map(|index| index.health.damage())
+            .collect())
     }
 
     async fn stats(&self) -> Result<Vec<IndexStats>, StoreError> {

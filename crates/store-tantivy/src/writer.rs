@@ -59,6 +59,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::TantivyOptions;
 use crate::query::micros_range;
 use crate::schema::{EventDocument, ID_PARTS, fields, id_parts};
+use crate::verify::{Health, HealthyMerges};
 
 /// Requests waiting in a writer's queue before senders wait.
 const QUEUE_CAPACITY: usize = 64;
@@ -105,6 +106,8 @@ pub(crate) struct ClusterIndex {
     pub(crate) cluster: String,
     pub(crate) path: PathBuf,
     pub(crate) reader: IndexReader,
+    /// Which segments are damaged (reads skip them) or not yet verified.
+    pub(crate) health: Arc<Health>,
     requests: Option<mpsc::Sender<Request>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -125,7 +128,7 @@ impl std::fmt::Debug for ClusterIndex {
 /// lost or damaged `meta.json` would silently erase the trail it indexed
 /// (whose log checkpoints say it is stored, so it is never re-read). Nothing
 /// is deleted here; the operator decides.
-fn refuse_orphaned_segments(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn refuse_orphaned_segments(path: &Path) -> Result<(), StoreError> {
     let meta = path.join("meta.json");
     if meta.is_file() {
         return Ok(());
@@ -195,8 +198,12 @@ impl ClusterIndex {
                 )),
                 e => internal(&format!("open writer on {}", path.display()), e),
             })?;
-        writer.set_merge_policy(Box::new(merge_policy()));
-        let committed_ids = CommittedIds::build(&reader.searcher())?;
+        let health = Arc::new(Health::default());
+        writer.set_merge_policy(Box::new(HealthyMerges {
+            inner: merge_policy(),
+            health: Arc::clone(&health),
+        }));
+        let committed_ids = CommittedIds::build(&reader.searcher(), &health)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let state = WriterThread {
             cluster: cluster.to_owned(),
@@ -207,6 +214,7 @@ impl ClusterIndex {
             committed_ids,
             round: Round::default(),
             broken: None,
+            health: Arc::clone(&health),
         };
         let thread = std::thread::Builder::new()
             .name(format!("tantivy-writer-{cluster}"))
@@ -216,6 +224,7 @@ impl ClusterIndex {
             cluster: cluster.to_owned(),
             path: path.to_owned(),
             reader,
+            health,
             requests: Some(tx),
             thread: Some(thread),
         })
@@ -236,6 +245,7 @@ impl ClusterIndex {
             cluster: cluster.to_owned(),
             path: path.to_owned(),
             reader,
+            health: Arc::new(Health::default()),
             requests: None,
             thread: None,
         })
@@ -310,23 +320,29 @@ fn merge_policy() -> tantivy::merge_policy::LogMergePolicy {
 
 /// Id lookups on one searcher: per segment, the postings of the indexed
 /// first 8 bytes of the id and the fast columns of the other 24, opened once
-/// for many lookups.
+/// for many lookups. Damaged segments are not looked in: their events are
+/// not served, so a re-sent event of theirs is stored anew.
 pub(crate) struct IdLookup<'s> {
     segments: Vec<SegmentIds<'s>>,
 }
 
 struct SegmentIds<'s> {
+    /// The segment's ordinal in the searcher.
+    ord: u32,
     reader: &'s SegmentReader,
     prefix_index: Arc<InvertedIndexReader>,
     rest: [Column<u64>; 3],
 }
 
 impl<'s> IdLookup<'s> {
-    pub(crate) fn new(searcher: &'s Searcher) -> Result<Self, StoreError> {
+    pub(crate) fn new(searcher: &'s Searcher, health: &Health) -> Result<Self, StoreError> {
+        let damaged = health.damaged_ids();
         let segments = searcher
             .segment_readers()
             .iter()
-            .map(|reader| {
+            .enumerate()
+            .filter(|(_, reader)| !damaged.contains(&reader.segment_id()))
+            .map(|(ord, reader)| {
                 let prefix_index = reader
                     .inverted_index(fields().id_parts[0])
                     .map_err(|e| internal("read id index", e))?;
@@ -337,7 +353,9 @@ impl<'s> IdLookup<'s> {
                     column(ID_PARTS[2])?,
                     column(ID_PARTS[3])?,
                 ];
+                let ord = u32::try_from(ord).map_err(|e| internal("segment ordinal", e))?;
                 Ok(SegmentIds {
+                    ord,
                     reader,
                     prefix_index,
                     rest,
@@ -351,7 +369,7 @@ impl<'s> IdLookup<'s> {
     pub(crate) fn find(&self, id: &EventId) -> Result<Option<DocAddress>, StoreError> {
         let parts = id_parts(id);
         let term = Term::from_field_u64(fields().id_parts[0], parts[0]);
-        for (ord, segment) in self.segments.iter().enumerate() {
+        for segment in &self.segments {
             let Some(mut postings) = segment
                 .prefix_index
                 .read_postings(&term, IndexRecordOption::Basic)
@@ -367,8 +385,7 @@ impl<'s> IdLookup<'s> {
                     .zip(&parts[1..])
                     .all(|(column, part)| column.first(doc) == Some(*part));
                 if same && !segment.reader.is_deleted(doc) {
-                    let ord = u32::try_from(ord).map_err(|e| internal("segment ordinal", e))?;
-                    return Ok(Some(DocAddress::new(ord, doc)));
+                    return Ok(Some(DocAddress::new(segment.ord, doc)));
                 }
                 doc = postings.advance();
             }
@@ -400,14 +417,19 @@ impl CommittedIds {
     /// Smallest capacity: about 1.2 MB of filter.
     const MIN_CAPACITY: usize = 1 << 20;
 
-    /// The filter of every live document of `searcher`.
-    pub(crate) fn build(searcher: &Searcher) -> Result<Self, StoreError> {
+    /// The filter of every live document of `searcher` (outside damaged
+    /// segments).
+    pub(crate) fn build(searcher: &Searcher, health: &Health) -> Result<Self, StoreError> {
+        let damaged = health.damaged_ids();
         let docs = usize::try_from(searcher.num_docs()).unwrap_or(usize::MAX);
         let capacity = docs.saturating_mul(2).max(Self::MIN_CAPACITY);
         let mut filter =
             BloomFilter::with_false_pos(Self::FALSE_POSITIVE_RATE).expected_items(capacity);
         let mut inserted = 0;
         for reader in searcher.segment_readers() {
+            if damaged.contains(&reader.segment_id()) {
+                continue;
+            }
             let column = reader
                 .fast_fields()
                 .u64(ID_PARTS[0])
@@ -472,6 +494,8 @@ struct WriterThread {
     /// Why the writer cannot be used any more (a failed rollback, or a
     /// reader that could not be reloaded after a commit).
     broken: Option<String>,
+    /// Damaged segments are not looked in for duplicates.
+    health: Arc<Health>,
 }
 
 impl WriterThread {
@@ -583,7 +607,7 @@ impl WriterThread {
                 || (self.committed_ids.may_contain(doc.id_prefix())
                     && match &committed {
                         Some(lookup) => lookup,
-                        None => committed.insert(IdLookup::new(&searcher)?),
+                        None => committed.insert(IdLookup::new(&searcher, &self.health)?),
                     }
                     .find(doc.id())?
                     .is_some());
@@ -666,7 +690,7 @@ impl WriterThread {
     /// store is reopened, rather than let its false positives grow.
     fn rebuild_committed_ids(&mut self) {
         let started = Instant::now();
-        match CommittedIds::build(&self.reader.searcher()) {
+        match CommittedIds::build(&self.reader.searcher(), &self.health) {
             Ok(ids) => {
                 self.committed_ids = ids;
                 tracing::debug!(cluster = %self.cluster, elapsed = ?started.elapsed(), ids = self.committed_ids.inserted, "id filter rebuilt");

@@ -53,7 +53,7 @@ pub enum StoreError {
     /// The backend cannot be reached or is overloaded; retrying may succeed.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// The backend failed (I/O, corruption, a bug); retrying will not help.
+    /// The backend failed (I/O, a bug); retrying will not help.
     #[error("store failure: {0}")]
     Internal(String),
     /// The request would take the store past one of its bounds (for the
@@ -61,6 +61,11 @@ pub enum StoreError {
     /// until an operator raises the bound.
     #[error("store limit reached: {0}")]
     LimitReached(String),
+    /// Stored data is damaged (a file's checksum does not match, or its
+    /// documents cannot be read): the message names what is damaged and
+    /// which events it held. Retrying will not help; nothing was deleted.
+    #[error("stored data is damaged: {0}")]
+    DataLoss(String),
 }
 
 /// What a [`Store::write`] did with the events it was given.
@@ -88,6 +93,69 @@ pub struct IndexStats {
     /// Bytes on disk (shared between types when a backend keeps both in one
     /// index; then each type reports the whole index).
     pub size_bytes: u64,
+}
+
+/// One damaged part of a store (for the embedded store a segment of a
+/// cluster's index): what it holds and which of its files are damaged.
+/// Backends that cannot tell report none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The cluster whose events it holds.
+    pub cluster: String,
+    /// The backend's name for the damaged part (a tantivy segment id).
+    pub segment: String,
+    /// The damaged files and what is wrong with each.
+    pub files: Vec<DamagedFile>,
+    /// Documents the part holds (including deleted ones not yet merged
+    /// away), as its metadata says.
+    pub documents: u64,
+    /// Time of its oldest event, if it could be read from an undamaged file.
+    pub oldest: Option<Timestamp>,
+    /// Time of its newest event, if it could be read from an undamaged file.
+    pub newest: Option<Timestamp>,
+}
+
+impl Damage {
+    /// Whether events of `cluster` in `[from, to)` may lie in the damaged
+    /// part (always, when its time range is unknown).
+    pub fn may_hold(&self, cluster: &str, from: Option<Timestamp>, to: Option<Timestamp>) -> bool {
+        if self.cluster != cluster {
+            return false;
+        }
+        let (Some(oldest), Some(newest)) = (self.oldest, self.newest) else {
+            return true;
+        };
+        from.is_none_or(|f| newest >= f) && to.is_none_or(|t| oldest < t)
+    }
+
+    /// `cluster prod, segment 3f2a…, 1200 events from … to …` for messages.
+    pub fn describe(&self) -> String {
+        let range = match (self.oldest, self.newest) {
+            (Some(oldest), Some(newest)) => format!("from {oldest} to {newest}"),
+            _ => "time range unknown".to_owned(),
+        };
+        let files: Vec<String> = self
+            .files
+            .iter()
+            .map(|f| format!("{} ({})", f.name, f.problem))
+            .collect();
+        format!(
+            "cluster {}, segment {}, {} events {range}, damaged files: {}",
+            self.cluster,
+            self.segment,
+            self.documents,
+            files.join(", ")
+        )
+    }
+}
+
+/// A damaged file of a [`Damage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedFile {
+    /// The file's name in the backend's directory.
+    pub name: String,
+    /// What is wrong: `checksum mismatch`, `missing`, or the read error.
+    pub problem: String,
 }
 
 /// A backend that keeps the audit trail.
@@ -119,4 +187,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Statistics per cluster and type.
     async fn stats(&self) -> Result<Vec<IndexStats>, StoreError>;
+
+    /// The damaged parts found so far (by the embedded store's checksum
+    /// verification); their events are left out of every answer. Backends
+    /// that do not verify their files report none.
+    async fn damage(&self) -> Result<Vec<Damage>, StoreError> {
+        Ok(Vec::new())
+    }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use auditrail_proto::v1;
-use auditrail_store::IndexStats;
+use auditrail_store::{Damage, IndexStats};
 use tonic::Status;
 
 pub(crate) use auditrail_proto::timestamp;
@@ -16,6 +16,24 @@ pub(crate) fn stats_to_proto(s: IndexStats) -> v1::IndexStats {
         oldest: s.oldest.map(timestamp),
         newest: s.newest.map(timestamp),
         size_bytes: s.size_bytes,
+    }
+}
+
+pub(crate) fn damage_to_proto(d: Damage) -> v1::DamagedSegment {
+    v1::DamagedSegment {
+        cluster: d.cluster,
+        segment: d.segment,
+        files: d
+            .files
+            .into_iter()
+            .map(|f| v1::DamagedFile {
+                name: f.name,
+                problem: f.problem,
+            })
+            .collect(),
+        event_count: d.documents,
+        oldest: d.oldest.map(timestamp),
+        newest: d.newest.map(timestamp),
     }
 }
 

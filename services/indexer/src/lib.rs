@@ -94,12 +94,17 @@ pub fn default_config() -> ServiceConfig<Settings> {
     ServiceConfig::local(DEFAULT_PORT, DEFAULT_METRICS_PORT, Settings::default())
 }
 
-/// Opens the embedded store of `settings`.
+/// Opens the embedded store of `settings` and starts verifying its files
+/// in the background (serving does not wait; damaged segments are logged
+/// at ERROR, counted in `store_damaged_segments{cluster}`, listed by
+/// `GetIndexStats` and left out of every read).
 pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
     let store = auditrail_store_tantivy::TantivyStore::open(
         &settings.data_dir,
         auditrail_store_tantivy::TantivyOptions::default(),
     )?;
+    // Detached: the report goes to the logs, the metrics and the store.
+    drop(store.verify_in_background()?);
     Ok(Arc::new(store))
 }
 
@@ -305,7 +310,19 @@ impl IngestService for Indexer {
             .map(convert::stats_to_proto)
             .filter(|s| request.types.is_empty() || request.types.contains(&s.r#type))
             .collect();
-        Ok(Response::new(v1::GetIndexStatsResponse { stats }))
+        let damaged_segments = self
+            .store
+            .damage()
+            .await
+            .map_err(|e| store_status(&e))?
+            .into_iter()
+            .filter(|d| request.clusters.is_empty() || request.clusters.contains(&d.cluster))
+            .map(convert::damage_to_proto)
+            .collect();
+        Ok(Response::new(v1::GetIndexStatsResponse {
+            stats,
+            damaged_segments,
+        }))
     }
 
     async fn apply_retention(

@@ -69,6 +69,11 @@ pub(crate) fn start(
     let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(filter_status)?;
     let query = to_query(&filter, request.timeline, from, to).map_err(filter_status)?;
     let limit = (request.limit > 0).then_some(request.limit);
+    let scope = Scope {
+        clusters: filter.clusters.clone(),
+        from,
+        to,
+    };
     let (tx, rx) = mpsc::channel(2);
     tokio::spawn(async move {
         // Held while the export runs: its end, failure or abandonment frees it.
@@ -81,7 +86,11 @@ pub(crate) fn start(
             bytes: 0,
             page_events: 1000,
         };
-        match export.run(query, sort, limit).await {
+        let result = match refuse_damage(&*export.store, &scope).await {
+            Ok(()) => export.run(query, sort, limit).await,
+            Err(status) => Err(Stop::Failed(status)),
+        };
+        match result {
             Ok(()) => {}
             Err(Stop::ClientGone) => {
                 tracing::debug!(events = export.writer.events(), "export client went away");
@@ -93,6 +102,42 @@ pub(crate) fn start(
         }
     });
     Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+}
+
+/// The clusters (empty: all) and time range an export covers.
+struct Scope {
+    clusters: Vec<String>,
+    from: Option<Timestamp>,
+    to: Timestamp,
+}
+
+/// An export must not silently miss events: when the store knows damaged
+/// segments (left out of every search) that may hold events of the
+/// export's clusters and time range, the export fails with DATA_LOSS naming
+/// them, before anything is sent. The selector is not considered (a
+/// cluster it excludes still counts), so the check errs on the side of
+/// refusing.
+async fn refuse_damage(store: &dyn Store, scope: &Scope) -> Result<(), Status> {
+    let damage = store.damage().await.map_err(|e| store_status(&e))?;
+    let hit: Vec<String> = damage
+        .iter()
+        .filter(|d| {
+            (scope.clusters.is_empty() || scope.clusters.contains(&d.cluster))
+                && d.may_hold(&d.cluster, scope.from, Some(scope.to))
+        })
+        .map(auditrail_store::Damage::describe)
+        .collect();
+    if hit.is_empty() {
+        return Ok(());
+    }
+    Err(Status::data_loss(format!(
+        "the export would miss events: {} damaged segment(s) of the store may hold events \
+         of its clusters and time range, and their events cannot be read ({}); \
+         export a time range outside them, or restore the store's files \
+         (`auditrail store verify` lists them; nothing was deleted)",
+        hit.len(),
+        hit.join("; ")
+    )))
 }
 
 /// Why an export stopped early.

@@ -69,9 +69,11 @@ pub fn default_config() -> ServiceConfig<Settings> {
 
 /// Opens the embedded store of `settings` read-only (the standalone
 /// service, beside an indexer that writes it; `up` shares the indexer's
-/// store handle instead).
+/// store handle instead). Its files are verified in the background, as the
+/// indexer's are: damaged segments are left out of every answer.
 pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
     let store = auditrail_store_tantivy::TantivyStore::open_read_only(&settings.data_dir)?;
+    drop(store.verify_in_background()?);
     Ok(Arc::new(store))
 }
 
