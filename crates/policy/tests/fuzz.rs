@@ -201,7 +201,13 @@ fn check_load(src: &str, loaded: Result<Policy, LoadError>) {
         Err(err) => {
             assert!(!err.to_string().trim().is_empty());
             if let Some(line) = err.line() {
-                assert!(line <= src.lines().count() + 1, "line {line}: {err}");
+                // YAML breaks lines at "\r\n", "\n" and a lone "\r".
+                let lines = src
+                    .replace("\r\n", "\n")
+                    .replace('\r', "\n")
+                    .lines()
+                    .count();
+                assert!(line <= lines + 1, "line {line} of {lines}: {err}");
             }
             return;
         }
