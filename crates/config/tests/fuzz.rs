@@ -4,6 +4,9 @@
 //! environment variables and files in a `figment::Jail`);
 //! `PROPTEST_CASES=100000 cargo test -p auditrail-config fuzz` runs more.
 
+// `figment::Jail` closures return `figment::Error`, which is large.
+#![allow(clippy::result_large_err)]
+
 use std::net::SocketAddr;
 
 use auditrail_config::{ConfigError, Layers, MAX_ENV_DEPTH};

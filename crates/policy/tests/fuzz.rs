@@ -9,6 +9,7 @@
 #[path = "../../event/tests/support/fuzz_input.rs"]
 mod fuzz_input;
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -464,7 +465,7 @@ fn alias_bomb(base: usize, width: usize, levels: usize) -> String {
     src.push_str("]\n");
     for i in 1..=levels {
         let aliases = vec![format!("*a{}", i - 1); width].join(",");
-        src.push_str(&format!("  a{i}: &a{i} [{aliases}]\n"));
+        writeln!(src, "  a{i}: &a{i} [{aliases}]").expect("a String takes text");
     }
     src.push_str("rules:\n- level: None\n");
     src
