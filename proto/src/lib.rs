@@ -24,9 +24,17 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// A `google.protobuf.Timestamp` for a point in time.
 pub fn timestamp(t: jiff::Timestamp) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: t.as_second(),
-        nanos: t.subsec_nanosecond(),
+    // jiff gives a time before 1970 a negative fraction (-0.5 s is 0 s and
+    // -500,000,000 ns); protobuf wants nanos in 0..1e9 with the seconds
+    // rounded down (-1 s and 500,000,000 ns).
+    let (seconds, nanos) = (t.as_second(), t.subsec_nanosecond());
+    if nanos < 0 {
+        prost_types::Timestamp {
+            seconds: seconds - 1,
+            nanos: nanos + 1_000_000_000,
+        }
+    } else {
+        prost_types::Timestamp { seconds, nanos }
     }
 }
 

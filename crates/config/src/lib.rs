@@ -29,6 +29,19 @@ pub enum ConfigError {
     /// `--config` named a file that does not exist.
     #[error("configuration file {0} does not exist")]
     MissingFile(PathBuf),
+    /// An environment variable's value nests `[` and `{` deeper than any
+    /// setting does. Refused before it is parsed: the parser of environment
+    /// values recurses once per level, and a deep enough value overflows
+    /// the stack (the process aborts instead of reporting an error).
+    #[error(
+        "invalid configuration: environment variable {variable} nests '[' and '{{' more than {max} levels deep"
+    )]
+    TooDeep {
+        /// The variable, as set.
+        variable: String,
+        /// The limit ([`MAX_ENV_DEPTH`]).
+        max: usize,
+    },
     /// A layer held a value of the wrong type or shape, or the TOML did not parse.
     #[error("invalid configuration: {}", join(.0))]
     Invalid(Box<figment::Error>),
@@ -60,10 +73,39 @@ impl From<figment::Error> for ConfigError {
     }
 }
 
+/// The deepest nesting of `[` and `{` accepted in an environment value; a
+/// setting needs two or three levels.
+pub const MAX_ENV_DEPTH: usize = 32;
+
+/// How deeply `value` nests `[` and `{` outside double-quoted strings, as
+/// figment's parser of environment values reads them.
+fn env_depth(value: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut quoted, mut escaped) = (false, false);
+    for c in value.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ if quoted => {}
+            '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// A configuration under construction, layer by layer.
 #[derive(Debug, Clone)]
 pub struct Layers {
     figment: Figment,
+    /// The first environment variable refused by [`Layers::env_prefixed`],
+    /// reported by [`Layers::extract`].
+    too_deep: Option<String>,
 }
 
 impl Layers {
@@ -71,6 +113,7 @@ impl Layers {
     pub fn new<T: Serialize>(defaults: &T) -> Self {
         Self {
             figment: Figment::from(Serialized::defaults(defaults)),
+            too_deep: None,
         }
     }
 
@@ -93,9 +136,34 @@ impl Layers {
     }
 
     /// Adds environment variables with another prefix (used by tests).
+    /// A variable whose value nests deeper than [`MAX_ENV_DEPTH`] is left
+    /// out of the layer and reported by [`Layers::extract`].
     #[must_use]
     pub fn env_prefixed(mut self, prefix: &str) -> Self {
-        self.figment = self.figment.merge(Env::prefixed(prefix).split("__"));
+        // Keys as figment matches them: the prefix case-insensitively,
+        // then the rest of the name.
+        let mut too_deep: Vec<String> = std::env::vars_os()
+            .filter_map(|(key, value)| {
+                let key = key.into_string().ok()?;
+                let head = key.get(..prefix.len())?;
+                (head.eq_ignore_ascii_case(prefix)
+                    && env_depth(&value.to_string_lossy()) > MAX_ENV_DEPTH)
+                    .then_some(key)
+            })
+            .collect();
+        too_deep.sort();
+        let skipped: Vec<String> = too_deep
+            .iter()
+            .filter_map(|key| key.get(prefix.len()..))
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let env = Env::prefixed(prefix)
+            .filter(move |key| !skipped.contains(&key.as_str().to_ascii_lowercase()))
+            .split("__");
+        self.figment = self.figment.merge(env);
+        if self.too_deep.is_none() {
+            self.too_deep = too_deep.into_iter().next();
+        }
         self
     }
 
@@ -111,6 +179,12 @@ impl Layers {
 
     /// Deserialises the stacked layers into the service's configuration type.
     pub fn extract<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        if let Some(variable) = &self.too_deep {
+            return Err(ConfigError::TooDeep {
+                variable: variable.clone(),
+                max: MAX_ENV_DEPTH,
+            });
+        }
         Ok(self.figment.extract()?)
     }
 }

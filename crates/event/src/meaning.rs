@@ -104,6 +104,12 @@ fn past_tense(verb: &str) -> Option<&'static str> {
     })
 }
 
+/// `text`, or `blank` when it holds nothing to read: the trail never shows
+/// an empty line for an event whose verb or URI is empty.
+fn or_blank<'t>(text: &'t str, blank: &'t str) -> &'t str {
+    if text.trim().is_empty() { blank } else { text }
+}
+
 fn is_write(verb: &str) -> bool {
     CHANGE_VERBS.contains(&verb)
 }
@@ -201,7 +207,7 @@ impl<'a> Event<'a> {
         let subresource = self.subresource();
         // What was attempted, in words that stay true whatever the outcome.
         let attempt = if subresource.is_empty() {
-            verb.to_owned()
+            or_blank(verb, "(no verb)").to_owned()
         } else if let Some(session) = SESSION_SUBRESOURCES
             .iter()
             .chain(&["proxy"])
@@ -211,7 +217,7 @@ impl<'a> Event<'a> {
                 .unwrap_or(session)
                 .to_owned()
         } else {
-            format!("{subresource} {verb}")
+            format!("{subresource} {}", or_blank(verb, "(no verb)"))
         };
         match self.outcome() {
             Outcome::Failed(0) => format!("{attempt} failed (the API server panicked)"),
@@ -233,11 +239,16 @@ impl<'a> Event<'a> {
 
     /// One line saying what happened: `<object> <action>`, e.g.
     /// `Namespace foo deleted`, `Pod default/nginx exec`; for a
-    /// non-resource request `<verb> <requestURI>`.
+    /// non-resource request `<verb> <requestURI>`. Never blank: an empty
+    /// verb or URI is shown as `(no verb)`, `(no request URI)`.
     pub fn summary(&self) -> String {
         match self.object() {
             Some(object) => format!("{object} {}", self.action()),
-            None => format!("{} {}", self.verb, self.request_uri),
+            None => format!(
+                "{} {}",
+                or_blank(&self.verb, "(no verb)"),
+                or_blank(&self.request_uri, "(no request URI)")
+            ),
         }
     }
 }

@@ -45,6 +45,13 @@ pub enum LoadError {
         /// The limit ([`crate::MAX_POLICY_DEPTH`]).
         max: usize,
     },
+    /// The document expands (through YAML aliases) to more values than any
+    /// audit policy holds; refused as soon as the count is crossed.
+    #[error("the policy expands to more than {max} values (YAML aliases that repeat aliases?)")]
+    TooManyValues {
+        /// The limit ([`crate::MAX_POLICY_VALUES`]).
+        max: usize,
+    },
     /// The document is empty or its top level is not a mapping/object.
     #[error("policy document must be a mapping with apiVersion, kind and rules")]
     NotAMapping,

@@ -42,7 +42,7 @@ pub use error::{
     BadValue, EncodeError, FieldError, FieldErrorType, LoadError, UnknownLevel, UnknownStage,
     ValidationErrors,
 };
-pub use load::{MAX_POLICY_BYTES, MAX_POLICY_DEPTH};
+pub use load::{MAX_POLICY_BYTES, MAX_POLICY_DEPTH, MAX_POLICY_VALUES};
 pub use matcher::{AuditDecision, RequestAttributes, RequestTarget, ResourceAttributes, UserInfo};
 pub use model::{
     API_VERSION_V1, API_VERSION_V1BETA1, GroupResources, KIND_POLICY, Level, Policy, PolicyRule,

@@ -8,6 +8,10 @@
 //! [`Policy::validate`]): unknown fields are ignored and reported as warnings,
 //! since a misspelt key (`namespace:` for `namespaces:`) silently widens a rule.
 
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::LoadError;
@@ -48,6 +52,14 @@ pub const MAX_POLICY_BYTES: usize = 1024 * 1024;
 /// The deepest nesting of flow collections (`{`, `[`) accepted. A policy
 /// needs four or five levels.
 pub const MAX_POLICY_DEPTH: usize = 64;
+
+/// The most values (keys, scalars, sequences and mappings, counted as YAML
+/// aliases expand them) a policy may hold. Every value takes more than a
+/// byte, so a policy of [`MAX_POLICY_BYTES`] without aliases stays below it
+/// and only alias expansion reaches it: a few kilobytes of nested aliases
+/// (`&a [x, x, …]`, `&b [*a, *a, …]`, …) would otherwise expand to billions
+/// of values, taking minutes and gigabytes.
+pub const MAX_POLICY_VALUES: usize = MAX_POLICY_BYTES;
 
 /// Refuses text that is too large or nests flow collections too deeply,
 /// before any parser sees it: parsing deeply nested YAML costs time that
@@ -118,19 +130,134 @@ pub(crate) fn load(src: &str, format: Format) -> Result<(Policy, Vec<String>), L
 
 fn parse_tree(src: &str, format: Format) -> Result<Value, LoadError> {
     match format {
-        Format::Yaml => serde_norway::from_str::<Value>(src).map_err(|e| {
-            let loc = e.location();
-            LoadError::Parse {
-                message: e.to_string(),
-                line: loc.as_ref().map(serde_norway::Location::line),
-                column: loc.as_ref().map(serde_norway::Location::column),
-            }
-        }),
+        Format::Yaml => {
+            let budget = Cell::new(MAX_POLICY_VALUES);
+            let de = serde_norway::Deserializer::from_str(src);
+            Counted(&budget).deserialize(de).map_err(|e| {
+                if budget.get() == 0 {
+                    return LoadError::TooManyValues {
+                        max: MAX_POLICY_VALUES,
+                    };
+                }
+                let loc = e.location();
+                LoadError::Parse {
+                    message: e.to_string(),
+                    line: loc.as_ref().map(serde_norway::Location::line),
+                    column: loc.as_ref().map(serde_norway::Location::column),
+                }
+            })
+        }
         Format::Json => serde_json::from_str::<Value>(src).map_err(|e| LoadError::Parse {
             message: e.to_string(),
             line: Some(e.line()),
             column: Some(e.column()),
         }),
+    }
+}
+
+/// Deserialises a [`Value`] as `serde_json`'s own visitor does, spending one
+/// unit of the budget per value and failing when it is spent. Aliases are
+/// expanded by the YAML deserializer, which calls this visitor again for
+/// every value of every expansion, so the count is the expanded size and
+/// the parse stops as soon as it is too large, before the memory is taken.
+/// The typed decode that follows sees the same expansion, so it is bounded
+/// too.
+struct Counted<'b>(&'b Cell<usize>);
+
+impl Counted<'_> {
+    fn spend<E: serde::de::Error>(&self) -> Result<(), E> {
+        match self.0.get().checked_sub(1) {
+            Some(left) if left > 0 => {
+                self.0.set(left);
+                Ok(())
+            }
+            _ => {
+                self.0.set(0);
+                Err(E::custom(format_args!(
+                    "the policy expands to more than {MAX_POLICY_VALUES} values"
+                )))
+            }
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Counted<'_> {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Counted<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+        self.spend()?;
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+        self.spend()?;
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+        self.spend()?;
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+        self.spend()?;
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        self.spend()?;
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+        self.spend()?;
+        Ok(Value::String(v))
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.spend()?;
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        self.deserialize(de)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+        self.spend()?;
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.spend()?;
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Counted(self.0))? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.spend()?;
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            self.spend()?;
+            let value = map.next_value_seed(Counted(self.0))?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
     }
 }
 

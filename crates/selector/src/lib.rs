@@ -102,8 +102,10 @@ pub fn parse(input: &str) -> Result<Query, SelectorError> {
         return Ok(Query::All);
     }
     if input.len() > MAX_LEN {
+        // The first byte past the bound, or the start of the character
+        // that holds it, so that the position is one `column` can show.
         return Err(SelectorError::new(
-            MAX_LEN,
+            input.floor_char_boundary(MAX_LEN),
             format!(
                 "the selector is {} bytes long; at most {MAX_LEN} are accepted",
                 input.len()

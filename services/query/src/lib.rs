@@ -16,6 +16,8 @@ mod convert;
 pub mod document;
 mod export;
 pub mod filter;
+#[cfg(test)]
+mod fuzz;
 mod history;
 mod limits;
 mod search;
