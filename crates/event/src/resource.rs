@@ -661,6 +661,11 @@ pub fn resolve_kind(name: &str) -> Option<KindName> {
 /// Known kind names close to `name` (for "did you mean" hints): the kinds
 /// whose names start with it or are within two edits of it, case-insensitive.
 pub fn similar_kinds(name: &str) -> Vec<&'static str> {
+    // No kind is longer than this: a longer name is near none of them, and
+    // comparing it would cost time that grows with its length.
+    if name.len() > 64 {
+        return Vec::new();
+    }
     let lower = name.to_ascii_lowercase();
     let mut out: Vec<&'static str> = Vec::new();
     for rt in RESOURCE_TYPES {
