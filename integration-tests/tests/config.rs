@@ -55,6 +55,42 @@ fn bad_environment_values_name_the_key_and_the_variable() {
     );
 }
 
+/// The variables the CLI reads (the README tells users to export
+/// `AUDITRAIL_SERVER`) are not server configuration: a server started in
+/// the same shell serves, rather than taking `AUDITRAIL_SERVER` for its
+/// `[server]` table.
+#[test]
+fn client_variables_never_break_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("kube-audit.log");
+    std::fs::write(&log, "").unwrap();
+    let server = Server::start(
+        &binary("auditrail").unwrap(),
+        &[
+            "up",
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "--log-path",
+            log.to_str().unwrap(),
+        ],
+        &[
+            ("AUDITRAIL_SERVER", "http://127.0.0.1:50051"),
+            ("AUDITRAIL_TOKEN", "a-token"),
+            ("AUDITRAIL_TOKEN_FILE", "/nowhere/token"),
+            ("AUDITRAIL_MOTO_SERVER", "/nowhere/moto_server"),
+        ],
+    )
+    .unwrap();
+    let (status, out, err) = run_to_end(Command::new(binary("auditrail").unwrap()).args([
+        "health",
+        "--server",
+        &server.url(),
+    ]))
+    .unwrap();
+    assert!(status.success(), "{out}{err}");
+    server.terminate().unwrap();
+}
+
 #[test]
 fn bad_files_are_refused_with_their_path() {
     let dir = tempfile::tempdir().unwrap();

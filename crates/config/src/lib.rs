@@ -23,6 +23,19 @@ use serde::de::DeserializeOwned;
 /// The environment variable prefix of every auditrail setting.
 pub const ENV_PREFIX: &str = "AUDITRAIL_";
 
+/// `AUDITRAIL_*` variables that are not server configuration: what the
+/// clients read (`AUDITRAIL_SERVER`, the server a command asks;
+/// `AUDITRAIL_TOKEN`, `AUDITRAIL_TOKEN_FILE`) and what the tests pass to
+/// each other (`AUDITRAIL_MOTO_SERVER`). A user who exports them for the
+/// CLI starts servers in the same shell; they must never be read as the
+/// `[server]` table or anything else.
+pub const NOT_CONFIGURATION: &[&str] = &[
+    "AUDITRAIL_SERVER",
+    "AUDITRAIL_TOKEN",
+    "AUDITRAIL_TOKEN_FILE",
+    "AUDITRAIL_MOTO_SERVER",
+];
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -157,8 +170,17 @@ impl Layers {
             .filter_map(|key| key.get(prefix.len()..))
             .map(str::to_ascii_lowercase)
             .collect();
+        let auditrail_prefix = prefix.eq_ignore_ascii_case(ENV_PREFIX);
+        let not_configuration: Vec<String> = NOT_CONFIGURATION
+            .iter()
+            .filter_map(|name| name.get(ENV_PREFIX.len()..))
+            .map(str::to_ascii_lowercase)
+            .collect();
         let env = Env::prefixed(prefix)
-            .filter(move |key| !skipped.contains(&key.as_str().to_ascii_lowercase()))
+            .filter(move |key| {
+                let key = key.as_str().to_ascii_lowercase();
+                !skipped.contains(&key) && !(auditrail_prefix && not_configuration.contains(&key))
+            })
             .split("__");
         self.figment = self.figment.merge(env);
         if self.too_deep.is_none() {
