@@ -332,3 +332,43 @@ async fn a_closed_pipe_ends_the_command_quietly() {
     }
     server.terminate().unwrap();
 }
+
+/// A `--log-path` that is a directory is a mistake the status names: the
+/// source is in BACKOFF with the reason, not IDLE or waiting for a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_given_as_log_path_is_named_in_ingest_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("audit");
+    std::fs::create_dir(&logs).unwrap();
+    let server = common::up(
+        &dir.path().join("data"),
+        "real",
+        &["--log-path", logs.to_str().unwrap()],
+        &[],
+    );
+    let url = server.url();
+    let status = auditrail_integration_tests::eventually("the source's error", || {
+        let url = url.clone();
+        async move {
+            let (ok, out, _) = auditrail(&["ingest-status"], &url);
+            (ok && out.contains("BACKOFF")).then_some(out)
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        status.contains(&format!(
+            "error: {}: is a directory, not a log file",
+            logs.display()
+        )),
+        "{status}"
+    );
+    assert!(!status.contains("WAITING"), "{status}");
+    let warnings = server
+        .logs()
+        .iter()
+        .filter(|l| l.contains("is a directory, not a log file"))
+        .count();
+    assert_eq!(warnings, 1, "logged once, not at every poll");
+    server.terminate().unwrap();
+}

@@ -398,7 +398,16 @@ impl Follower {
             scratch: Vec::new(),
         };
         let now = Instant::now();
-        let seen = scan(&mut follower.watches, &mut follower.logged_compressed);
+        // What cannot be taken up (`refused` here, the files discovery
+        // cannot open below) is found again, and logged, by the first poll:
+        // servers set up their logging only once they serve, after the
+        // follower was made.
+        let mut refused = BTreeMap::new();
+        let seen = scan(
+            &mut follower.watches,
+            &mut follower.logged_compressed,
+            &mut refused,
+        );
         let skip_existing: Vec<bool> = (0..follower.watches.len())
             .map(|w| {
                 let state = &follower.watches[w];
@@ -409,7 +418,7 @@ impl Follower {
                 follower.options.start == StartPosition::End && !has_checkpoint
             })
             .collect();
-        follower.discover(seen, now, |w| skip_existing[w]);
+        let _unopened = follower.discover(seen, now, |w| skip_existing[w]);
         follower.classify(now);
         follower.startup_seq_end = follower.next_seq;
         follower.finish_startup();
@@ -424,11 +433,13 @@ impl Follower {
     /// is currently returned from here.
     pub fn poll(&mut self, max_bytes: usize) -> Result<Vec<Record>, FollowError> {
         let now = Instant::now();
-        let seen = scan(&mut self.watches, &mut self.logged_compressed);
+        let mut refused = BTreeMap::new();
+        let seen = scan(&mut self.watches, &mut self.logged_compressed, &mut refused);
         let new = self.update_locations(seen, now);
         self.refresh(now);
         self.forget_finished();
-        self.discover(new, now, |_| false);
+        let still = self.discover(new, now, |_| false);
+        self.note_unopened(still, refused);
         self.classify(now);
         self.finish_startup();
         Ok(self.read(max_bytes, now))
@@ -846,7 +857,32 @@ impl Follower {
     }
 
     /// Opens newly listed files; they are classified next.
-    fn discover(&mut self, new: Vec<Seen>, now: Instant, skip_existing: impl Fn(usize) -> bool) {
+    /// Keeps what could not be taken up at this poll: the files discovery
+    /// could not open (`still`, logged there) and the paths the scan
+    /// refused (`refused`: not a regular file, not statable), logged here
+    /// when new or changed.
+    fn note_unopened(
+        &mut self,
+        mut still: BTreeMap<PathBuf, String>,
+        refused: BTreeMap<PathBuf, String>,
+    ) {
+        for (path, why) in refused {
+            if self.unopened.get(&path) != Some(&why) {
+                warn!(path = %path.display(), "{why} (checked at every poll, logged again only if this changes)");
+            }
+            still.insert(path, why);
+        }
+        self.unopened = still;
+    }
+
+    /// Opens newly listed files (they are classified next); returns the
+    /// ones that could not be opened, with why.
+    fn discover(
+        &mut self,
+        new: Vec<Seen>,
+        now: Instant,
+        skip_existing: impl Fn(usize) -> bool,
+    ) -> BTreeMap<PathBuf, String> {
         let mut still = BTreeMap::new();
         for s in new {
             let file = match File::open(&s.path) {
@@ -929,7 +965,7 @@ impl Follower {
                 },
             );
         }
-        self.unopened = still;
+        still
     }
 
     /// Decides where each pending file starts: first every file that has its

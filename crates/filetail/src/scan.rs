@@ -10,7 +10,7 @@
 //! (`2006-01-02T15-04-05.000`) makes name order time order. Compressed
 //! backups (`….gz`) cannot be followed and are ignored with a debug log.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -154,13 +154,19 @@ pub(crate) struct Seen {
 /// Lists the live files and backups of all watches, one entry per inode (a
 /// file seen under two names keeps the later one: backups are listed after
 /// live files, and a rename only ever goes from live to backup).
+/// Live paths that match but cannot be followed go to `refused`, with why
+/// (a directory, a path that cannot be stat-ed).
 pub(crate) fn scan(
     watches: &mut [WatchState],
     logged_compressed: &mut HashSet<PathBuf>,
+    refused: &mut BTreeMap<PathBuf, String>,
 ) -> Vec<Seen> {
     let mut seen = Vec::new();
     let mut live_paths = HashSet::new();
     for (index, state) in watches.iter_mut().enumerate() {
+        // A glob may match directories beside the logs; a literal path
+        // that is not a file is a mistake to report.
+        let literal = !state.watch.pattern.contains(['*', '?', '[']);
         for path in glob_paths(&state.watch.pattern) {
             let Some(group) = Group::of_live(&path) else {
                 warn!(path = %path.display(), "ignoring live file with a non-UTF-8 name");
@@ -168,14 +174,29 @@ pub(crate) fn scan(
             };
             state.groups.insert(group.clone());
             live_paths.insert(path.clone());
-            if let Some(key) = stat_file(&path) {
-                seen.push(Seen {
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => seen.push(Seen {
+                    key: FileKey::of(&meta),
                     path,
-                    key,
                     live: true,
                     watch: index,
                     group,
-                });
+                }),
+                Ok(_) if !literal => {}
+                Ok(meta) => {
+                    let what = if meta.is_dir() {
+                        "is a directory, not a log file: give the file's path, or a glob \
+                         such as DIR/*.log"
+                    } else {
+                        "is not a regular file (a socket, a pipe or a device): audit logs \
+                         are read from regular files"
+                    };
+                    refused.insert(path, what.to_owned());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    refused.insert(path, format!("cannot stat: {e}"));
+                }
             }
         }
     }

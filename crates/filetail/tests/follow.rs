@@ -547,3 +547,37 @@ fn status_tells_the_bytes_of_a_last_line_without_newline_until_it_is_read() {
     assert_eq!(got[0].kind, RecordKind::Line(b"{\"cut\":".to_vec()));
     assert!(f.status().iter().all(|s| s.unterminated == 0));
 }
+
+/// A literal log path that is a directory is reported (the status can say
+/// why nothing is read) instead of looking like a file that does not exist
+/// yet; once a file takes its place it is read. A glob that also matches a
+/// directory is not an error.
+#[test]
+fn a_directory_at_the_log_path_is_reported_not_silently_waited_for() {
+    let env = Env::new();
+    fs::create_dir(&env.live).unwrap();
+    let mut f = env.follower(&Checkpoints::new());
+    assert!(f.poll(1 << 20).unwrap().is_empty());
+    let unopened = f.unopened();
+    assert_eq!(unopened.len(), 1, "{unopened:?}");
+    assert_eq!(unopened[0].0, env.live);
+    assert!(
+        unopened[0].1.starts_with("is a directory, not a log file"),
+        "{unopened:?}"
+    );
+    assert!(f.status().is_empty());
+
+    fs::remove_dir(&env.live).unwrap();
+    append(&env.live, &events(0..2));
+    assert_eq!(texts(&f.poll(1 << 20).unwrap()), events(0..2));
+    assert!(f.unopened().is_empty(), "reported only while it lasts");
+
+    let glob = Watch {
+        pattern: format!("{}/*", env.dir.path().display()),
+        ..env.watch().remove(0)
+    };
+    fs::create_dir(env.dir.path().join("subdir")).unwrap();
+    let mut f = Follower::new(vec![glob], &Checkpoints::new(), FollowOptions::default()).unwrap();
+    assert_eq!(texts(&f.poll(1 << 20).unwrap()), events(0..2));
+    assert!(f.unopened().is_empty(), "{:?}", f.unopened());
+}
