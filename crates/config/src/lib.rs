@@ -179,7 +179,8 @@ impl Layers {
         let env = Env::prefixed(prefix)
             .filter(move |key| {
                 let key = key.as_str().to_ascii_lowercase();
-                !skipped.contains(&key) && !(auditrail_prefix && not_configuration.contains(&key))
+                let client_variable = auditrail_prefix && not_configuration.contains(&key);
+                !skipped.contains(&key) && !client_variable
             })
             .split("__");
         self.figment = self.figment.merge(env);
