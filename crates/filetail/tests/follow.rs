@@ -572,7 +572,7 @@ fn a_directory_at_the_log_path_is_reported_not_silently_waited_for() {
     assert_eq!(texts(&f.poll(1 << 20).unwrap()), events(0..2));
     assert!(f.unopened().is_empty(), "reported only while it lasts");
 
-    let glob = Watch::new(&format!("{}/*", env.dir.path().display()));
+    let glob = Watch::new(format!("{}/*", env.dir.path().display()));
     fs::create_dir(env.dir.path().join("subdir")).unwrap();
     let mut f = Follower::new(vec![glob], &Checkpoints::new(), FollowOptions::default()).unwrap();
     assert_eq!(texts(&f.poll(1 << 20).unwrap()), events(0..2));
