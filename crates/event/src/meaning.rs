@@ -88,8 +88,10 @@ impl fmt::Display for Object<'_> {
 enum Outcome {
     /// It succeeded (or, for a session, was switched to the stream).
     Done,
-    /// It failed with this HTTP status (0: the API server panicked).
+    /// It failed with this HTTP status.
     Failed(i32),
+    /// The API server panicked while serving it.
+    Panicked,
     /// The event was written before the outcome was known, or does not say.
     Unknown(&'static str),
 }
@@ -182,7 +184,7 @@ impl<'a> Event<'a> {
 
     fn outcome(&self) -> Outcome {
         match (self.stage, self.response_code()) {
-            (Some(Stage::Panic), _) => Outcome::Failed(0),
+            (Some(Stage::Panic), _) => Outcome::Panicked,
             (_, Some(code)) if code >= 400 => Outcome::Failed(code),
             (Some(Stage::RequestReceived), _) => Outcome::Unknown("request received"),
             (None, _) => Outcome::Unknown("no stage"),
@@ -220,7 +222,7 @@ impl<'a> Event<'a> {
             format!("{subresource} {}", or_blank(verb, "(no verb)"))
         };
         match self.outcome() {
-            Outcome::Failed(0) => format!("{attempt} failed (the API server panicked)"),
+            Outcome::Panicked => format!("{attempt} failed (the API server panicked)"),
             Outcome::Failed(code) => format!("{attempt} failed ({code})"),
             Outcome::Unknown(why) => format!("{attempt} ({why})"),
             Outcome::Done if self.is_dry_run() && is_write(verb) => {
