@@ -180,9 +180,10 @@ fn resolve_resource(name: &str, group: &str) -> Resource {
                 group,
             }
         }
+        // Taken as a resource name, as `Filter.kinds` takes it.
         None => Resource {
-            plural: name.to_owned(),
-            kind: name.to_owned(),
+            plural: name.to_ascii_lowercase(),
+            kind: name.to_ascii_lowercase(),
             namespaced: None,
             group,
         },
@@ -206,8 +207,9 @@ fn namespace_condition<'a>(
         ))),
         (Some(false), true) => Ok(None),
         (Some(true), true) => Err(Status::invalid_argument(format!(
-            "{} are namespaced: name the object with its namespace (NAMESPACE/{name})",
-            resource.plural
+            "{} are namespaced: name the object with its namespace (NAMESPACE/{})",
+            resource.plural,
+            echo(name).trim_matches('"')
         ))),
         _ => Ok(Some(namespace)),
     }
