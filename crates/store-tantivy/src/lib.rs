@@ -384,6 +384,24 @@ impl TantivyStore {
     pub fn verify_in_background(
         &self,
     ) -> Result<std::thread::JoinHandle<VerifyReport>, StoreError> {
+        self.start_verification(Duration::ZERO)
+    }
+
+    /// [`TantivyStore::verify_in_background`] for a server that opens its
+    /// store before it sets up logging: the report waits (up to
+    /// `wait_for_logging`) until a log subscriber is installed, so that no
+    /// damaged segment is reported to nobody.
+    pub fn verify_in_background_once_logging(
+        &self,
+        wait_for_logging: Duration,
+    ) -> Result<std::thread::JoinHandle<VerifyReport>, StoreError> {
+        self.start_verification(wait_for_logging)
+    }
+
+    fn start_verification(
+        &self,
+        wait_for_logging: Duration,
+    ) -> Result<std::thread::JoinHandle<VerifyReport>, StoreError> {
         let indices: Vec<(String, std::sync::Weak<ClusterIndex>)> = self
             .inner
             .map()
@@ -402,7 +420,13 @@ impl TantivyStore {
         let dir = self.inner.dir.clone();
         std::thread::Builder::new()
             .name("store-verify".to_owned())
-            .spawn(move || verify_indices(dir, &indices))
+            .spawn(move || {
+                let deadline = std::time::Instant::now() + wait_for_logging;
+                while !tracing::dispatcher::has_been_set() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                verify_indices(dir, &indices)
+            })
             .map_err(|e| internal("start the store verification thread", e))
     }
 

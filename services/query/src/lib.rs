@@ -75,7 +75,9 @@ pub fn default_config() -> ServiceConfig<Settings> {
 /// indexer's are: damaged segments are left out of every answer.
 pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
     let store = auditrail_store_tantivy::TantivyStore::open_read_only(&settings.data_dir)?;
-    drop(store.verify_in_background()?);
+    // The server sets up its logging after opening the store: the report
+    // waits for it.
+    drop(store.verify_in_background_once_logging(std::time::Duration::from_secs(30))?);
     Ok(Arc::new(store))
 }
 
