@@ -149,33 +149,107 @@ fn unavailable(what: &str, err: &elasticsearch::Error) -> StoreError {
     StoreError::Unavailable(format!("Elasticsearch {what}: {err}"))
 }
 
-/// Reads a response, mapping an error status to the store's error kinds:
-/// 400 is a bad request, 401/403 refused credentials, 429 and 5xx
-/// unavailability.
-async fn answer(what: &str, response: Response) -> Result<Json, StoreError> {
-    let status = response.status_code();
-    let body: Json = response
-        .json()
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("Elasticsearch {what}: {e}")))?;
-    if status.is_success() {
-        return Ok(body);
+/// Elasticsearch refuses a search whose `from + size` is above the index's
+/// `index.max_result_window` (10,000 by default), `search_after` or not.
+const MAX_RESULT_WINDOW: usize = 10_000;
+
+/// The size of the next slice of a search that wants `wanted` events and
+/// has `have`.
+fn next_slice(wanted: usize, have: usize) -> usize {
+    wanted.saturating_sub(have).clamp(1, MAX_RESULT_WINDOW)
+}
+
+/// The most characters of an unexpected answer an error repeats.
+const BODY_CHARS: usize = 300;
+
+/// Why Elasticsearch refused a request, from its error answer: the first
+/// root cause (the shard's own words) rather than the summary ("all shards
+/// failed"), else the summary, else the start of the body.
+fn error_reason(body: &Json, text: &str) -> String {
+    let root = &body["error"]["root_cause"][0];
+    if let Some(reason) = root["reason"].as_str() {
+        return match root["type"].as_str() {
+            Some(kind) => format!("{kind}: {reason}"),
+            None => reason.to_owned(),
+        };
     }
-    let reason = body["error"]["reason"]
-        .as_str()
-        .map_or_else(|| body.to_string(), str::to_owned);
-    Err(match status {
-        StatusCode::BAD_REQUEST => {
-            StoreError::InvalidRequest(format!("Elasticsearch refused {what}: {reason}"))
+    if let Some(reason) = body["error"]["reason"].as_str() {
+        return reason.to_owned();
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return "(an empty answer)".to_owned();
+    }
+    match text.char_indices().nth(BODY_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The store error of an error `status` with `reason`: 400 (and 413, a
+/// request over `http.max_content_length`) a bad request; 401/403 refused
+/// credentials; 408, 429 and 5xx unavailability (retry).
+fn status_error(what: &str, status: StatusCode, reason: &str) -> StoreError {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => {
+            StoreError::InvalidRequest(format!("Elasticsearch refused {what} ({status}): {reason}"))
         }
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => StoreError::Internal(format!(
             "Elasticsearch refused the credentials for {what} ({status}): {reason}"
         )),
-        s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => {
+        s if s == StatusCode::REQUEST_TIMEOUT
+            || s == StatusCode::TOO_MANY_REQUESTS
+            || s.is_server_error() =>
+        {
             StoreError::Unavailable(format!("Elasticsearch {what} ({status}): {reason}"))
         }
         _ => StoreError::Internal(format!("Elasticsearch {what} ({status}): {reason}")),
-    })
+    }
+}
+
+/// A search answer that Elasticsearch gave with 200 although part of it is
+/// missing (failed shards, a timeout; partial results are on by default)
+/// is no answer: UNAVAILABLE, naming the first failure.
+fn complete(what: &str, answer: Json) -> Result<Json, StoreError> {
+    let failed = answer["_shards"]["failed"].as_u64().unwrap_or(0);
+    if failed > 0 {
+        let total = answer["_shards"]["total"].as_u64().unwrap_or(0);
+        let reason = answer["_shards"]["failures"][0]["reason"]["reason"]
+            .as_str()
+            .unwrap_or("no reason given");
+        return Err(StoreError::Unavailable(format!(
+            "Elasticsearch {what}: {failed} of {total} shards failed, so the answer would be \
+             incomplete: {reason}"
+        )));
+    }
+    if answer["timed_out"].as_bool() == Some(true) {
+        return Err(StoreError::Unavailable(format!(
+            "Elasticsearch {what} timed out, so the answer would be incomplete"
+        )));
+    }
+    Ok(answer)
+}
+
+/// Reads a response, mapping an error status to the store's error kinds
+/// ([`status_error`]). The status is read before the body, which may be
+/// empty or not JSON (a 413, a proxy's page).
+async fn answer(what: &str, response: Response) -> Result<Json, StoreError> {
+    let status = response.status_code();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("Elasticsearch {what}: {e}")))?;
+    let body: Option<Json> = serde_json::from_str(&text).ok();
+    if status.is_success() {
+        return body.ok_or_else(|| {
+            StoreError::Unavailable(format!(
+                "Elasticsearch {what}: the answer is not JSON: {}",
+                error_reason(&Json::Null, &text)
+            ))
+        });
+    }
+    let reason = error_reason(body.as_ref().unwrap_or(&Json::Null), &text);
+    Err(status_error(what, status, &reason))
 }
 
 impl ElasticStore {
@@ -245,11 +319,12 @@ impl ElasticStore {
             .search(SearchParts::Index(&patterns))
             .ignore_unavailable(true)
             .allow_no_indices(true)
+            .allow_partial_search_results(false)
             .body(body)
             .send()
             .await
             .map_err(|e| unavailable("search", &e))?;
-        answer("the search", response).await
+        complete("search", answer("the search", response).await?)
     }
 
     /// One bulk of `create` actions; returns the items that must be tried
@@ -468,23 +543,46 @@ impl Store for ElasticStore {
             CountMode::UpTo(n) => json!(n),
             CountMode::Exact => json!(true),
         };
-        let body = dsl::search_body(
-            &query,
-            request.sort,
-            request.limit + 1,
-            request.after.as_ref(),
-            request.include_raw,
-            &track,
-        );
-        let answer = self.search_json(body).await?;
-        let hits = answer["hits"]["hits"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let mut events = hits
-            .iter()
-            .map(stored_event)
-            .collect::<Result<Vec<_>, _>>()?;
+        // One more than the page, to know whether another page follows;
+        // fetched in slices Elasticsearch accepts (`max_result_window`),
+        // each continuing after the last event of the one before.
+        let wanted = request.limit + 1;
+        let mut events: Vec<StoredEvent> = Vec::new();
+        let mut after = request.after;
+        let mut total = None;
+        loop {
+            let size = next_slice(wanted, events.len());
+            let first = total.is_none();
+            let body = dsl::search_body(
+                &query,
+                request.sort,
+                size,
+                after.as_ref(),
+                request.include_raw,
+                if first { &track } else { &Json::Bool(false) },
+            );
+            let answer = self.search_json(body).await?;
+            if first {
+                total = Some(Total {
+                    count: answer["hits"]["total"]["value"].as_u64().unwrap_or(0),
+                    exact: answer["hits"]["total"]["relation"] == "eq",
+                });
+            }
+            let slice = answer["hits"]["hits"]
+                .as_array()
+                .map(|hits| hits.iter().map(stored_event).collect::<Result<Vec<_>, _>>())
+                .transpose()?
+                .unwrap_or_default();
+            let got = slice.len();
+            events.extend(slice);
+            if got < size || events.len() >= wanted {
+                break;
+            }
+            after = events.last().map(|e| Cursor {
+                time: e.time,
+                id: e.id,
+            });
+        }
         let more = events.len() > request.limit;
         events.truncate(request.limit);
         let next = if more {
@@ -495,16 +593,12 @@ impl Store for ElasticStore {
         } else {
             None
         };
-        let total = match request.count {
-            CountMode::None => None,
-            _ => Some(Total {
-                count: answer["hits"]["total"]["value"].as_u64().unwrap_or(0),
-                exact: answer["hits"]["total"]["relation"] == "eq",
-            }),
-        };
         Ok(SearchPage {
             events,
-            total,
+            total: match request.count {
+                CountMode::None => None,
+                _ => total,
+            },
             next,
         })
     }
@@ -521,7 +615,7 @@ impl Store for ElasticStore {
             .send()
             .await
             .map_err(|e| unavailable("count", &e))?;
-        let answer = answer("the count", response).await?;
+        let answer = complete("count", answer("the count", response).await?)?;
         Ok(answer["count"].as_u64().unwrap_or(0))
     }
 
@@ -608,6 +702,10 @@ impl Store for ElasticStore {
                 .send()
                 .await
                 .map_err(|e| unavailable("index deletion", &e))?;
+            // Already gone (ILM, another indexer): what was asked is done.
+            if response.status_code() == StatusCode::NOT_FOUND {
+                continue;
+            }
             answer("the index deletion", response).await?;
             tracing::info!(index = %name, events = docs, "retention deleted an index");
             deleted += docs;
@@ -700,6 +798,80 @@ pub fn options_for_url(url: &str) -> ElasticOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn searches_are_sliced_within_the_result_window() {
+        assert_eq!(next_slice(101, 0), 101);
+        assert_eq!(next_slice(50_001, 0), 10_000);
+        assert_eq!(next_slice(50_001, 40_000), 10_000);
+        assert_eq!(next_slice(50_001, 50_000), 1);
+        let mut have = 0;
+        let mut slices = 0;
+        while have < 50_001 {
+            have += next_slice(50_001, have);
+            slices += 1;
+        }
+        assert_eq!((have, slices), (50_001, 6));
+    }
+
+    #[test]
+    fn errors_name_the_root_cause_and_the_status_decides_the_kind() {
+        let body = json!({"error": {
+            "root_cause": [{"type": "illegal_argument_exception", "reason": "Result window is too large"}],
+            "type": "search_phase_execution_exception",
+            "reason": "all shards failed",
+        }});
+        assert_eq!(
+            error_reason(&body, ""),
+            "illegal_argument_exception: Result window is too large"
+        );
+        assert_eq!(
+            error_reason(&json!({"error": {"reason": "summary"}}), ""),
+            "summary"
+        );
+        assert_eq!(error_reason(&Json::Null, ""), "(an empty answer)");
+        let page = "<html>".repeat(100);
+        assert!(error_reason(&Json::Null, &page).ends_with('…'));
+        assert!(matches!(
+            status_error("x", StatusCode::REQUEST_TIMEOUT, "r"),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            status_error("x", StatusCode::PAYLOAD_TOO_LARGE, "r"),
+            StoreError::InvalidRequest(_)
+        ));
+        assert!(matches!(
+            status_error("x", StatusCode::TOO_MANY_REQUESTS, "r"),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            status_error("x", StatusCode::BAD_REQUEST, "r"),
+            StoreError::InvalidRequest(_)
+        ));
+    }
+
+    #[test]
+    fn partial_answers_are_unavailable() {
+        let partial = json!({
+            "timed_out": false,
+            "_shards": {"total": 5, "successful": 3, "failed": 2, "failures": [
+                {"shard": 1, "reason": {"type": "node_disconnected_exception", "reason": "node left"}}
+            ]},
+            "hits": {"hits": []},
+        });
+        let err = complete("search", partial).expect_err("failed shards");
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("2 of 5 shards failed") && m.contains("node left")),
+            "{err}"
+        );
+        let late = json!({"timed_out": true, "_shards": {"total": 1, "failed": 0}});
+        assert!(matches!(
+            complete("search", late),
+            Err(StoreError::Unavailable(_))
+        ));
+        let whole = json!({"timed_out": false, "_shards": {"total": 1, "failed": 0}, "count": 3});
+        assert_eq!(complete("count", whole.clone()).expect("whole"), whole);
+    }
 
     #[test]
     fn secrets_stay_out_of_debug_output() {
