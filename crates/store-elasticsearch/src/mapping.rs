@@ -99,8 +99,16 @@ pub const TEMPLATE: &str = "auditrail-audit";
 /// Name of the ILM policy.
 pub const ILM_POLICY: &str = "auditrail-audit-retention";
 
+/// The longest keyword value indexed, in characters. Lucene refuses a term
+/// over 32,766 bytes, and Elasticsearch then refuses the whole document:
+/// one event with a huge `requestURI` or `userAgent` (any field comes from
+/// a client) would be rejected for good. With `ignore_above` such a value
+/// is kept (in `raw`) but not indexed: searches for that exact value do not
+/// find it. 8,191 characters of up to 4 bytes stay under Lucene's limit.
+pub const KEYWORD_IGNORE_ABOVE: u32 = 8191;
+
 fn keyword() -> Json {
-    json!({ "type": "keyword" })
+    json!({ "type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE })
 }
 
 /// The mapping: keyword fields, dates, the response code as a number, the
@@ -252,6 +260,18 @@ mod tests {
         );
         assert_eq!(props["time"]["type"], "date_nanos");
         assert_eq!(props["verb"]["type"], "keyword");
+        // Every keyword, the client-chosen ones above all, has a length
+        // past which it is kept but not indexed, so no event is refused
+        // for a value over Lucene's term limit.
+        for field in [
+            &props["requestURI"],
+            &props["userAgent"],
+            &props["auditID"],
+            &props["user"]["properties"]["username"],
+            &props["objectRef"]["properties"]["name"],
+        ] {
+            assert_eq!(field["ignore_above"], KEYWORD_IGNORE_ABOVE, "{field}");
+        }
         assert_eq!(
             with_ilm["template"]["settings"]["index.lifecycle.name"],
             ILM_POLICY
