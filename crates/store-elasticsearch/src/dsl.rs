@@ -187,10 +187,10 @@ fn range(field: Field, lower: &Bound<Value>, upper: &Bound<Value>) -> Result<Jso
     for (bound, included, excluded) in [(lower, "gte", "gt"), (upper, "lte", "lt")] {
         match bound {
             Bound::Included(v) => {
-                bounds.insert(included.to_owned(), term_value(field, v)?);
+                bounds.insert(included.to_owned(), term_value(field, &in_date_nanos(v))?);
             }
             Bound::Excluded(v) => {
-                bounds.insert(excluded.to_owned(), term_value(field, v)?);
+                bounds.insert(excluded.to_owned(), term_value(field, &in_date_nanos(v))?);
             }
             Bound::Unbounded => {}
         }
@@ -199,6 +199,18 @@ fn range(field: Field, lower: &Bound<Value>, upper: &Bound<Value>) -> Result<Jso
         return Ok(json!({ "exists": { "field": es_field(field) } }));
     }
     Ok(json!({ "range": { es_field(field): bounds } }))
+}
+
+/// A time bound moved into what `date_nanos` holds (1970-01-01 to
+/// 2262-04-11): Elasticsearch refuses a range bound outside it with a 400,
+/// and no stored event lies beyond it, so `from=1900-01-01` means "from
+/// the start". Other values are returned as they are.
+fn in_date_nanos(value: &Value) -> Value {
+    let Value::Time(t) = value else {
+        return value.clone();
+    };
+    let max = Timestamp::from_nanosecond(i128::from(i64::MAX)).unwrap_or(Timestamp::MAX);
+    Value::Time((*t).clamp(Timestamp::UNIX_EPOCH, max))
 }
 
 /// Escapes the wildcard query's special characters.
@@ -385,5 +397,28 @@ mod tests {
         );
         assert_eq!(body["size"], 101);
         assert_eq!(body["_source"], json!(["id", "cluster", "type", "time"]));
+    }
+
+    #[test]
+    fn time_bounds_outside_date_nanos_are_clamped() {
+        let t = |s: &str| Value::Time(s.parse().expect("time"));
+        let q = query(&Query::Range {
+            field: Field::Time,
+            lower: Bound::Included(t("1900-01-01T00:00:00Z")),
+            upper: Bound::Excluded(t("3000-01-01T00:00:00Z")),
+        })
+        .expect("a range");
+        assert_eq!(q["range"]["time"]["gte"], "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(q["range"]["time"]["lt"], "2262-04-11T23:47:16.854775807Z");
+        let inside = query(&Query::Range {
+            field: Field::Time,
+            lower: Bound::Included(t("2026-01-01T00:00:00Z")),
+            upper: Bound::Unbounded,
+        })
+        .expect("a range");
+        assert_eq!(
+            inside["range"]["time"]["gte"],
+            "2026-01-01T00:00:00.000000000Z"
+        );
     }
 }
