@@ -55,6 +55,19 @@ pub enum ConfigError {
         /// The limit ([`MAX_ENV_DEPTH`]).
         max: usize,
     },
+    /// An environment variable's value holds a backslash after non-ASCII
+    /// text. figment's reader of environment values takes such a value
+    /// apart by character and byte positions mixed up and panics; it is
+    /// refused before it is read.
+    #[error(
+        "invalid configuration: environment variable {variable} holds a backslash after \
+         non-ASCII text, which the configuration reader cannot take; remove the backslash or \
+         set the value in the configuration file"
+    )]
+    UnreadableEnv {
+        /// The variable, as set.
+        variable: String,
+    },
     /// A layer held a value of the wrong type or shape, or the TOML did not parse.
     #[error("invalid configuration: {}", join(.0))]
     Invalid(Box<figment::Error>),
@@ -112,13 +125,30 @@ fn env_depth(value: &str) -> usize {
     deepest
 }
 
+/// Why an environment value is kept away from figment's reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EnvProblem {
+    /// It nests deeper than [`MAX_ENV_DEPTH`].
+    TooDeep,
+    /// A backslash after non-ASCII text (figment panics on it).
+    BackslashAfterNonAscii,
+}
+
+fn env_problem(value: &str) -> Option<EnvProblem> {
+    if env_depth(value) > MAX_ENV_DEPTH {
+        return Some(EnvProblem::TooDeep);
+    }
+    let backslash = value.find('\\')?;
+    (!value[..backslash].is_ascii()).then_some(EnvProblem::BackslashAfterNonAscii)
+}
+
 /// A configuration under construction, layer by layer.
 #[derive(Debug, Clone)]
 pub struct Layers {
     figment: Figment,
     /// The first environment variable refused by [`Layers::env_prefixed`],
-    /// reported by [`Layers::extract`].
-    too_deep: Option<String>,
+    /// and why, reported by [`Layers::extract`].
+    refused_env: Option<(String, EnvProblem)>,
 }
 
 impl Layers {
@@ -126,7 +156,7 @@ impl Layers {
     pub fn new<T: Serialize>(defaults: &T) -> Self {
         Self {
             figment: Figment::from(Serialized::defaults(defaults)),
-            too_deep: None,
+            refused_env: None,
         }
     }
 
@@ -149,25 +179,27 @@ impl Layers {
     }
 
     /// Adds environment variables with another prefix (used by tests).
-    /// A variable whose value nests deeper than [`MAX_ENV_DEPTH`] is left
-    /// out of the layer and reported by [`Layers::extract`].
+    /// A variable whose value nests deeper than [`MAX_ENV_DEPTH`], or holds
+    /// a backslash after non-ASCII text, is left out of the layer and
+    /// reported by [`Layers::extract`].
     #[must_use]
     pub fn env_prefixed(mut self, prefix: &str) -> Self {
         // Keys as figment matches them: the prefix case-insensitively,
         // then the rest of the name.
-        let mut too_deep: Vec<String> = std::env::vars_os()
+        let mut refused: Vec<(String, EnvProblem)> = std::env::vars_os()
             .filter_map(|(key, value)| {
                 let key = key.into_string().ok()?;
                 let head = key.get(..prefix.len())?;
-                (head.eq_ignore_ascii_case(prefix)
-                    && env_depth(&value.to_string_lossy()) > MAX_ENV_DEPTH)
-                    .then_some(key)
+                if !head.eq_ignore_ascii_case(prefix) {
+                    return None;
+                }
+                env_problem(&value.to_string_lossy()).map(|problem| (key, problem))
             })
             .collect();
-        too_deep.sort();
-        let skipped: Vec<String> = too_deep
+        refused.sort_by(|a, b| a.0.cmp(&b.0));
+        let skipped: Vec<String> = refused
             .iter()
-            .filter_map(|key| key.get(prefix.len()..))
+            .filter_map(|(key, _)| key.get(prefix.len()..))
             .map(str::to_ascii_lowercase)
             .collect();
         let auditrail_prefix = prefix.eq_ignore_ascii_case(ENV_PREFIX);
@@ -184,8 +216,8 @@ impl Layers {
             })
             .split("__");
         self.figment = self.figment.merge(env);
-        if self.too_deep.is_none() {
-            self.too_deep = too_deep.into_iter().next();
+        if self.refused_env.is_none() {
+            self.refused_env = refused.into_iter().next();
         }
         self
     }
@@ -202,11 +234,19 @@ impl Layers {
 
     /// Deserialises the stacked layers into the service's configuration type.
     pub fn extract<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        if let Some(variable) = &self.too_deep {
-            return Err(ConfigError::TooDeep {
-                variable: variable.clone(),
-                max: MAX_ENV_DEPTH,
-            });
+        match &self.refused_env {
+            Some((variable, EnvProblem::TooDeep)) => {
+                return Err(ConfigError::TooDeep {
+                    variable: variable.clone(),
+                    max: MAX_ENV_DEPTH,
+                });
+            }
+            Some((variable, EnvProblem::BackslashAfterNonAscii)) => {
+                return Err(ConfigError::UnreadableEnv {
+                    variable: variable.clone(),
+                });
+            }
+            None => {}
         }
         Ok(self.figment.extract()?)
     }
