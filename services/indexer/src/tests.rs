@@ -35,6 +35,18 @@ fn batch(id: &str, lines: &[Vec<u8>]) -> v1::IngestBatchRequest {
     }
 }
 
+/// Stores `n` generated events (from 2026-01-01) through `IngestBatch`.
+async fn ingest_generated(indexer: &Indexer, n: usize) {
+    let lines: Vec<Vec<u8>> = Generator::new(GenConfig::default())
+        .take(n)
+        .map(String::into_bytes)
+        .collect();
+    indexer
+        .ingest_batch(Request::new(batch("b", &lines)))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_batch_is_stored_once_and_bad_events_are_rejected_by_index() {
     let dir = tempfile::tempdir().unwrap();
@@ -123,14 +135,7 @@ async fn retention_deletes_by_event_time_and_dry_run_only_counts() {
     let dir = tempfile::tempdir().unwrap();
     let indexer = indexer(dir.path());
     // Events from 2026-01-01: all older than one day from now.
-    let lines: Vec<Vec<u8>> = Generator::new(GenConfig::default())
-        .take(20)
-        .map(String::into_bytes)
-        .collect();
-    indexer
-        .ingest_batch(Request::new(batch("b", &lines)))
-        .await
-        .unwrap();
+    ingest_generated(&indexer, 20).await;
     let request = |dry_run| v1::ApplyRetentionRequest {
         cutoff: Some(v1::apply_retention_request::Cutoff::MaxAgeDays(1)),
         clusters: vec![],
@@ -174,14 +179,7 @@ async fn retention_deletes_by_event_time_and_dry_run_only_counts() {
 async fn short_and_huge_retentions_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let indexer = indexer(dir.path());
-    let lines: Vec<Vec<u8>> = Generator::new(GenConfig::default())
-        .take(10)
-        .map(String::into_bytes)
-        .collect();
-    indexer
-        .ingest_batch(Request::new(batch("b", &lines)))
-        .await
-        .unwrap();
+    ingest_generated(&indexer, 10).await;
     let seconds = |s: i64, force| v1::ApplyRetentionRequest {
         cutoff: Some(v1::apply_retention_request::Cutoff::MaxAge(
             prost_types::Duration {
