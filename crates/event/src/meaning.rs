@@ -116,15 +116,27 @@ fn is_write(verb: &str) -> bool {
     CHANGE_VERBS.contains(&verb)
 }
 
-/// What was done to a subresource, when it succeeded; `None`: say
-/// `<subresource> <verb>`.
-fn subresource_action(subresource: &str, verb: &str) -> Option<&'static str> {
-    let write = matches!(verb, "update" | "patch");
+/// The name of a connection into a pod or service (a session or the API
+/// server's proxy), whatever its verb and outcome: these subresources say
+/// what was attempted on their own.
+fn connection_action(subresource: &str) -> Option<&'static str> {
     Some(match subresource {
         "exec" => "exec",
         "attach" => "attach",
         "portforward" => "port-forward",
         "proxy" => "proxy",
+        _ => return None,
+    })
+}
+
+/// What was done to a subresource, when it succeeded; `None`: say
+/// `<subresource> <verb>`.
+fn subresource_action(subresource: &str, verb: &str) -> Option<&'static str> {
+    if let Some(session) = connection_action(subresource) {
+        return Some(session);
+    }
+    let write = matches!(verb, "update" | "patch");
+    Some(match subresource {
         "scale" if write => "scaled",
         "status" if write => "status updated",
         "eviction" if verb == "create" => "evicted",
@@ -210,14 +222,8 @@ impl<'a> Event<'a> {
         // What was attempted, in words that stay true whatever the outcome.
         let attempt = if subresource.is_empty() {
             or_blank(verb, "(no verb)").to_owned()
-        } else if let Some(session) = SESSION_SUBRESOURCES
-            .iter()
-            .chain(&["proxy"])
-            .find(|s| **s == subresource)
-        {
-            subresource_action(session, verb)
-                .unwrap_or(session)
-                .to_owned()
+        } else if let Some(connection) = connection_action(subresource) {
+            connection.to_owned()
         } else {
             format!("{subresource} {}", or_blank(verb, "(no verb)"))
         };

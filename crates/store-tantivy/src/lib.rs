@@ -380,25 +380,11 @@ impl TantivyStore {
     /// verified yet are not merged until they are. Segments written after
     /// this call are new and not checked. The thread holds no index open:
     /// dropping the store ends it after the segment in progress. Joining
-    /// the handle gives the report (servers need not).
+    /// the handle gives the report (servers need not). A server opens its
+    /// store before it sets up logging: the report waits up to
+    /// `wait_for_logging` for a log subscriber, so that no damaged segment
+    /// is reported to nobody.
     pub fn verify_in_background(
-        &self,
-    ) -> Result<std::thread::JoinHandle<VerifyReport>, StoreError> {
-        self.start_verification(Duration::ZERO)
-    }
-
-    /// [`TantivyStore::verify_in_background`] for a server that opens its
-    /// store before it sets up logging: the report waits (up to
-    /// `wait_for_logging`) until a log subscriber is installed, so that no
-    /// damaged segment is reported to nobody.
-    pub fn verify_in_background_once_logging(
-        &self,
-        wait_for_logging: Duration,
-    ) -> Result<std::thread::JoinHandle<VerifyReport>, StoreError> {
-        self.start_verification(wait_for_logging)
-    }
-
-    fn start_verification(
         &self,
         wait_for_logging: Duration,
     ) -> Result<std::thread::JoinHandle<VerifyReport>, StoreError> {

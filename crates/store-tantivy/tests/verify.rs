@@ -135,7 +135,7 @@ fn ids(events: &[IndexedEvent]) -> Vec<(Timestamp, EventId)> {
 async fn serves_the_rest(dir: &Path, file: &Path, batches: &[Vec<IndexedEvent>], damaged: usize) {
     let store = open(dir);
     let report = store
-        .verify_in_background()
+        .verify_in_background(std::time::Duration::ZERO)
         .expect("start")
         .join()
         .expect("verification thread");
@@ -197,7 +197,7 @@ async fn an_undamaged_store_verifies_clean() {
 
     let store = open(dir.path());
     let report = store
-        .verify_in_background()
+        .verify_in_background(std::time::Duration::ZERO)
         .expect("start")
         .join()
         .expect("verification thread");

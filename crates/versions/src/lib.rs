@@ -25,10 +25,6 @@ pub enum VersionError {
     /// The bytes are not an audit event.
     #[error("not an audit event: {0}")]
     NotAnEvent(#[from] ParseError),
-    /// The object is not valid JSON (cannot happen for an event that parsed,
-    /// whose objects are checked JSON; kept for callers passing objects).
-    #[error("object is not JSON: {0}")]
-    BadObject(String),
     /// Rendering YAML failed.
     #[error("cannot render YAML: {0}")]
     Yaml(String),

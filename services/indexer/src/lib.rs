@@ -106,7 +106,7 @@ pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
     // Detached: the report goes to the logs, the metrics and the store.
     // The server sets up its logging after opening the store: the report
     // waits for it.
-    drop(store.verify_in_background_once_logging(std::time::Duration::from_secs(30))?);
+    drop(store.verify_in_background(std::time::Duration::from_secs(30))?);
     Ok(Arc::new(store))
 }
 

@@ -319,17 +319,15 @@ impl Pipeline {
                 }
                 for source in &mut self.sources {
                     let files = source.follower.status();
+                    let unopened = source.follower.unopened();
                     // The status shows why a source is not read: the poll's
                     // error, else a file that cannot be opened, else a
                     // followed file's last I/O error.
                     let error = failed
                         .remove(&source.name)
                         .or_else(|| {
-                            source
-                                .follower
-                                .unopened()
-                                .into_iter()
-                                .next()
+                            unopened
+                                .first()
                                 .map(|(path, why)| format!("{}: {why}", path.display()))
                         })
                         .or_else(|| {
@@ -341,7 +339,7 @@ impl Pipeline {
                         });
                     // A file that exists but cannot be opened is not "no
                     // file": the source is in error, not waiting.
-                    let none = files.is_empty() && source.follower.unopened().is_empty();
+                    let none = files.is_empty() && unopened.is_empty();
                     if source.waiting && !none {
                         tracing::info!(
                             source = %source.name,
