@@ -102,7 +102,7 @@ fn describe(args: &FilterArgs) -> String {
 
 /// Why `args` found nothing: what was searched, then every hint that applies.
 pub(crate) async fn no_events(channel: &Channel, args: &FilterArgs) -> String {
-    let mut client = QueryServiceClient::new(channel.clone());
+    let mut client = super::query_client(channel.clone());
     let mut lines = vec![describe(args)];
     for kind in &args.kind {
         if auditrail_event::resource::resolve_kind(kind).is_none() {
@@ -196,7 +196,7 @@ pub(crate) async fn no_versions(channel: &Channel, searched: &Searched<'_>) -> S
         return format!("no versions of {object}: the store holds no events yet");
     }
     let head = format!("no versions of {object} in cluster {cluster}");
-    let mut client = QueryServiceClient::new(channel.clone());
+    let mut client = super::query_client(channel.clone());
     let in_cluster = |selector: String| v1::Filter {
         clusters: vec![cluster.to_owned()],
         selector,
