@@ -2,8 +2,8 @@
 //!
 //! - `parse`: the per-event CPU cost (a `harness = false` bench target).
 //! - `ingest`: file to committed and searchable, end to end: a generated log
-//!   of about 1 KB events, the release `auditrail-ingestor` and
-//!   `auditrail-indexer` as separate processes over loopback gRPC, timed
+//!   of about 1 KB events, the release `auditrail run --service ingestor` and
+//!   `--service indexer` as separate processes over loopback gRPC, timed
 //!   until the indexer has committed every event; events/s, MB/s and the
 //!   peak RSS of each process.
 //! - `store`: the embedded store's own ceiling without gRPC or parsing
@@ -91,15 +91,16 @@ fn store() -> anyhow::Result<()> {
 }
 
 fn ingest(events: u64) -> anyhow::Result<()> {
-    let indexer = build_binary("auditrail-indexer", "auditrail-indexer", true)?;
-    let ingestor = build_binary("auditrail-ingestor", "auditrail-ingestor", true)?;
+    let auditrail = build_binary("auditrail-cli", "auditrail", true)?;
     let dir = std::env::temp_dir().join(format!("auditrail-bench-{}", std::process::id()));
-    let result = ingest_in(&dir, events, &indexer, &ingestor);
+    let result = ingest_in(&dir, events, &auditrail);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn ingest_in(dir: &Path, events: u64, indexer: &Path, ingestor: &Path) -> anyhow::Result<()> {
+/// The indexer and the ingestor as two processes (`auditrail run
+/// --service …`), as deployed, sharing the data directory `dir`.
+fn ingest_in(dir: &Path, events: u64, auditrail: &Path) -> anyhow::Result<()> {
     let log = dir.join("logs/kube-audit.log");
     println!("ingest: writing {events} generated events");
     let bytes = write_log(
@@ -109,8 +110,9 @@ fn ingest_in(dir: &Path, events: u64, indexer: &Path, ingestor: &Path) -> anyhow
         auditrail_loggen::GenConfig::default().start,
     )?;
 
-    let mut command = Command::new(indexer);
+    let mut command = Command::new(auditrail);
     command
+        .args(["run", "--service", "indexer"])
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .args([
             "--retention-days",
@@ -119,12 +121,13 @@ fn ingest_in(dir: &Path, events: u64, indexer: &Path, ingestor: &Path) -> anyhow
             "warn,auditrail_server=info",
         ])
         .arg("--data-dir")
-        .arg(dir.join("store"));
+        .arg(dir);
     let indexer = ServerProcess::start(command, false)?;
 
     let start = Instant::now();
-    let mut command = Command::new(ingestor);
+    let mut command = Command::new(auditrail);
     command
+        .args(["run", "--service", "ingestor"])
         .args([
             "--listen",
             "127.0.0.1:0",
@@ -136,7 +139,7 @@ fn ingest_in(dir: &Path, events: u64, indexer: &Path, ingestor: &Path) -> anyhow
         .arg("--indexer-url")
         .arg(format!("http://{}", indexer.grpc))
         .arg("--data-dir")
-        .arg(dir.join("ingestor"))
+        .arg(dir)
         .arg("--log-path")
         .arg(&log);
     let ingestor = ServerProcess::start(command, false)?;

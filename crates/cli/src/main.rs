@@ -1,7 +1,8 @@
 //! `auditrail`: the all-in-one server and the command line of auditrail.
 //!
-//! `auditrail up` runs the five services in one process on the embedded store
-//! (a laptop, a demo, CI, a small cluster). `policy` and `setup` do their
+//! `auditrail run --service …` runs any set of the five services in one
+//! process (one per workload in a cluster), `auditrail up` all five (a
+//! laptop, a demo, CI, a small cluster). `policy` and `setup` do their
 //! work in this process (the provisioner's own code) unless `--server` names
 //! a provisioner; the other subcommands are clients of a running server,
 //! reached with `--server`; `store verify` reads a store directory itself.
@@ -120,8 +121,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run all five services in one process, on the embedded store.
-    Up(Box<up::UpArgs>),
+    /// Run all five services in one process (`run --service all`).
+    Up(Box<auditrail_compose::NodeArgs>),
+    /// Run some of the services in one process: `--service
+    /// ingestor,indexer`; one per workload in a cluster.
+    Run(Box<up::RunArgs>),
     /// Ask a server whether each auditrail service is serving.
     Health {
         #[command(flatten)]
@@ -304,7 +308,13 @@ async fn run() -> anyhow::Result<()> {
             let up_matches = matches
                 .subcommand_matches("up")
                 .context("`up` was parsed without its arguments")?;
-            up::run(*args, up_matches).await
+            up::up(*args, up_matches).await
+        }
+        Command::Run(args) => {
+            let run_matches = matches
+                .subcommand_matches("run")
+                .context("`run` was parsed without its arguments")?;
+            up::run(*args, run_matches).await
         }
         Command::Health { server, output } => health::run(&server.server, output.output).await,
         Command::Services { server, output } => services::run(&server.server, output.output).await,

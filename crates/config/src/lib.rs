@@ -10,13 +10,22 @@
 //! ```
 //!
 //! Environment variables use `__` for nesting: `AUDITRAIL_LOG__LEVEL=debug`
-//! sets `log.level`. A bad value anywhere is refused before the service starts
-//! with a message that names the key, the value and the layer it came from.
+//! sets `log.level`. The configuration types refuse unknown keys, so a
+//! misspelt key in the file or a misspelt `AUDITRAIL_…` variable stops the
+//! start instead of being ignored. Every error names the key, the value,
+//! the layer it came from (the file, the exact variable, the flags) and,
+//! for an unknown key, the closest known one.
+//!
+//! This crate knows nothing of the keys themselves: the composing layer
+//! gives it the defaults and the flags as typed values.
+
+mod errors;
 
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -34,6 +43,7 @@ pub const NOT_CONFIGURATION: &[&str] = &[
     "AUDITRAIL_TOKEN",
     "AUDITRAIL_TOKEN_FILE",
     "AUDITRAIL_MOTO_SERVER",
+    "AUDITRAIL_TANTIVY_CRASH_CHILD_DIR",
 ];
 
 /// Why a configuration could not be loaded.
@@ -68,36 +78,40 @@ pub enum ConfigError {
         /// The variable, as set.
         variable: String,
     },
-    /// A layer held a value of the wrong type or shape, or the TOML did not parse.
-    #[error("invalid configuration: {}", join(.0))]
-    Invalid(Box<figment::Error>),
+    /// A layer held an unknown key, a value of the wrong type or shape, or
+    /// the TOML did not parse.
+    /// The message names each key, its value and where it was set.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
 }
 
-fn join(err: &figment::Error) -> String {
-    err.clone()
-        .into_iter()
-        .map(|e| {
-            // Name the exact variable, not just "AUDITRAIL_ environment variable(s)".
-            let from_env = e
-                .metadata
-                .as_ref()
-                .is_some_and(|m| m.name.contains("environment"));
-            if from_env && !e.path.is_empty() {
-                let var = format!("{ENV_PREFIX}{}", e.path.join("__")).to_uppercase();
-                format!("{e} (variable {var})")
-            } else {
-                e.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+/// A provider under the name an operator knows it by: figment names
+/// serialized values after the line of our code that made them
+/// (`crates/config/src/lib.rs:107`), which means nothing to an operator.
+struct Named<P> {
+    name: &'static str,
+    inner: P,
 }
 
-impl From<figment::Error> for ConfigError {
-    fn from(err: figment::Error) -> Self {
-        Self::Invalid(Box::new(err))
+impl<P: Provider> Provider for Named<P> {
+    fn metadata(&self) -> Metadata {
+        let mut metadata = self.inner.metadata();
+        metadata.name = self.name.into();
+        if matches!(metadata.source, Some(figment::Source::Code(_))) {
+            metadata.source = None;
+        }
+        metadata
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.inner.data()
     }
 }
+
+/// What the defaults layer is called in messages.
+pub const DEFAULTS: &str = "built-in defaults";
+/// What the flags layer is called in messages.
+pub const FLAGS: &str = "command-line flags";
 
 /// The deepest nesting of `[` and `{` accepted in an environment value; a
 /// setting needs two or three levels.
@@ -155,7 +169,10 @@ impl Layers {
     /// Starts from the service's defaults.
     pub fn new<T: Serialize>(defaults: &T) -> Self {
         Self {
-            figment: Figment::from(Serialized::defaults(defaults)),
+            figment: Figment::from(Named {
+                name: DEFAULTS,
+                inner: Serialized::defaults(defaults),
+            }),
             refused_env: None,
         }
     }
@@ -222,13 +239,15 @@ impl Layers {
         self
     }
 
-    /// Overrides `key` (a dotted path such as `log.level`) when a flag gave a
-    /// value; `None` leaves the lower layers in force.
+    /// Adds the command-line flags: `overrides` serializes to the keys the
+    /// flags set, in the configuration's own shape (a typed struct whose
+    /// absent flags serialize to nothing), so no key is spelt as a string.
     #[must_use]
-    pub fn flag<V: Serialize>(mut self, key: &str, value: Option<V>) -> Self {
-        if let Some(value) = value {
-            self.figment = self.figment.merge(Serialized::default(key, value));
-        }
+    pub fn flags<T: Serialize>(mut self, overrides: &T) -> Self {
+        self.figment = self.figment.merge(Named {
+            name: FLAGS,
+            inner: Serialized::defaults(overrides),
+        });
         self
     }
 
@@ -248,49 +267,9 @@ impl Layers {
             }
             None => {}
         }
-        Ok(self.figment.extract()?)
-    }
-}
-
-/// The flags every auditrail server binary takes; `flatten` them into the
-/// binary's own `clap` parser and pass them to [`CommonArgs::layers`].
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct CommonArgs {
-    /// TOML configuration file; its values override the defaults.
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Address the gRPC API listens on.
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<std::net::SocketAddr>,
-    /// Address of the Prometheus `/metrics` endpoint.
-    #[arg(long, value_name = "ADDR")]
-    pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Turns the Prometheus endpoint off.
-    #[arg(long, conflicts_with = "metrics_listen")]
-    pub no_metrics: bool,
-    /// Log filter, in `tracing` EnvFilter syntax (e.g. `info,auditrail=debug`).
-    #[arg(long, value_name = "FILTER")]
-    pub log_level: Option<String>,
-    /// Log format: `text` for people, `json` for log pipelines.
-    #[arg(long, value_name = "FORMAT")]
-    pub log_format: Option<String>,
-    /// OTLP/gRPC endpoint to export traces to (e.g. `http://127.0.0.1:4317`).
-    #[arg(long, value_name = "URL")]
-    pub otlp_endpoint: Option<String>,
-}
-
-impl CommonArgs {
-    /// Stacks defaults, the `--config` file, the environment and these flags.
-    pub fn layers<T: Serialize>(&self, defaults: &T) -> Result<Layers, ConfigError> {
-        Ok(Layers::new(defaults)
-            .file(self.config.as_deref())?
-            .env()
-            .flag("server.listen", self.listen)
-            .flag("server.metrics_listen", self.metrics_listen)
-            .flag("server.metrics", self.no_metrics.then_some(false))
-            .flag("log.level", self.log_level.as_deref())
-            .flag("log.format", self.log_format.as_deref())
-            .flag("otlp.endpoint", self.otlp_endpoint.as_deref()))
+        self.figment
+            .extract()
+            .map_err(|err| ConfigError::Invalid(errors::describe(&err, &self.figment)))
     }
 }
 
@@ -301,15 +280,32 @@ mod tests {
     use std::net::SocketAddr;
 
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
     struct Server {
         listen: SocketAddr,
         workers: u16,
     }
 
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
     struct Cfg {
         server: Server,
         name: String,
+    }
+
+    /// Flags in the shape of [`Cfg`]; an absent flag serializes to nothing.
+    #[derive(Debug, Default, Serialize)]
+    struct Flags {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        server: Option<ServerFlags>,
+    }
+
+    #[derive(Debug, Default, Serialize)]
+    struct ServerFlags {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        listen: Option<SocketAddr>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        workers: Option<u16>,
     }
 
     fn defaults() -> Cfg {
@@ -339,15 +335,13 @@ mod tests {
         assert_eq!(cfg.server.workers, 7);
         assert_eq!(cfg.server.listen, defaults().server.listen);
 
-        let cfg: Cfg = layers
-            .clone()
-            .flag(
-                "server.listen",
-                Some("127.0.0.1:9".parse::<SocketAddr>().unwrap()),
-            )
-            .flag::<u16>("server.workers", None)
-            .extract()
-            .unwrap();
+        let flags = Flags {
+            server: Some(ServerFlags {
+                listen: Some("127.0.0.1:9".parse().unwrap()),
+                workers: None,
+            }),
+        };
+        let cfg: Cfg = layers.clone().flags(&flags).extract().unwrap();
         assert_eq!(cfg.server.listen.port(), 9);
         assert_eq!(
             cfg.server.workers, 7,
@@ -379,13 +373,48 @@ mod tests {
             .to_string();
         assert!(err.contains("server.listen"), "{err}");
         assert!(err.contains("c.toml"), "{err}");
+        assert!(err.contains("\"not an address\""), "the value: {err}");
 
+        std::fs::write(&file, "name = 7\n").unwrap();
         let err = Layers::new(&defaults())
-            .flag("server.workers", Some("many"))
+            .file(Some(&file))
+            .unwrap()
             .extract::<Cfg>()
             .unwrap_err()
             .to_string();
-        assert!(err.contains("server.workers"), "{err}");
+        assert!(err.contains("name (in file"), "{err}");
+        assert!(err.contains("unsigned int 7"), "{err}");
+        assert!(
+            !err.contains("src/lib.rs"),
+            "no source location of ours: {err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_closest_known_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[server]\nworkerz = 3\n").unwrap();
+        let err = Layers::new(&defaults())
+            .file(Some(&file))
+            .unwrap()
+            .extract::<Cfg>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key server.workerz"), "{err}");
+        assert!(err.contains("c.toml"), "{err}");
+        assert!(err.contains("did you mean workers?"), "{err}");
+
+        std::fs::write(&file, "colour = \"blue\"\n").unwrap();
+        let err = Layers::new(&defaults())
+            .file(Some(&file))
+            .unwrap()
+            .extract::<Cfg>()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key colour"), "{err}");
+        assert!(!err.contains("did you mean"), "nothing is close: {err}");
+        assert!(err.contains("known keys here: server, name"), "{err}");
     }
 
     #[test]

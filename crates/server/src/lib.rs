@@ -21,6 +21,7 @@
 mod connections;
 mod metrics_layer;
 mod panic_layer;
+mod service;
 mod shutdown;
 
 use std::convert::Infallible;
@@ -38,6 +39,7 @@ use tonic_health::ServingStatus;
 pub use connections::raise_nofile_limit;
 pub use metrics_layer::{GrpcMetricsLayer, code_name};
 pub use panic_layer::{CatchPanicLayer, install_panic_hook};
+pub use service::Service;
 pub use shutdown::shutdown_signal;
 
 /// The `server` section of every service's configuration.
@@ -470,49 +472,22 @@ impl BoundServer {
     }
 }
 
-/// The configuration of one service binary: the shared sections plus the
-/// service's own settings (flattened at the top level).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceConfig<T> {
-    /// Listeners and shutdown.
-    pub server: ServerConfig,
-    /// Logging.
-    #[serde(default)]
-    pub log: auditrail_telemetry::LogConfig,
-    /// Trace export.
-    #[serde(default)]
-    pub otlp: auditrail_telemetry::OtlpConfig,
-    /// The service's own settings.
-    #[serde(flatten)]
-    pub service: T,
-}
-
-impl<T> ServiceConfig<T> {
-    /// Local defaults: gRPC on `port`, metrics on `metrics_port`, loopback.
-    pub fn local(port: u16, metrics_port: u16, service: T) -> Self {
-        Self {
-            server: ServerConfig::local(port, metrics_port),
-            log: auditrail_telemetry::LogConfig::default(),
-            otlp: auditrail_telemetry::OtlpConfig::default(),
-            service,
-        }
-    }
-}
-
-/// The life of a service binary after its configuration is loaded: set up
+/// The life of a process after its configuration is loaded: set up
 /// telemetry, bind, serve until SIGTERM/SIGINT, drain, flush traces.
-pub async fn run_service<T>(
+pub async fn run_service(
     name: &'static str,
-    config: &ServiceConfig<T>,
+    server: &ServerConfig,
+    log: &auditrail_telemetry::LogConfig,
+    otlp: &auditrail_telemetry::OtlpConfig,
     services: Services,
 ) -> Result<(), ServerError> {
-    let telemetry = auditrail_telemetry::init(name, &config.log, &config.otlp)?;
+    let telemetry = auditrail_telemetry::init(name, log, otlp)?;
     install_panic_hook();
     install_crypto_provider();
     let open_files = raise_nofile_limit();
     tracing::debug!(?open_files, "open-file limit");
     let shutdown = shutdown_signal();
-    let server = bind(&config.server, services).await?;
+    let server = bind(server, services).await?;
     let result = server.run(shutdown).await;
     telemetry.shutdown();
     result
@@ -526,22 +501,6 @@ pub async fn run_service<T>(
 /// only means one is installed already.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// The gRPC status of a store failure, for every service that reads or
-/// writes the store: a bad request is INVALID_ARGUMENT, a store that cannot
-/// be reached UNAVAILABLE (retry), a bound reached RESOURCE_EXHAUSTED,
-/// damaged stored data DATA_LOSS (the message names what is damaged),
-/// anything else INTERNAL.
-pub fn store_status(err: &auditrail_store::StoreError) -> tonic::Status {
-    use auditrail_store::StoreError;
-    match err {
-        StoreError::InvalidRequest(m) => tonic::Status::invalid_argument(m.clone()),
-        StoreError::Unavailable(m) => tonic::Status::unavailable(m.clone()),
-        StoreError::Internal(m) => tonic::Status::internal(m.clone()),
-        StoreError::LimitReached(m) => tonic::Status::resource_exhausted(m.clone()),
-        StoreError::DataLoss(m) => tonic::Status::data_loss(m.clone()),
-    }
 }
 
 /// Most characters of a request value an error message repeats.

@@ -20,6 +20,8 @@
 mod histogram;
 mod indexed;
 mod query;
+#[cfg(feature = "grpc")]
+mod status;
 
 pub use histogram::{Histogram, HistogramRequest, TermsField, TopTerms, top_terms};
 pub use indexed::{IndexedEvent, RawEventError, StoredEvent};

@@ -16,34 +16,29 @@
 mod convert;
 mod retention;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use auditrail_event::{EventType, ParseErrorKind};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_server::{IngestService, IngestServiceServer};
-use auditrail_server::{ServiceConfig, Services, store_status};
-use auditrail_store::{IndexedEvent, Query, Store, StoreError};
+use auditrail_server::Services;
+use auditrail_store::{IndexedEvent, Query, Store};
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
 pub use retention::run_retention;
 
-/// Default gRPC port of the standalone indexer.
-pub const DEFAULT_PORT: u16 = 50054;
-/// Default Prometheus port of the standalone indexer.
-pub const DEFAULT_METRICS_PORT: u16 = 9467;
 /// Most events one batch may hold.
 pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// Largest gRPC message the indexer accepts: room for one maximum-size event.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
-/// The indexer's own settings.
+/// The indexer's own settings: the `[indexer]` table. Where it stores is
+/// the process's `[store]` table, shared with the query service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// The embedded store lives under this directory (one index per cluster).
-    pub data_dir: PathBuf,
     /// Largest single event accepted, in bytes.
     pub max_event_bytes: usize,
     /// Events older than this many days are not stored (answered as
@@ -52,72 +47,80 @@ pub struct Settings {
     pub retention_days: u32,
     /// The shortest max age `ApplyRetention` accepts without `force`, in
     /// days (and the shortest `retention_days` other than 0).
-    #[serde(default = "default_min_retention_days")]
     pub min_retention_days: u32,
-    /// Store in Elasticsearch instead of the embedded store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub elasticsearch: Option<auditrail_store_elasticsearch::ElasticOptions>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            data_dir: "./auditrail-data/store".into(),
             max_event_bytes: 16 * 1024 * 1024,
             retention_days: 91,
-            min_retention_days: default_min_retention_days(),
-            elasticsearch: None,
+            min_retention_days: 1,
         }
     }
 }
 
-fn default_min_retention_days() -> u32 {
-    1
+/// Settings that cannot work together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// A retention shorter than the floor.
+    #[error(
+        "retention_days {retention_days} is below min_retention_days {min_retention_days}: \
+         lower the floor to keep so short a trail, or set 0 to keep everything"
+    )]
+    RetentionBelowFloor {
+        /// The retention asked for.
+        retention_days: u32,
+        /// The floor.
+        min_retention_days: u32,
+    },
 }
 
 impl Settings {
     /// Checks what the types cannot: a retention shorter than the floor.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), SettingsError> {
         if self.retention_days != 0 && self.retention_days < self.min_retention_days {
-            return Err(format!(
-                "retention_days {} is below min_retention_days {}: lower the floor to keep \
-                 so short a trail, or set 0 to keep everything",
-                self.retention_days, self.min_retention_days
-            ));
+            return Err(SettingsError::RetentionBelowFloor {
+                retention_days: self.retention_days,
+                min_retention_days: self.min_retention_days,
+            });
         }
         Ok(())
     }
 }
 
-/// The standalone indexer's full configuration, with local defaults.
-pub fn default_config() -> ServiceConfig<Settings> {
-    ServiceConfig::local(DEFAULT_PORT, DEFAULT_METRICS_PORT, Settings::default())
-}
+impl auditrail_server::Service for Indexer {
+    const NAME: &'static str = "indexer";
+    const DEFAULT_PORT: u16 = 50054;
+    const DEFAULT_METRICS_PORT: u16 = 9467;
+    type Settings = Settings;
+    /// The store it writes, shared with the query service.
+    type Shared = Arc<dyn Store>;
+    type Error = SettingsError;
 
-/// Opens the embedded store of `settings` and starts verifying its files
-/// in the background (serving does not wait; damaged segments are logged
-/// at ERROR, counted in `store_damaged_segments{cluster}`, listed by
-/// `GetIndexStats` and left out of every read).
-pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
-    let store = auditrail_store_tantivy::TantivyStore::open(
-        &settings.data_dir,
-        auditrail_store_tantivy::TantivyOptions::default(),
-    )?;
-    // Detached: the report goes to the logs, the metrics and the store.
-    // The server sets up its logging after opening the store: the report
-    // waits for it.
-    drop(store.verify_in_background(std::time::Duration::from_secs(30))?);
-    Ok(Arc::new(store))
-}
+    fn check(settings: &Settings) -> Result<(), SettingsError> {
+        settings.check()
+    }
 
-/// Opens the configured store: Elasticsearch when `elasticsearch` is set
-/// (connecting, checking credentials and installing its template), else
-/// the embedded store.
-pub async fn connect_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
-    auditrail_store_elasticsearch::connect_or_embedded(settings.elasticsearch.as_ref(), || {
-        open_store(settings)
-    })
-    .await
+    /// Its `IngestService` and the retention task.
+    fn add_to(
+        services: Services,
+        settings: &Settings,
+        store: Arc<dyn Store>,
+    ) -> Result<Services, SettingsError> {
+        settings.check()?;
+        let days = settings.retention_days;
+        let retention_store = Arc::clone(&store);
+        Ok(services.with(Indexer::new(store, settings).server()).task(
+            "retention",
+            move |mut ctx| async move {
+                run_retention(retention_store, days, RETENTION_INTERVAL, async move {
+                    ctx.stop.stopped().await;
+                })
+                .await;
+            },
+        ))
+    }
 }
 
 /// The `IngestService` implementation.
@@ -269,7 +272,7 @@ impl IngestService for Indexer {
             self.store
                 .write(indexed)
                 .await
-                .map_err(|e| store_status(&e))?
+                .map_err(tonic::Status::from)?
         };
         metrics::counter!("indexer_events_accepted_total").increment(outcome.inserted);
         metrics::counter!("indexer_events_duplicate_total").increment(outcome.duplicates);
@@ -305,7 +308,7 @@ impl IngestService for Indexer {
         request: Request<v1::GetIndexStatsRequest>,
     ) -> Result<Response<v1::GetIndexStatsResponse>, Status> {
         let request = request.into_inner();
-        let stats = self.store.stats().await.map_err(|e| store_status(&e))?;
+        let stats = self.store.stats().await.map_err(tonic::Status::from)?;
         let stats = stats
             .into_iter()
             .filter(|s| request.clusters.is_empty() || request.clusters.contains(&s.cluster))
@@ -316,7 +319,7 @@ impl IngestService for Indexer {
             .store
             .damage()
             .await
-            .map_err(|e| store_status(&e))?
+            .map_err(tonic::Status::from)?
             .into_iter()
             .filter(|d| request.clusters.is_empty() || request.clusters.contains(&d.cluster))
             .map(convert::damage_to_proto)
@@ -359,7 +362,7 @@ impl IngestService for Indexer {
         } else {
             self.store.delete_before(cutoff).await
         }
-        .map_err(|e| store_status(&e))?;
+        .map_err(tonic::Status::from)?;
         if request.dry_run {
             tracing::warn!(%peer, %cutoff, would_delete = deleted, "ApplyRetention dry run");
         } else {
@@ -379,22 +382,6 @@ impl IngestService for Indexer {
             dry_run: request.dry_run,
         }))
     }
-}
-
-/// Adds the indexer to `services`: its `IngestService` on `store` and the
-/// retention task.
-pub fn add_to(services: Services, store: Arc<dyn Store>, settings: &Settings) -> Services {
-    let days = settings.retention_days;
-    let retention_store = Arc::clone(&store);
-    services.with(Indexer::new(store, settings).server()).task(
-        "retention",
-        move |mut ctx| async move {
-            run_retention(retention_store, days, RETENTION_INTERVAL, async move {
-                ctx.stop.stopped().await;
-            })
-            .await;
-        },
-    )
 }
 
 /// How often the retention task runs.

@@ -6,17 +6,26 @@ use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_server::IngestService as _;
 use tonic::Request;
 
-use crate::{Indexer, Settings, open_store};
+use crate::{Indexer, Settings};
+
+/// A real embedded store in `dir`.
+fn open_store(dir: &std::path::Path) -> std::sync::Arc<dyn auditrail_store::Store> {
+    std::sync::Arc::new(
+        auditrail_store_tantivy::TantivyStore::open(
+            dir,
+            auditrail_store_tantivy::TantivyOptions::default(),
+        )
+        .unwrap(),
+    )
+}
 
 fn indexer(dir: &std::path::Path) -> Indexer {
     let settings = Settings {
-        data_dir: dir.to_owned(),
         max_event_bytes: 64 * 1024,
         retention_days: 0,
         min_retention_days: 1,
-        elasticsearch: None,
     };
-    Indexer::new(open_store(&settings).unwrap(), &settings)
+    Indexer::new(open_store(dir), &settings)
 }
 
 fn batch(id: &str, lines: &[Vec<u8>]) -> v1::IngestBatchRequest {
@@ -236,7 +245,7 @@ fn a_retention_below_the_floor_is_a_configuration_error() {
         ..Settings::default()
     };
     assert_eq!(
-        settings.check(),
+        settings.check().map_err(|e| e.to_string()),
         Err(
             "retention_days 3 is below min_retention_days 7: lower the floor to keep so short \
              a trail, or set 0 to keep everything"
@@ -308,13 +317,11 @@ fn events_past_retention_are_expired_at_ingest_not_stored() {
 async fn the_answer_names_the_retention_and_expired_events_are_not_stored() {
     let dir = tempfile::tempdir().unwrap();
     let settings = Settings {
-        data_dir: dir.path().to_owned(),
         max_event_bytes: 64 * 1024,
         retention_days: 91,
         min_retention_days: 1,
-        elasticsearch: None,
     };
-    let indexer = Indexer::new(open_store(&settings).unwrap(), &settings);
+    let indexer = Indexer::new(open_store(dir.path()), &settings);
     let lines = real_lines();
     let answer = indexer
         .ingest_batch(Request::new(batch("b", &lines)))

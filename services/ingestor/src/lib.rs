@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingestor_service_server::{IngestorService, IngestorServiceServer};
-use auditrail_server::{ServiceConfig, Services};
+use auditrail_server::Services;
 use clap::ArgMatches;
 use dead_letter::DeadLetters;
 use tonic::{Request, Response, Status};
@@ -36,14 +36,38 @@ pub use pipeline::{Pipeline, PipelineError};
 pub use settings::{FileSource, Settings, SourceType, StartAt};
 pub use status::StatusBoard;
 
-/// Default gRPC port of the standalone ingestor.
-pub const DEFAULT_PORT: u16 = 50053;
-/// Default Prometheus port of the standalone ingestor.
-pub const DEFAULT_METRICS_PORT: u16 = 9466;
+/// What the process running the ingestor gives it.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// Where its checkpoints and dead letters are kept.
+    pub data_dir: PathBuf,
+    /// Which indexer it sends to.
+    pub indexer: IndexerTarget,
+}
 
-/// The standalone ingestor's full configuration, with local defaults.
-pub fn default_config() -> ServiceConfig<Settings> {
-    ServiceConfig::local(DEFAULT_PORT, DEFAULT_METRICS_PORT, Settings::default())
+impl auditrail_server::Service for Ingestor {
+    const NAME: &'static str = "ingestor";
+    const DEFAULT_PORT: u16 = 50053;
+    const DEFAULT_METRICS_PORT: u16 = 9466;
+    type Settings = Settings;
+    type Shared = Shared;
+    type Error = PipelineError;
+
+    fn check(settings: &Settings) -> Result<(), PipelineError> {
+        Ok(settings.validate()?)
+    }
+
+    fn add_to(
+        services: Services,
+        settings: &Settings,
+        shared: Shared,
+    ) -> Result<Services, PipelineError> {
+        let settings = Settings {
+            data_dir: shared.data_dir,
+            ..settings.clone()
+        };
+        add_to(services, settings, shared.indexer)
+    }
 }
 
 /// The `IngestorService` implementation: reads the pipeline's status board.
@@ -73,15 +97,15 @@ impl Ingestor {
 pub enum IndexerTarget {
     /// `settings.indexer_url`.
     Configured,
-    /// The indexer served by this very server (`auditrail up`), at the
-    /// address it actually listens on.
+    /// The indexer served by this very process (it runs the indexer too),
+    /// at the address it actually listens on.
     ThisServer,
 }
 
 /// Adds the ingestor to `services`: its status API, the file pipeline and
 /// one task per CloudWatch source. Fails (before anything is served) when
 /// the settings, the data directory or a checkpoint file are unusable.
-pub fn add_to(
+fn add_to(
     services: Services,
     settings: Settings,
     target: IndexerTarget,

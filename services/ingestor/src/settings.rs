@@ -161,14 +161,17 @@ impl Default for RetrySettings {
     }
 }
 
-/// The ingestor's own settings.
+/// The ingestor's own settings: the `[ingestor]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Name of the cluster the logs come from; part of every event id.
     pub cluster: String,
     /// gRPC address of the indexer's `IngestService`.
     pub indexer_url: String,
-    /// Where checkpoints and dead letters are kept.
+    /// Where checkpoints and dead letters are kept: not configured here
+    /// but given by the process, `<data_dir>/ingestor`.
+    #[serde(skip)]
     pub data_dir: PathBuf,
     /// The watched logs.
     pub sources: Vec<FileSource>,
@@ -355,7 +358,6 @@ mod tests {
         let from_config: Settings = serde_json::from_value(serde_json::json!({
             "cluster": "c",
             "indexer_url": "http://127.0.0.1:1",
-            "data_dir": "/tmp/x",
             "sources": [{"path": "/logs/audit.log"}, {"path": "/logs/b.log", "type": "ee"}],
             "start_at": "beginning",
             "max_line_bytes": 4096,

@@ -32,22 +32,31 @@ mod setup;
 use auditrail_policy::Policy;
 use auditrail_proto::v1;
 use auditrail_proto::v1::provision_service_server::{ProvisionService, ProvisionServiceServer};
-use auditrail_server::ServiceConfig;
+use auditrail_server::Services;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
-/// Default gRPC port of the standalone provisioner.
-pub const DEFAULT_PORT: u16 = 50052;
-/// Default Prometheus port of the standalone provisioner.
-pub const DEFAULT_METRICS_PORT: u16 = 9465;
-
-/// The provisioner's own settings (none yet: it is stateless).
+/// The provisioner's own settings: the `[provisioner]` table (none yet:
+/// it is stateless and applies with the kubeconfig or in-cluster identity).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {}
 
-/// The standalone provisioner's full configuration, with local defaults.
-pub fn default_config() -> ServiceConfig<Settings> {
-    ServiceConfig::local(DEFAULT_PORT, DEFAULT_METRICS_PORT, Settings::default())
+impl auditrail_server::Service for Provisioner {
+    const NAME: &'static str = "provisioner";
+    const DEFAULT_PORT: u16 = 50052;
+    const DEFAULT_METRICS_PORT: u16 = 9465;
+    type Settings = Settings;
+    type Shared = ();
+    type Error = std::convert::Infallible;
+
+    fn check(_settings: &Settings) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn add_to(services: Services, _settings: &Settings, (): ()) -> Result<Services, Self::Error> {
+        Ok(services.with(ProvisionServiceServer::new(Self::default())))
+    }
 }
 
 /// The `ProvisionService` implementation.
@@ -83,11 +92,6 @@ impl std::fmt::Debug for Provisioner {
 }
 
 impl Provisioner {
-    /// The service for `settings`, ready to add to a server.
-    pub fn server(_settings: &Settings) -> ProvisionServiceServer<Self> {
-        ProvisionServiceServer::new(Self::default())
-    }
-
     /// A provisioner that applies through `client` instead of kubeconfig or
     /// the in-cluster configuration.
     pub fn with_kube_client(client: kube::Client) -> Self {

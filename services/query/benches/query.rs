@@ -142,7 +142,7 @@ async fn serve(store: Arc<dyn Store>) -> (String, tokio::sync::oneshot::Sender<(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         tonic::transport::Server::builder()
-            .add_service(auditrail_query::Query::new(store).server())
+            .add_service(auditrail_query::Querier::new(store).server())
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async {

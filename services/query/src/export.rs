@@ -33,7 +33,6 @@ use crate::filter::{resolve_range, time_window, to_query, with_timeline};
 use crate::limits::ExportSlot;
 use crate::search::first_time;
 use crate::sort_order;
-use auditrail_server::store_status;
 
 /// Largest `data` of one chunk.
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
@@ -118,7 +117,7 @@ struct Scope {
 /// cluster it excludes still counts), so the check errs on the side of
 /// refusing.
 async fn refuse_damage(store: &dyn Store, scope: &Scope) -> Result<(), Status> {
-    let damage = store.damage().await.map_err(|e| store_status(&e))?;
+    let damage = store.damage().await.map_err(tonic::Status::from)?;
     let hit: Vec<String> = damage
         .iter()
         .filter(|d| {
@@ -254,7 +253,7 @@ impl Export {
                     count: CountMode::None,
                 })
                 .await
-                .map_err(|e| store_status(&e))?;
+                .map_err(tonic::Status::from)?;
             n += page.events.len() as u64;
             let bytes: usize = page.events.iter().map(|e| e.raw.len()).sum();
             if let Some(mean) = bytes.checked_div(page.events.len()) {

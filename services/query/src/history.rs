@@ -22,7 +22,7 @@ use crate::convert::filter_status;
 use crate::filter::{fingerprint, resolve_range};
 use crate::page_size;
 use crate::token::PageToken;
-use auditrail_server::{echo, store_status};
+use auditrail_server::echo;
 
 /// The verbs that change a resource.
 const WRITE_VERBS: [&str; 4] = ["create", "update", "patch", "delete"];
@@ -81,7 +81,7 @@ async fn only_cluster(store: &dyn Store) -> Result<Option<String>, Status> {
     let mut clusters: Vec<String> = store
         .stats()
         .await
-        .map_err(|e| store_status(&e))?
+        .map_err(tonic::Status::from)?
         .into_iter()
         .map(|s| s.cluster)
         .collect();
@@ -112,7 +112,7 @@ async fn object_before(
             count: CountMode::None,
         })
         .await
-        .map_err(|e| store_status(&e))?;
+        .map_err(tonic::Status::from)?;
     for event in page.events {
         let version = version_of(&event.raw).map_err(|e| version_status(&event.id, &e))?;
         if version.object.is_some() {
@@ -270,7 +270,7 @@ pub(crate) async fn history(
             count: CountMode::None,
         })
         .await
-        .map_err(|e| store_status(&e))?;
+        .map_err(tonic::Status::from)?;
     let mut out = Vec::with_capacity(page.events.len());
     let mut previous: Option<Json> = None;
     for event in &page.events {
@@ -314,7 +314,7 @@ async fn event(store: &dyn Store, text: &str, side: &str) -> Result<StoredEvent,
     store
         .get(&id)
         .await
-        .map_err(|e| store_status(&e))?
+        .map_err(tonic::Status::from)?
         .ok_or_else(|| Status::not_found(format!("no event with id {text}")))
 }
 

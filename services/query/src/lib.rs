@@ -30,80 +30,98 @@ use std::sync::Arc;
 
 use auditrail_proto::v1;
 use auditrail_proto::v1::query_service_server::{QueryService, QueryServiceServer};
-use auditrail_server::ServiceConfig;
-use auditrail_store::{Store, StoreError};
+use auditrail_server::Services;
+use auditrail_store::Store;
 use serde::{Deserialize, Serialize};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-/// Default gRPC port of the standalone query.
-pub const DEFAULT_PORT: u16 = 50055;
-/// Default Prometheus port of the standalone query.
-pub const DEFAULT_METRICS_PORT: u16 = 9468;
 /// Largest page of `Search` and `History`.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Page size when a request leaves it at 0.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 
-/// The query's own settings.
+/// The query service's own settings: the `[query]` table. What it reads
+/// is the process's `[store]` table, shared with the indexer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// The embedded store to search lives under this directory.
-    pub data_dir: std::path::PathBuf,
-    /// Search Elasticsearch instead of the embedded store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub elasticsearch: Option<auditrail_store_elasticsearch::ElasticOptions>,
+    /// Most exports streaming at once; beyond it an export is refused with
+    /// RESOURCE_EXHAUSTED.
+    pub max_exports: usize,
+    /// Most exports streaming at once to one client address.
+    pub max_exports_per_client: usize,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            data_dir: "./auditrail-data/store".into(),
-            elasticsearch: None,
+            max_exports: MAX_EXPORTS,
+            max_exports_per_client: MAX_EXPORTS_PER_CLIENT,
         }
     }
 }
 
-/// The standalone query's full configuration, with local defaults.
-pub fn default_config() -> ServiceConfig<Settings> {
-    ServiceConfig::local(DEFAULT_PORT, DEFAULT_METRICS_PORT, Settings::default())
+/// Settings that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// An export bound of 0 would refuse every export.
+    #[error("{key} must be at least 1 (0 would refuse every export)")]
+    NoExports {
+        /// The setting.
+        key: &'static str,
+    },
 }
 
-/// Opens the embedded store of `settings` read-only (the standalone
-/// service, beside an indexer that writes it; `up` shares the indexer's
-/// store handle instead). Its files are verified in the background, as the
-/// indexer's are: damaged segments are left out of every answer.
-pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
-    let store = auditrail_store_tantivy::TantivyStore::open_read_only(&settings.data_dir)?;
-    // The server sets up its logging after opening the store: the report
-    // waits for it.
-    drop(store.verify_in_background(std::time::Duration::from_secs(30))?);
-    Ok(Arc::new(store))
+impl auditrail_server::Service for Querier {
+    const NAME: &'static str = "query";
+    const DEFAULT_PORT: u16 = 50055;
+    const DEFAULT_METRICS_PORT: u16 = 9468;
+    type Settings = Settings;
+    /// The store it reads, shared with the indexer.
+    type Shared = Arc<dyn Store>;
+    type Error = SettingsError;
+
+    fn check(settings: &Settings) -> Result<(), SettingsError> {
+        let zero = [
+            ("max_exports", settings.max_exports),
+            ("max_exports_per_client", settings.max_exports_per_client),
+        ]
+        .into_iter()
+        .find(|(_, value)| *value == 0);
+        match zero {
+            Some((key, _)) => Err(SettingsError::NoExports { key }),
+            None => Ok(()),
+        }
+    }
+
+    fn add_to(
+        services: Services,
+        settings: &Settings,
+        store: Arc<dyn Store>,
+    ) -> Result<Services, SettingsError> {
+        Self::check(settings)?;
+        let querier = Querier::new(store)
+            .with_export_limits(settings.max_exports, settings.max_exports_per_client);
+        Ok(services.with(querier.server()))
+    }
 }
 
-/// Opens the configured store: Elasticsearch when `elasticsearch` is set,
-/// else the embedded store read-only.
-pub async fn connect_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
-    auditrail_store_elasticsearch::connect_or_embedded(settings.elasticsearch.as_ref(), || {
-        open_store(settings)
-    })
-    .await
-}
-
-/// The `QueryService` implementation.
+/// The `QueryService` implementation. (Not `Query`: that is the store's
+/// query value, which every module here uses.)
 #[derive(Clone)]
-pub struct Query {
+pub struct Querier {
     store: Arc<dyn Store>,
     exports: limits::ExportSlots,
 }
 
-impl std::fmt::Debug for Query {
+impl std::fmt::Debug for Querier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Query").finish_non_exhaustive()
+        f.debug_struct("Querier").finish_non_exhaustive()
     }
 }
 
-impl Query {
+impl Querier {
     /// A query service reading `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
@@ -153,7 +171,7 @@ fn sort_order(sort: i32) -> Result<auditrail_store::SortOrder, Status> {
 }
 
 #[tonic::async_trait]
-impl QueryService for Query {
+impl QueryService for Querier {
     async fn search(
         &self,
         request: Request<v1::SearchRequest>,

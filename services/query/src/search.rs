@@ -13,7 +13,6 @@ use crate::convert::{audit_event, filter_status};
 use crate::filter::{fingerprint, resolve_range, to_query, with_timeline};
 use crate::token::PageToken;
 use crate::{page_size, sort_order};
-use auditrail_server::store_status;
 use tonic::Status;
 
 /// Matches a search counts exactly unless asked for an exact total; beyond
@@ -57,7 +56,7 @@ pub(crate) async fn search(
             },
         })
         .await
-        .map_err(|e| store_status(&e))?;
+        .map_err(tonic::Status::from)?;
     let next_page_token = PageToken::next_page(print, from, to, page.next);
     let events = page
         .events
@@ -158,7 +157,7 @@ pub(crate) async fn first_time(
             count: CountMode::None,
         })
         .await
-        .map_err(|e| store_status(&e))?;
+        .map_err(tonic::Status::from)?;
     Ok(page.events.first().map(|e| e.time))
 }
 
@@ -230,7 +229,7 @@ pub(crate) async fn histogram(
             top_n: top_n as usize,
         })
         .await
-        .map_err(|e| store_status(&e))?;
+        .map_err(tonic::Status::from)?;
     let mut counts: BTreeMap<Timestamp, u64> = answer.buckets;
     let mut buckets = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut at = first;

@@ -1,7 +1,7 @@
 //! Behaviour of the QueryService as `proto/auditrail/v1/query.proto`
 //! documents it, over real gRPC: each test opens a tantivy store in a
 //! temporary directory, writes a dataset into it, serves
-//! `auditrail_query::Query` on a loopback socket and talks to it with the
+//! `auditrail_query::Querier` on a loopback socket and talks to it with the
 //! generated `QueryServiceClient`.
 //!
 //! The dataset (see `common`) is 2000 generated events in cluster `alpha`
@@ -2627,7 +2627,7 @@ async fn concurrent_exports_are_bounded_and_freed_when_cancelled() {
     let events = events_of("many", &lines);
     let (_dir, store) = store_with(&events).await;
     let mut server = Server::start_service(
-        auditrail_query::Query::new(Arc::new(store)).with_export_limits(3, 3),
+        auditrail_query::Querier::new(Arc::new(store)).with_export_limits(3, 3),
     )
     .await;
     let request = || v1::ExportRequest {

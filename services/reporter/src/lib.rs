@@ -6,44 +6,41 @@
 
 use auditrail_proto::v1;
 use auditrail_proto::v1::report_service_server::{ReportService, ReportServiceServer};
-use auditrail_server::{ServiceConfig, not_built};
+use auditrail_server::{Services, not_built};
 use serde::{Deserialize, Serialize};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-/// Default gRPC port of the standalone reporter.
-pub const DEFAULT_PORT: u16 = 50056;
-/// Default Prometheus port of the standalone reporter.
-pub const DEFAULT_METRICS_PORT: u16 = 9469;
-
-/// The reporter's own settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Settings {
-    /// Report definitions and generated reports lives under this directory.
-    pub data_dir: std::path::PathBuf,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            data_dir: "./auditrail-data".into(),
-        }
-    }
-}
-
-/// The standalone reporter's full configuration, with local defaults.
-pub fn default_config() -> ServiceConfig<Settings> {
-    ServiceConfig::local(DEFAULT_PORT, DEFAULT_METRICS_PORT, Settings::default())
-}
+/// The reporter's own settings: the `[reporter]` table (none yet; its
+/// definitions and results live in the directory the process gives it,
+/// `<data_dir>/reports`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {}
 
 /// The `ReportService` implementation.
 #[derive(Debug, Clone, Default)]
 pub struct Reporter {}
 
-impl Reporter {
-    /// The service for `settings`, ready to add to a server.
-    pub fn server(_settings: &Settings) -> ReportServiceServer<Self> {
-        ReportServiceServer::new(Self {})
+impl auditrail_server::Service for Reporter {
+    const NAME: &'static str = "reporter";
+    const DEFAULT_PORT: u16 = 50056;
+    const DEFAULT_METRICS_PORT: u16 = 9469;
+    type Settings = Settings;
+    /// Where its definitions and results are kept.
+    type Shared = std::path::PathBuf;
+    type Error = std::convert::Infallible;
+
+    fn check(_settings: &Settings) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn add_to(
+        services: Services,
+        _settings: &Settings,
+        _reports_dir: std::path::PathBuf,
+    ) -> Result<Services, Self::Error> {
+        Ok(services.with(ReportServiceServer::new(Self {})))
     }
 }
 

@@ -16,7 +16,7 @@ use auditrail_event::{EventId, EventType, parse_line};
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_proto::v1;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
-use auditrail_query::Query;
+use auditrail_query::Querier;
 use auditrail_store::{IndexedEvent, Store};
 use auditrail_store_tantivy::{TantivyOptions, TantivyStore};
 use jiff::{SignedDuration, Timestamp};
@@ -282,11 +282,11 @@ pub struct Server {
 impl Server {
     /// Serves `store` on `127.0.0.1:0`.
     pub async fn start(store: Arc<dyn Store>) -> Self {
-        Self::start_service(Query::new(store)).await
+        Self::start_service(Querier::new(store)).await
     }
 
     /// Serves `query` on `127.0.0.1:0`.
-    pub async fn start_service(query: Query) -> Self {
+    pub async fn start_service(query: Querier) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -1,0 +1,292 @@
+//! The flags of a process, each declared once, and how they override the
+//! configuration: through [`Overrides`], a typed value in the shape of
+//! [`NodeConfig`](crate::NodeConfig) whose absent flags serialize to
+//! nothing, so no key is spelt as a string.
+//!
+//! A flag that configures a service the process does not run (`--cluster`
+//! with `--service query`) is refused: it would be silently ignored.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use auditrail_ingestor::{CloudWatchSource, FileSource, SourceArgs};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Command};
+use serde::Serialize;
+
+use crate::ComposeError;
+use crate::table::{Selection, ServiceName};
+
+/// The flags every process takes; each can also be set in the file
+/// (`--config`) or an `AUDITRAIL_*` environment variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NodeArgs {
+    /// TOML configuration file, with the tables server, log, otlp, store,
+    /// ingestor, indexer, query, provisioner and reporter.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration (secrets redacted) and exit 0, or
+    /// print what is wrong with it and exit 1.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Directory of everything the process keeps: the embedded store in
+    /// store/, the ingestor's checkpoints in ingestor/, reports in
+    /// reports/ [default: ./auditrail-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address the gRPC API listens on [default: 127.0.0.1:50051; one
+    /// service alone: its own port, ingestor 50053, indexer 50054, query
+    /// 50055, provisioner 50052, reporter 50056].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address of the Prometheus `/metrics` endpoint [default:
+    /// 127.0.0.1:9464; one service alone: ingestor 9466, indexer 9467,
+    /// query 9468, provisioner 9465, reporter 9469].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Turns the Prometheus endpoint off.
+    #[arg(long, conflicts_with = "metrics_listen")]
+    pub no_metrics: bool,
+    /// Log filter, in `tracing` EnvFilter syntax (e.g.
+    /// `info,auditrail=debug`) [default: info].
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Log format: `text` for people, `json` for log pipelines [default:
+    /// text].
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+    /// OTLP/gRPC endpoint to export traces to (e.g.
+    /// `http://127.0.0.1:4317`) [default: none, no export].
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Indexer and query: store in (search) Elasticsearch at this URL
+    /// (repeatable for several nodes) instead of the embedded store.
+    #[arg(long = "elasticsearch-url", value_name = "URL")]
+    pub elasticsearch_urls: Vec<String>,
+    /// Indexer: keep events this many days; older ones are not stored,
+    /// stored ones are deleted once older (0: keep forever) [default: 91].
+    #[arg(long, value_name = "DAYS")]
+    pub retention_days: Option<u32>,
+    /// Ingestor: name of the cluster whose audit logs are collected
+    /// [default: cluster].
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// Ingestor: gRPC address of the indexer, when the indexer runs in
+    /// another process [default: http://127.0.0.1:50054].
+    #[arg(long, value_name = "URL")]
+    pub indexer_url: Option<String>,
+    #[command(flatten)]
+    pub sources: SourceArgs,
+}
+
+/// Which services each service-specific flag configures (by clap id).
+/// Flags not listed configure the process itself.
+fn owners(id: &str) -> Option<&'static [ServiceName]> {
+    use ServiceName::{Indexer, Ingestor, Query, Reporter};
+    match id {
+        "data_dir" => Some(&[Ingestor, Indexer, Query, Reporter]),
+        "elasticsearch_urls" => Some(&[Indexer, Query]),
+        "retention_days" => Some(&[Indexer]),
+        "cluster" | "indexer_url" => Some(&[Ingestor]),
+        _ if source_ids().iter().any(|s| s == id) => Some(&[Ingestor]),
+        _ => None,
+    }
+}
+
+/// The clap ids of the ingestor's source flags.
+fn source_ids() -> Vec<String> {
+    SourceArgs::augment_args(Command::new("sources"))
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect()
+}
+
+impl NodeArgs {
+    /// Refuses a flag given on the command line for a service that
+    /// `selection` does not run.
+    pub(crate) fn check_owners(
+        matches: &ArgMatches,
+        selection: &Selection,
+    ) -> Result<(), ComposeError> {
+        for id in matches.ids() {
+            let id = id.as_str();
+            if matches.value_source(id) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            let Some(owners) = owners(id) else { continue };
+            if !owners.iter().any(|s| selection.contains(s)) {
+                let names: Vec<_> = owners.iter().map(|s| s.as_str()).collect();
+                return Err(ComposeError::FlagNotUsed {
+                    flag: format!("--{}", id.replace('_', "-")),
+                    services: names.join(" or "),
+                    selection: selection.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration the flags set, in the configuration's shape.
+    pub(crate) fn overrides(&self, matches: &ArgMatches) -> Result<Overrides, ComposeError> {
+        let sources = self.sources.sources(matches).map_err(ComposeError::Flags)?;
+        Ok(Overrides {
+            data_dir: self.data_dir.clone(),
+            server: ServerFlags {
+                listen: self.listen,
+                metrics_listen: self.metrics_listen,
+                metrics: self.no_metrics.then_some(false),
+            },
+            log: LogFlags {
+                level: self.log_level.clone(),
+                format: self.log_format.clone(),
+            },
+            otlp: OtlpFlags {
+                endpoint: self.otlp_endpoint.clone(),
+            },
+            store: StoreFlags {
+                elasticsearch: (!self.elasticsearch_urls.is_empty()).then(|| ElasticFlags {
+                    urls: self.elasticsearch_urls.clone(),
+                }),
+            },
+            ingestor: IngestorFlags {
+                cluster: self.cluster.clone(),
+                indexer_url: self.indexer_url.clone(),
+                sources,
+                cloudwatch: self.sources.cloudwatch(),
+                start_at: self.sources.start_at.clone(),
+            },
+            indexer: IndexerFlags {
+                retention_days: self.retention_days,
+            },
+        })
+    }
+}
+
+/// What the flags set; `None` leaves the lower layers in force.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    server: ServerFlags,
+    log: LogFlags,
+    otlp: OtlpFlags,
+    store: StoreFlags,
+    ingestor: IngestorFlags,
+    indexer: IndexerFlags,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ServerFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics: Option<bool>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct LogFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct OtlpFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct StoreFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    elasticsearch: Option<ElasticFlags>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ElasticFlags {
+    urls: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct IngestorFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    indexer_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<Vec<FileSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cloudwatch: Option<Vec<CloudWatchSource>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_at: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct IndexerFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention_days: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory as _, FromArgMatches as _, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    fn parse(args: &[&str]) -> (NodeArgs, ArgMatches) {
+        let matches = Cli::command()
+            .try_get_matches_from(std::iter::once("x").chain(args.iter().copied()))
+            .unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        (cli.node, matches)
+    }
+
+    #[test]
+    fn flags_for_services_not_run_are_refused() {
+        let (_, matches) = parse(&["--cluster", "prod", "--log-level", "debug"]);
+        let query = Selection::one(ServiceName::Query);
+        let err = NodeArgs::check_owners(&matches, &query)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--cluster"), "{err}");
+        assert!(err.contains("ingestor"), "{err}");
+        assert!(NodeArgs::check_owners(&matches, &Selection::all()).is_ok());
+
+        let (_, matches) = parse(&["--log-path", "/var/log/a.log"]);
+        let err = NodeArgs::check_owners(&matches, &Selection::one(ServiceName::Indexer))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--log-path"), "{err}");
+
+        let (_, matches) = parse(&["--elasticsearch-url", "http://es:9200"]);
+        assert!(NodeArgs::check_owners(&matches, &query).is_ok());
+    }
+
+    #[test]
+    fn absent_flags_set_nothing() {
+        let (args, matches) = parse(&[]);
+        let overrides = args.overrides(&matches).unwrap();
+        let value = toml::Value::try_from(&overrides).unwrap();
+        let set: Vec<_> = value
+            .as_table()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v.as_table().is_none_or(|t| !t.is_empty()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert!(set.is_empty(), "{set:?}");
+
+        let (args, matches) = parse(&["--retention-days", "7", "--no-metrics"]);
+        let value = toml::Value::try_from(args.overrides(&matches).unwrap()).unwrap();
+        assert_eq!(value["indexer"]["retention_days"].as_integer(), Some(7));
+        assert_eq!(value["server"]["metrics"].as_bool(), Some(false));
+    }
+}

@@ -1,0 +1,197 @@
+//! Runs any set of auditrail services in one process, as Loki's module
+//! manager and Quickwit's `--service` do: `auditrail run --service
+//! ingestor,indexer` on a laptop, one `--service` per workload in a
+//! cluster, `auditrail up` for all five.
+//!
+//! - [`table`]: the composition table: each service's name, default ports,
+//!   and how it is added to a server through its crate's
+//!   [`auditrail_server::Service`] implementation.
+//! - [`config`]: the one configuration layout ([`NodeConfig`]), the same
+//!   file for every workload.
+//! - [`flags`]: the flags, declared once, overriding the configuration
+//!   through a typed value.
+//!
+//! This is also where the store is chosen and opened (embedded or
+//! Elasticsearch), once per process, and shared by the indexer and the
+//! query service: no store backend or service chooses another.
+
+pub mod config;
+pub mod flags;
+pub mod table;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auditrail_config::Layers;
+use auditrail_server::Services;
+use auditrail_store::{Store, StoreError};
+use clap::ArgMatches;
+
+pub use config::{NodeConfig, StoreSettings};
+pub use flags::NodeArgs;
+pub use table::{ALL, Selection, ServiceName};
+
+/// Why a process could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    /// The configuration could not be loaded.
+    #[error(transparent)]
+    Config(#[from] auditrail_config::ConfigError),
+    /// A flag was given for a service this process does not run.
+    #[error(
+        "{flag} configures the {services}, which this process does not run (--service {selection})"
+    )]
+    FlagNotUsed {
+        /// The flag, as typed.
+        flag: String,
+        /// The services it configures.
+        services: String,
+        /// The services run.
+        selection: String,
+    },
+    /// Flags that contradict each other.
+    #[error("{0}")]
+    Flags(String),
+    /// A service refused its settings or could not be set up.
+    #[error("invalid configuration of the {service}: {message}")]
+    Service {
+        /// Which service.
+        service: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store could not be opened.
+    #[error("{what}: {source}")]
+    Store {
+        /// Which store, where.
+        what: String,
+        /// Why.
+        source: StoreError,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The configuration could not be printed.
+    #[error("cannot print the configuration: {0}")]
+    Print(#[from] toml::ser::Error),
+    /// The server failed.
+    #[error(transparent)]
+    Server(#[from] auditrail_server::ServerError),
+    /// A bug in the composition.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// Loads the configuration of a process running `selection`: defaults,
+/// the `--config` file, `AUDITRAIL_*` variables, then the flags; checks
+/// every selected service's settings.
+pub fn load(
+    selection: &Selection,
+    args: &NodeArgs,
+    matches: &ArgMatches,
+) -> Result<NodeConfig, ComposeError> {
+    NodeArgs::check_owners(matches, selection)?;
+    let overrides = args.overrides(matches)?;
+    let config: NodeConfig = Layers::new(&NodeConfig::defaults_for(selection))
+        .file(args.config.as_deref())?
+        .env()
+        .flags(&overrides)
+        .extract()?;
+    for service in selection.iter() {
+        service.check(&config)?;
+    }
+    Ok(config)
+}
+
+/// Runs `selection` until SIGTERM or SIGINT; with `--check-config`, prints
+/// the effective configuration instead and returns.
+pub async fn run(
+    selection: Selection,
+    args: &NodeArgs,
+    matches: &ArgMatches,
+) -> Result<(), ComposeError> {
+    let config = load(&selection, args, matches)?;
+    if args.check_config {
+        print!("{}", config.to_redacted_toml()?);
+        return Ok(());
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ComposeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let shared = table::Shared {
+        store: open_store(&config, &selection).await?,
+        selection,
+    };
+    let mut services = Services::new();
+    for service in shared.selection.iter() {
+        services = service.add(services, &config, &shared)?;
+    }
+    auditrail_server::run_service(
+        shared.selection.process_name(),
+        &config.server,
+        &config.log,
+        &config.otlp,
+        services,
+    )
+    .await?;
+    Ok(())
+}
+
+/// How long the embedded store's verification report waits for logging:
+/// the store is opened before the server sets logging up.
+const WAIT_FOR_LOGGING: Duration = Duration::from_secs(30);
+
+/// Opens the store when the indexer or the query service runs:
+/// Elasticsearch when `[store.elasticsearch]` is set (connected,
+/// credentials checked, template installed), else the embedded store under
+/// `<data_dir>/store`, read-write when the indexer runs here and read-only
+/// otherwise, its files verified in the background (damaged segments are
+/// logged, counted and left out of every read).
+async fn open_store(
+    config: &NodeConfig,
+    selection: &Selection,
+) -> Result<Option<Arc<dyn Store>>, ComposeError> {
+    let writes = selection.contains(&ServiceName::Indexer);
+    if !writes && !selection.contains(&ServiceName::Query) {
+        return Ok(None);
+    }
+    if let Some(options) = &config.store.elasticsearch {
+        let store = auditrail_store_elasticsearch::ElasticStore::connect(options.clone())
+            .await
+            .map_err(|source| ComposeError::Store {
+                what: format!(
+                    "cannot open the Elasticsearch store at {}",
+                    options.urls.join(", ")
+                ),
+                source,
+            })?;
+        return Ok(Some(Arc::new(store)));
+    }
+    let dir = config.store_dir();
+    let opened = if writes {
+        auditrail_store_tantivy::TantivyStore::open(
+            &dir,
+            auditrail_store_tantivy::TantivyOptions::default(),
+        )
+    } else {
+        auditrail_store_tantivy::TantivyStore::open_read_only(&dir)
+    };
+    let failed = |source| ComposeError::Store {
+        what: format!("cannot open the store in {}", dir.display()),
+        source,
+    };
+    let store = opened.map_err(failed)?;
+    // Detached: the report goes to the logs, the metrics and the store.
+    drop(
+        store
+            .verify_in_background(WAIT_FOR_LOGGING)
+            .map_err(failed)?,
+    );
+    Ok(Some(Arc::new(store)))
+}
