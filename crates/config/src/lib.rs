@@ -383,7 +383,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("name (in file"), "{err}");
-        assert!(err.contains("unsigned int 7"), "{err}");
+        assert!(err.contains("signed int `7`"), "{err}");
         assert!(
             !err.contains("src/lib.rs"),
             "no source location of ours: {err}"
