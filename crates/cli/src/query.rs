@@ -11,9 +11,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
+use auditrail_document::{DocumentWriter, Format as DocumentFormat};
 use auditrail_proto::v1;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
-use auditrail_query::document::{DocumentWriter, Format as DocumentFormat};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt as _;
 

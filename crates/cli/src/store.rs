@@ -20,11 +20,12 @@ pub(crate) const DAMAGE_EXIT: u8 = 2;
 /// `auditrail store verify`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct VerifyArgs {
-    /// The data directory of `auditrail up`; its store is `DIR/store`.
+    /// The data directory of `auditrail up` or of the process running the
+    /// indexer; its store is `DIR/store`.
     #[arg(long, value_name = "DIR", default_value = "./auditrail-data")]
     data_dir: PathBuf,
-    /// The store directory itself (what the standalone `auditrail-indexer`
-    /// calls --data-dir); instead of --data-dir.
+    /// The store directory itself (a copy, a backup); instead of
+    /// --data-dir.
     #[arg(long, value_name = "DIR", conflicts_with = "data_dir")]
     store_dir: Option<PathBuf>,
     #[command(flatten)]

@@ -75,7 +75,7 @@ pub fn message(source: &str, total: u64, retention_days: u32) -> String {
         "{total} events read from {source} so far are older than the retention of \
          {retention_days} days and were not stored (they are counted in ingest-status and \
          ingestor_events_expired_total, not dead-lettered); --retention-days 0 on \
-         auditrail up or auditrail-indexer keeps everything"
+         the indexer (indexer.retention_days) keeps everything"
     )
 }
 

@@ -28,11 +28,11 @@ use tonic::Status;
 use tonic::codegen::BoxStream;
 
 use crate::convert::filter_status;
-use crate::document::{DocumentWriter, Format};
 use crate::filter::{resolve_range, time_window, to_query, with_timeline};
 use crate::limits::ExportSlot;
 use crate::search::first_time;
 use crate::sort_order;
+use auditrail_document::{DocumentWriter, Format};
 
 /// Largest `data` of one chunk.
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;

@@ -19,8 +19,8 @@ use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::convert::audit_event;
-use crate::document::{DocumentWriter, Format};
 use crate::token::PageToken;
+use auditrail_document::{DocumentWriter, Format};
 
 fn timestamp() -> impl Strategy<Value = Timestamp> {
     (

@@ -13,7 +13,6 @@
 //! exports streamed.
 
 mod convert;
-pub mod document;
 mod export;
 pub mod filter;
 #[cfg(test)]
