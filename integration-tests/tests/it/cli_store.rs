@@ -5,11 +5,6 @@
 //! (segment ids, file names, event counts, time ranges) is computed here
 //! from the files and the events written.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
