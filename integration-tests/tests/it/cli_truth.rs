@@ -5,18 +5,13 @@
 //! gets a message that names it, never a silent empty answer. Each message
 //! is checked by its text.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Command;
 
-mod common;
-
 use auditrail_integration_tests::{binary, run_to_end};
+
+use crate::common;
 
 fn auditrail(args: &[&str], server: &str) -> (bool, String, String) {
     let mut all = args.to_vec();

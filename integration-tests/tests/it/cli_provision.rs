@@ -7,11 +7,6 @@
 //! local `setup apply` is pointed at a mock Kubernetes API in the test
 //! through a kubeconfig file.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,11 +1,6 @@
 //! Configuration from file, environment and flags, and clear errors for bad
 //! values, on the real binaries.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::process::Command;
 
 use auditrail_integration_tests::{Server, binary, run_to_end};

@@ -4,11 +4,6 @@
 //! exactly once: the test compares the stored ids with the ids computed from
 //! the source lines, and the dead letters with the bad lines it wrote.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -19,10 +14,9 @@ use auditrail_integration_tests::{Server, binary, eventually, run_to_end, scrape
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
-use common::{assert_exactly_once, expected_ids, stored_ids, wait_for_count};
 use rand::{Rng as _, SeedableRng as _};
 
-mod common;
+use crate::common::{self, assert_exactly_once, expected_ids, stored_ids, wait_for_count};
 
 const CLUSTER: &str = "c1";
 

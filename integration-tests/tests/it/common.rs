@@ -2,11 +2,6 @@
 //! query tests' log): counts over gRPC, and the stored ids read back from
 //! the store directory to check "each event of the source exactly once".
 
-#![allow(
-    dead_code,
-    reason = "each test crate uses its own subset of the helpers"
-)]
-
 use std::collections::BTreeSet;
 use std::path::Path;
 

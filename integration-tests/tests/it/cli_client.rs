@@ -4,17 +4,12 @@
 //! `-o text|json|yaml` of `health`, `stats`, `ingest-status` and `services`
 //! against a running `auditrail up`.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::process::Command;
-
-mod common;
 
 use auditrail_integration_tests::{binary, run_to_end};
 use auditrail_loggen::{GenConfig, Generator};
+
+use crate::common;
 
 fn auditrail(args: &[&str]) -> (bool, String, String) {
     let mut command = Command::new(binary("auditrail").unwrap());

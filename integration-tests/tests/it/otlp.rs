@@ -3,11 +3,6 @@
 //! The collector here is a real OTLP/gRPC `TraceService` server (generated
 //! from the OpenTelemetry protos) on a free loopback port, inside the test.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::sync::{Arc, Mutex};
 
 use auditrail_integration_tests::{Server, binary};

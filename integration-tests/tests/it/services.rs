@@ -1,11 +1,6 @@
 //! Each service as its own binary: serves its one API, healthy, reflected,
 //! measured, and stops cleanly on SIGTERM.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use auditrail_integration_tests::{Server, binary, scrape};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;

@@ -1,10 +1,5 @@
 //! `auditrail up`: the five services in one process, over real gRPC.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use auditrail_integration_tests::{Server, binary, run_to_end, scrape};
 use tokio_stream::StreamExt as _;
 use tonic_health::pb::HealthCheckRequest;

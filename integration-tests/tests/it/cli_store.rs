@@ -5,11 +5,6 @@
 //! (segment ids, file names, event counts, time ranges) is computed here
 //! from the files and the events written.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -268,21 +263,29 @@ async fn store_verify_names_damaged_segments_and_exits_2() {
         &[],
     )
     .unwrap();
-    let url = server.url();
-    let stats = eventually("the damaged segments in GetIndexStats", || {
-        let url = url.clone();
-        async move {
-            let mut client = IngestServiceClient::connect(url).await.ok()?;
-            let stats = client
-                .get_index_stats(v1::GetIndexStatsRequest::default())
-                .await
-                .ok()?
-                .into_inner();
-            (stats.damaged_segments.len() == 2).then_some(stats)
-        }
+    // The gauge is set once the background verification has gone through
+    // every segment: only then do the counts of GetIndexStats (read before
+    // its list of damaged segments, not in one snapshot) leave out all the
+    // damage.
+    let metrics_addr = server.metrics_addr().unwrap().to_owned();
+    let gauge = format!("store_damaged_segments{{cluster=\"{CLUSTER}\"}}");
+    let metrics = eventually("the end of the background verification", || {
+        let found = scrape(&metrics_addr)
+            .ok()
+            .filter(|metrics| metrics.contains_key(&gauge));
+        async move { found }
     })
     .await
     .unwrap();
+    assert_eq!(metrics.get(&gauge), Some(&2.0), "{metrics:?}");
+    let url = server.url();
+    let mut client = IngestServiceClient::connect(url.clone()).await.unwrap();
+    let stats = client
+        .get_index_stats(v1::GetIndexStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.damaged_segments.len(), 2, "{stats:?}");
     for want in &wants {
         let s = stats
             .damaged_segments
@@ -298,9 +301,6 @@ async fn store_verify_names_damaged_segments_and_exits_2() {
     }
     let counted: u64 = stats.stats.iter().map(|s| s.event_count).sum();
     assert_eq!(counted, (total - total_damaged) as u64);
-    let metrics = scrape(server.metrics_addr().unwrap()).unwrap();
-    let gauge = format!("store_damaged_segments{{cluster=\"{CLUSTER}\"}}");
-    assert_eq!(metrics.get(&gauge), Some(&2.0), "{metrics:?}");
     let logs = server.logs().join("\n");
     for want in &wants {
         assert!(

@@ -4,19 +4,14 @@
 //! and `diff`, and their errors. Expectations come from the generated log
 //! lines, parsed in the test.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-mod common;
-
 use auditrail_integration_tests::{Server, binary, run_to_end};
 use auditrail_loggen::{GenConfig, Generator};
+
+use crate::common;
 
 const EVENTS: usize = 3000;
 

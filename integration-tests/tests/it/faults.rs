@@ -3,15 +3,8 @@
 //! scaled down for CI). After each, the server must still answer health
 //! and the trail must be exact.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::process::Command;
 use std::time::Duration;
-
-mod common;
 
 use auditrail_integration_tests::{Server, binary, run_to_end};
 use auditrail_proto::v1;
@@ -20,6 +13,8 @@ use auditrail_proto::v1::query_service_client::QueryServiceClient;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+
+use crate::common;
 
 const EVENTS: usize = 300;
 

@@ -11,11 +11,6 @@
 //! requests), and where a first run begins when the store already holds
 //! kube events.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test helpers: a failed unwrap is a failed test"
-)]
-
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -31,10 +26,9 @@ use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
-use common::{assert_exactly_once, expected_ids, stored_ids, wait_for_count};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-mod common;
+use crate::common::{self, assert_exactly_once, expected_ids, stored_ids, wait_for_count};
 
 const CLUSTER: &str = "eks1";
 const GROUP: &str = "/aws/eks/eks1/cluster";
