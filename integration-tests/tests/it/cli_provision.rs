@@ -873,7 +873,12 @@ fn a_server_reaches_an_https_cluster_without_a_panic() {
         &env,
     )
     .unwrap();
-    let provisioner = Server::start(&binary("auditrail-provisioner").unwrap(), &[], &env).unwrap();
+    let provisioner = Server::start(
+        &binary("auditrail").unwrap(),
+        &["run", "--service", "provisioner"],
+        &env,
+    )
+    .unwrap();
     for server in [up, provisioner] {
         check_https_apply(server);
     }

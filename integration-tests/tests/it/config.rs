@@ -21,8 +21,13 @@ fn bad_flag_values_are_refused_by_the_parser() {
     assert!(err.contains("--listen") && err.contains("nowhere"), "{err}");
     let err = refused(auditrail().args(["up", "--metrics-listen", "1.2.3.4:99999"]));
     assert!(err.contains("--metrics-listen"), "{err}");
-    let err = refused(Command::new(binary("auditrail-query").unwrap()).args(["--no-such-flag"]));
+    let err = refused(auditrail().args(["run", "--service", "query", "--no-such-flag"]));
     assert!(err.contains("--no-such-flag"), "{err}");
+    let err = refused(auditrail().args(["run", "--service", "indexer,quarry"]));
+    assert!(err.contains("\"quarry\"") && err.contains("query"), "{err}");
+    let err = refused(auditrail().args(["up", "--log-format", "xml"]));
+    assert!(err.contains("xml") && err.contains("json"), "{err}");
+    assert!(!err.contains(".rs:"), "no source location of ours: {err}");
 }
 
 #[test]
@@ -167,14 +172,18 @@ fn an_unreachable_elasticsearch_stops_the_start_with_a_clear_error() {
         err.contains("cannot reach Elasticsearch") && err.contains(&url),
         "{err}"
     );
-    let err = refused(
-        Command::new(binary("auditrail-query").unwrap()).args(["--elasticsearch-url", "not-a-url"]),
-    );
+    let err = refused(auditrail().args([
+        "run",
+        "--service",
+        "query",
+        "--elasticsearch-url",
+        "not-a-url",
+    ]));
     assert!(err.contains("invalid Elasticsearch URL"), "{err}");
     let config = dir.path().join("es.toml");
     std::fs::write(
         &config,
-        "[elasticsearch]\nurls = [\"http://127.0.0.1:9200\"]\nnaming = \"kibana\"\n",
+        "[store.elasticsearch]\nurls = [\"http://127.0.0.1:9200\"]\nnaming = \"kibana\"\n",
     )
     .unwrap();
     let err = refused(
@@ -197,7 +206,7 @@ async fn file_then_environment_then_flags() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = {:?}\ncluster = \"prod-eu\"\n[server]\nlisten = \"127.0.0.1:1\"\nmetrics = false\n[log]\nformat = \"text\"\n",
+            "data_dir = {:?}\n[server]\nlisten = \"127.0.0.1:1\"\nmetrics = false\n[log]\nformat = \"text\"\n[ingestor]\ncluster = \"prod-eu\"\n",
             data.to_str().unwrap()
         ),
     )
@@ -220,4 +229,126 @@ async fn file_then_environment_then_flags() {
     );
     let status = server.terminate().unwrap();
     assert!(status.success());
+}
+
+/// A misspelt key is never ignored: in the file, in an `AUDITRAIL_…`
+/// variable, in any table; the message names the key, where it was set and
+/// the closest known key.
+#[test]
+fn unknown_keys_stop_the_start_with_the_closest_known_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("auditrail.toml");
+    std::fs::write(&config, "[indexer]\nretention_dayz = 7\n").unwrap();
+    let err = refused(auditrail().args(["up", "--config"]).arg(&config));
+    assert!(err.contains("unknown key indexer.retention_dayz"), "{err}");
+    assert!(err.contains("auditrail.toml"), "{err}");
+    assert!(err.contains("did you mean retention_days?"), "{err}");
+
+    // The old flat layout of `up` (cluster at the top) is refused too.
+    std::fs::write(&config, "cluster = \"prod\"\n").unwrap();
+    let err = refused(auditrail().args(["up", "--config"]).arg(&config));
+    assert!(err.contains("unknown key cluster"), "{err}");
+
+    let err = refused(
+        auditrail()
+            .args(["run", "--service", "query", "--data-dir"])
+            .arg(dir.path())
+            .env("AUDITRAIL_DATA_DRI", "/tmp/x"),
+    );
+    assert!(err.contains("unknown key data_dri"), "{err}");
+    assert!(err.contains("AUDITRAIL_DATA_DRI"), "{err}");
+    assert!(err.contains("did you mean data_dir?"), "{err}");
+
+    let err = refused(
+        auditrail()
+            .args(["run", "--service", "indexer", "--check-config"])
+            .env("AUDITRAIL_INDEXER__RETENTION_DAYS", "ninety"),
+    );
+    assert!(err.contains("indexer.retention_days"), "{err}");
+    assert!(err.contains("\"ninety\""), "the value: {err}");
+    assert!(
+        err.contains("AUDITRAIL_INDEXER__RETENTION_DAYS"),
+        "where it came from: {err}"
+    );
+}
+
+/// `--check-config` prints the effective configuration, every layer
+/// applied and secrets redacted, and exits 0; a bad one exits 1 with the
+/// error; nothing is started either way.
+#[test]
+fn check_config_prints_the_effective_configuration_or_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("auditrail.toml");
+    std::fs::write(
+        &config,
+        "[indexer]\nretention_days = 30\n[store.elasticsearch]\nurls = [\"http://es:9200\"]\n\
+         auth = { basic = { username = \"auditrail\", password = \"hunter2\" } }\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let (status, out, err) = run_to_end(
+        auditrail()
+            .args(["run", "--service", "indexer", "--check-config", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .env("AUDITRAIL_LOG__LEVEL", "debug"),
+    )
+    .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(out.contains("retention_days = 30"), "the file: {out}");
+    assert!(out.contains("level = \"debug\""), "the environment: {out}");
+    assert!(out.contains(data.to_str().unwrap()), "the flags: {out}");
+    assert!(
+        out.contains("listen = \"127.0.0.1:50054\""),
+        "the indexer's own port: {out}"
+    );
+    assert!(
+        !out.contains("hunter2") && out.contains("<redacted>"),
+        "{out}"
+    );
+    assert!(!data.exists(), "nothing was started or created");
+
+    std::fs::write(
+        &config,
+        "[indexer]\nretention_days = 3\nmin_retention_days = 7\n",
+    )
+    .unwrap();
+    let err = refused(
+        auditrail()
+            .args(["run", "--service", "indexer", "--check-config", "--config"])
+            .arg(&config),
+    );
+    assert!(err.contains("below min_retention_days"), "{err}");
+    // The indexer's table is checked only where the indexer runs.
+    let (status, _, err) = run_to_end(
+        auditrail()
+            .args([
+                "run",
+                "--service",
+                "provisioner",
+                "--check-config",
+                "--config",
+            ])
+            .arg(&config),
+    )
+    .unwrap();
+    assert!(status.success(), "{err}");
+}
+
+/// A flag that configures a service the process does not run is refused,
+/// not silently ignored.
+#[test]
+fn flags_of_services_not_run_are_refused() {
+    let err = refused(auditrail().args(["run", "--service", "query", "--cluster", "prod"]));
+    assert!(
+        err.contains("--cluster configures the ingestor") && err.contains("--service query"),
+        "{err}"
+    );
+    let err =
+        refused(auditrail().args(["run", "--service", "provisioner", "--retention-days", "7"]));
+    assert!(
+        err.contains("--retention-days configures the indexer"),
+        "{err}"
+    );
 }

@@ -244,21 +244,25 @@ async fn separate_ingestor_and_indexer_survive_each_others_crashes() {
     .collect();
     append(&live, &lines[..1_500]);
 
-    let indexer_bin = binary("auditrail-indexer").unwrap();
+    // Two processes sharing one data directory, as deployed: the store in
+    // store/, the ingestor's checkpoints in ingestor/.
+    let auditrail = binary("auditrail").unwrap();
     let start_indexer = |listen: &str| {
-        let mut command = Command::new(&indexer_bin);
+        let mut command = Command::new(&auditrail);
         command
+            .args(["run", "--service", "indexer"])
             .args(["--listen", listen, "--no-metrics", "--log-format", "json"])
             .args(["--retention-days", "0"])
             .arg("--data-dir")
-            .arg(&store_dir);
+            .arg(dir.path());
         Server::spawn(command, &[]).unwrap()
     };
     let indexer = start_indexer("127.0.0.1:0");
     let indexer_addr = indexer.addr().to_owned();
     let start_ingestor = || {
-        let mut command = Command::new(binary("auditrail-ingestor").unwrap());
+        let mut command = Command::new(&auditrail);
         command
+            .args(["run", "--service", "ingestor"])
             .args([
                 "--listen",
                 "127.0.0.1:0",
@@ -269,10 +273,10 @@ async fn separate_ingestor_and_indexer_survive_each_others_crashes() {
             .args(["--cluster", CLUSTER, "--indexer-url"])
             .arg(format!("http://{indexer_addr}"))
             .arg("--data-dir")
-            .arg(&ingestor_dir)
+            .arg(dir.path())
             .arg("--log-path")
             .arg(&live);
-        Server::spawn(command, &[("AUDITRAIL_BATCH__MAX_WAIT_MS", "50")]).unwrap()
+        Server::spawn(command, &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")]).unwrap()
     };
     let ingestor = start_ingestor();
 
@@ -551,7 +555,7 @@ async fn events_past_the_retention_are_counted_not_stored_nor_dead_lettered() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].contains(&format!("events read from {source} so far are older than the retention of 91 days and were not stored"))
-            && warnings[0].contains("--retention-days 0 on auditrail up or auditrail-indexer keeps everything"),
+            && warnings[0].contains("--retention-days 0 on the indexer (indexer.retention_days) keeps everything"),
         "{}",
         warnings[0]
     );

@@ -1,5 +1,6 @@
-//! Each service as its own binary: serves its one API, healthy, reflected,
-//! measured, and stops cleanly on SIGTERM.
+//! `auditrail run --service`: each service alone serves its one API on its
+//! own default-port scheme, healthy, reflected, measured, and stops cleanly
+//! on SIGTERM; a subset serves exactly its services.
 
 use auditrail_integration_tests::{Server, binary, scrape};
 use tonic_health::pb::HealthCheckRequest;
@@ -7,49 +8,74 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 const SERVICES: [(&str, &str); 5] = [
-    ("auditrail-provisioner", "auditrail.v1.ProvisionService"),
-    ("auditrail-ingestor", "auditrail.v1.IngestorService"),
-    ("auditrail-indexer", "auditrail.v1.IngestService"),
-    ("auditrail-query", "auditrail.v1.QueryService"),
-    ("auditrail-reporter", "auditrail.v1.ReportService"),
+    ("provisioner", "auditrail.v1.ProvisionService"),
+    ("ingestor", "auditrail.v1.IngestorService"),
+    ("indexer", "auditrail.v1.IngestService"),
+    ("query", "auditrail.v1.QueryService"),
+    ("reporter", "auditrail.v1.ReportService"),
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_service_binary_serves_only_its_own_api() {
-    let dir = tempfile::tempdir().unwrap();
-    for (bin, own) in SERVICES {
-        let exe = binary(bin).unwrap();
-        let args: Vec<&str> = if bin == "auditrail-provisioner" {
-            vec![]
+/// Asserts that `server` serves exactly the APIs of `running`, and counts
+/// its health checks.
+async fn serves_exactly(server: &Server, running: &[&str]) {
+    let mut health = HealthClient::new(server.channel().await.unwrap());
+    for (service, api) in SERVICES {
+        let answer = health
+            .check(HealthCheckRequest {
+                service: api.into(),
+            })
+            .await;
+        if running.contains(&service) {
+            assert_eq!(
+                answer.unwrap().into_inner().status,
+                ServingStatus::Serving as i32,
+                "{running:?}: {api}"
+            );
         } else {
-            vec!["--data-dir", dir.path().to_str().unwrap()]
-        };
-        let server = Server::start(&exe, &args, &[]).unwrap();
-        let mut health = HealthClient::new(server.channel().await.unwrap());
-        for (_, name) in SERVICES {
-            let answer = health
-                .check(HealthCheckRequest {
-                    service: name.into(),
-                })
-                .await;
-            if name == own {
-                assert_eq!(
-                    answer.unwrap().into_inner().status,
-                    ServingStatus::Serving as i32,
-                    "{bin}"
-                );
-            } else {
-                assert_eq!(
-                    answer.unwrap_err().code(),
-                    tonic::Code::NotFound,
-                    "{bin} {name}"
-                );
-            }
+            assert_eq!(
+                answer.unwrap_err().code(),
+                tonic::Code::NotFound,
+                "{running:?}: {api}"
+            );
         }
-        let metrics = scrape(server.metrics_addr().unwrap()).unwrap();
-        let key = r#"grpc_server_handled_total{service="grpc.health.v1.Health",method="Check",code="OK"}"#;
-        assert_eq!(metrics.get(key), Some(&1.0), "{bin}: {metrics:?}");
-        let status = server.terminate().unwrap();
-        assert!(status.success(), "{bin}: {status}");
     }
+    let metrics = scrape(server.metrics_addr().unwrap()).unwrap();
+    let key =
+        r#"grpc_server_handled_total{service="grpc.health.v1.Health",method="Check",code="OK"}"#;
+    assert_eq!(
+        metrics.get(key),
+        Some(&(running.len() as f64)),
+        "{running:?}: {metrics:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_alone_serves_only_its_own_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = binary("auditrail").unwrap();
+    for (service, _) in SERVICES {
+        let mut args = vec!["run", "--service", service];
+        if service != "provisioner" {
+            args.extend(["--data-dir", dir.path().to_str().unwrap()]);
+        }
+        let server = Server::start(&exe, &args, &[]).unwrap();
+        serves_exactly(&server, &[service]).await;
+        let status = server.terminate().unwrap();
+        assert!(status.success(), "{service}: {status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subset_serves_exactly_its_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = binary("auditrail").unwrap();
+    let data = dir.path().to_str().unwrap();
+    let server = Server::start(
+        &exe,
+        &["run", "--service", "indexer,query", "--data-dir", data],
+        &[],
+    )
+    .unwrap();
+    serves_exactly(&server, &["indexer", "query"]).await;
+    assert!(server.terminate().unwrap().success());
 }
