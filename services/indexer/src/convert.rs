@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use crate::error::IndexerError;
 use auditrail_proto::v1;
 use auditrail_store::{Damage, IndexStats};
-use tonic::Status;
 
 pub(crate) use auditrail_proto::timestamp;
 
@@ -40,7 +40,7 @@ pub(crate) fn damage_to_proto(d: Damage) -> v1::DamagedSegment {
 /// The maximum age a retention request asks for; it must be positive.
 pub(crate) fn retention_max_age(
     cutoff: Option<v1::apply_retention_request::Cutoff>,
-) -> Result<Duration, Status> {
+) -> Result<Duration, IndexerError> {
     use v1::apply_retention_request::Cutoff;
     match cutoff {
         Some(Cutoff::MaxAgeDays(days)) if days > 0 => {
@@ -51,10 +51,10 @@ pub(crate) fn retention_max_age(
             let nanos = u32::try_from(d.nanos).unwrap_or(0);
             Ok(Duration::new(secs, nanos))
         }
-        Some(_) => Err(Status::invalid_argument(
+        Some(_) => Err(IndexerError::invalid(
             "the retention max age must be positive",
         )),
-        None => Err(Status::invalid_argument(
+        None => Err(IndexerError::invalid(
             "a cut-off is required: max_age or max_age_days",
         )),
     }
@@ -63,9 +63,12 @@ pub(crate) fn retention_max_age(
 /// `now - max_age`, refusing ages that reach before 1970-01-01: no stored
 /// event is older, and a cut-off there could not be answered as a valid
 /// protobuf Timestamp.
-pub(crate) fn cutoff(now: jiff::Timestamp, max_age: Duration) -> Result<jiff::Timestamp, Status> {
+pub(crate) fn cutoff(
+    now: jiff::Timestamp,
+    max_age: Duration,
+) -> Result<jiff::Timestamp, IndexerError> {
     let too_large = || {
-        Status::invalid_argument(format!(
+        IndexerError::invalid(format!(
             "the retention max age of {} days reaches before 1970-01-01, where no stored \
              event can be; give a shorter one",
             max_age.as_secs() / 86_400

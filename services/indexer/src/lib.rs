@@ -14,6 +14,7 @@
 //! deletes what ages past `retention_days` later.
 
 mod convert;
+mod error;
 mod retention;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_server::{IngestService, IngestServiceServer};
 use auditrail_server::Services;
 use auditrail_store::{IndexedEvent, Query, Store};
+use error::IndexerError;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
@@ -240,15 +242,43 @@ impl IngestService for Indexer {
         &self,
         request: Request<v1::IngestBatchRequest>,
     ) -> Result<Response<v1::IngestBatchResponse>, Status> {
-        let request = request.into_inner();
+        Ok(Response::new(self.ingest(request.into_inner()).await?))
+    }
+
+    async fn get_index_stats(
+        &self,
+        request: Request<v1::GetIndexStatsRequest>,
+    ) -> Result<Response<v1::GetIndexStatsResponse>, Status> {
+        Ok(Response::new(self.stats(request.into_inner()).await?))
+    }
+
+    async fn apply_retention(
+        &self,
+        request: Request<v1::ApplyRetentionRequest>,
+    ) -> Result<Response<v1::ApplyRetentionResponse>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        Ok(Response::new(
+            self.retention(request.into_inner(), &peer).await?,
+        ))
+    }
+}
+
+/// The calls, answering [`IndexerError`]s.
+impl Indexer {
+    async fn ingest(
+        &self,
+        request: v1::IngestBatchRequest,
+    ) -> Result<v1::IngestBatchResponse, IndexerError> {
         if request.batch_id.is_empty() {
-            return Err(Status::invalid_argument("batch_id is required"));
+            return Err(IndexerError::invalid("batch_id is required"));
         }
         if request.cluster.is_empty() {
-            return Err(Status::invalid_argument("cluster is required"));
+            return Err(IndexerError::invalid("cluster is required"));
         }
         if request.events.len() > MAX_BATCH_EVENTS {
-            return Err(Status::invalid_argument(format!(
+            return Err(IndexerError::invalid(format!(
                 "a batch holds at most {MAX_BATCH_EVENTS} events, this one {}",
                 request.events.len()
             )));
@@ -264,15 +294,12 @@ impl IngestService for Indexer {
                 index_batch(&cluster, events, max, now, retention_days)
             })
             .await
-            .map_err(|e| Status::internal(format!("indexing task failed: {e}")))?
+            .map_err(|e| IndexerError::Task(e.to_string()))?
         };
         let outcome = if indexed.is_empty() {
             auditrail_store::WriteOutcome::default()
         } else {
-            self.store
-                .write(indexed)
-                .await
-                .map_err(tonic::Status::from)?
+            self.store.write(indexed).await?
         };
         metrics::counter!("indexer_events_accepted_total").increment(outcome.inserted);
         metrics::counter!("indexer_events_duplicate_total").increment(outcome.duplicates);
@@ -293,22 +320,21 @@ impl IngestService for Indexer {
             expired,
             "batch committed"
         );
-        Ok(Response::new(v1::IngestBatchResponse {
+        Ok(v1::IngestBatchResponse {
             accepted: u32::try_from(outcome.inserted).unwrap_or(u32::MAX),
             duplicates: u32::try_from(outcome.duplicates).unwrap_or(u32::MAX),
             rejects,
             committed: true,
             batch_id: request.batch_id,
             retention_days,
-        }))
+        })
     }
 
-    async fn get_index_stats(
+    async fn stats(
         &self,
-        request: Request<v1::GetIndexStatsRequest>,
-    ) -> Result<Response<v1::GetIndexStatsResponse>, Status> {
-        let request = request.into_inner();
-        let stats = self.store.stats().await.map_err(tonic::Status::from)?;
+        request: v1::GetIndexStatsRequest,
+    ) -> Result<v1::GetIndexStatsResponse, IndexerError> {
+        let stats = self.store.stats().await?;
         let stats = stats
             .into_iter()
             .filter(|s| request.clusters.is_empty() || request.clusters.contains(&s.cluster))
@@ -318,36 +344,32 @@ impl IngestService for Indexer {
         let damaged_segments = self
             .store
             .damage()
-            .await
-            .map_err(tonic::Status::from)?
+            .await?
             .into_iter()
             .filter(|d| request.clusters.is_empty() || request.clusters.contains(&d.cluster))
             .map(convert::damage_to_proto)
             .collect();
-        Ok(Response::new(v1::GetIndexStatsResponse {
+        Ok(v1::GetIndexStatsResponse {
             stats,
             damaged_segments,
-        }))
+        })
     }
 
-    async fn apply_retention(
+    async fn retention(
         &self,
-        request: Request<v1::ApplyRetentionRequest>,
-    ) -> Result<Response<v1::ApplyRetentionResponse>, Status> {
-        if !request.get_ref().clusters.is_empty() || !request.get_ref().types.is_empty() {
-            return Err(Status::invalid_argument(
+        request: v1::ApplyRetentionRequest,
+        peer: &str,
+    ) -> Result<v1::ApplyRetentionResponse, IndexerError> {
+        if !request.clusters.is_empty() || !request.types.is_empty() {
+            return Err(IndexerError::invalid(
                 "the embedded store applies retention to all clusters and types; \
                  leave clusters and types empty",
             ));
         }
-        let peer = request
-            .remote_addr()
-            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-        let request = request.into_inner();
         let max_age = convert::retention_max_age(request.cutoff)?;
         let floor = Duration::from_secs(u64::from(self.min_retention_days) * 86_400);
         if max_age < floor && !request.force {
-            return Err(Status::failed_precondition(format!(
+            return Err(IndexerError::NeedsForce(format!(
                 "a max age of {}s is shorter than this indexer's min_retention_days ({}): it \
                  would delete events that recent. Set force to confirm",
                 max_age.as_secs(),
@@ -361,8 +383,7 @@ impl IngestService for Indexer {
                 .await
         } else {
             self.store.delete_before(cutoff).await
-        }
-        .map_err(tonic::Status::from)?;
+        }?;
         if request.dry_run {
             tracing::warn!(%peer, %cutoff, would_delete = deleted, "ApplyRetention dry run");
         } else {
@@ -376,11 +397,11 @@ impl IngestService for Indexer {
                 "ApplyRetention deleted the events older than the cut-off"
             );
         }
-        Ok(Response::new(v1::ApplyRetentionResponse {
+        Ok(v1::ApplyRetentionResponse {
             deleted_count: deleted,
             cutoff: Some(convert::timestamp(cutoff)),
             dry_run: request.dry_run,
-        }))
+        })
     }
 }
 

@@ -1,6 +1,6 @@
-//! Mapping between stored events and `auditrail.v1` messages, and between
-//! errors and gRPC statuses.
+//! Mapping between stored events and `auditrail.v1` messages.
 
+use crate::error::QueryError;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -8,14 +8,6 @@ use auditrail_event::{UserInfo, parse_line};
 use auditrail_proto::{timestamp, v1};
 use auditrail_store::StoredEvent;
 use serde::Deserialize;
-use tonic::Status;
-
-use crate::filter::FilterError;
-
-#[allow(clippy::needless_pass_by_value)] // used as `map_err(filter_status)`
-pub(crate) fn filter_status(err: FilterError) -> Status {
-    Status::invalid_argument(err.0)
-}
 
 /// The parts of an event the typed view does not keep.
 #[derive(Deserialize, Default)]
@@ -49,9 +41,10 @@ fn s(v: Option<&Cow<'_, str>>) -> String {
 pub(crate) fn audit_event(
     stored: StoredEvent,
     include_raw: bool,
-) -> Result<v1::AuditEvent, Status> {
-    let parsed = parse_line(&stored.raw)
-        .map_err(|e| Status::internal(format!("stored event {} does not parse: {e}", stored.id)))?;
+) -> Result<v1::AuditEvent, QueryError> {
+    let parsed = parse_line(&stored.raw).map_err(|e| {
+        QueryError::internal(format!("stored event {} does not parse: {e}", stored.id))
+    })?;
     let e = &parsed.event;
     let extras: Extras<'_> = serde_json::from_slice(parsed.raw).unwrap_or_default();
     let object_ref = e.object_ref.as_ref().map(|o| v1::ObjectReference {

@@ -17,6 +17,7 @@
 //! 50,000 of them). Windows are contiguous and disjoint, so the
 //! concatenation of their pages is exactly the ordered result.
 
+use crate::error::QueryError;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -27,7 +28,6 @@ use tokio::sync::mpsc;
 use tonic::Status;
 use tonic::codegen::BoxStream;
 
-use crate::convert::filter_status;
 use crate::filter::{resolve_range, time_window, to_query, with_timeline};
 use crate::limits::ExportSlot;
 use crate::search::first_time;
@@ -44,12 +44,12 @@ const PAGE_BYTES: usize = 32 << 20;
 /// Fewest and most events per page.
 const PAGE_EVENTS: (usize, usize) = (16, 50_000);
 
-fn format_from_proto(format: i32) -> Result<Format, Status> {
+fn format_from_proto(format: i32) -> Result<Format, QueryError> {
     match v1::ExportFormat::try_from(format) {
         Ok(v1::ExportFormat::Unspecified | v1::ExportFormat::Json) => Ok(Format::Json),
         Ok(v1::ExportFormat::Ndjson) => Ok(Format::Ndjson),
         Ok(v1::ExportFormat::Yaml) => Ok(Format::Yaml),
-        Err(_) => Err(Status::invalid_argument(format!(
+        Err(_) => Err(QueryError::invalid(format!(
             "unknown export format {format}"
         ))),
     }
@@ -61,12 +61,13 @@ pub(crate) fn start(
     request: &v1::ExportRequest,
     now: Timestamp,
     slot: ExportSlot,
-) -> Result<BoxStream<v1::ExportChunk>, Status> {
+) -> Result<BoxStream<v1::ExportChunk>, QueryError> {
     let format = format_from_proto(request.format)?;
     let sort = sort_order(request.sort)?;
-    let filter = with_timeline(request.filter.as_ref(), request.timeline).map_err(filter_status)?;
-    let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(filter_status)?;
-    let query = to_query(&filter, request.timeline, from, to).map_err(filter_status)?;
+    let filter =
+        with_timeline(request.filter.as_ref(), request.timeline).map_err(QueryError::from)?;
+    let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(QueryError::from)?;
+    let query = to_query(&filter, request.timeline, from, to).map_err(QueryError::from)?;
     let limit = (request.limit > 0).then_some(request.limit);
     let scope = Scope {
         clusters: filter.clusters.clone(),
@@ -94,9 +95,9 @@ pub(crate) fn start(
             Err(Stop::ClientGone) => {
                 tracing::debug!(events = export.writer.events(), "export client went away");
             }
-            Err(Stop::Failed(status)) => {
-                tracing::warn!(error = %status.message(), "export failed");
-                let _ = export.sink.send(Err(status)).await;
+            Err(Stop::Failed(err)) => {
+                tracing::warn!(error = %err, "export failed");
+                let _ = export.sink.send(Err(err.into())).await;
             }
         }
     });
@@ -116,8 +117,8 @@ struct Scope {
 /// them, before anything is sent. The selector is not considered (a
 /// cluster it excludes still counts), so the check errs on the side of
 /// refusing.
-async fn refuse_damage(store: &dyn Store, scope: &Scope) -> Result<(), Status> {
-    let damage = store.damage().await.map_err(tonic::Status::from)?;
+async fn refuse_damage(store: &dyn Store, scope: &Scope) -> Result<(), QueryError> {
+    let damage = store.damage().await.map_err(QueryError::from)?;
     let hit: Vec<String> = damage
         .iter()
         .filter(|d| {
@@ -129,7 +130,7 @@ async fn refuse_damage(store: &dyn Store, scope: &Scope) -> Result<(), Status> {
     if hit.is_empty() {
         return Ok(());
     }
-    Err(Status::data_loss(format!(
+    Err(QueryError::damaged(format!(
         "the export would miss events: {} damaged segment(s) of the store may hold events \
          of its clusters and time range, and their events cannot be read ({}); \
          export a time range outside them, or restore the store's files \
@@ -143,13 +144,13 @@ async fn refuse_damage(store: &dyn Store, scope: &Scope) -> Result<(), Status> {
 enum Stop {
     /// The client closed the stream: nothing more to do.
     ClientGone,
-    /// The export failed; the client gets this status.
-    Failed(Status),
+    /// The export failed; the client gets this error's status.
+    Failed(QueryError),
 }
 
-impl From<Status> for Stop {
-    fn from(status: Status) -> Self {
-        Self::Failed(status)
+impl From<QueryError> for Stop {
+    fn from(err: QueryError) -> Self {
+        Self::Failed(err)
     }
 }
 
@@ -253,7 +254,7 @@ impl Export {
                     count: CountMode::None,
                 })
                 .await
-                .map_err(tonic::Status::from)?;
+                .map_err(QueryError::from)?;
             n += page.events.len() as u64;
             let bytes: usize = page.events.iter().map(|e| e.raw.len()).sum();
             if let Some(mean) = bytes.checked_div(page.events.len()) {
@@ -271,7 +272,7 @@ impl Export {
         for event in events {
             self.writer
                 .event(&event.raw, &mut self.buffer)
-                .map_err(|e| Status::internal(format!("stored event {}: {e}", event.id)))?;
+                .map_err(|e| QueryError::internal(format!("stored event {}: {e}", event.id)))?;
             self.send_full_chunks().await?;
         }
         Ok(())

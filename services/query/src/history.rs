@@ -7,6 +7,7 @@
 //! `Status` takes the object of the version before it, looked up in the
 //! store when it is not on the same page.
 
+use crate::error::QueryError;
 use auditrail_event::EventId;
 use auditrail_proto::{timestamp, v1};
 use auditrail_store::{
@@ -16,9 +17,7 @@ use auditrail_versions::{Version, VersionError, diff_objects, version_of};
 use jiff::Timestamp;
 use serde_json::Value as Json;
 use std::ops::Bound;
-use tonic::Status;
 
-use crate::convert::filter_status;
 use crate::filter::{fingerprint, resolve_range};
 use crate::page_size;
 use crate::token::PageToken;
@@ -29,8 +28,8 @@ const WRITE_VERBS: [&str; 4] = ["create", "update", "patch", "delete"];
 /// Most context lines of a diff.
 const MAX_CONTEXT: u32 = 1000;
 
-fn version_status(id: &EventId, e: &VersionError) -> Status {
-    Status::internal(format!("stored event {id} cannot be read: {e}"))
+fn version_status(id: &EventId, e: &VersionError) -> QueryError {
+    QueryError::internal(format!("stored event {id} cannot be read: {e}"))
 }
 
 /// Which resource, in which cluster.
@@ -77,18 +76,18 @@ fn versions_query(target: &Target<'_>) -> Query {
 }
 
 /// The single cluster of the store, when the request names none.
-async fn only_cluster(store: &dyn Store) -> Result<Option<String>, Status> {
+async fn only_cluster(store: &dyn Store) -> Result<Option<String>, QueryError> {
     let mut clusters: Vec<String> = store
         .stats()
         .await
-        .map_err(tonic::Status::from)?
+        .map_err(QueryError::from)?
         .into_iter()
         .map(|s| s.cluster)
         .collect();
     clusters.dedup();
     match clusters.len() {
         0 | 1 => Ok(clusters.pop()),
-        n => Err(Status::invalid_argument(format!(
+        n => Err(QueryError::invalid(format!(
             "the store holds {n} clusters ({}); name one in `cluster`",
             clusters.join(", ")
         ))),
@@ -101,7 +100,7 @@ async fn object_before(
     store: &dyn Store,
     query: &Query,
     cursor: Cursor,
-) -> Result<Option<Json>, Status> {
+) -> Result<Option<Json>, QueryError> {
     let page = store
         .search(SearchRequest {
             query: query.clone(),
@@ -112,7 +111,7 @@ async fn object_before(
             count: CountMode::None,
         })
         .await
-        .map_err(tonic::Status::from)?;
+        .map_err(QueryError::from)?;
     for event in page.events {
         let version = version_of(&event.raw).map_err(|e| version_status(&event.id, &e))?;
         if version.object.is_some() {
@@ -197,16 +196,16 @@ fn namespace_condition<'a>(
     resource: &Resource,
     namespace: &'a str,
     name: &str,
-) -> Result<Option<&'a str>, Status> {
+) -> Result<Option<&'a str>, QueryError> {
     match (resource.namespaced, namespace.is_empty()) {
-        (Some(false), false) => Err(Status::invalid_argument(format!(
+        (Some(false), false) => Err(QueryError::invalid(format!(
             "{} are cluster-scoped: name the object without a namespace ({}, not {})",
             resource.plural,
             echo(name),
             echo(&format!("{namespace}/{name}"))
         ))),
         (Some(false), true) => Ok(None),
-        (Some(true), true) => Err(Status::invalid_argument(format!(
+        (Some(true), true) => Err(QueryError::invalid(format!(
             "{} are namespaced: name the object with its namespace (NAMESPACE/{})",
             resource.plural,
             echo(name).trim_matches('"')
@@ -219,9 +218,9 @@ pub(crate) async fn history(
     store: &dyn Store,
     request: v1::HistoryRequest,
     now: Timestamp,
-) -> Result<v1::HistoryResponse, Status> {
+) -> Result<v1::HistoryResponse, QueryError> {
     if request.resource.trim().is_empty() || request.name.is_empty() {
-        return Err(Status::invalid_argument("resource and name are required"));
+        return Err(QueryError::invalid("resource and name are required"));
     }
     let resource = resolve_resource(request.resource.trim(), &request.api_group);
     let namespace = namespace_condition(&resource, &request.namespace, &request.name)?;
@@ -247,10 +246,11 @@ pub(crate) async fn history(
         request.cluster.clone()
     };
     let (from, to, after) = if request.page_token.is_empty() {
-        let (from, to) = resolve_range(&request.from, &request.to, now).map_err(filter_status)?;
+        let (from, to) =
+            resolve_range(&request.from, &request.to, now).map_err(QueryError::from)?;
         (from, to, None)
     } else {
-        let token = PageToken::decode(&request.page_token, print).map_err(filter_status)?;
+        let token = PageToken::decode(&request.page_token, print).map_err(QueryError::from)?;
         (token.from, token.to, Some(token.after))
     };
     let versions = versions_query(&Target {
@@ -270,7 +270,7 @@ pub(crate) async fn history(
             count: CountMode::None,
         })
         .await
-        .map_err(tonic::Status::from)?;
+        .map_err(QueryError::from)?;
     let mut out = Vec::with_capacity(page.events.len());
     let mut previous: Option<Json> = None;
     for event in &page.events {
@@ -301,12 +301,12 @@ fn cursor(event: &StoredEvent) -> Cursor {
     }
 }
 
-async fn event(store: &dyn Store, text: &str, side: &str) -> Result<StoredEvent, Status> {
+async fn event(store: &dyn Store, text: &str, side: &str) -> Result<StoredEvent, QueryError> {
     if text.is_empty() {
-        return Err(Status::invalid_argument(format!("{side} is required")));
+        return Err(QueryError::invalid(format!("{side} is required")));
     }
     let id: EventId = text.parse().map_err(|_| {
-        Status::invalid_argument(format!(
+        QueryError::invalid(format!(
             "{side} {} is not an event id (64 hex digits)",
             echo(text)
         ))
@@ -314,8 +314,8 @@ async fn event(store: &dyn Store, text: &str, side: &str) -> Result<StoredEvent,
     store
         .get(&id)
         .await
-        .map_err(tonic::Status::from)?
-        .ok_or_else(|| Status::not_found(format!("no event with id {text}")))
+        .map_err(QueryError::from)?
+        .ok_or_else(|| QueryError::not_found(format!("no event with id {text}")))
 }
 
 /// A version with its object, for a diff: a delete without an object takes
@@ -323,7 +323,7 @@ async fn event(store: &dyn Store, text: &str, side: &str) -> Result<StoredEvent,
 async fn diff_side(
     store: &dyn Store,
     event: &StoredEvent,
-) -> Result<(Version, Option<Json>), Status> {
+) -> Result<(Version, Option<Json>), QueryError> {
     let version = version_of(&event.raw).map_err(|e| version_status(&event.id, &e))?;
     let object = match (&version.object, version.deleted) {
         (Some(o), _) => Some(o.clone()),
@@ -349,10 +349,10 @@ async fn diff_side(
 pub(crate) async fn diff(
     store: &dyn Store,
     request: v1::DiffRequest,
-) -> Result<v1::DiffResponse, Status> {
+) -> Result<v1::DiffResponse, QueryError> {
     let context = request.context_lines.unwrap_or(3);
     if context > MAX_CONTEXT {
-        return Err(Status::invalid_argument(format!(
+        return Err(QueryError::invalid(format!(
             "context_lines {context} is above the maximum of {MAX_CONTEXT}"
         )));
     }
@@ -362,12 +362,12 @@ pub(crate) async fn diff(
     let (to, to_object) = diff_side(store, &to_event).await?;
     for (version, id) in [(&from, &request.from_event_id), (&to, &request.to_event_id)] {
         if let Some(error) = &version.object_error {
-            return Err(Status::failed_precondition(format!(
+            return Err(QueryError::not_applicable(format!(
                 "event {id} cannot be compared: {error}"
             )));
         }
         if !version.is_version {
-            return Err(Status::failed_precondition(format!(
+            return Err(QueryError::not_applicable(format!(
                 "event {id} is not a version of its object ({}); versions are successful \
                  creates, updates, patches and deletes of the object itself, as `history` lists",
                 version.summary
@@ -375,7 +375,7 @@ pub(crate) async fn diff(
         }
     }
     if from_event.cluster != to_event.cluster || from.key != to.key {
-        return Err(Status::failed_precondition(format!(
+        return Err(QueryError::not_applicable(format!(
             "the events are about different resources: {}/{} {}/{} in {} and {}/{} {}/{} in {}",
             from.key.api_group,
             from.key.resource,
@@ -390,7 +390,7 @@ pub(crate) async fn diff(
         )));
     }
     let missing = |id: &str| {
-        Status::failed_precondition(format!(
+        QueryError::not_applicable(format!(
             "event {id} carries no object (it was logged below level RequestResponse, or is \
              not a successful write)"
         ))
@@ -409,7 +409,7 @@ pub(crate) async fn diff(
         &request.from_event_id,
         &request.to_event_id,
     )
-    .map_err(|e| Status::internal(e.to_string()))?;
+    .map_err(|e| QueryError::internal(e.to_string()))?;
     Ok(v1::DiffResponse {
         unified_diff: diff.unified,
         from: Some(resource_version(&from_event.id, &from, Some(left))),

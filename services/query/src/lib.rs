@@ -13,6 +13,7 @@
 //! exports streamed.
 
 mod convert;
+mod error;
 mod export;
 pub mod filter;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use auditrail_proto::v1;
 use auditrail_proto::v1::query_service_server::{QueryService, QueryServiceServer};
 use auditrail_server::Services;
 use auditrail_store::Store;
+use error::QueryError;
 use serde::{Deserialize, Serialize};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
@@ -147,25 +149,23 @@ impl Querier {
 
 /// The page size a request asks for: 0 is the default, above the maximum
 /// is refused.
-fn page_size(requested: u32) -> Result<usize, Status> {
+fn page_size(requested: u32) -> Result<usize, QueryError> {
     match requested {
         0 => Ok(DEFAULT_PAGE_SIZE as usize),
         n if n <= MAX_PAGE_SIZE => Ok(n as usize),
-        n => Err(Status::invalid_argument(format!(
+        n => Err(QueryError::invalid(format!(
             "page_size {n} is above the maximum of {MAX_PAGE_SIZE}"
         ))),
     }
 }
 
-fn sort_order(sort: i32) -> Result<auditrail_store::SortOrder, Status> {
+fn sort_order(sort: i32) -> Result<auditrail_store::SortOrder, QueryError> {
     match v1::SortOrder::try_from(sort) {
         Ok(v1::SortOrder::Unspecified | v1::SortOrder::NewestFirst) => {
             Ok(auditrail_store::SortOrder::NewestFirst)
         }
         Ok(v1::SortOrder::OldestFirst) => Ok(auditrail_store::SortOrder::OldestFirst),
-        Err(_) => Err(Status::invalid_argument(format!(
-            "unknown sort order {sort}"
-        ))),
+        Err(_) => Err(QueryError::invalid(format!("unknown sort order {sort}"))),
     }
 }
 
@@ -178,6 +178,7 @@ impl QueryService for Querier {
         search::search(&*self.store, request.into_inner(), jiff::Timestamp::now())
             .await
             .map(Response::new)
+            .map_err(Status::from)
     }
 
     async fn histogram(
@@ -187,6 +188,7 @@ impl QueryService for Querier {
         search::histogram(&*self.store, request.into_inner(), jiff::Timestamp::now())
             .await
             .map(Response::new)
+            .map_err(Status::from)
     }
 
     type ExportStream = BoxStream<v1::ExportChunk>;
@@ -213,6 +215,7 @@ impl QueryService for Querier {
         history::history(&*self.store, request.into_inner(), jiff::Timestamp::now())
             .await
             .map(Response::new)
+            .map_err(Status::from)
     }
 
     async fn diff(
@@ -222,5 +225,6 @@ impl QueryService for Querier {
         history::diff(&*self.store, request.into_inner())
             .await
             .map(Response::new)
+            .map_err(Status::from)
     }
 }

@@ -8,11 +8,10 @@
 //! answers RESOURCE_EXHAUSTED at once, naming the limit. A slot is freed
 //! when its export ends, fails, or its client goes away.
 
+use crate::error::QueryError;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-
-use tonic::Status;
 
 /// Exports running at once, by default, on one server.
 pub const MAX_EXPORTS: usize = 16;
@@ -57,10 +56,10 @@ impl ExportSlots {
 
     /// A slot for an export of `client` (`None`: address unknown, counted
     /// as one client), or RESOURCE_EXHAUSTED.
-    pub(crate) fn take(&self, client: Option<IpAddr>) -> Result<ExportSlot, Status> {
+    pub(crate) fn take(&self, client: Option<IpAddr>) -> Result<ExportSlot, QueryError> {
         let mut running = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if running.total >= self.server {
-            return Err(Status::resource_exhausted(format!(
+            return Err(QueryError::busy(format!(
                 "{} exports are running, the most this server runs at once; retry when one \
                  has ended",
                 self.server
@@ -68,7 +67,7 @@ impl ExportSlots {
         }
         let mine = running.by_client.entry(client).or_default();
         if *mine >= self.per_client {
-            return Err(Status::resource_exhausted(format!(
+            return Err(QueryError::busy(format!(
                 "this client has {} exports running, the most one client may; finish or \
                  cancel one first",
                 self.per_client
@@ -122,14 +121,14 @@ mod tests {
         let b: Option<IpAddr> = Some([10, 0, 0, 2].into());
         let a1 = slots.take(a).expect("a1");
         let _a2 = slots.take(a).expect("a2");
-        let err = slots.take(a).expect_err("a3");
+        let err = tonic::Status::from(slots.take(a).expect_err("a3"));
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
         assert!(
             err.message().contains("this client has 2 exports running"),
             "{err:?}"
         );
         let _b1 = slots.take(b).expect("b1");
-        let err = slots.take(b).expect_err("server full");
+        let err = tonic::Status::from(slots.take(b).expect_err("server full"));
         assert!(err.message().contains("3 exports are running"), "{err:?}");
         assert_eq!(slots.running(), 3);
         drop(a1);

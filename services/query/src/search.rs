@@ -1,6 +1,7 @@
 //! `Search` (pages of events) and `Histogram` (counts over time and top
 //! values).
 
+use crate::error::QueryError;
 use std::collections::BTreeMap;
 
 use auditrail_proto::{timestamp, v1};
@@ -9,11 +10,10 @@ use auditrail_store::{
 };
 use jiff::{SignedDuration, Timestamp};
 
-use crate::convert::{audit_event, filter_status};
+use crate::convert::audit_event;
 use crate::filter::{fingerprint, resolve_range, to_query, with_timeline};
 use crate::token::PageToken;
 use crate::{page_size, sort_order};
-use tonic::Status;
 
 /// Matches a search counts exactly unless asked for an exact total; beyond
 /// it the total is a lower bound (`total_hits_exact` false), so that a page
@@ -24,23 +24,24 @@ pub(crate) async fn search(
     store: &dyn Store,
     request: v1::SearchRequest,
     now: Timestamp,
-) -> Result<v1::SearchResponse, Status> {
+) -> Result<v1::SearchResponse, QueryError> {
     let limit = page_size(request.page_size)?;
     let sort = sort_order(request.sort)?;
-    let filter = with_timeline(request.filter.as_ref(), request.timeline).map_err(filter_status)?;
+    let filter =
+        with_timeline(request.filter.as_ref(), request.timeline).map_err(QueryError::from)?;
     let print = fingerprint(&[
         &request.filter.clone().unwrap_or_default(),
         &(sort == SortOrder::OldestFirst),
         &request.timeline,
     ]);
     let (from, to, after) = if request.page_token.is_empty() {
-        let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(filter_status)?;
+        let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(QueryError::from)?;
         (from, to, None)
     } else {
-        let token = PageToken::decode(&request.page_token, print).map_err(filter_status)?;
+        let token = PageToken::decode(&request.page_token, print).map_err(QueryError::from)?;
         (token.from, token.to, Some(token.after))
     };
-    let query = to_query(&filter, request.timeline, from, to).map_err(filter_status)?;
+    let query = to_query(&filter, request.timeline, from, to).map_err(QueryError::from)?;
     let page = store
         .search(SearchRequest {
             query,
@@ -56,7 +57,7 @@ pub(crate) async fn search(
             },
         })
         .await
-        .map_err(tonic::Status::from)?;
+        .map_err(QueryError::from)?;
     let next_page_token = PageToken::next_page(print, from, to, page.next);
     let events = page
         .events
@@ -107,34 +108,34 @@ pub(crate) fn auto_interval(from: Timestamp, to: Timestamp) -> SignedDuration {
 }
 
 /// The start of the bucket of width `interval` holding `t`.
-fn bucket_start(t: Timestamp, interval: SignedDuration) -> Result<Timestamp, Status> {
+fn bucket_start(t: Timestamp, interval: SignedDuration) -> Result<Timestamp, QueryError> {
     let step = interval.as_nanos();
     let nanos = t.as_nanosecond().div_euclid(step) * step;
     Timestamp::from_nanosecond(nanos)
-        .map_err(|e| Status::invalid_argument(format!("time range out of bounds: {e}")))
+        .map_err(|e| QueryError::invalid(format!("time range out of bounds: {e}")))
 }
 
-fn terms_field(field: i32) -> Result<(TermsField, v1::TopField), Status> {
+fn terms_field(field: i32) -> Result<(TermsField, v1::TopField), QueryError> {
     match v1::TopField::try_from(field) {
         Ok(v1::TopField::Verb) => Ok((TermsField::Verb, v1::TopField::Verb)),
         Ok(v1::TopField::Resource) => Ok((TermsField::Resource, v1::TopField::Resource)),
         Ok(v1::TopField::User) => Ok((TermsField::Username, v1::TopField::User)),
         Ok(v1::TopField::Namespace) => Ok((TermsField::Namespace, v1::TopField::Namespace)),
-        Ok(v1::TopField::Unspecified) | Err(_) => Err(Status::invalid_argument(format!(
+        Ok(v1::TopField::Unspecified) | Err(_) => Err(QueryError::invalid(format!(
             "top field {field} is not one of VERB, RESOURCE, USER, NAMESPACE"
         ))),
     }
 }
 
-fn interval_of(d: &prost_types::Duration) -> Result<SignedDuration, Status> {
+fn interval_of(d: &prost_types::Duration) -> Result<SignedDuration, QueryError> {
     let interval = SignedDuration::new(d.seconds, d.nanos);
     if interval < SignedDuration::from_secs(1) {
-        return Err(Status::invalid_argument(format!(
+        return Err(QueryError::invalid(format!(
             "interval {interval:?} is below the minimum of 1s"
         )));
     }
     if interval.subsec_nanos() % 1000 != 0 {
-        return Err(Status::invalid_argument(format!(
+        return Err(QueryError::invalid(format!(
             "interval {interval:?} is not a whole number of microseconds"
         )));
     }
@@ -146,7 +147,7 @@ pub(crate) async fn first_time(
     store: &dyn Store,
     query: Query,
     sort: SortOrder,
-) -> Result<Option<Timestamp>, Status> {
+) -> Result<Option<Timestamp>, QueryError> {
     let page = store
         .search(SearchRequest {
             query,
@@ -157,7 +158,7 @@ pub(crate) async fn first_time(
             count: CountMode::None,
         })
         .await
-        .map_err(tonic::Status::from)?;
+        .map_err(QueryError::from)?;
     Ok(page.events.first().map(|e| e.time))
 }
 
@@ -165,15 +166,16 @@ pub(crate) async fn histogram(
     store: &dyn Store,
     request: v1::HistogramRequest,
     now: Timestamp,
-) -> Result<v1::HistogramResponse, Status> {
-    let filter = with_timeline(request.filter.as_ref(), request.timeline).map_err(filter_status)?;
-    let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(filter_status)?;
-    let query = to_query(&filter, request.timeline, from, to).map_err(filter_status)?;
+) -> Result<v1::HistogramResponse, QueryError> {
+    let filter =
+        with_timeline(request.filter.as_ref(), request.timeline).map_err(QueryError::from)?;
+    let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(QueryError::from)?;
+    let query = to_query(&filter, request.timeline, from, to).map_err(QueryError::from)?;
     let top_n = match request.top_n {
         0 => 10,
         n if n <= MAX_TOP_N => n,
         n => {
-            return Err(Status::invalid_argument(format!(
+            return Err(QueryError::invalid(format!(
                 "top_n {n} is above the maximum of {MAX_TOP_N}"
             )));
         }
@@ -216,7 +218,7 @@ pub(crate) async fn histogram(
     let last = bucket_start(to - SignedDuration::from_nanos(1), interval)?;
     let count = last.duration_since(first).as_nanos() / interval.as_nanos() + 1;
     if count > MAX_BUCKETS {
-        return Err(Status::invalid_argument(format!(
+        return Err(QueryError::invalid(format!(
             "interval {interval:?} gives {count} buckets over the range; at most {MAX_BUCKETS} \
              are allowed"
         )));
@@ -229,7 +231,7 @@ pub(crate) async fn histogram(
             top_n: top_n as usize,
         })
         .await
-        .map_err(tonic::Status::from)?;
+        .map_err(QueryError::from)?;
     let mut counts: BTreeMap<Timestamp, u64> = answer.buckets;
     let mut buckets = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let mut at = first;
