@@ -4,13 +4,22 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use auditrail_event::{UserInfo, parse_line};
+use auditrail_event::{EventType, UserInfo, parse_line};
 use auditrail_proto::{timestamp, v1};
 use auditrail_store::StoredEvent;
 use serde::Deserialize;
 use tonic::Status;
 
 use crate::filter::FilterError;
+
+/// The `auditrail.v1` value of an event type (the proto crate does not know
+/// the domain's types: it sits below them).
+fn event_type_to_proto(t: EventType) -> v1::EventType {
+    match t {
+        EventType::Kube => v1::EventType::Kube,
+        EventType::Ee => v1::EventType::Ee,
+    }
+}
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(filter_status)`
 pub(crate) fn filter_status(err: FilterError) -> Status {
@@ -67,7 +76,7 @@ pub(crate) fn audit_event(
     let message = v1::AuditEvent {
         id: stored.id.to_hex(),
         cluster: stored.cluster.clone(),
-        r#type: v1::EventType::from(stored.event_type) as i32,
+        r#type: event_type_to_proto(stored.event_type) as i32,
         level: e.level.as_str().to_owned(),
         stage: e.stage.map(|s| s.as_str().to_owned()).unwrap_or_default(),
         audit_id: e.audit_id.to_string(),
