@@ -10,7 +10,7 @@
 //!   `EventList`, borrowing from the input wherever it can.
 //! - [`parse`]: one line (or one `EventList` document) into a typed view plus
 //!   the original bytes, with errors that carry a reason and a byte offset.
-//! - [`classify`]: `kube` or `ee`, decided from the event itself.
+//! - [`classify`](mod@classify): `kube` or `ee`, decided from the event itself.
 //! - [`cluster`]: which strings may name a cluster.
 //! - [`id`]: the stable content-hash id that makes re-sends idempotent.
 //! - [`resource`]: the one mapping of resources to kinds, names people type
