@@ -75,17 +75,20 @@ pub(crate) fn ensure_cargo_machete() -> anyhow::Result<PathBuf> {
         "installing cargo-machete {CARGO_MACHETE_VERSION} into {}",
         dir.display()
     );
-    run_cmd(cargo().args([
-        "install",
-        "--locked",
-        "--quiet",
-        "--force",
-        "--version",
-        CARGO_MACHETE_VERSION,
-        "--root",
-    ])
-    .arg(&dir)
-    .arg("cargo-machete"))?;
+    run_cmd(
+        cargo()
+            .args([
+                "install",
+                "--locked",
+                "--quiet",
+                "--force",
+                "--version",
+                CARGO_MACHETE_VERSION,
+                "--root",
+            ])
+            .arg(&dir)
+            .arg("cargo-machete"),
+    )?;
     std::fs::write(&marker, CARGO_MACHETE_VERSION)
         .with_context(|| format!("cannot write {}", marker.display()))?;
     Ok(binary)

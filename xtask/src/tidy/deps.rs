@@ -143,7 +143,11 @@ fn violations(members: &[String], edges: &[Edge]) -> Vec<Violation> {
         let test_kit = edge.dev && TEST_KITS.contains(&edge.to.as_str());
         let excepted = TEMPORARY_EXCEPTIONS.contains(&(edge.from.as_str(), edge.to.as_str()));
         if !allowed(from, to) && !test_kit && !excepted {
-            let kind = if edge.dev { "dev-dependency" } else { "dependency" };
+            let kind = if edge.dev {
+                "dev-dependency"
+            } else {
+                "dependency"
+            };
             found.push(Violation::new(
                 edge.from.as_str(),
                 format!(
@@ -249,10 +253,7 @@ mod tests {
     fn a_crate_without_a_layer_is_reported() {
         let mut members = members();
         members.push("auditrail-new".to_owned());
-        let found = violations(
-            &members,
-            &[edge("auditrail-new", "auditrail-event", false)],
-        );
+        let found = violations(&members, &[edge("auditrail-new", "auditrail-event", false)]);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].at, "auditrail-new");
     }

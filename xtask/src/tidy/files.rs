@@ -43,7 +43,10 @@ const FOLDERS: [(&str, &[&str]); 13] = [
     // Data: proptest's regression seeds (the failing cases it found).
     ("services/query/proptest-regressions/", &["txt"]),
     // Data: deployment and dashboards.
-    ("charts/", &["md", "yaml", "tpl", "txt", "json", "helmignore"]),
+    (
+        "charts/",
+        &["md", "yaml", "tpl", "txt", "json", "helmignore"],
+    ),
     ("kibana/", &["md", "ndjson"]),
 ];
 
@@ -70,7 +73,13 @@ pub(super) fn check(root: &Path) -> anyhow::Result<Vec<Violation>> {
 pub(super) fn tracked_files(root: &Path) -> anyhow::Result<Vec<String>> {
     let output = Command::new("git")
         .current_dir(root)
-        .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
         .output()
         .context("cannot run git ls-files")?;
     if !output.status.success() {

@@ -49,8 +49,12 @@ mod tests {
     fn anything_else_first_is_refused() {
         assert!(!starts_with_module_doc(""));
         assert!(!starts_with_module_doc("use std::io;\n//! Too late.\n"));
-        assert!(!starts_with_module_doc("// A plain comment.\n//! Too late.\n"));
+        assert!(!starts_with_module_doc(
+            "// A plain comment.\n//! Too late.\n"
+        ));
         assert!(!starts_with_module_doc("/// An item doc.\nfn f() {}\n"));
-        assert!(!starts_with_module_doc("#![allow(dead_code)]\n//! Too late.\n"));
+        assert!(!starts_with_module_doc(
+            "#![allow(dead_code)]\n//! Too late.\n"
+        ));
     }
 }

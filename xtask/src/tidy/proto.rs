@@ -8,7 +8,7 @@
 //! opaque blob), stripped so that editing a comment does not touch it.
 //!
 //! Breaking, and refused: a field or enum value removed without reserving
-//! its number, renumbered, renamed or retyped (type, message type or
+//! its number and name, renumbered, renamed or retyped (type, message type or
 //! `repeated`); a message, enum, service or RPC removed; an RPC's request,
 //! response or streaming changed. Additions are fine and reported as notes;
 //! `cargo xtask tidy --bless-proto` records them (and is the explicit,
@@ -135,13 +135,14 @@ fn to_text(set: &FileDescriptorSet) -> String {
 }
 
 fn read_baseline(path: &Path) -> anyhow::Result<FileDescriptorSet> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     from_text(&text).with_context(|| format!("{} is not a descriptor set", path.display()))
 }
 
 fn from_text(text: &str) -> anyhow::Result<FileDescriptorSet> {
-    let message = DynamicMessage::parse_text_format(FileDescriptorSet::default().descriptor(), text)?;
+    let message =
+        DynamicMessage::parse_text_format(FileDescriptorSet::default().descriptor(), text)?;
     Ok(message.transcode_to()?)
 }
 
@@ -184,9 +185,10 @@ impl<'a> Index<'a> {
                     .insert(format!("{prefix}.{}", e.name()), (file.name(), e));
             }
             for service in &file.service {
-                index
-                    .services
-                    .insert(format!("{prefix}.{}", service.name()), (file.name(), service));
+                index.services.insert(
+                    format!("{prefix}.{}", service.name()),
+                    (file.name(), service),
+                );
             }
         }
         index
@@ -198,8 +200,7 @@ impl<'a> Index<'a> {
             self.add_message(file, &name, nested);
         }
         for e in &message.enum_type {
-            self.enums
-                .insert(format!("{name}.{}", e.name()), (file, e));
+            self.enums.insert(format!("{name}.{}", e.name()), (file, e));
         }
         self.messages.insert(name, (file, message));
     }
@@ -283,11 +284,33 @@ fn compare_fields(
                 "field {message}.{name} renumbered from {number} to {}",
                 now.number()
             )),
-            (None, None) if reserved(number) => {}
-            (None, None) => breaking(format!(
-                "field {message}.{name} = {number} removed without `reserved {number};`"
-            )),
+            (None, None) => {
+                let name_reserved = new.reserved_name.iter().any(|n| n == name);
+                if let Some(missing) =
+                    missing_reservation(number, reserved(number), name, name_reserved)
+                {
+                    breaking(format!(
+                        "field {message}.{name} = {number} removed without {missing}"
+                    ));
+                }
+            }
         }
+    }
+}
+
+/// What a removed field or enum value lacks: both its number and its name
+/// must be `reserved`, so neither is reused with another meaning.
+fn missing_reservation(
+    number: i32,
+    number_reserved: bool,
+    name: &str,
+    name_reserved: bool,
+) -> Option<String> {
+    match (number_reserved, name_reserved) {
+        (true, true) => None,
+        (false, true) => Some(format!("`reserved {number};`")),
+        (true, false) => Some(format!("`reserved \"{name}\";`")),
+        (false, false) => Some(format!("`reserved {number};` and `reserved \"{name}\";`")),
     }
 }
 
@@ -311,10 +334,16 @@ fn compare_enum_values(
                 now.name()
             )),
             Some(_) => {}
-            None if reserved(number) => {}
-            None => breaking(format!(
-                "enum value {e}.{name} = {number} removed without `reserved {number};`"
-            )),
+            None => {
+                let name_reserved = new.reserved_name.iter().any(|n| n == name);
+                if let Some(missing) =
+                    missing_reservation(number, reserved(number), name, name_reserved)
+                {
+                    breaking(format!(
+                        "enum value {e}.{name} = {number} removed without {missing}"
+                    ));
+                }
+            }
         }
     }
 }
@@ -454,7 +483,10 @@ mod tests {
              enum Kind { KIND_UNSPECIFIED = 0; KIND_KUBE = 1; }
              service Query { rpc Search(Req) returns (stream Event); rpc Count(Req) returns (Event); }",
         );
-        assert_eq!(found, ["field auditrail.v1.Event.size renumbered from 2 to 4"]);
+        assert_eq!(
+            found,
+            ["field auditrail.v1.Event.size renumbered from 2 to 4"]
+        );
     }
 
     #[test]
@@ -502,7 +534,19 @@ mod tests {
         );
         assert_eq!(
             unreserved,
-            ["field auditrail.v1.Event.size = 2 removed without `reserved 2;`"]
+            [
+                "field auditrail.v1.Event.size = 2 removed without `reserved 2;` and `reserved \"size\";`"
+            ]
+        );
+        let number_only = breaking(
+            "message Event { string id = 1; reserved 2; repeated string tags = 3; }
+             message Req { string q = 1; }
+             enum Kind { KIND_UNSPECIFIED = 0; KIND_KUBE = 1; }
+             service Query { rpc Search(Req) returns (stream Event); rpc Count(Req) returns (Event); }",
+        );
+        assert_eq!(
+            number_only,
+            ["field auditrail.v1.Event.size = 2 removed without `reserved \"size\";`"]
         );
         let reserved = breaking(
             "message Event { string id = 1; reserved 2; reserved \"size\"; repeated string tags = 3; }
@@ -518,7 +562,7 @@ mod tests {
         let found = breaking(
             "message Event { string id = 1; int64 size = 2; repeated string tags = 3; }
              message Req { string q = 1; }
-             enum Kind { KIND_UNSPECIFIED = 0; reserved 1; }
+             enum Kind { KIND_UNSPECIFIED = 0; reserved 1; reserved \"KIND_KUBE\"; }
              service Query { rpc Search(Req) returns (stream Event); rpc Count(Req) returns (Event); }",
         );
         assert_eq!(found, Vec::<String>::new(), "a reserved enum value");
@@ -532,7 +576,8 @@ mod tests {
             found,
             [
                 "field auditrail.v1.Req.q = 1 renamed to query",
-                "enum value auditrail.v1.Kind.KIND_KUBE = 1 removed without `reserved 1;`",
+                "enum value auditrail.v1.Kind.KIND_KUBE = 1 removed without `reserved 1;` and \
+                 `reserved \"KIND_KUBE\";`",
             ]
         );
     }

@@ -12,7 +12,13 @@ pub(super) fn check(_root: &Path) -> anyhow::Result<Vec<Violation>> {
     let mut doc = cargo();
     doc.env("RUSTDOCFLAGS", flags.trim())
         // Every crate's warnings in one run, not only the first failing one's.
-        .args(["doc", "--workspace", "--no-deps", "--locked", "--keep-going"]);
+        .args([
+            "doc",
+            "--workspace",
+            "--no-deps",
+            "--locked",
+            "--keep-going",
+        ]);
     eprintln!("$ {doc:?}");
     let status = doc.status()?;
     Ok(if status.success() {
