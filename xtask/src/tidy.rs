@@ -20,6 +20,8 @@ mod proto;
 mod rustdoc;
 mod unused_deps;
 
+use std::path::Path;
+
 use anyhow::bail;
 
 use crate::cargo::workspace_root;
@@ -52,24 +54,29 @@ impl Violation {
     }
 }
 
+/// A check: the rules it finds broken in the workspace at the given root.
+type Check = fn(&Path) -> anyhow::Result<Vec<Violation>>;
+
+/// Every check, cheapest first.
+const CHECKS: [(&str, Check); 6] = [
+    ("dependency directions", deps::check),
+    ("module docs", module_docs::check),
+    ("tracked files", files::check),
+    ("protobuf contract", proto::check),
+    ("unused dependencies", unused_deps::check),
+    ("cargo doc", rustdoc::check),
+];
+
 /// Runs every check and fails with the list of broken rules, if any.
 pub(crate) fn run(args: &TidyArgs) -> anyhow::Result<()> {
     let root = workspace_root();
     if args.bless_proto {
         proto::bless(&root)?;
     }
-    let checks: [(&str, &dyn Fn() -> anyhow::Result<Vec<Violation>>); 6] = [
-        ("dependency directions", &|| deps::check(&root)),
-        ("module docs", &|| module_docs::check(&root)),
-        ("tracked files", &|| files::check(&root)),
-        ("protobuf contract", &|| proto::check(&root)),
-        ("unused dependencies", &|| unused_deps::check(&root)),
-        ("cargo doc", &|| rustdoc::check(&root)),
-    ];
     let mut failed = 0;
-    for (name, check) in checks {
+    for (name, check) in CHECKS {
         eprintln!("tidy: {name}");
-        let violations = check()?;
+        let violations = check(&root)?;
         for violation in &violations {
             eprintln!("tidy error: {}: {}", violation.at, violation.rule);
         }

@@ -12,7 +12,7 @@ use super::files::tracked_files;
 pub(super) fn check(root: &Path) -> anyhow::Result<Vec<Violation>> {
     let mut found = Vec::new();
     for path in tracked_files(root)? {
-        if !path.ends_with(".rs") {
+        if Path::new(&path).extension().is_none_or(|x| x != "rs") {
             continue;
         }
         let text = std::fs::read_to_string(root.join(&path))
