@@ -108,7 +108,26 @@ pub(super) fn check(root: &Path) -> anyhow::Result<Vec<Violation>> {
             }
         }
     }
-    Ok(violations(&members, &edges))
+    let mut found = violations(&members, &edges);
+    found.extend(stale_exceptions(&edges));
+    Ok(found)
+}
+
+/// Exceptions whose edge is gone: delete them, so the table stays true.
+fn stale_exceptions(edges: &[Edge]) -> Vec<Violation> {
+    TEMPORARY_EXCEPTIONS
+        .iter()
+        .filter(|(from, to)| !edges.iter().any(|e| e.from == *from && e.to == *to))
+        .map(|(from, to)| {
+            Violation::new(
+                *from,
+                format!(
+                    "no longer depends on {to}: remove the exception from \
+                     TEMPORARY_EXCEPTIONS in xtask/src/tidy/deps.rs"
+                ),
+            )
+        })
+        .collect()
 }
 
 fn layer_of(name: &str) -> Option<Layer> {
@@ -247,6 +266,15 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    #[test]
+    fn an_exception_whose_edge_is_gone_is_reported() {
+        let still = [edge("auditrail-server", "auditrail-store", false)];
+        assert_eq!(stale_exceptions(&still), []);
+        let gone = stale_exceptions(&[edge("auditrail-server", "auditrail-proto", false)]);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].at, "auditrail-server");
     }
 
     #[test]

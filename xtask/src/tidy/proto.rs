@@ -388,7 +388,13 @@ fn additions(old: &Index<'_>, new: &Index<'_>) -> Vec<String> {
                 message
                     .field
                     .iter()
-                    .filter(|f| !before.field.iter().any(|b| b.number() == f.number()))
+                    // A renumbered field is reported as breaking, not added.
+                    .filter(|f| {
+                        !before
+                            .field
+                            .iter()
+                            .any(|b| b.number() == f.number() || b.name() == f.name())
+                    })
                     .map(|f| format!("field {name}.{} = {}", f.name(), f.number())),
             ),
         }
@@ -476,16 +482,19 @@ mod tests {
     }
 
     #[test]
-    fn a_renumbered_field_is_breaking() {
-        let found = breaking(
+    fn a_renumbered_field_is_breaking_and_not_an_addition() {
+        const RENUMBERED: &str =
             "message Event { string id = 1; int64 size = 4; repeated string tags = 3; }
              message Req { string q = 1; }
              enum Kind { KIND_UNSPECIFIED = 0; KIND_KUBE = 1; }
-             service Query { rpc Search(Req) returns (stream Event); rpc Count(Req) returns (Event); }",
+             service Query { rpc Search(Req) returns (stream Event); rpc Count(Req) returns (Event); }";
+        assert_eq!(
+            breaking(RENUMBERED),
+            ["field auditrail.v1.Event.size renumbered from 2 to 4"]
         );
         assert_eq!(
-            found,
-            ["field auditrail.v1.Event.size renumbered from 2 to 4"]
+            compare(&compile(BASE), &compile(RENUMBERED)).additions,
+            Vec::<String>::new()
         );
     }
 
