@@ -38,15 +38,6 @@ pub fn timestamp(t: jiff::Timestamp) -> prost_types::Timestamp {
     }
 }
 
-impl From<auditrail_event::EventType> for v1::EventType {
-    fn from(t: auditrail_event::EventType) -> Self {
-        match t {
-            auditrail_event::EventType::Kube => Self::Kube,
-            auditrail_event::EventType::Ee => Self::Ee,
-        }
-    }
-}
-
 /// The fully qualified names of the five services, as gRPC health and
 /// reflection report them.
 pub const SERVICE_NAMES: [&str; 5] = [

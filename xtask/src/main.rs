@@ -2,6 +2,9 @@
 //!
 //! - `cargo xtask test`: everything CI runs (format, lints, the whole test
 //!   suite), installing whatever the tests need into a folder it owns.
+//! - `cargo xtask tidy`: the checks that keep the workspace's map true
+//!   (dependency directions, module docs, tracked files, unused
+//!   dependencies, `cargo doc`, the protobuf contract); run by `test`.
 //! - `cargo xtask demo`: builds and runs auditrail on the embedded default.
 //! - `cargo xtask install`: installs the `auditrail` binary (`cargo install
 //!   --path crates/cli --locked`).
@@ -22,6 +25,7 @@ mod install;
 mod kibana;
 mod process;
 mod test;
+mod tidy;
 mod tools;
 
 use std::process::ExitCode;
@@ -39,6 +43,9 @@ struct Cli {
 enum Task {
     /// Format check, clippy (-D warnings) and the whole test suite.
     Test(test::TestArgs),
+    /// Dependency directions, module docs, tracked files, unused
+    /// dependencies, cargo doc and the protobuf contract.
+    Tidy(tidy::TidyArgs),
     /// Build auditrail and run it on the embedded default.
     Demo,
     /// Install the `auditrail` binary (cargo install --path crates/cli --locked).
@@ -55,6 +62,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.task {
         Task::Test(args) => test::run(&args),
+        Task::Tidy(args) => tidy::run(&args),
         Task::Demo => demo::run(),
         Task::Install(args) => install::run(&args),
         Task::GenLogs(args) => gen_logs::run(&args),

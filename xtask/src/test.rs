@@ -1,12 +1,13 @@
 //! `cargo xtask test`: what CI runs, in the order that fails fastest.
 
 use crate::cargo::{cargo, run_cmd};
-use crate::tools;
+use crate::{tidy, tools};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct TestArgs {
-    /// Skip the format check and clippy (for a quick local loop; CI never does).
+    /// Skip the format check, tidy and clippy (for a quick local loop; CI
+    /// never does).
     #[arg(long)]
     no_lint: bool,
     /// Extra arguments for `cargo test` (after `--`), e.g. a test name filter.
@@ -19,13 +20,14 @@ const PROPTEST_RNG_SEED: &str = "PROPTEST_RNG_SEED";
 /// The seed `cargo xtask test` gives the property tests.
 const FIXED_PROPTEST_SEED: &str = "20261204";
 
-/// Format check, clippy with warnings as errors, then every test of the
-/// workspace. Tools the tests need beyond cargo (moto's CloudWatch Logs
+/// Format check, `cargo xtask tidy` (see `tidy.rs`), clippy with warnings
+/// as errors, then every test of the workspace. Tools the tests need beyond cargo (moto's CloudWatch Logs
 /// emulator) are installed by this command into a folder it owns before the
 /// tests run (see `tools.rs`).
 pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     if !args.no_lint {
         run_cmd(cargo().args(["fmt", "--all", "--", "--check"]))?;
+        tidy::run(&tidy::TidyArgs::default())?;
         run_cmd(cargo().args([
             "clippy",
             "--workspace",

@@ -5,16 +5,21 @@
 //!
 //! - moto's server (PyPI `moto[server]`, pinned): the CloudWatch Logs
 //!   emulator of the CloudWatch source's tests, in its own virtualenv.
+//! - cargo-machete (crates.io, pinned): the unused-dependency check of
+//!   `cargo xtask tidy`, built from source with `cargo install --locked`.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::Context as _;
 
-use crate::cargo::{run_cmd, workspace_root};
+use crate::cargo::{cargo, run_cmd, workspace_root};
 
 /// The moto release the tests run against.
 const MOTO_VERSION: &str = "5.2.5";
+
+/// The cargo-machete release tidy runs.
+const CARGO_MACHETE_VERSION: &str = "0.9.2";
 
 /// The tests find moto's server through this variable.
 pub(crate) const MOTO_SERVER_ENV: &str = "AUDITRAIL_MOTO_SERVER";
@@ -54,4 +59,37 @@ pub(crate) fn ensure_moto() -> anyhow::Result<PathBuf> {
     std::fs::write(&marker, MOTO_VERSION)
         .with_context(|| format!("cannot write {}", marker.display()))?;
     Ok(server)
+}
+
+/// Installs cargo-machete unless this version is already there, and returns
+/// the path of its binary. Like moto, a marker file written last tells a
+/// finished install from an interrupted one.
+pub(crate) fn ensure_cargo_machete() -> anyhow::Result<PathBuf> {
+    let dir = tools_dir().join(format!("cargo-machete-{CARGO_MACHETE_VERSION}"));
+    let binary = dir.join("bin/cargo-machete");
+    let marker = dir.join(".installed");
+    if marker.is_file() && binary.is_file() {
+        return Ok(binary);
+    }
+    eprintln!(
+        "installing cargo-machete {CARGO_MACHETE_VERSION} into {}",
+        dir.display()
+    );
+    run_cmd(
+        cargo()
+            .args([
+                "install",
+                "--locked",
+                "--quiet",
+                "--force",
+                "--version",
+                CARGO_MACHETE_VERSION,
+                "--root",
+            ])
+            .arg(&dir)
+            .arg("cargo-machete"),
+    )?;
+    std::fs::write(&marker, CARGO_MACHETE_VERSION)
+        .with_context(|| format!("cannot write {}", marker.display()))?;
+    Ok(binary)
 }

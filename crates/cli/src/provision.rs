@@ -162,6 +162,8 @@ pub(crate) struct EvaluateArgs {
 }
 
 /// The set-up options of `setup render` and `setup apply`.
+// The field docs are --help text, where `<cluster>` is a placeholder.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, clap::Args)]
 pub(crate) struct SetupArgs {
     /// The platform the API server runs on.

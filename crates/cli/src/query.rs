@@ -18,6 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt as _;
 
 /// Filter flags shared by `search` and `export`.
+// The field docs are --help text, where `<n>` is a placeholder.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct FilterArgs {
     /// Event type.

@@ -10,7 +10,8 @@
 //!   `EventList`, borrowing from the input wherever it can.
 //! - [`parse`]: one line (or one `EventList` document) into a typed view plus
 //!   the original bytes, with errors that carry a reason and a byte offset.
-//! - [`classify`]: `kube` or `ee`, decided from the event itself.
+//! - [`classify`](mod@classify): `kube` or `ee`, decided from the event itself.
+//! - [`cluster`]: which strings may name a cluster.
 //! - [`id`]: the stable content-hash id that makes re-sends idempotent.
 //! - [`resource`]: the one mapping of resources to kinds, names people type
 //!   and scopes.
@@ -18,6 +19,7 @@
 //!   of that object, and the one line the timeline shows.
 
 pub mod classify;
+pub mod cluster;
 pub mod id;
 pub mod meaning;
 pub mod model;
@@ -25,6 +27,7 @@ pub mod parse;
 pub mod resource;
 
 pub use classify::{CALICO_API_GROUP, EventType, UnknownEventType, classify};
+pub use cluster::valid_cluster_name;
 pub use id::{EventId, EventIdParseError};
 pub use model::{
     ApiVersion, Event, EventKind, Level, ObjectReference, ResponseStatus, Stage, UnknownValue,

@@ -262,7 +262,7 @@ pub fn load_versioned<T: DeserializeOwned>(
 }
 
 /// Replaces the state file at `path` with `content` under `version`, as
-/// pretty JSON, atomically (see [`write_atomically`]).
+/// pretty JSON, atomically (see `write_atomically`).
 pub fn save_versioned<T: Serialize>(
     path: &Path,
     version: u32,

@@ -33,7 +33,7 @@ use crate::matcher::{RequestAttributes, RequestTarget, ResourceAttributes, UserI
 
 impl RequestAttributes {
     /// The attributes kube-apiserver evaluated its audit policy against for
-    /// the request recorded by `event` (see the [module docs](self) for the
+    /// the request recorded by `event` (see the module docs for the
     /// approximations).
     ///
     /// ```

@@ -1,3 +1,7 @@
+//! The parser's unit tests: each key's values, quoting, operator precedence,
+//! and that every invalid selector is refused with the byte position and the
+//! reason a user needs to fix it. Kept out of lib.rs, which they would double.
+
 use std::ops::Bound;
 
 use auditrail_store::{Field, Query, Value};

@@ -8,7 +8,7 @@
 //! - the standard gRPC health service, `SERVING` per service while up and
 //!   `NOT_SERVING` as soon as shutdown starts,
 //! - gRPC reflection (v1 and v1alpha) over the `auditrail.v1` descriptors,
-//! - request metrics per method ([`metrics_layer`]),
+//! - request metrics per method (`metrics_layer`),
 //! - a panic in a handler fails that call with `INTERNAL`, logged and
 //!   counted, never the connection ([`CatchPanicLayer`]),
 //! - bounded connections: at most `max_connections` open, silent peers

@@ -5,7 +5,7 @@
 //! Each check writes its own events under a cluster name of its own and
 //! scopes every query to that cluster, so all checks can share one store
 //! (one Elasticsearch cluster) and run in any order. Expected answers come
-//! from an oracle ([`matches`]) that evaluates the query value on the
+//! from an oracle ([`matches()`]) that evaluates the query value on the
 //! indexed events in memory; a backend passes when its answers equal the
 //! oracle's.
 //!

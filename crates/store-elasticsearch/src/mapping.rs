@@ -11,7 +11,7 @@
 //! behind a write alias would send a re-sent event to a newer index and
 //! store it twice. Retention: an ILM policy deletes an index N days after
 //! the day in its name (`index.lifecycle.parse_origination_date`), or, with
-//! ILM off, [`crate::ElasticStore::delete_before`] deletes whole days.
+//! ILM off, `ElasticStore::delete_before` deletes whole days.
 
 use auditrail_event::EventType;
 use auditrail_store::IndexedEvent;

@@ -29,21 +29,9 @@ pub use query::{
     CountMode, Cursor, Field, Query, SearchPage, SearchRequest, SortOrder, Total, Value,
 };
 
+pub use auditrail_event::valid_cluster_name;
 use auditrail_event::{EventId, EventType};
 use jiff::Timestamp;
-
-/// Whether `name` may be a cluster name. Backends turn cluster names into
-/// directory and index names, so they are kept tame: 1 to 253 bytes of ASCII
-/// letters, digits, `.`, `_` and `-`, and neither `.` nor `..`.
-pub fn valid_cluster_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, thiserror::Error)]

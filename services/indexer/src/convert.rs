@@ -2,16 +2,26 @@
 
 use std::time::Duration;
 
+use auditrail_event::EventType;
 use crate::error::IndexerError;
 use auditrail_proto::v1;
 use auditrail_store::{Damage, IndexStats};
 
 pub(crate) use auditrail_proto::timestamp;
 
+/// The `auditrail.v1` value of an event type (the proto crate does not know
+/// the domain's types: it sits below them).
+fn event_type_to_proto(t: EventType) -> v1::EventType {
+    match t {
+        EventType::Kube => v1::EventType::Kube,
+        EventType::Ee => v1::EventType::Ee,
+    }
+}
+
 pub(crate) fn stats_to_proto(s: IndexStats) -> v1::IndexStats {
     v1::IndexStats {
         cluster: s.cluster,
-        r#type: v1::EventType::from(s.event_type) as i32,
+        r#type: event_type_to_proto(s.event_type) as i32,
         event_count: s.events,
         oldest: s.oldest.map(timestamp),
         newest: s.newest.map(timestamp),

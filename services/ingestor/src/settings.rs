@@ -3,8 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use auditrail_event::EventType;
-use auditrail_store::valid_cluster_name;
+use auditrail_event::{EventType, valid_cluster_name};
 use serde::{Deserialize, Serialize};
 
 use crate::cloudwatch::CloudWatchSource;

@@ -4,10 +4,19 @@ use crate::error::QueryError;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use auditrail_event::{UserInfo, parse_line};
+use auditrail_event::{EventType, UserInfo, parse_line};
 use auditrail_proto::{timestamp, v1};
 use auditrail_store::StoredEvent;
 use serde::Deserialize;
+
+/// The `auditrail.v1` value of an event type (the proto crate does not know
+/// the domain's types: it sits below them).
+fn event_type_to_proto(t: EventType) -> v1::EventType {
+    match t {
+        EventType::Kube => v1::EventType::Kube,
+        EventType::Ee => v1::EventType::Ee,
+    }
+}
 
 /// The parts of an event the typed view does not keep.
 #[derive(Deserialize, Default)]
@@ -60,7 +69,7 @@ pub(crate) fn audit_event(
     let message = v1::AuditEvent {
         id: stored.id.to_hex(),
         cluster: stored.cluster.clone(),
-        r#type: v1::EventType::from(stored.event_type) as i32,
+        r#type: event_type_to_proto(stored.event_type) as i32,
         level: e.level.as_str().to_owned(),
         stage: e.stage.map(|s| s.as_str().to_owned()).unwrap_or_default(),
         audit_id: e.audit_id.to_string(),

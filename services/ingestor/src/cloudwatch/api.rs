@@ -1,7 +1,7 @@
 //! The CloudWatch Logs client of a source: how it is built (region,
 //! endpoint, credentials) and how its calls are retried.
 //!
-//! The SDK's own retries are off: every call goes through [`Api::call`],
+//! The SDK's own retries are off: every call goes through `Api::call`,
 //! which retries throttling, 5xx answers, timeouts and connection failures
 //! with exponential backoff and jitter, without limit and until the
 //! ingestor stops, so a throttled source slows down but never skips. Errors
