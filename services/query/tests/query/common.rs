@@ -488,3 +488,22 @@ pub async fn search_all(client: &mut Client, request: v1::SearchRequest) -> Walk
         request.page_token = page.next_page_token;
     }
 }
+
+/// A filter with nothing set.
+pub fn filter() -> v1::Filter {
+    v1::Filter::default()
+}
+
+/// Owned copies of `values`.
+pub fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// A search for `filter`, `page_size` events a page.
+pub fn search(filter: v1::Filter, page_size: u32) -> v1::SearchRequest {
+    v1::SearchRequest {
+        filter: Some(filter),
+        page_size,
+        ..v1::SearchRequest::default()
+    }
+}
