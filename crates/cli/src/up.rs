@@ -59,6 +59,9 @@ struct UpSettings {
     /// Store in Elasticsearch instead of the embedded store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     elasticsearch: Option<auditrail_store_elasticsearch::ElasticOptions>,
+    /// The embedded store's bounds and checks (the indexer's `store`).
+    #[serde(default)]
+    store: auditrail_indexer::StoreSettings,
 }
 
 fn default_config() -> ServiceConfig<UpSettings> {
@@ -71,6 +74,7 @@ fn default_config() -> ServiceConfig<UpSettings> {
             retention_days: auditrail_indexer::Settings::default().retention_days,
             ingestor: auditrail_ingestor::Settings::default(),
             elasticsearch: None,
+            store: auditrail_indexer::StoreSettings::default(),
         },
     )
 }
@@ -103,6 +107,7 @@ pub(crate) async fn run(args: UpArgs, matches: &ArgMatches) -> anyhow::Result<()
         data_dir: settings.data_dir.join("store"),
         retention_days: settings.retention_days,
         elasticsearch: settings.elasticsearch.clone(),
+        store: settings.store.clone(),
         ..auditrail_indexer::Settings::default()
     };
     let store = auditrail_indexer::connect_store(&indexer)

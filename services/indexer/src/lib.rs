@@ -15,6 +15,7 @@
 
 mod convert;
 mod retention;
+mod store_settings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
 pub use retention::run_retention;
+pub use store_settings::StoreSettings;
 
 /// Default gRPC port of the standalone indexer.
 pub const DEFAULT_PORT: u16 = 50054;
@@ -57,6 +59,9 @@ pub struct Settings {
     /// Store in Elasticsearch instead of the embedded store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elasticsearch: Option<auditrail_store_elasticsearch::ElasticOptions>,
+    /// The embedded store's bounds and checks.
+    #[serde(default)]
+    pub store: StoreSettings,
 }
 
 impl Default for Settings {
@@ -67,6 +72,7 @@ impl Default for Settings {
             retention_days: 91,
             min_retention_days: default_min_retention_days(),
             elasticsearch: None,
+            store: StoreSettings::default(),
         }
     }
 }
@@ -101,7 +107,7 @@ pub fn default_config() -> ServiceConfig<Settings> {
 pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
     let store = auditrail_store_tantivy::TantivyStore::open(
         &settings.data_dir,
-        auditrail_store_tantivy::TantivyOptions::default(),
+        settings.store.tantivy_options(),
     )?;
     // Detached: the report goes to the logs, the metrics and the store.
     // The server sets up its logging after opening the store: the report

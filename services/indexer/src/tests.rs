@@ -15,6 +15,7 @@ fn indexer(dir: &std::path::Path) -> Indexer {
         retention_days: 0,
         min_retention_days: 1,
         elasticsearch: None,
+        store: crate::StoreSettings::default(),
     };
     Indexer::new(open_store(&settings).unwrap(), &settings)
 }
@@ -313,6 +314,7 @@ async fn the_answer_names_the_retention_and_expired_events_are_not_stored() {
         retention_days: 91,
         min_retention_days: 1,
         elasticsearch: None,
+        store: crate::StoreSettings::default(),
     };
     let indexer = Indexer::new(open_store(&settings).unwrap(), &settings);
     let lines = real_lines();
