@@ -8,10 +8,23 @@
 //! One tantivy index per cluster, in `<dir>/<cluster>/`. Cluster names are
 //! validated before they become directory names (non-empty, at most 253 bytes,
 //! `[A-Za-z0-9._-]` only, not `.` or `..`). Existing indices are opened by
-//! [`TantivyStore::open`]; a cluster's index is created on its first write.
-//! Queries span every index (a top-level `Eq`/`In` on the cluster skips the
-//! others). Per-cluster indices keep retention and statistics per cluster
-//! cheap and let one cluster's writes never wait for another's commits.
+//! [`TantivyStore::open`] for reading; a cluster's index is created on its
+//! first write. Queries span every index (a top-level `Eq`/`In` on the
+//! cluster skips the others). Per-cluster indices keep retention and
+//! statistics per cluster cheap and let one cluster's writes never wait for
+//! another's commits.
+//!
+//! # Writers
+//! Writers are not per cluster but shared (the `pool` module): a cluster's
+//! writer is opened by a write and holds one of
+//! [`TantivyOptions::max_open_writers`] places; a cluster needing one while
+//! all are taken closes the writer asked for least recently, and writers
+//! unused for [`TantivyOptions::writer_idle_close`] are closed by the
+//! store's maintenance thread. Threads and indexing memory are bounded by
+//! the places, not by the number of clusters (itself bounded by
+//! [`TantivyOptions::max_clusters`]). Closing a writer commits and answers
+//! everything it took first. The directory is locked
+//! (`.auditrail-store.lock`) while the store is open for writing.
 //!
 //! # Schema
 //! See [`schema()`]: every query field is an exact keyword (or an `i64`, a
@@ -36,7 +49,7 @@
 //! [`Store::write`] answers only after a tantivy commit (segment files and
 //! `meta.json` fsynced) that contains its documents, and readers are
 //! reloaded before it answers, so a search that starts after `write` returned
-//! sees its events. Each index has one writer thread that batches concurrent
+//! sees its events. Each open writer has one thread that batches concurrent
 //! writes into one commit ("group commit") and checks every id against the
 //! committed index and the not-yet-committed documents before adding it, so
 //! no id is ever stored twice, also across crashes: see the `writer` module
@@ -83,7 +96,9 @@
 //! (fast fields) silently reorders results. So the store verifies its files
 //! (the `verify` module): [`TantivyStore::verify_in_background`] checks
 //! every segment an opened store serves on a thread of its own (the servers
-//! start it when they open the embedded store; serving does not wait), and
+//! start it when they open the embedded store; serving does not wait), the
+//! maintenance thread checks them again every
+//! [`TantivyOptions::verify_interval`], and
 //! [`TantivyStore::verify_dir`] checks a directory offline without a lock
 //! (`auditrail store verify`). A damaged segment is reported with its
 //! cluster, id, damaged files, document count and time range (from its
@@ -102,7 +117,9 @@
 //! # Metrics
 //! `store_events_written_total`, `store_duplicates_total`,
 //! `store_commits_total` (counters) and `store_commit_seconds` (histogram),
-//! each labelled with the cluster; from the verification,
+//! each labelled with the cluster; `store_writers_opened_total` and
+//! `store_writers_closed_total` (counters, per cluster) and
+//! `store_writers_open` (gauge); from the verification,
 //! `store_segments_verified_total` (counter), `store_damaged_segments` and
 //! `store_damaged_events` (gauges), per cluster.
 
@@ -254,11 +271,12 @@ fn by_cluster(documents: Vec<EventDocument>) -> BTreeMap<String, Vec<EventDocume
     groups
 }
 
-/// The embedded store: one tantivy index per cluster under one directory.
+/// The embedded store: one tantivy index per cluster under one directory,
+/// written through a bounded pool of writers.
 ///
-/// Dropping it stops the writer threads (after they answered every queued
-/// request) and releases the index locks; that blocks for as long as merges
-/// in progress take to finish.
+/// Dropping the last handle stops the maintenance thread and the writer
+/// threads (after they answered every queued request) and releases the
+/// locks; that blocks for as long as merges in progress take to finish.
 #[derive(Debug, Clone)]
 pub struct TantivyStore {
     /// Stopped first when the last handle drops (fields drop in order), so

@@ -1,9 +1,10 @@
 //! One cluster's index and its writer thread: idempotent adds, group commit,
-//! retention deletes.
+//! retention deletes. The writer is opened on demand and may be closed
+//! again (see the `pool` module); the reader stays open.
 //!
 //! Tantivy allows one `IndexWriter` per index, and a commit costs the same
 //! (segment flush plus fsyncs) whether it carries ten documents or ten
-//! thousand. So every index has one dedicated thread that owns its writer and
+//! thousand. So every open writer has one dedicated thread that owns it and
 //! receives requests over a bounded channel (which also applies back-pressure
 //! to callers). The thread runs in *rounds*:
 //!
@@ -33,7 +34,10 @@
 //! exactly the documents that were never acknowledged, which tantivy's
 //! recovery to the last commit removes entirely; they are re-sent, found
 //! absent, and added once. No document is ever visible without having been
-//! checked against everything committed before it.
+//! checked against everything committed before it. **Across closes**: a
+//! writer closes only after committing and answering everything it took,
+//! and a new writer builds its Bloom filter from the reloaded reader, so it
+//! starts from everything committed.
 
 use std::collections::HashSet;
 use std::ops::Bound;
