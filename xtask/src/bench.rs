@@ -15,6 +15,12 @@
 //!   and histograms, and export MB/s, over loopback gRPC on a store of
 //!   `--events` generated events (built once and kept under the target
 //!   directory; see `services/query/benches/query.rs`).
+//! - `load`: the release `auditrail up` ingesting a generated log (200,000
+//!   events written before it starts, then 1,000 a second appended while
+//!   the load runs) and 20 concurrent gRPC clients for 60 s calling a mix
+//!   of timeline pages, histograms, point look-ups and short exports
+//!   (`services/query/benches/load.rs`); calls, errors, p50/p99 latency,
+//!   and the events ingested meanwhile.
 
 use std::path::Path;
 use std::process::Command;
@@ -26,11 +32,13 @@ use crate::cargo::{build_binary, cargo, run_cmd};
 use crate::gen_logs::write_log;
 use crate::process::{ServerProcess, counter, fetch_metrics};
 
+mod load;
+
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmark: `parse`, `ingest`, `store`, `query`, or all.
-    #[arg(value_parser = ["parse", "ingest", "store", "query", "all"], default_value = "all")]
+    /// Which benchmark: `parse`, `ingest`, `store`, `query`, `load`, or all.
+    #[arg(value_parser = ["parse", "ingest", "store", "query", "load", "all"], default_value = "all")]
     which: String,
     /// Events in the `ingest` benchmark's log and the `query` benchmark's
     /// store.
@@ -61,6 +69,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "--events",
             &events,
         ]))?;
+    }
+    if matches!(args.which.as_str(), "load" | "all") {
+        load::run()?;
     }
     Ok(())
 }

@@ -21,10 +21,10 @@
 use std::path::PathBuf;
 
 use auditrail_server::ServerConfig;
-use auditrail_store_elasticsearch::ElasticOptions;
 use auditrail_telemetry::{LogConfig, OtlpConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::store::StoreSettings;
 use crate::table::Selection;
 
 /// A process's whole configuration.
@@ -53,16 +53,6 @@ pub struct NodeConfig {
     pub provisioner: auditrail_provisioner::Settings,
     /// The reporter.
     pub reporter: auditrail_reporter::Settings,
-}
-
-/// The `[store]` table: the embedded store under `<data_dir>/store`, or
-/// Elasticsearch when `[store.elasticsearch]` is given.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSettings {
-    /// Store in Elasticsearch instead of the embedded store.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub elasticsearch: Option<ElasticOptions>,
 }
 
 impl NodeConfig {
@@ -130,7 +120,7 @@ fn redact(value: &mut toml::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use auditrail_store_elasticsearch::Auth;
+    use auditrail_store_elasticsearch::{Auth, ElasticOptions};
 
     #[test]
     fn secrets_never_reach_the_printed_configuration() {

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod flags;
+pub mod store;
 pub mod table;
 
 use std::sync::Arc;
@@ -27,8 +28,9 @@ use auditrail_server::Services;
 use auditrail_store::{Store, StoreError};
 use clap::ArgMatches;
 
-pub use config::{NodeConfig, StoreSettings};
+pub use config::NodeConfig;
 pub use flags::NodeArgs;
+pub use store::StoreSettings;
 pub use table::{ALL, Selection, ServiceName};
 
 /// Why a process could not start.
@@ -175,10 +177,7 @@ async fn open_store(
     }
     let dir = config.store_dir();
     let opened = if writes {
-        auditrail_store_tantivy::TantivyStore::open(
-            &dir,
-            auditrail_store_tantivy::TantivyOptions::default(),
-        )
+        auditrail_store_tantivy::TantivyStore::open(&dir, config.store.tantivy_options())
     } else {
         auditrail_store_tantivy::TantivyStore::open_read_only(&dir)
     };

@@ -8,10 +8,23 @@
 //! One tantivy index per cluster, in `<dir>/<cluster>/`. Cluster names are
 //! validated before they become directory names (non-empty, at most 253 bytes,
 //! `[A-Za-z0-9._-]` only, not `.` or `..`). Existing indices are opened by
-//! [`TantivyStore::open`]; a cluster's index is created on its first write.
-//! Queries span every index (a top-level `Eq`/`In` on the cluster skips the
-//! others). Per-cluster indices keep retention and statistics per cluster
-//! cheap and let one cluster's writes never wait for another's commits.
+//! [`TantivyStore::open`] for reading; a cluster's index is created on its
+//! first write. Queries span every index (a top-level `Eq`/`In` on the
+//! cluster skips the others). Per-cluster indices keep retention and
+//! statistics per cluster cheap and let one cluster's writes never wait for
+//! another's commits.
+//!
+//! # Writers
+//! Writers are not per cluster but shared (the `pool` module): a cluster's
+//! writer is opened by a write and holds one of
+//! [`TantivyOptions::max_open_writers`] places; a cluster needing one while
+//! all are taken closes the writer asked for least recently, and writers
+//! unused for [`TantivyOptions::writer_idle_close`] are closed by the
+//! store's maintenance thread. Threads and indexing memory are bounded by
+//! the places, not by the number of clusters (itself bounded by
+//! [`TantivyOptions::max_clusters`]). Closing a writer commits and answers
+//! everything it took first. The directory is locked
+//! (`.auditrail-store.lock`) while the store is open for writing.
 //!
 //! # Schema
 //! See [`schema()`]: every query field is an exact keyword (or an `i64`, a
@@ -36,7 +49,7 @@
 //! [`Store::write`] answers only after a tantivy commit (segment files and
 //! `meta.json` fsynced) that contains its documents, and readers are
 //! reloaded before it answers, so a search that starts after `write` returned
-//! sees its events. Each index has one writer thread that batches concurrent
+//! sees its events. Each open writer has one thread that batches concurrent
 //! writes into one commit ("group commit") and checks every id against the
 //! committed index and the not-yet-committed documents before adding it, so
 //! no id is ever stored twice, also across crashes: see the `writer` module
@@ -83,7 +96,9 @@
 //! (fast fields) silently reorders results. So the store verifies its files
 //! (the `verify` module): [`TantivyStore::verify_in_background`] checks
 //! every segment an opened store serves on a thread of its own (the servers
-//! start it when they open the embedded store; serving does not wait), and
+//! start it when they open the embedded store; serving does not wait), the
+//! maintenance thread checks them again every
+//! [`TantivyOptions::verify_interval`], and
 //! [`TantivyStore::verify_dir`] checks a directory offline without a lock
 //! (`auditrail store verify`). A damaged segment is reported with its
 //! cluster, id, damaged files, document count and time range (from its
@@ -102,11 +117,15 @@
 //! # Metrics
 //! `store_events_written_total`, `store_duplicates_total`,
 //! `store_commits_total` (counters) and `store_commit_seconds` (histogram),
-//! each labelled with the cluster; from the verification,
+//! each labelled with the cluster; `store_writers_opened_total` and
+//! `store_writers_closed_total` (counters, per cluster) and
+//! `store_writers_open` (gauge); from the verification,
 //! `store_segments_verified_total` (counter), `store_damaged_segments` and
 //! `store_damaged_events` (gauges), per cluster.
 
 mod collect;
+mod maintenance;
+mod pool;
 mod query;
 mod schema;
 #[cfg(test)]
@@ -141,12 +160,17 @@ pub use schema::schema;
 pub use verify::{ClusterVerification, VerifyReport};
 
 use collect::{BucketCounts, Buckets, SortKey, TimeSpan, TopByTime, best_time_word, cursor_key};
+use maintenance::Maintenance;
+use pool::WriterPool;
 use query::micros_range;
 use schema::{EventDocument, ceil_micros, fields, floor_micros, timestamp};
 use writer::{ClusterIndex, IdLookup, internal};
 
-/// Settings of a [`TantivyStore`]. The writer settings apply to each
-/// cluster's index.
+/// Settings of a [`TantivyStore`]. The writer settings apply to each open
+/// writer; at most `max_open_writers` are open at once, whatever the number
+/// of clusters, so the store's writers use at most `max_open_writers` ×
+/// (`writer_threads` + `merge_threads` + 2) threads and `max_open_writers`
+/// × `writer_memory_bytes` of indexing memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TantivyOptions {
     /// Commit once this many documents are pending (default 50 000).
@@ -154,19 +178,30 @@ pub struct TantivyOptions {
     /// Commit at the latest this long after the first pending document was
     /// added, even if more writes are queued (default 200 ms).
     pub commit_max_delay: Duration,
-    /// Indexing memory of each index's writer, split between its threads
+    /// Indexing memory of each open writer, split between its threads
     /// (default 128 MiB; at least 15 MB per thread).
     pub writer_memory_bytes: usize,
-    /// Indexing threads of each index's writer (default 1).
+    /// Indexing threads of each open writer (default 1).
     pub writer_threads: usize,
-    /// Segment-merging threads of each index's writer (default 1).
+    /// Segment-merging threads of each open writer (default 1).
     pub merge_threads: usize,
-    /// Most cluster indices the store holds (default 64). Each has its own
-    /// writer (threads and indexing memory), so an unbounded number of
-    /// cluster names, which any writer of the store can send, would
-    /// exhaust the machine; a write that would create one more is refused
+    /// Most cluster indices the store holds (default 64). Any writer of the
+    /// store can send new cluster names, and each index keeps a directory
+    /// and a reader open; a write that would create one more is refused
     /// ([`StoreError::LimitReached`]).
     pub max_clusters: usize,
+    /// Most writers open at once, over all clusters (default 4). A cluster
+    /// writing while all are taken closes the writer asked for least
+    /// recently (after it committed everything it took).
+    pub max_open_writers: usize,
+    /// A writer nobody asked for this long is committed and closed, giving
+    /// back its threads and memory; the next write opens it again (default
+    /// 5 minutes; zero: kept open until its place is needed).
+    pub writer_idle_close: Duration,
+    /// How often the store's files are verified again after the check at
+    /// start ([`TantivyStore::verify_in_background`]), by the store's own
+    /// thread (default 6 hours; zero: never).
+    pub verify_interval: Duration,
 }
 
 impl Default for TantivyOptions {
@@ -178,6 +213,9 @@ impl Default for TantivyOptions {
             writer_threads: 1,
             merge_threads: 1,
             max_clusters: 64,
+            max_open_writers: 4,
+            writer_idle_close: Duration::from_mins(5),
+            verify_interval: Duration::from_hours(6),
         }
     }
 }
@@ -193,8 +231,10 @@ impl TantivyOptions {
         if self.commit_max_docs == 0 {
             return invalid("commit_max_docs must be at least 1".into());
         }
-        if self.writer_threads == 0 || self.merge_threads == 0 {
-            return invalid("writer_threads and merge_threads must be at least 1".into());
+        if self.writer_threads == 0 || self.merge_threads == 0 || self.max_open_writers == 0 {
+            return invalid(
+                "writer_threads, merge_threads and max_open_writers must be at least 1".into(),
+            );
         }
         let per_thread = self.writer_memory_bytes / self.writer_threads;
         if !(MIN_MEMORY_PER_THREAD..=MAX_MEMORY_PER_THREAD).contains(&per_thread) {
@@ -231,13 +271,17 @@ fn by_cluster(documents: Vec<EventDocument>) -> BTreeMap<String, Vec<EventDocume
     groups
 }
 
-/// The embedded store: one tantivy index per cluster under one directory.
+/// The embedded store: one tantivy index per cluster under one directory,
+/// written through a bounded pool of writers.
 ///
-/// Dropping it stops the writer threads (after they answered every queued
-/// request) and releases the index locks; that blocks for as long as merges
-/// in progress take to finish.
+/// Dropping the last handle stops the maintenance thread and the writer
+/// threads (after they answered every queued request) and releases the
+/// locks; that blocks for as long as merges in progress take to finish.
 #[derive(Debug, Clone)]
 pub struct TantivyStore {
+    /// Stopped first when the last handle drops (fields drop in order), so
+    /// that `inner` and its indices close on the dropping thread.
+    _maintenance: Option<Arc<Maintenance>>,
     inner: Arc<Inner>,
 }
 
@@ -245,6 +289,11 @@ pub struct TantivyStore {
 struct Inner {
     dir: PathBuf,
     options: TantivyOptions,
+    /// The places of open writers (`None`: read-only).
+    pool: Option<Arc<WriterPool>>,
+    /// The store directory's lock ([`STORE_LOCK`]), held while open for
+    /// writing.
+    _lock: Option<std::fs::File>,
     indices: RwLock<BTreeMap<String, Arc<ClusterIndex>>>,
     /// Serialises index creation (the map lock is not held during I/O).
     creating: Mutex<()>,
@@ -253,6 +302,10 @@ struct Inner {
     /// When a read-only store last looked for new cluster indices.
     last_discovery: Mutex<Option<std::time::Instant>>,
 }
+
+/// The file a store open for writing locks, so that a second process
+/// opening the same directory is refused at once, not at its first write.
+const STORE_LOCK: &str = ".auditrail-store.lock";
 
 /// How often a read-only store looks for cluster indices created since.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
@@ -263,12 +316,15 @@ fn join_error(e: &tokio::task::JoinError) -> StoreError {
 
 impl TantivyStore {
     /// Opens the store in `dir` (created if missing), with every cluster
-    /// index found there. Blocking: call it before serving, or from
-    /// `spawn_blocking`.
+    /// index found there (searchable at once; writers are opened by
+    /// writes). Another process holding the directory open for writing is
+    /// [`StoreError::Unavailable`]. Blocking: call it before serving, or
+    /// from `spawn_blocking`.
     pub fn open(dir: &Path, options: TantivyOptions) -> Result<Self, StoreError> {
         options.validate()?;
         std::fs::create_dir_all(dir)
             .map_err(|e| internal(&format!("create {}", dir.display()), e))?;
+        let lock = lock_dir(dir)?;
         let mut indices = BTreeMap::new();
         let entries =
             std::fs::read_dir(dir).map_err(|e| internal(&format!("list {}", dir.display()), e))?;
@@ -277,29 +333,84 @@ impl TantivyStore {
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             let name = entry.file_name();
             match name.to_str() {
+                Some(STORE_LOCK) => {}
                 Some(cluster) if is_dir && valid_cluster_name(cluster) => {
-                    let index = ClusterIndex::open(cluster, &entry.path(), &options)?;
+                    let index = ClusterIndex::open(cluster, &entry.path())?;
                     indices.insert(cluster.to_owned(), Arc::new(index));
                 }
                 _ => tracing::warn!(path = %entry.path().display(), "not a cluster index; ignored"),
             }
         }
         tracing::info!(dir = %dir.display(), clusters = indices.len(), "tantivy store opened");
+        let inner = Arc::new(Inner {
+            dir: dir.to_owned(),
+            pool: Some(Arc::new(WriterPool::new(options.clone()))),
+            options,
+            _lock: Some(lock),
+            indices: RwLock::new(indices),
+            creating: Mutex::new(()),
+            read_only: false,
+            last_discovery: Mutex::new(None),
+        });
+        Self::with_maintenance(inner)
+    }
+
+    /// The store around `inner`, with its maintenance thread if it has
+    /// work: closing idle writers, verifying the files again.
+    fn with_maintenance(inner: Arc<Inner>) -> Result<Self, StoreError> {
+        let idle = inner
+            .pool
+            .as_ref()
+            .map_or(Duration::ZERO, |p| p.options().writer_idle_close);
+        let verify_every = inner.options.verify_interval;
+        let every = [idle, verify_every]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .min();
+        let maintenance = match every {
+            None => None,
+            Some(every) => {
+                let weak = Arc::downgrade(&inner);
+                let mut next_verification = std::time::Instant::now() + verify_every;
+                Some(Arc::new(Maintenance::start(
+                    maintenance::tick_for(every),
+                    move |signal| {
+                        let Some(inner) = weak.upgrade() else {
+                            return false;
+                        };
+                        if let Some(pool) = &inner.pool {
+                            pool.close_idle();
+                        }
+                        if !verify_every.is_zero() && std::time::Instant::now() >= next_verification
+                        {
+                            let indices = inner.expect_verification();
+                            let dir = inner.dir.clone();
+                            // The indices are held weakly meanwhile.
+                            drop(inner);
+                            verify_indices(dir, &indices, &|| signal.is_set());
+                            next_verification = std::time::Instant::now() + verify_every;
+                        }
+                        true
+                    },
+                )?))
+            }
+        };
         Ok(Self {
-            inner: Arc::new(Inner {
-                dir: dir.to_owned(),
-                options,
-                indices: RwLock::new(indices),
-                creating: Mutex::new(()),
-                read_only: false,
-                last_discovery: Mutex::new(None),
-            }),
+            _maintenance: maintenance,
+            inner,
         })
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// How many writers are open now (at most
+    /// [`TantivyOptions::max_open_writers`]; also the `store_writers_open`
+    /// gauge).
+    pub fn open_writers(&self) -> usize {
+        self.inner.pool.as_ref().map_or(0, |p| p.open_writers())
     }
 
     /// The clusters that have an index.
@@ -315,17 +426,18 @@ impl TantivyStore {
     /// deletes and retention answer [`StoreError::InvalidRequest`]. A
     /// missing `dir` is an empty store.
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
-        let store = Self {
-            inner: Arc::new(Inner {
-                dir: dir.to_owned(),
-                options: TantivyOptions::default(),
-                indices: RwLock::new(BTreeMap::new()),
-                creating: Mutex::new(()),
-                read_only: true,
-                last_discovery: Mutex::new(None),
-            }),
-        };
-        store.inner.discover()?;
+        let inner = Arc::new(Inner {
+            dir: dir.to_owned(),
+            options: TantivyOptions::default(),
+            pool: None,
+            _lock: None,
+            indices: RwLock::new(BTreeMap::new()),
+            creating: Mutex::new(()),
+            read_only: true,
+            last_discovery: Mutex::new(None),
+        });
+        inner.discover()?;
+        let store = Self::with_maintenance(inner)?;
         tracing::info!(dir = %dir.display(), clusters = store.clusters().len(), "tantivy store opened read-only");
         Ok(store)
     }
@@ -388,21 +500,7 @@ impl TantivyStore {
         &self,
         wait_for_logging: Duration,
     ) -> Result<std::thread::JoinHandle<VerifyReport>, StoreError> {
-        let indices: Vec<(String, std::sync::Weak<ClusterIndex>)> = self
-            .inner
-            .map()
-            .iter()
-            .map(|(cluster, index)| {
-                let searcher = index.reader.searcher();
-                index.health.expect(
-                    searcher
-                        .segment_readers()
-                        .iter()
-                        .map(SegmentReader::segment_id),
-                );
-                (cluster.clone(), Arc::downgrade(index))
-            })
-            .collect();
+        let indices = self.inner.expect_verification();
         let dir = self.inner.dir.clone();
         std::thread::Builder::new()
             .name("store-verify".to_owned())
@@ -411,7 +509,9 @@ impl TantivyStore {
                 while !tracing::dispatcher::has_been_set() && std::time::Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                verify_indices(dir, &indices)
+                // Ends early once the store is dropped.
+                let gone = || indices.iter().all(|(_, index)| index.strong_count() == 0);
+                verify_indices(dir, &indices, &gone)
             })
             .map_err(|e| internal("start the store verification thread", e))
     }
@@ -452,7 +552,56 @@ impl TantivyStore {
     }
 }
 
+/// Locks the store directory `dir` (see [`STORE_LOCK`]); the kernel
+/// releases the lock when the process dies. Blocking.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.join(STORE_LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| internal(&format!("open {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Unavailable(format!(
+            "the store in {} is in use by another writer (another process holds {})",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(internal(&format!("lock {}", path.display()), e))
+        }
+    }
+}
+
 impl Inner {
+    /// Every index and its segments as they are now, those segments marked
+    /// as waiting for verification (not merged until verified).
+    fn expect_verification(&self) -> Vec<(String, std::sync::Weak<ClusterIndex>)> {
+        self.map()
+            .iter()
+            .map(|(cluster, index)| {
+                let searcher = index.reader.searcher();
+                index.health.expect(
+                    searcher
+                        .segment_readers()
+                        .iter()
+                        .map(SegmentReader::segment_id),
+                );
+                (cluster.clone(), Arc::downgrade(index))
+            })
+            .collect()
+    }
+
+    /// The writer places (a store open for writing has them).
+    fn pool(&self) -> Result<&Arc<WriterPool>, StoreError> {
+        self.writable()?;
+        self.pool
+            .as_ref()
+            .ok_or_else(|| StoreError::Internal("a writable store without writers".into()))
+    }
+
     fn map(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<ClusterIndex>>> {
         self.indices.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -536,11 +685,7 @@ impl Inner {
                  a new cluster {cluster:?} are refused until the limit is raised"
             )));
         }
-        let index = Arc::new(ClusterIndex::open(
-            cluster,
-            &self.dir.join(cluster),
-            &self.options,
-        )?);
+        let index = Arc::new(ClusterIndex::open(cluster, &self.dir.join(cluster))?);
         tracing::info!(cluster, "created cluster index");
         self.indices
             .write()
@@ -551,9 +696,12 @@ impl Inner {
 }
 
 /// The background verification of [`TantivyStore::verify_in_background`].
+/// Also run again every [`TantivyOptions::verify_interval`]; it ends early
+/// (with a partial report) once `stop` answers `true`.
 fn verify_indices(
     dir: PathBuf,
     indices: &[(String, std::sync::Weak<ClusterIndex>)],
+    stop: &dyn Fn() -> bool,
 ) -> VerifyReport {
     let started = std::time::Instant::now();
     tracing::info!(dir = %dir.display(), clusters = indices.len(), "verifying the store's files in the background");
@@ -592,7 +740,8 @@ fn verify_indices(
                 report.damaged.push(damage.clone());
             }
             health.verified(id, damage);
-            stopped = index.strong_count() == 0;
+            stopped = stop();
+            !stopped
         });
         health.done();
         let events: u64 = report.damaged.iter().map(|d| d.documents).sum();
@@ -1021,13 +1170,17 @@ impl Store for TantivyStore {
             }
         }
         let by_cluster = by_cluster(documents);
+        let pool = Arc::clone(self.inner.pool()?);
         let mut waiting = Vec::with_capacity(by_cluster.len());
         for (cluster, events) in by_cluster {
             let index = self.index_for_write(&cluster).await?;
+            let pool = Arc::clone(&pool);
             // Each cluster's writer works in parallel; answers are awaited
             // below, all of them, so a failure reports after the others are
             // settled.
-            waiting.push(tokio::spawn(async move { index.write(events).await }));
+            waiting.push(tokio::spawn(
+                async move { index.write(&pool, events).await },
+            ));
         }
         let mut outcome = WriteOutcome::default();
         let mut failure = None;
@@ -1100,9 +1253,10 @@ impl Store for TantivyStore {
         self.inner.writable()?;
         // time < cutoff ⟺ stored µs < ceil(cutoff) (stored times are whole µs).
         let micros = ceil_micros(cutoff);
+        let pool = self.inner.pool()?;
         let mut deleted = 0;
         for index in self.all_indices() {
-            deleted += index.delete_before(micros).await?;
+            deleted += index.delete_before(pool, micros).await?;
         }
         Ok(deleted)
     }

@@ -7,7 +7,9 @@
 //! times and ids, so results come out reordered or filtered wrongly. Neither
 //! is noticed when an index opens (tantivy reads files lazily), so the store
 //! verifies them: in the background when a server opens it
-//! ([`crate::TantivyStore::verify_in_background`]), and offline with
+//! ([`crate::TantivyStore::verify_in_background`]) and again every
+//! [`crate::TantivyOptions::verify_interval`] (the store's maintenance
+//! thread), and offline with
 //! [`crate::TantivyStore::verify_dir`] (`auditrail store verify`).
 //!
 //! **What is reported** per damaged segment: the cluster, the segment id
@@ -250,11 +252,11 @@ pub(crate) fn verify_index_dir(cluster: &str, path: &Path) -> ClusterVerificatio
 
 /// Verifies the segments `searcher` serves (their files stay readable
 /// while it is held, even if a merge replaces them meanwhile), calling
-/// `on_segment` after each.
+/// `on_segment` after each, until it answers `false`.
 pub(crate) fn verify_searcher(
     cluster: &str,
     searcher: &Searcher,
-    mut on_segment: impl FnMut(SegmentId, Option<Damage>),
+    mut on_segment: impl FnMut(SegmentId, Option<Damage>) -> bool,
 ) {
     for reader in searcher.segment_readers() {
         let info = SegmentInfo {
@@ -263,7 +265,9 @@ pub(crate) fn verify_searcher(
             delete_opstamp: reader.delete_opstamp(),
         };
         let damage = check_segment(cluster, searcher.index(), &info);
-        on_segment(info.id, damage);
+        if !on_segment(info.id, damage) {
+            return;
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 //! One cluster's index and its writer thread: idempotent adds, group commit,
-//! retention deletes.
+//! retention deletes. The writer is opened on demand and may be closed
+//! again (see the `pool` module); the reader stays open.
 //!
 //! Tantivy allows one `IndexWriter` per index, and a commit costs the same
 //! (segment flush plus fsyncs) whether it carries ten documents or ten
-//! thousand. So every index has one dedicated thread that owns its writer and
+//! thousand. So every open writer has one dedicated thread that owns it and
 //! receives requests over a bounded channel (which also applies back-pressure
 //! to callers). The thread runs in *rounds*:
 //!
@@ -33,12 +34,16 @@
 //! exactly the documents that were never acknowledged, which tantivy's
 //! recovery to the last commit removes entirely; they are re-sent, found
 //! absent, and added once. No document is ever visible without having been
-//! checked against everything committed before it.
+//! checked against everything committed before it. **Across closes**: a
+//! writer closes only after committing and answering everything it took,
+//! and a new writer builds its Bloom filter from the reloaded reader, so it
+//! starts from everything committed.
 
 use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -54,9 +59,10 @@ use tantivy::{
     DocAddress, DocSet, Index, IndexReader, IndexSettings, IndexWriter, InvertedIndexReader,
     ReloadPolicy, Searcher, SegmentReader, TERMINATED, Term,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::TantivyOptions;
+use crate::pool::WriterPool;
 use crate::query::micros_range;
 use crate::schema::{EventDocument, ID_PARTS, fields, id_parts};
 use crate::verify::{Health, HealthyMerges};
@@ -100,16 +106,34 @@ pub(crate) enum Request {
     },
 }
 
-/// One cluster's index: searchable through `reader`, written through the
-/// writer thread behind `requests`.
+/// One cluster's index: always searchable through `reader`; written
+/// through a writer thread that is opened on the first write, holds one
+/// place of the store's [`WriterPool`], and is committed and closed again
+/// when idle or when another cluster needs its place.
 pub(crate) struct ClusterIndex {
     pub(crate) cluster: String,
     pub(crate) path: PathBuf,
     pub(crate) reader: IndexReader,
     /// Which segments are damaged (reads skip them) or not yet verified.
     pub(crate) health: Arc<Health>,
-    requests: Option<mpsc::Sender<Request>>,
-    thread: Option<JoinHandle<()>>,
+    /// The index, to open writers on (`None`: opened read-only).
+    index: Option<Index>,
+    /// The open writer, if any. Held while a writer opens or closes, so
+    /// that a cluster never has two (tantivy's lock would refuse the
+    /// second) and a write never goes to a writer being closed.
+    writer: tokio::sync::Mutex<Option<OpenWriter>>,
+    /// When a write last asked for the writer (for idle closing and for
+    /// choosing which writer gives up its place).
+    last_used: std::sync::Mutex<Instant>,
+    /// Whether a writer is open (read without the lock).
+    open: AtomicBool,
+}
+
+/// A running writer thread and the place it holds.
+struct OpenWriter {
+    requests: mpsc::Sender<Request>,
+    thread: JoinHandle<()>,
+    _place: OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for ClusterIndex {
@@ -158,13 +182,9 @@ pub(crate) fn refuse_orphaned_segments(path: &Path) -> Result<(), StoreError> {
 }
 
 impl ClusterIndex {
-    /// Opens (or creates) the index in `path` and starts its writer thread.
-    /// Blocking.
-    pub(crate) fn open(
-        cluster: &str,
-        path: &Path,
-        options: &TantivyOptions,
-    ) -> Result<Self, StoreError> {
+    /// Opens (or creates) the index in `path` for writing; its writer is
+    /// opened by the first write. Blocking.
+    pub(crate) fn open(cluster: &str, path: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(path)
             .map_err(|e| internal(&format!("create {}", path.display()), e))?;
         refuse_orphaned_segments(path)?;
@@ -184,6 +204,91 @@ impl ClusterIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(|e| internal("open reader", e))?;
+        Ok(Self::new(cluster, path, reader, Some(index)))
+    }
+
+    /// Opens the existing index in `path` for searching only: no writer
+    /// (another process may hold it), and a reader that reloads when that
+    /// writer commits. Blocking.
+    pub(crate) fn open_reader(cluster: &str, path: &Path) -> Result<Self, StoreError> {
+        let index = Index::open_in_dir(path)
+            .map_err(|e| internal(&format!("open index {}", path.display()), e))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::OnCommitWithDelay)
+            .try_into()
+            .map_err(|e| internal("open reader", e))?;
+        Ok(Self::new(cluster, path, reader, None))
+    }
+
+    fn new(cluster: &str, path: &Path, reader: IndexReader, index: Option<Index>) -> Self {
+        Self {
+            cluster: cluster.to_owned(),
+            path: path.to_owned(),
+            reader,
+            health: Arc::new(Health::default()),
+            index,
+            writer: tokio::sync::Mutex::new(None),
+            last_used: std::sync::Mutex::new(Instant::now()),
+            open: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a writer is open now.
+    pub(crate) fn writer_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// When a write last asked for the writer.
+    pub(crate) fn last_used(&self) -> Instant {
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The queue of this index's writer, opened (taking a place of `pool`)
+    /// if it is closed.
+    async fn requests(
+        self: &Arc<Self>,
+        pool: &Arc<WriterPool>,
+    ) -> Result<mpsc::Sender<Request>, StoreError> {
+        let Some(index) = self.index.clone() else {
+            return Err(StoreError::InvalidRequest(format!(
+                "the index of {} is open read-only",
+                self.cluster
+            )));
+        };
+        let mut slot = self.writer.lock().await;
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        if let Some(open) = slot.as_ref() {
+            return Ok(open.requests.clone());
+        }
+        let place = pool.place_for(&self.cluster).await?;
+        let this = Arc::clone(self);
+        let options = pool.options().clone();
+        let open = tokio::task::spawn_blocking(move || this.start_writer(&index, &options, place))
+            .await
+            .map_err(|e| StoreError::Internal(format!("opening a writer failed: {e}")))??;
+        let requests = open.requests.clone();
+        *slot = Some(open);
+        self.open.store(true, Ordering::Release);
+        pool.opened(self);
+        Ok(requests)
+    }
+
+    /// Opens a tantivy writer on `index` and starts its thread. Blocking.
+    fn start_writer(
+        &self,
+        index: &Index,
+        options: &TantivyOptions,
+        place: OwnedSemaphorePermit,
+    ) -> Result<OpenWriter, StoreError> {
+        let started = Instant::now();
+        let path = &self.path;
         let writer_options = IndexWriterOptions::builder()
             .num_worker_threads(options.writer_threads)
             .memory_budget_per_thread(options.writer_memory_bytes / options.writer_threads)
@@ -198,111 +303,143 @@ impl ClusterIndex {
                 )),
                 e => internal(&format!("open writer on {}", path.display()), e),
             })?;
-        let health = Arc::new(Health::default());
         writer.set_merge_policy(Box::new(HealthyMerges {
             inner: merge_policy(),
-            health: Arc::clone(&health),
+            health: Arc::clone(&self.health),
         }));
-        let committed_ids = CommittedIds::build(&reader.searcher(), &health)?;
+        // The duplicate check must see every commit, also those of the
+        // writer this one replaces.
+        self.reader
+            .reload()
+            .map_err(|e| internal("reload reader", e))?;
+        let committed_ids = CommittedIds::build(&self.reader.searcher(), &self.health)?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let state = WriterThread {
-            cluster: cluster.to_owned(),
+            cluster: self.cluster.clone(),
             index_writer: Some(writer),
-            reader: reader.clone(),
+            reader: self.reader.clone(),
             max_docs: options.commit_max_docs,
             max_delay: options.commit_max_delay,
             committed_ids,
             round: Round::default(),
             broken: None,
-            health: Arc::clone(&health),
+            health: Arc::clone(&self.health),
         };
         let thread = std::thread::Builder::new()
-            .name(format!("tantivy-writer-{cluster}"))
+            .name(format!("tantivy-writer-{}", self.cluster))
             .spawn(move || state.run(rx))
             .map_err(|e| internal("spawn writer thread", e))?;
-        Ok(Self {
-            cluster: cluster.to_owned(),
-            path: path.to_owned(),
-            reader,
-            health,
-            requests: Some(tx),
-            thread: Some(thread),
+        metrics::counter!("store_writers_opened_total", "cluster" => self.cluster.clone())
+            .increment(1);
+        tracing::debug!(cluster = %self.cluster, elapsed = ?started.elapsed(), "writer opened");
+        Ok(OpenWriter {
+            requests: tx,
+            thread,
+            _place: place,
         })
     }
 
-    /// Opens the existing index in `path` for searching only: no writer
-    /// (another process may hold it), and a reader that reloads when that
-    /// writer commits. Blocking.
-    pub(crate) fn open_reader(cluster: &str, path: &Path) -> Result<Self, StoreError> {
-        let index = Index::open_in_dir(path)
-            .map_err(|e| internal(&format!("open index {}", path.display()), e))?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::OnCommitWithDelay)
-            .try_into()
-            .map_err(|e| internal("open reader", e))?;
-        Ok(Self {
-            cluster: cluster.to_owned(),
-            path: path.to_owned(),
-            reader,
-            health: Arc::new(Health::default()),
-            requests: None,
-            thread: None,
-        })
-    }
-
-    async fn send(&self, request: Request) -> Result<(), StoreError> {
-        let Some(tx) = self.requests.as_ref() else {
-            return Err(StoreError::InvalidRequest(format!(
-                "the index of {} is open read-only",
-                self.cluster
-            )));
+    /// Closes the writer if one is open and not being opened or closed
+    /// right now, after it has committed and answered every queued request;
+    /// with `idle_for`, only if no write asked for it for that long.
+    /// Whether it closed one. Blocking (from a thread outside the runtime,
+    /// or `spawn_blocking`).
+    pub(crate) fn close_writer(&self, idle_for: Option<Duration>, why: &str) -> bool {
+        let Ok(mut slot) = self.writer.try_lock() else {
+            return false;
         };
-        tx.send(request)
-            .await
-            .map_err(|_| StoreError::Internal(format!("writer of {} stopped", self.cluster)))
+        if idle_for.is_some_and(|idle| self.last_used().elapsed() < idle) {
+            return false;
+        }
+        let Some(open) = slot.take() else {
+            return false;
+        };
+        Self::stop(&self.cluster, open);
+        self.open.store(false, Ordering::Release);
+        metrics::counter!("store_writers_closed_total", "cluster" => self.cluster.clone())
+            .increment(1);
+        tracing::debug!(cluster = %self.cluster, why, "writer closed");
+        true
+    }
+
+    /// Ends a writer thread: closing its queue ends it once it has
+    /// committed and answered what is queued (a write that took the queue
+    /// before is still answered); joining it releases the index lock, and
+    /// only then its place in the pool.
+    fn stop(cluster: &str, open: OpenWriter) {
+        let OpenWriter {
+            requests,
+            thread,
+            _place,
+        } = open;
+        drop(requests);
+        if thread.join().is_err() {
+            tracing::error!(cluster, "tantivy writer thread panicked");
+        }
     }
 
     /// Writes `events` (all of this cluster); answers after the commit.
     pub(crate) async fn write(
-        &self,
+        self: &Arc<Self>,
+        pool: &Arc<WriterPool>,
         events: Vec<EventDocument>,
     ) -> Result<WriteOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Write { events, reply }).await?;
-        answer.await.map_err(|_| {
-            StoreError::Internal(format!(
-                "writer of {} stopped before answering",
-                self.cluster
-            ))
-        })?
+        self.send(pool, Request::Write { events, reply }).await?;
+        answer.await.map_err(|_| self.stopped())?
     }
 
     /// Deletes the events stored before `micros`; answers after the commit.
-    pub(crate) async fn delete_before(&self, micros: i64) -> Result<u64, StoreError> {
+    /// An index holding none is not touched (no writer is opened for it).
+    pub(crate) async fn delete_before(
+        self: &Arc<Self>,
+        pool: &Arc<WriterPool>,
+        micros: i64,
+    ) -> Result<u64, StoreError> {
+        if self.index.is_some() && count_before(&self.reader.searcher(), micros)? == 0 {
+            return Ok(0);
+        }
         let (reply, answer) = oneshot::channel();
-        self.send(Request::DeleteBefore { micros, reply }).await?;
-        answer.await.map_err(|_| {
-            StoreError::Internal(format!(
-                "writer of {} stopped before answering",
-                self.cluster
-            ))
-        })?
+        self.send(pool, Request::DeleteBefore { micros, reply })
+            .await?;
+        answer.await.map_err(|_| self.stopped())?
+    }
+
+    async fn send(
+        self: &Arc<Self>,
+        pool: &Arc<WriterPool>,
+        request: Request,
+    ) -> Result<(), StoreError> {
+        self.requests(pool)
+            .await?
+            .send(request)
+            .await
+            .map_err(|_| StoreError::Internal(format!("writer of {} stopped", self.cluster)))
+    }
+
+    fn stopped(&self) -> StoreError {
+        StoreError::Internal(format!(
+            "writer of {} stopped before answering",
+            self.cluster
+        ))
     }
 }
 
 impl Drop for ClusterIndex {
     fn drop(&mut self) {
-        // Closing the queue ends the writer thread once it has answered what
-        // is queued; joining it releases the index lock before the store is
-        // gone, so the directory can be reopened at once.
-        self.requests.take();
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!(cluster = %self.cluster, "tantivy writer thread panicked");
+        // The index lock is released before the store is gone, so the
+        // directory can be reopened at once.
+        if let Some(open) = self.writer.get_mut().take() {
+            Self::stop(&self.cluster, open);
         }
     }
+}
+
+/// How many live events of `searcher` are stored before `micros`.
+fn count_before(searcher: &Searcher, micros: i64) -> Result<usize, StoreError> {
+    micros_range(fields().time, Bound::Unbounded, Bound::Excluded(micros))
+        .count(searcher)
+        .map_err(|e| internal("count events to delete", e))
 }
 
 /// The merge policy: tantivy's log-structured policy, merging a layer once it
@@ -714,14 +851,11 @@ impl WriterThread {
     }
 
     fn delete_before(&mut self, micros: i64) -> Result<u64, StoreError> {
-        let query = micros_range(fields().time, Bound::Unbounded, Bound::Excluded(micros));
-        let searcher = self.reader.searcher();
-        let count = query
-            .count(&searcher)
-            .map_err(|e| internal("count events to delete", e))?;
+        let count = count_before(&self.reader.searcher(), micros)?;
         if count == 0 {
             return Ok(0);
         }
+        let query = micros_range(fields().time, Bound::Unbounded, Bound::Excluded(micros));
         self.writer()?
             .delete_query(query)
             .map_err(|e| internal("delete", e))?;

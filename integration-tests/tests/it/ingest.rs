@@ -235,7 +235,6 @@ async fn separate_ingestor_and_indexer_survive_each_others_crashes() {
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("kube-audit.log");
     let store_dir = dir.path().join("store");
-    let ingestor_dir = dir.path().join("ingestor");
     let lines: Vec<String> = Generator::new(GenConfig {
         seed: 3,
         ..GenConfig::default()

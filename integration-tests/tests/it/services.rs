@@ -44,7 +44,7 @@ async fn serves_exactly(server: &Server, running: &[&str]) {
         r#"grpc_server_handled_total{service="grpc.health.v1.Health",method="Check",code="OK"}"#;
     assert_eq!(
         metrics.get(key),
-        Some(&(running.len() as f64)),
+        Some(&f64::from(u32::try_from(running.len()).unwrap())),
         "{running:?}: {metrics:?}"
     );
 }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use auditrail_event::EventType;
 use crate::error::IndexerError;
+use auditrail_event::EventType;
 use auditrail_proto::v1;
 use auditrail_store::{Damage, IndexStats};
 
