@@ -1,5 +1,5 @@
 //! The flags of a process, each declared once, and how they override the
-//! configuration: through [`Overrides`], a typed value in the shape of
+//! configuration: through `Overrides`, a typed value in the shape of
 //! [`NodeConfig`](crate::NodeConfig) whose absent flags serialize to
 //! nothing, so no key is spelt as a string.
 //!

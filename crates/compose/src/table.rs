@@ -1,7 +1,7 @@
 //! The composition table: the five services a process can run, by name,
 //! with their default ports and what each is given to start.
 //!
-//! A service is added to a process only through [`ServiceName::add`], which
+//! A service is added to a process only through `ServiceName::add`, which
 //! calls its crate's [`Service`] implementation; nothing else here knows a
 //! service's internals. What the services share is decided in one place:
 //! one store handle for the indexer and the query service, and the

@@ -15,7 +15,7 @@ impl Follower {
     /// follower knows, before saving them:
     ///
     /// - a file the follower started past 0 without any acknowledgement (the
-    ///   end of a file under [`StartPosition::End`], the copy of a truncated
+    ///   end of a file under `StartPosition::End`, the copy of a truncated
     ///   file whose lines were acknowledged from the original) gets a
     ///   checkpoint at that start, so a restart does not read it from 0; a
     ///   copy only once the original's lines up to that point are
