@@ -160,10 +160,10 @@ pub use schema::schema;
 pub use verify::{ClusterVerification, VerifyReport};
 
 use collect::{BucketCounts, Buckets, SortKey, TimeSpan, TopByTime, best_time_word, cursor_key};
-use query::micros_range;
-use schema::{EventDocument, ceil_micros, fields, floor_micros, timestamp};
 use maintenance::Maintenance;
 use pool::WriterPool;
+use query::micros_range;
+use schema::{EventDocument, ceil_micros, fields, floor_micros, timestamp};
 use writer::{ClusterIndex, IdLookup, internal};
 
 /// Settings of a [`TantivyStore`]. The writer settings apply to each open
@@ -381,8 +381,7 @@ impl TantivyStore {
                         if let Some(pool) = &inner.pool {
                             pool.close_idle();
                         }
-                        if !verify_every.is_zero()
-                            && std::time::Instant::now() >= next_verification
+                        if !verify_every.is_zero() && std::time::Instant::now() >= next_verification
                         {
                             let indices = inner.expect_verification();
                             let dir = inner.dir.clone();

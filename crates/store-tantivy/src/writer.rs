@@ -241,7 +241,10 @@ impl ClusterIndex {
 
     /// When a write last asked for the writer.
     pub(crate) fn last_used(&self) -> Instant {
-        *self.last_used.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The queue of this index's writer, opened (taking a place of `pool`)
@@ -257,7 +260,10 @@ impl ClusterIndex {
             )));
         };
         let mut slot = self.writer.lock().await;
-        *self.last_used.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        *self
+            .last_used
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
         if let Some(open) = slot.as_ref() {
             return Ok(open.requests.clone());
         }
@@ -399,7 +405,11 @@ impl ClusterIndex {
         answer.await.map_err(|_| self.stopped())?
     }
 
-    async fn send(self: &Arc<Self>, pool: &Arc<WriterPool>, request: Request) -> Result<(), StoreError> {
+    async fn send(
+        self: &Arc<Self>,
+        pool: &Arc<WriterPool>,
+        request: Request,
+    ) -> Result<(), StoreError> {
         self.requests(pool)
             .await?
             .send(request)

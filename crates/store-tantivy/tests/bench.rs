@@ -179,7 +179,10 @@ fn cluster_resources() {
                 .output()
                 .expect("child");
             let text = String::from_utf8_lossy(&out.stdout);
-            match text.lines().find_map(|l| l.find("clusters ").map(|at| &l[at..])) {
+            match text
+                .lines()
+                .find_map(|l| l.find("clusters ").map(|at| &l[at..]))
+            {
                 Some(line) => println!("{line}"),
                 None => println!(
                     "{design} with {clusters} clusters failed: {}{}",

@@ -35,7 +35,14 @@ pub(crate) fn run() -> anyhow::Result<()> {
     let auditrail = build_binary("auditrail-cli", "auditrail", true)?;
     // Built before the server starts, so that the build does not share
     // the machine with it.
-    run_cmd(cargo().args(["bench", "-p", "auditrail-query", "--bench", "load", "--no-run"]))?;
+    run_cmd(cargo().args([
+        "bench",
+        "-p",
+        "auditrail-query",
+        "--bench",
+        "load",
+        "--no-run",
+    ]))?;
     let dir = std::env::temp_dir().join(format!("auditrail-load-{}", std::process::id()));
     let result = run_in(&dir, &auditrail);
     let _ = std::fs::remove_dir_all(&dir);
@@ -53,7 +60,13 @@ fn run_in(dir: &Path, auditrail: &Path) -> anyhow::Result<()> {
 
     let mut command = Command::new(auditrail);
     command
-        .args(["up", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--retention-days", "0", "--cluster", "load"])
         .args(["--log-level", "warn,auditrail_server=info"])
         .arg("--data-dir")
