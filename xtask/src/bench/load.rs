@@ -72,7 +72,12 @@ fn run_in(dir: &Path, auditrail: &Path) -> anyhow::Result<()> {
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--log-path")
-        .arg(&log);
+        .arg(&log)
+        // The 20 clients are one process on 127.0.0.1, which the export
+        // bounds would count as one client; deployed clients have their own
+        // addresses. The bounds have their own tests; this measures load.
+        .env("AUDITRAIL_QUERY__MAX_EXPORTS", "20")
+        .env("AUDITRAIL_QUERY__MAX_EXPORTS_PER_CLIENT", "20");
     let server = ServerProcess::start(command, false)?;
     let stored = || -> anyhow::Result<f64> {
         let body = fetch_metrics(&server.metrics)?;
