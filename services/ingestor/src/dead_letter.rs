@@ -25,7 +25,10 @@ use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use auditrail_proto::v1;
 use serde::{Deserialize, Serialize};
+
+use crate::expired::is_expired;
 
 /// Bytes of the offending line kept in a dead letter.
 pub const EXCERPT_BYTES: usize = 1024;
@@ -125,9 +128,49 @@ pub fn lock(shared: &SharedDeadLetters) -> std::sync::MutexGuard<'_, DeadLetters
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Dead-letters the rejects of one acknowledged batch and syncs the file,
+/// before the caller moves its checkpoints or stream positions past the
+/// batch; answers how many dead letters the file holds now.
+///
+/// `sent` is what the batch carried, in order: a reject names its event by
+/// index (one outside the batch is logged and skipped). An event past the
+/// indexer's retention is not dead-lettered but handed to `expired`;
+/// `letter` makes the dead letter of any other rejected event (given the
+/// file, for its once-per-file hints).
+pub fn dead_letter_rejects<T>(
+    shared: &SharedDeadLetters,
+    rejects: &[v1::Reject],
+    sent: &[T],
+    mut expired: impl FnMut(&T),
+    mut letter: impl FnMut(&mut DeadLetters, &T, &v1::Reject) -> DeadLetter,
+) -> u64 {
+    let mut dead_letters = lock(shared);
+    for reject in rejects {
+        let Some(event) = usize::try_from(reject.index).ok().and_then(|i| sent.get(i)) else {
+            tracing::error!(
+                index = reject.index,
+                "the indexer rejected an event index outside the batch"
+            );
+            continue;
+        };
+        if is_expired(reject) {
+            expired(event);
+            continue;
+        }
+        let letter = letter(&mut dead_letters, event, reject);
+        if let Err(err) = dead_letters.append(&letter) {
+            tracing::error!(error = %err, "cannot write the dead-letter file");
+        }
+    }
+    if let Err(err) = dead_letters.sync() {
+        tracing::error!(error = %err, "cannot sync the dead-letter file");
+    }
+    dead_letters.count()
+}
+
 /// The short code of an indexer reject reason, as dead letters name it.
 pub fn reject_code(code: i32) -> &'static str {
-    use auditrail_proto::v1::RejectReason;
+    use v1::RejectReason;
     RejectReason::try_from(code).map_or("rejected", |c| match c {
         RejectReason::InvalidJson => "invalid_json",
         RejectReason::NotAuditEvent => "not_an_event",

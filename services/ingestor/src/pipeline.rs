@@ -28,10 +28,10 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use crate::dead_letter::{
-    DeadLetter, SharedDeadLetters, lock, looks_like_json_fragment, one_event_per_line_hint,
-    reject_code,
+    DeadLetter, SharedDeadLetters, dead_letter_rejects, lock, looks_like_json_fragment,
+    one_event_per_line_hint, reject_code,
 };
-use crate::expired::{ExpiredLog, is_expired};
+use crate::expired::ExpiredLog;
 use crate::sender::Sender;
 use crate::settings::{Settings, StartAt};
 use crate::status::StatusBoard;
@@ -509,26 +509,17 @@ impl Pipeline {
             }
         };
         let mut expired = vec![0u64; self.sources.len()];
-        // A block, not drop(): the guard must be gone before any await.
-        let dead_letter_count = {
-            let mut dead_letters = lock(&self.dead_letters);
-            for reject in &response.rejects {
-                let Some(origin) = usize::try_from(reject.index)
-                    .ok()
-                    .and_then(|i| batch.origins.get(i))
-                else {
-                    tracing::error!(
-                        index = reject.index,
-                        "the indexer rejected an event index outside the batch"
-                    );
-                    continue;
-                };
-                if is_expired(reject) {
-                    if let Some(n) = expired.get_mut(origin.source) {
-                        *n += 1;
-                    }
-                    continue;
+        let sources = &self.sources;
+        let dead_letter_count = dead_letter_rejects(
+            &self.dead_letters,
+            &response.rejects,
+            &batch.origins,
+            |origin| {
+                if let Some(n) = expired.get_mut(origin.source) {
+                    *n += 1;
                 }
+            },
+            |dead_letters, origin, reject| {
                 let code = reject_code(reject.code);
                 let mut reason = reject.reason.clone();
                 if matches!(code, "invalid_json" | "not_an_event")
@@ -539,24 +530,17 @@ impl Pipeline {
                         reason = format!("{reason}; {}", one_event_per_line_hint(&file));
                     }
                 }
-                let letter = DeadLetter::new(
-                    &self.sources[origin.source].name,
+                DeadLetter::new(
+                    &sources[origin.source].name,
                     &origin.path,
                     origin.offset,
                     code,
                     reason,
                     origin.line.len() as u64,
                     &origin.line,
-                );
-                if let Err(err) = dead_letters.append(&letter) {
-                    tracing::error!(error = %err, "cannot write the dead-letter file");
-                }
-            }
-            if let Err(err) = dead_letters.sync() {
-                tracing::error!(error = %err, "cannot sync the dead-letter file");
-            }
-            dead_letters.count()
-        };
+                )
+            },
+        );
         for (source, n) in self.sources.iter_mut().zip(expired) {
             crate::expired::record(
                 &self.status,

@@ -21,8 +21,8 @@ use bytes::Bytes;
 use super::api::{self, Api, CallError, FailureKind};
 use super::checkpoint::{PositionStore, SourcePositions, StreamPosition};
 use super::settings::CloudWatchSource;
-use crate::dead_letter::{DeadLetter, SharedDeadLetters, lock, reject_code};
-use crate::expired::{ExpiredLog, is_expired};
+use crate::dead_letter::{DeadLetter, SharedDeadLetters, dead_letter_rejects, lock, reject_code};
+use crate::expired::ExpiredLog;
 use crate::pipeline::PipelineError;
 use crate::sender::Sender;
 use crate::settings::Settings;
@@ -443,41 +443,23 @@ impl CloudWatchReader {
             () = stop.stopped() => return Err(CallError::Stopped),
         };
         let mut expired = 0;
-        // A block, not drop(): the guard must be gone before any await.
-        let dead_letter_count = {
-            let mut dead_letters = lock(&self.dead_letters);
-            for reject in &response.rejects {
-                if is_expired(reject) {
-                    expired += 1;
-                    continue;
-                }
-                let Some(index) = usize::try_from(reject.index)
-                    .ok()
-                    .filter(|&i| i < raws.len())
-                else {
-                    tracing::error!(
-                        index = reject.index,
-                        "the indexer rejected an event index outside the batch"
-                    );
-                    continue;
-                };
-                let letter = DeadLetter::cloudwatch(
+        let sent: Vec<(&String, &Bytes)> = ids.iter().zip(&raws).collect();
+        let dead_letter_count = dead_letter_rejects(
+            &self.dead_letters,
+            &response.rejects,
+            &sent,
+            |_| expired += 1,
+            |_, (id, raw), reject| {
+                DeadLetter::cloudwatch(
                     &self.name,
                     stream,
-                    &ids[index],
+                    id,
                     reject_code(reject.code),
                     reject.reason.clone(),
-                    &raws[index],
-                );
-                if let Err(err) = dead_letters.append(&letter) {
-                    tracing::error!(error = %err, "cannot write the dead-letter file");
-                }
-            }
-            if let Err(err) = dead_letters.sync() {
-                tracing::error!(error = %err, "cannot sync the dead-letter file");
-            }
-            dead_letters.count()
-        };
+                    raw,
+                )
+            },
+        );
         self.status.set_dead_letter_count(dead_letter_count);
         crate::expired::record(
             &self.status,
