@@ -16,10 +16,12 @@
 //!   per connection, and the open-file limit raised at start
 //!   ([`raise_nofile_limit`]),
 //! - graceful shutdown on SIGTERM or SIGINT ([`shutdown_signal`]): stop
-//!   accepting, let in-flight calls finish within a grace period, then exit.
+//!   accepting, let in-flight calls finish within a grace period, then exit;
+//! - how a listing RPC reads its `page_size` ([`PageBounds`]).
 
 mod connections;
 mod metrics_layer;
+mod paging;
 mod panic_layer;
 mod service;
 mod shutdown;
@@ -38,6 +40,7 @@ use tonic_health::ServingStatus;
 
 pub use connections::raise_nofile_limit;
 pub use metrics_layer::{GrpcMetricsLayer, code_name};
+pub use paging::{PageBounds, PageSizeTooLarge};
 pub use panic_layer::{CatchPanicLayer, install_panic_hook};
 pub use service::Service;
 pub use shutdown::shutdown_signal;

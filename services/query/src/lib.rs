@@ -41,6 +41,11 @@ use tonic::{Request, Response, Status};
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// Page size when a request leaves it at 0.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// The page bounds of `Search` and `History`.
+const PAGES: auditrail_server::PageBounds = auditrail_server::PageBounds {
+    default: DEFAULT_PAGE_SIZE,
+    max: MAX_PAGE_SIZE,
+};
 
 /// The query service's own settings: the `[query]` table. What it reads
 /// is the process's `[store]` table, shared with the indexer.
@@ -150,13 +155,9 @@ impl Querier {
 /// The page size a request asks for: 0 is the default, above the maximum
 /// is refused.
 fn page_size(requested: u32) -> Result<usize, QueryError> {
-    match requested {
-        0 => Ok(DEFAULT_PAGE_SIZE as usize),
-        n if n <= MAX_PAGE_SIZE => Ok(n as usize),
-        n => Err(QueryError::invalid(format!(
-            "page_size {n} is above the maximum of {MAX_PAGE_SIZE}"
-        ))),
-    }
+    PAGES
+        .page_size(requested)
+        .map_err(|e| QueryError::invalid(e.to_string()))
 }
 
 fn sort_order(sort: i32) -> Result<auditrail_store::SortOrder, QueryError> {
