@@ -12,9 +12,11 @@
 //! - [`dead_letter`]: the dead-letter file.
 //! - [`expired`]: events past the indexer's retention, counted and logged.
 //! - [`status`]: the status board behind `GetStatus`.
+//! - `error`: the gRPC code of every failure of `IngestorService`.
 
 pub mod cloudwatch;
 pub mod dead_letter;
+mod error;
 pub mod expired;
 pub mod pipeline;
 pub mod sender;
@@ -26,9 +28,10 @@ use std::sync::Arc;
 
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingestor_service_server::{IngestorService, IngestorServiceServer};
-use auditrail_server::Services;
+use auditrail_server::{PageBounds, Services};
 use clap::ArgMatches;
 use dead_letter::DeadLetters;
+use error::IngestorError;
 use tonic::{Request, Response, Status};
 
 pub use cloudwatch::{CloudWatchReader, CloudWatchSource};
@@ -172,39 +175,26 @@ fn add_to(
     Ok(services)
 }
 
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
+/// The page bounds of `ListDeadLetters`.
+const DEAD_LETTER_PAGES: PageBounds = PageBounds {
+    default: 100,
+    max: 1000,
+};
 
-#[tonic::async_trait]
-impl IngestorService for Ingestor {
-    async fn get_status(
+impl Ingestor {
+    /// One page of the dead-letter file, with the token of the next.
+    async fn dead_letter_page(
         &self,
-        _request: Request<v1::GetStatusRequest>,
-    ) -> Result<Response<v1::GetStatusResponse>, Status> {
-        Ok(Response::new(self.status.to_proto()))
-    }
-
-    async fn list_dead_letters(
-        &self,
-        request: Request<v1::ListDeadLettersRequest>,
-    ) -> Result<Response<v1::ListDeadLettersResponse>, Status> {
-        let request = request.into_inner();
-        let limit = match usize::try_from(request.page_size).unwrap_or(usize::MAX) {
-            0 => DEFAULT_PAGE,
-            n if n > MAX_PAGE => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size is at most {MAX_PAGE}"
-                )));
-            }
-            n => n,
-        };
+        request: v1::ListDeadLettersRequest,
+    ) -> Result<v1::ListDeadLettersResponse, IngestorError> {
+        let limit = DEAD_LETTER_PAGES.page_size(request.page_size)?;
         let skip = if request.page_token.is_empty() {
             0
         } else {
             request
                 .page_token
                 .parse::<usize>()
-                .map_err(|_| Status::invalid_argument("page_token is not one this server issued"))?
+                .map_err(|_| IngestorError::PageToken)?
         };
         let path = self.dead_letters.clone();
         let source = (!request.source.is_empty()).then_some(request.source);
@@ -212,15 +202,15 @@ impl IngestorService for Ingestor {
             dead_letter::read_page(&path, source.as_deref(), skip, limit)
         })
         .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::unavailable(format!("cannot read the dead-letter file: {e}")))?;
+        .map_err(|e| IngestorError::Task(e.to_string()))?
+        .map_err(IngestorError::DeadLetterFile)?;
         let next = if more {
             (skip + page.len()).to_string()
         } else {
             String::new()
         };
         let total = self.status.to_proto().dead_letters.map_or(0, |d| d.count);
-        Ok(Response::new(v1::ListDeadLettersResponse {
+        Ok(v1::ListDeadLettersResponse {
             dead_letters: page
                 .into_iter()
                 .map(|d| v1::DeadLetter {
@@ -238,7 +228,27 @@ impl IngestorService for Ingestor {
                 .collect(),
             next_page_token: next,
             total,
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl IngestorService for Ingestor {
+    async fn get_status(
+        &self,
+        _request: Request<v1::GetStatusRequest>,
+    ) -> Result<Response<v1::GetStatusResponse>, Status> {
+        Ok(Response::new(self.status.to_proto()))
+    }
+
+    async fn list_dead_letters(
+        &self,
+        request: Request<v1::ListDeadLettersRequest>,
+    ) -> Result<Response<v1::ListDeadLettersResponse>, Status> {
+        self.dead_letter_page(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
     }
 }
 
