@@ -16,7 +16,6 @@ use auditrail_policy_gen::{
 use auditrail_proto::v1;
 use auditrail_proto::v1::request_attributes::Target;
 use thiserror::Error;
-use tonic::Status;
 
 /// The largest `policy_yaml` accepted (1 MiB), as the proto documents.
 pub(crate) const MAX_POLICY_BYTES: usize = 1 << 20;
@@ -27,6 +26,14 @@ pub(crate) enum InvalidRequest {
     /// A required field is empty or unset.
     #[error("{0} is required")]
     Missing(&'static str),
+    /// A required field is unset; the message says what it takes.
+    #[error("{field} is required: {hint}")]
+    Required {
+        /// The field.
+        field: &'static str,
+        /// What it takes.
+        hint: &'static str,
+    },
     /// Neither `resource` nor `non_resource` is set.
     #[error("attributes.target is required: set attributes.resource or attributes.non_resource")]
     MissingTarget,
@@ -50,12 +57,6 @@ pub(crate) enum InvalidRequest {
         /// What is wrong with it.
         error: GenerateError,
     },
-}
-
-impl From<InvalidRequest> for Status {
-    fn from(e: InvalidRequest) -> Self {
-        Status::invalid_argument(e.to_string())
-    }
 }
 
 /// Checks the documented bounds of `policy_yaml`: present, at most 1 MiB.

@@ -2,9 +2,9 @@
 //!
 //! The service is a thin shell: domain logic lives in the library crates under
 //! `crates/`, the translation between the gRPC messages and that logic in
-//! the `convert` (policies) and `setup` (platform set-up) modules, and the
-//! server around it (health, reflection, metrics, shutdown) in
-//! `auditrail-server`.
+//! the `convert` (policies) and `setup` (platform set-up) modules, the gRPC
+//! code of every failure in the `error` module, and the server around it
+//! (health, reflection, metrics, shutdown) in `auditrail-server`.
 //!
 //! - `GeneratePolicy`: the profiles of `auditrail-policy-gen`.
 //! - `ValidatePolicy`: with `auditrail-policy`, and so with kube-apiserver's
@@ -27,12 +27,15 @@
 //! `--server` is given, so local and remote answers are the same code.
 
 mod convert;
+mod error;
 mod setup;
 
 use auditrail_policy::Policy;
 use auditrail_proto::v1;
 use auditrail_proto::v1::provision_service_server::{ProvisionService, ProvisionServiceServer};
 use auditrail_server::Services;
+use convert::InvalidRequest;
+use error::ProvisionError;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
 
@@ -108,82 +111,49 @@ impl Provisioner {
         }
     }
 
-    async fn kube_client(&self) -> Result<kube::Client, Status> {
-        match &self.kube {
-            KubeSource::Client(client) => Ok(client.clone()),
-            KubeSource::Environment => auditrail_kube_apply::default_client()
-                .await
-                .map_err(|e| setup::apply_status(&e)),
-            KubeSource::Context(context) => setup::context_client(context)
-                .await
-                .map_err(|e| setup::apply_status(&e)),
-        }
+    async fn kube_client(&self) -> Result<kube::Client, ProvisionError> {
+        Ok(match &self.kube {
+            KubeSource::Client(client) => client.clone(),
+            KubeSource::Environment => auditrail_kube_apply::default_client().await?,
+            KubeSource::Context(context) => setup::context_client(context).await?,
+        })
     }
-}
 
-/// Parsing, validating and evaluating policies is CPU work on input from
-/// callers. It runs on tokio's blocking threads, at most as many at once as
-/// the machine has cores, so that it never holds a runtime worker and so
-/// cannot starve every other call of the server.
-async fn on_cpu_pool<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Status> {
-    static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
-    });
-    let _slot = SLOTS
-        .acquire()
-        .await
-        .map_err(|_| Status::unavailable("the server is shutting down"))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Status::internal(format!("policy work failed: {e}")))
-}
-
-#[tonic::async_trait]
-impl ProvisionService for Provisioner {
-    async fn generate_policy(
-        &self,
-        request: Request<v1::GeneratePolicyRequest>,
-    ) -> Result<Response<v1::GeneratePolicyResponse>, Status> {
-        let request = request.into_inner();
+    fn generate(
+        request: v1::GeneratePolicyRequest,
+    ) -> Result<v1::GeneratePolicyResponse, ProvisionError> {
         let (profile, api_version) = (request.profile(), request.api_version());
         let policy_request =
             convert::policy_request(profile, request.extra_resources, api_version)?;
         // The request was checked above; what is left is a bug.
-        let generated = auditrail_policy_gen::generate(&policy_request)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let generated =
+            auditrail_policy_gen::generate(&policy_request).map_err(ProvisionError::internal)?;
         let policy_yaml = generated
             .policy
             .to_yaml()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(v1::GeneratePolicyResponse {
+            .map_err(ProvisionError::internal)?;
+        Ok(v1::GeneratePolicyResponse {
             policy_yaml,
             warnings: generated.warnings,
-        }))
+        })
     }
 
-    async fn validate_policy(
-        &self,
-        request: Request<v1::ValidatePolicyRequest>,
-    ) -> Result<Response<v1::ValidatePolicyResponse>, Status> {
-        let request = request.into_inner();
+    async fn validate(
+        request: v1::ValidatePolicyRequest,
+    ) -> Result<v1::ValidatePolicyResponse, ProvisionError> {
         convert::policy_text(&request.policy_yaml)?;
         let yaml = request.policy_yaml;
         // Problems in the policy are answers, not RPC errors.
-        let report = on_cpu_pool(move || match Policy::from_yaml_with_warnings(&yaml) {
+        on_cpu_pool(move || match Policy::from_yaml_with_warnings(&yaml) {
             Ok((policy, unknown_fields)) => convert::validation_report(&policy, &unknown_fields),
             Err(e) => convert::load_failure(&e),
         })
-        .await?;
-        Ok(Response::new(report))
+        .await
     }
 
-    async fn evaluate_policy(
-        &self,
-        request: Request<v1::EvaluatePolicyRequest>,
-    ) -> Result<Response<v1::EvaluatePolicyResponse>, Status> {
-        let request = request.into_inner();
+    async fn evaluate(
+        request: v1::EvaluatePolicyRequest,
+    ) -> Result<v1::EvaluatePolicyResponse, ProvisionError> {
         convert::policy_text(&request.policy_yaml)?;
         let attributes = convert::request_attributes(request.attributes)?;
         let yaml = request.policy_yaml;
@@ -192,29 +162,23 @@ impl ProvisionService for Provisioner {
                 .map_err(|e| convert::load_refusal(&e))?
                 .validate()
                 .map_err(|e| convert::validation_refusal(&e))?;
-            Ok::<_, Status>(convert::evaluation(&policy.evaluate(&attributes)))
+            Ok::<_, InvalidRequest>(convert::evaluation(&policy.evaluate(&attributes)))
         })
         .await??;
-        Ok(Response::new(answer))
+        Ok(answer)
     }
 
-    async fn render_setup(
-        &self,
-        request: Request<v1::RenderSetupRequest>,
-    ) -> Result<Response<v1::RenderSetupResponse>, Status> {
-        let request = request.into_inner();
+    fn render(request: v1::RenderSetupRequest) -> Result<v1::RenderSetupResponse, ProvisionError> {
         let platform = setup::platform(request.platform())?;
         let options = setup::options(request.options)?;
-        let rendered =
-            auditrail_setup::render(platform, &options).map_err(|e| setup::setup_status(&e))?;
-        Ok(Response::new(setup::rendered(rendered)))
+        let rendered = auditrail_setup::render(platform, &options)?;
+        Ok(setup::rendered(rendered))
     }
 
-    async fn apply_setup(
+    async fn apply(
         &self,
-        request: Request<v1::ApplySetupRequest>,
-    ) -> Result<Response<v1::ApplySetupResponse>, Status> {
-        let request = request.into_inner();
+        request: v1::ApplySetupRequest,
+    ) -> Result<v1::ApplySetupResponse, ProvisionError> {
         let (manifests, skipped_artifacts) = setup::manifests(request.artifacts)?;
         let namespace = if request.namespace.is_empty() {
             setup::DEFAULT_NAMESPACE
@@ -225,15 +189,83 @@ impl ProvisionService for Provisioner {
             Vec::new() // nothing to apply: no cluster needed
         } else {
             let client = self.kube_client().await?;
-            auditrail_kube_apply::apply(&client, &manifests, namespace, request.dry_run)
-                .await
-                .map_err(|e| setup::apply_status(&e))?
+            auditrail_kube_apply::apply(&client, &manifests, namespace, request.dry_run).await?
         };
-        Ok(Response::new(v1::ApplySetupResponse {
+        Ok(v1::ApplySetupResponse {
             objects: objects.into_iter().map(setup::applied).collect(),
             skipped_artifacts,
             dry_run: request.dry_run,
-        }))
+        })
+    }
+}
+
+/// Parsing, validating and evaluating policies is CPU work on input from
+/// callers. It runs on tokio's blocking threads, at most as many at once as
+/// the machine has cores, so that it never holds a runtime worker and so
+/// cannot starve every other call of the server.
+async fn on_cpu_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ProvisionError> {
+    static SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, usize::from))
+    });
+    let _slot = SLOTS
+        .acquire()
+        .await
+        .map_err(|_| ProvisionError::ShuttingDown)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ProvisionError::internal(format!("policy work failed: {e}")))
+}
+
+#[tonic::async_trait]
+impl ProvisionService for Provisioner {
+    async fn generate_policy(
+        &self,
+        request: Request<v1::GeneratePolicyRequest>,
+    ) -> Result<Response<v1::GeneratePolicyResponse>, Status> {
+        Self::generate(request.into_inner())
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn validate_policy(
+        &self,
+        request: Request<v1::ValidatePolicyRequest>,
+    ) -> Result<Response<v1::ValidatePolicyResponse>, Status> {
+        Self::validate(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn evaluate_policy(
+        &self,
+        request: Request<v1::EvaluatePolicyRequest>,
+    ) -> Result<Response<v1::EvaluatePolicyResponse>, Status> {
+        Self::evaluate(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn render_setup(
+        &self,
+        request: Request<v1::RenderSetupRequest>,
+    ) -> Result<Response<v1::RenderSetupResponse>, Status> {
+        Self::render(request.into_inner())
+            .map(Response::new)
+            .map_err(Status::from)
+    }
+
+    async fn apply_setup(
+        &self,
+        request: Request<v1::ApplySetupRequest>,
+    ) -> Result<Response<v1::ApplySetupResponse>, Status> {
+        self.apply(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
     }
 }
 

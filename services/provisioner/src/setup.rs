@@ -1,26 +1,24 @@
 //! The mapping between the set-up messages (`RenderSetup`, `ApplySetup`) and
-//! `auditrail-setup` / `auditrail-kube-apply`, with their errors as the
-//! gRPC codes the proto documents.
+//! `auditrail-setup` / `auditrail-kube-apply` (their errors' gRPC codes
+//! are decided in the `error` module).
 
 use auditrail_kube_apply::{Action, AppliedObject, ApplyError, Manifest};
 use auditrail_proto::v1;
-use auditrail_setup::{
-    Artifact, ArtifactKind, AwsCredentials, EksOptions, Platform, SetupError, SetupOptions,
-};
-use tonic::Status;
+use auditrail_setup::{Artifact, ArtifactKind, AwsCredentials, EksOptions, Platform, SetupOptions};
 
-use crate::convert::policy_request;
+use crate::convert::{InvalidRequest, policy_request};
 
 /// Where namespaced objects without a namespace go, as the proto documents.
 pub(crate) const DEFAULT_NAMESPACE: &str = "auditrail";
 
 /// The platform of a request; unset is refused.
-pub(crate) fn platform(platform: v1::Platform) -> Result<Platform, Status> {
+pub(crate) fn platform(platform: v1::Platform) -> Result<Platform, InvalidRequest> {
     Ok(match platform {
         v1::Platform::Unspecified => {
-            return Err(Status::invalid_argument(
-                "platform is required: onprem, eks, kops, rke (openshift is not supported)",
-            ));
+            return Err(InvalidRequest::Required {
+                field: "platform",
+                hint: "onprem, eks, kops, rke (openshift is not supported)",
+            });
         }
         v1::Platform::Onprem => Platform::OnPrem,
         v1::Platform::Eks => Platform::Eks,
@@ -31,7 +29,7 @@ pub(crate) fn platform(platform: v1::Platform) -> Result<Platform, Status> {
 }
 
 /// The domain options, with the proto's defaults for unset fields.
-pub(crate) fn options(options: Option<v1::SetupOptions>) -> Result<SetupOptions, Status> {
+pub(crate) fn options(options: Option<v1::SetupOptions>) -> Result<SetupOptions, InvalidRequest> {
     let options = options.unwrap_or_default();
     let defaults = SetupOptions::default();
     let (profile, api_version) = (options.policy_profile(), options.api_version());
@@ -67,17 +65,6 @@ fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
-/// A refused set-up as the proto's code: OpenShift is a precondition of
-/// the cluster, everything else bad input.
-pub(crate) fn setup_status(error: &SetupError) -> Status {
-    match error {
-        SetupError::Unsupported { .. } => Status::failed_precondition(error.to_string()),
-        SetupError::InvalidOption { .. } => Status::invalid_argument(error.to_string()),
-        SetupError::Policy(e) => Status::invalid_argument(format!("extra_resources: {e}")),
-        SetupError::Encode { .. } => Status::internal(error.to_string()),
-    }
-}
-
 /// The proto form of a rendered set-up.
 pub(crate) fn rendered(setup: auditrail_setup::Setup) -> v1::RenderSetupResponse {
     v1::RenderSetupResponse {
@@ -107,11 +94,12 @@ fn artifact(artifact: Artifact) -> v1::Artifact {
 /// The manifests to apply and the names of the artifacts skipped.
 pub(crate) fn manifests(
     artifacts: Vec<v1::Artifact>,
-) -> Result<(Vec<Manifest>, Vec<String>), Status> {
+) -> Result<(Vec<Manifest>, Vec<String>), InvalidRequest> {
     if artifacts.is_empty() {
-        return Err(Status::invalid_argument(
-            "artifacts is required: pass what RenderSetup returned",
-        ));
+        return Err(InvalidRequest::Required {
+            field: "artifacts",
+            hint: "pass what RenderSetup returned",
+        });
     }
     let (manifests, skipped): (Vec<_>, Vec<_>) = artifacts
         .into_iter()
@@ -159,90 +147,9 @@ pub(crate) async fn context_client(context: &str) -> Result<kube::Client, ApplyE
         .map_err(|e| ApplyError::NoConfiguration(format!("context {context:?}: {e}")))
 }
 
-/// An apply failure as the proto's code.
-pub(crate) fn apply_status(error: &ApplyError) -> Status {
-    let message = error.to_string();
-    match error {
-        ApplyError::InvalidManifest { .. }
-        | ApplyError::InvalidNamespace(_)
-        | ApplyError::UnsupportedKind { .. } => Status::invalid_argument(message),
-        ApplyError::MissingResourceType { .. } | ApplyError::NoConfiguration(_) => {
-            Status::failed_precondition(message)
-        }
-        ApplyError::Forbidden { .. } => Status::permission_denied(message),
-        ApplyError::Rejected { code, .. } => match code {
-            400 | 422 => Status::invalid_argument(message),
-            401 | 403 => Status::permission_denied(message),
-            429 | 500.. => Status::unavailable(message),
-            _ => Status::failed_precondition(message),
-        },
-        ApplyError::Unreachable(_) => Status::unavailable(message),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tonic::Code;
-
-    #[test]
-    fn apply_errors_get_the_documented_codes() {
-        let rejected = |code| ApplyError::Rejected {
-            kind: "ConfigMap".to_owned(),
-            name: "p".to_owned(),
-            code,
-            message: "m".to_owned(),
-        };
-        for (error, expected) in [
-            (
-                ApplyError::UnsupportedKind {
-                    artifact: "a".to_owned(),
-                    kind: "Deployment".to_owned(),
-                    api_version: "apps/v1".to_owned(),
-                },
-                Code::InvalidArgument,
-            ),
-            (
-                ApplyError::MissingResourceType {
-                    kind: "LogCollector".to_owned(),
-                    name: "tigera-secure".to_owned(),
-                    api_version: "operator.tigera.io/v1".to_owned(),
-                    hint: "install the Tigera operator first",
-                },
-                Code::FailedPrecondition,
-            ),
-            (
-                ApplyError::NoConfiguration("none".to_owned()),
-                Code::FailedPrecondition,
-            ),
-            (
-                ApplyError::InvalidNamespace("A".to_owned()),
-                Code::InvalidArgument,
-            ),
-            (
-                ApplyError::Forbidden {
-                    kind: "Secret".to_owned(),
-                    name: "s".to_owned(),
-                    message: "m".to_owned(),
-                },
-                Code::PermissionDenied,
-            ),
-            (rejected(422), Code::InvalidArgument),
-            (rejected(404), Code::FailedPrecondition),
-            (rejected(409), Code::FailedPrecondition),
-            (rejected(401), Code::PermissionDenied),
-            (rejected(503), Code::Unavailable),
-            (rejected(429), Code::Unavailable),
-            (
-                ApplyError::Unreachable("refused".to_owned()),
-                Code::Unavailable,
-            ),
-        ] {
-            let status = apply_status(&error);
-            assert_eq!(status.code(), expected, "{error}");
-            assert_eq!(status.message(), error.to_string());
-        }
-    }
 
     #[test]
     fn unset_options_take_the_documented_defaults() {
