@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use auditrail_integration_tests::{Server, binary};
+use auditrail_integration_tests::{Server, binary, channel};
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
@@ -135,7 +135,7 @@ fn start_indexer(data_dir: &Path) -> Server {
 }
 
 async fn client(server: &Server) -> IngestServiceClient<tonic::transport::Channel> {
-    IngestServiceClient::new(server.channel().await.unwrap()).max_encoding_message_size(64 << 20)
+    IngestServiceClient::new(channel(server).await.unwrap()).max_encoding_message_size(64 << 20)
 }
 
 /// Sends `batch` until it is acknowledged, as the ingestor does (a hang

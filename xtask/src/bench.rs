@@ -26,11 +26,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
+use auditrail_harness::{ServerProcess, scrape};
 
 use crate::cargo::{build_binary, cargo, run_cmd};
 use crate::gen_logs::write_log;
-use crate::process::{ServerProcess, counter, fetch_metrics};
 
 mod load;
 
@@ -130,10 +130,15 @@ fn ingest_in(dir: &Path, events: u64, auditrail: &Path) -> anyhow::Result<()> {
             "0",
             "--log-level",
             "warn,auditrail_server=info",
+            "--log-format",
+            "json",
         ])
         .arg("--data-dir")
         .arg(dir);
-    let indexer = ServerProcess::start(command, false)?;
+    let indexer = ServerProcess::spawn(command, &[])?;
+    let indexer_metrics = indexer
+        .metrics_addr()
+        .context("the indexer serves no metrics")?;
 
     let start = Instant::now();
     let mut command = Command::new(auditrail);
@@ -146,21 +151,24 @@ fn ingest_in(dir: &Path, events: u64, auditrail: &Path) -> anyhow::Result<()> {
             "--cluster",
             "bench",
         ])
-        .args(["--log-level", "warn,auditrail_server=info"])
+        .args([
+            "--log-level",
+            "warn,auditrail_server=info",
+            "--log-format",
+            "json",
+        ])
         .arg("--indexer-url")
-        .arg(format!("http://{}", indexer.grpc))
+        .arg(indexer.url())
         .arg("--data-dir")
         .arg(dir)
         .arg("--log-path")
         .arg(&log);
-    let ingestor = ServerProcess::start(command, false)?;
+    let ingestor = ServerProcess::spawn(command, &[])?;
 
     #[allow(clippy::cast_precision_loss)]
     let target = events as f64;
     loop {
-        let body = fetch_metrics(&indexer.metrics)?;
-        let done = counter(&body, "indexer_events_accepted_total")
-            + counter(&body, "indexer_events_duplicate_total");
+        let done = events_stored(indexer_metrics)?;
         if done >= target {
             break;
         }
@@ -187,6 +195,14 @@ fn ingest_in(dir: &Path, events: u64, auditrail: &Path) -> anyhow::Result<()> {
          indexer {indexer_rss:.1} MiB"
     );
     Ok(())
+}
+
+/// The events the indexer serving metrics at `metrics` has stored or found
+/// stored already.
+fn events_stored(metrics: &str) -> anyhow::Result<f64> {
+    let samples = scrape(metrics)?;
+    let value = |name: &str| samples.get(name).copied().unwrap_or_default();
+    Ok(value("indexer_events_accepted_total") + value("indexer_events_duplicate_total"))
 }
 
 fn print_machine() {

@@ -13,10 +13,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use auditrail_harness::{ServerProcess, scrape};
 
 use crate::cargo::build_binary;
 use crate::gen_logs::write_log;
-use crate::process::{ServerProcess, counter, fetch_metrics};
 
 /// Events in the demo's sample log.
 const SAMPLE_EVENTS: u64 = 5_000;
@@ -65,13 +65,18 @@ fn demo(exe: &Path, dir: &Path) -> anyhow::Result<()> {
             "127.0.0.1:0",
             "--metrics-listen",
             "127.0.0.1:0",
+            "--log-format",
+            "json",
         ])
         .arg("--data-dir")
         .arg(&data)
         .args(["--cluster", "demo", "--log-path"])
         .arg(&live);
-    let server = ServerProcess::start(command, true)?;
-    let url = format!("http://{}", server.grpc);
+    let server = ServerProcess::spawn_echoing(command, &[])?;
+    let metrics = server
+        .metrics_addr()
+        .context("the server serves no metrics")?;
+    let url = server.url();
 
     println!("\n==> auditrail health --server {url}");
     client(exe, &["health", "--server", &url])?;
@@ -81,8 +86,10 @@ fn demo(exe: &Path, dir: &Path) -> anyhow::Result<()> {
     println!("\n==> waiting until the sample is indexed");
     let start = Instant::now();
     loop {
-        let body = fetch_metrics(&server.metrics)?;
-        let accepted = counter(&body, "indexer_events_accepted_total");
+        let accepted = scrape(metrics)?
+            .get("indexer_events_accepted_total")
+            .copied()
+            .unwrap_or_default();
         #[allow(clippy::cast_precision_loss)]
         if accepted >= SAMPLE_EVENTS as f64 {
             println!(

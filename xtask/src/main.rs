@@ -23,7 +23,6 @@ mod demo;
 mod gen_logs;
 mod install;
 mod kibana;
-mod process;
 mod test;
 mod tidy;
 mod tools;

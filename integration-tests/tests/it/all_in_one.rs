@@ -1,6 +1,6 @@
 //! `auditrail up`: the five services in one process, over real gRPC.
 
-use auditrail_integration_tests::{Server, binary, run_to_end, scrape};
+use auditrail_integration_tests::{Server, binary, channel, run_to_end, scrape};
 use tokio_stream::StreamExt as _;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -17,7 +17,7 @@ fn up(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
 }
 
 async fn reflection_services(server: &Server) -> Vec<String> {
-    let mut client = ServerReflectionClient::new(server.channel().await.unwrap());
+    let mut client = ServerReflectionClient::new(channel(server).await.unwrap());
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
@@ -39,7 +39,7 @@ async fn up_serves_the_five_services_healthy_with_reflection_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let server = up(dir.path(), &[]);
 
-    let mut health = HealthClient::new(server.channel().await.unwrap());
+    let mut health = HealthClient::new(channel(&server).await.unwrap());
     for name in auditrail_proto::SERVICE_NAMES {
         let status = health
             .check(HealthCheckRequest {
@@ -66,7 +66,7 @@ async fn up_serves_the_five_services_healthy_with_reflection_and_metrics() {
 
     // An RPC not built yet answers UNIMPLEMENTED, honestly.
     let mut reports = auditrail_proto::v1::report_service_client::ReportServiceClient::new(
-        server.channel().await.unwrap(),
+        channel(&server).await.unwrap(),
     );
     let err = reports
         .list_report_definitions(auditrail_proto::v1::ListReportDefinitionsRequest::default())
@@ -81,7 +81,7 @@ async fn up_serves_the_five_services_healthy_with_reflection_and_metrics() {
     );
     // A built one answers.
     let mut query = auditrail_proto::v1::query_service_client::QueryServiceClient::new(
-        server.channel().await.unwrap(),
+        channel(&server).await.unwrap(),
     );
     let page = query
         .search(auditrail_proto::v1::SearchRequest::default())
@@ -135,7 +135,7 @@ async fn sigterm_turns_health_not_serving_then_exits_after_the_grace_period() {
         dir.path(),
         &[("AUDITRAIL_SERVER__SHUTDOWN_GRACE_SECS", "1")],
     );
-    let mut health = HealthClient::new(server.channel().await.unwrap());
+    let mut health = HealthClient::new(channel(&server).await.unwrap());
     let mut watch = health
         .watch(HealthCheckRequest {
             service: "auditrail.v1.QueryService".into(),

@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use auditrail_integration_tests::{Server, binary, run_to_end};
+use auditrail_integration_tests::{Server, binary, channel, run_to_end};
 use auditrail_proto::v1;
 use auditrail_proto::v1::provision_service_client::ProvisionServiceClient;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
@@ -21,7 +21,7 @@ const EVENTS: usize = 300;
 /// Health of the whole server, within a deadline (a hang guard).
 async fn serving(server: &Server) -> bool {
     let check = async {
-        let mut health = HealthClient::new(server.channel().await.ok()?);
+        let mut health = HealthClient::new(channel(server).await.ok()?);
         let answer = health
             .check(tonic_health::pb::HealthCheckRequest::default())
             .await
@@ -42,7 +42,7 @@ fn lines() -> Vec<String> {
 }
 
 async fn exact_count(server: &Server) -> u64 {
-    let mut query = QueryServiceClient::new(server.channel().await.unwrap());
+    let mut query = QueryServiceClient::new(channel(server).await.unwrap());
     query
         .search(v1::SearchRequest {
             page_size: 1,
@@ -68,7 +68,7 @@ async fn hostile_requests_fail_alone_and_the_server_goes_on() {
         &[("AUDITRAIL_SERVER__MAX_CONNECTIONS", "40")],
     );
     common::wait_for_count(&server, EVENTS as u64).await;
-    let mut query = QueryServiceClient::new(server.channel().await.unwrap());
+    let mut query = QueryServiceClient::new(channel(&server).await.unwrap());
 
     // Selectors nested thousands deep: refused with the bound, no stack
     // overflow.
@@ -96,7 +96,7 @@ async fn hostile_requests_fail_alone_and_the_server_goes_on() {
     assert!(serving(&server).await);
 
     // A deeply nested audit policy: refused before parsing, at once.
-    let mut provision = ProvisionServiceClient::new(server.channel().await.unwrap());
+    let mut provision = ProvisionServiceClient::new(channel(&server).await.unwrap());
     let answer = provision
         .validate_policy(v1::ValidatePolicyRequest {
             policy_yaml: format!("rules: {}", "{a: ".repeat(100_000)),

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use auditrail_integration_tests::{Server, binary};
+use auditrail_integration_tests::{Server, binary, channel};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -80,7 +80,7 @@ async fn spans_of_grpc_calls_are_exported_over_otlp() {
         &[],
     )
     .unwrap();
-    let mut health = HealthClient::new(server.channel().await.unwrap());
+    let mut health = HealthClient::new(channel(&server).await.unwrap());
     health
         .check(HealthCheckRequest {
             service: "auditrail.v1.QueryService".into(),

@@ -2,7 +2,7 @@
 //! own default-port scheme, healthy, reflected, measured, and stops cleanly
 //! on SIGTERM; a subset serves exactly its services.
 
-use auditrail_integration_tests::{Server, binary, scrape};
+use auditrail_integration_tests::{Server, binary, channel, scrape};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -18,7 +18,7 @@ const SERVICES: [(&str, &str); 5] = [
 /// Asserts that `server` serves exactly the APIs of `running`, and counts
 /// its health checks.
 async fn serves_exactly(server: &Server, running: &[&str]) {
-    let mut health = HealthClient::new(server.channel().await.unwrap());
+    let mut health = HealthClient::new(channel(server).await.unwrap());
     for (service, api) in SERVICES {
         let answer = health
             .check(HealthCheckRequest {

@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use auditrail_harness::ServerProcess;
 use auditrail_loggen::{GenConfig, Generator};
 
+use super::events_stored;
 use crate::cargo::{build_binary, cargo, run_cmd};
 use crate::gen_logs::write_log;
-use crate::process::{ServerProcess, counter, fetch_metrics};
 
 /// Events in the log before the server starts.
 const EVENTS_BEFORE: u64 = 200_000;
@@ -68,7 +69,12 @@ fn run_in(dir: &Path, auditrail: &Path) -> anyhow::Result<()> {
             "127.0.0.1:0",
         ])
         .args(["--retention-days", "0", "--cluster", "load"])
-        .args(["--log-level", "warn,auditrail_server=info"])
+        .args([
+            "--log-level",
+            "warn,auditrail_server=info",
+            "--log-format",
+            "json",
+        ])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--log-path")
@@ -78,12 +84,11 @@ fn run_in(dir: &Path, auditrail: &Path) -> anyhow::Result<()> {
         // addresses. The bounds have their own tests; this measures load.
         .env("AUDITRAIL_QUERY__MAX_EXPORTS", "20")
         .env("AUDITRAIL_QUERY__MAX_EXPORTS_PER_CLIENT", "20");
-    let server = ServerProcess::start(command, false)?;
-    let stored = || -> anyhow::Result<f64> {
-        let body = fetch_metrics(&server.metrics)?;
-        Ok(counter(&body, "indexer_events_accepted_total")
-            + counter(&body, "indexer_events_duplicate_total"))
-    };
+    let server = ServerProcess::spawn(command, &[])?;
+    let metrics = server
+        .metrics_addr()
+        .context("the server serves no metrics")?;
+    let stored = || events_stored(metrics);
     let waiting = Instant::now();
     while stored()? < EVENTS_BEFORE_LOAD {
         if waiting.elapsed() > Duration::from_mins(10) {
@@ -99,7 +104,7 @@ fn run_in(dir: &Path, auditrail: &Path) -> anyhow::Result<()> {
         let log = log.clone();
         std::thread::spawn(move || append(&log, &appending))
     };
-    let url = format!("http://{}", server.grpc);
+    let url = server.url();
     let load = run_cmd(cargo().args([
         "bench",
         "-p",

@@ -24,7 +24,8 @@ enum Layer {
     /// One gRPC service; services never depend on each other.
     Service,
     /// What composes everything: the composition crate, the CLI, the
-    /// integration tests, xtask.
+    /// integration tests, xtask, and the server-process harness the last
+    /// two share.
     Top,
 }
 
@@ -45,7 +46,7 @@ const MAY_DEPEND_ON: [(Layer, &[Layer]); 5] = [
 const TEST_KITS: [&str; 2] = ["auditrail-loggen", "auditrail-store-conformance"];
 
 /// Every workspace crate and its layer; a new crate must be added here.
-const CRATES: [(&str, Layer); 27] = [
+const CRATES: [(&str, Layer); 28] = [
     ("auditrail-event", Domain),
     ("auditrail-policy", Domain),
     ("auditrail-policy-gen", Domain),
@@ -72,6 +73,7 @@ const CRATES: [(&str, Layer); 27] = [
     ("auditrail-compose", Top),
     ("auditrail-cli", Top),
     ("auditrail-integration-tests", Top),
+    ("auditrail-harness", Top),
     ("xtask", Top),
 ];
 
