@@ -10,11 +10,9 @@ use std::path::{Path, PathBuf};
 
 use auditrail_event::parse_line;
 
-fn data_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("../../../shared/data/real")
-}
+#[path = "support/real_data.rs"]
+mod real_data;
+use real_data::real_data_dir;
 
 /// `(file, line number)` → `(version column, summary column)`.
 fn expectations() -> BTreeMap<(String, usize), (String, String)> {
@@ -53,7 +51,7 @@ fn sample_files(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_real_event_means_what_its_row_says() {
-    let root = data_dir();
+    let root = real_data_dir();
     let mut files = Vec::new();
     sample_files(&root, &root, &mut files);
     files.sort();

@@ -9,22 +9,17 @@ use auditrail_event::{
 };
 use serde_json::Value;
 
-fn data_dir() -> PathBuf {
-    // Cargo sets the variable when it runs the binary: prefer it to the
-    // compile-time value, which is stale when an artifact built from another
-    // checkout is reused through a shared target directory.
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("../../../shared/data/real")
-}
+#[path = "support/real_data.rs"]
+mod real_data;
+use real_data::real_data_dir;
 
 /// Every non-empty line of every real sample, with the file it came from.
 fn real_lines() -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir().join("falco-k8s-audit"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(real_data_dir().join("falco-k8s-audit"))
         .expect("shared/data/real/falco-k8s-audit must exist beside the checkout")
         .map(|e| e.expect("dir entry").path())
         .collect();
-    files.push(data_dir().join("elastic-integrations-test-audit.log"));
+    files.push(real_data_dir().join("elastic-integrations-test-audit.log"));
     files.sort();
     let mut out = Vec::new();
     for file in files {
@@ -121,7 +116,7 @@ fn generate_name_creates_take_their_name_from_the_response() {
 
 #[test]
 fn the_fuzzing_regression_is_refused_with_a_clear_error() {
-    let line = std::fs::read(data_dir().join("falco-k8s-audit/fal_01_003.json")).unwrap();
+    let line = std::fs::read(real_data_dir().join("falco-k8s-audit/fal_01_003.json")).unwrap();
     let err = parse_line(&line).unwrap_err();
     assert_eq!(err.kind, ParseErrorKind::NotAnEvent);
     assert!(
@@ -139,7 +134,7 @@ fn the_fuzzing_regression_is_refused_with_a_clear_error() {
 
 #[test]
 fn events_sharing_audit_id_and_stage_get_different_ids() {
-    let log = std::fs::read(data_dir().join("elastic-integrations-test-audit.log")).unwrap();
+    let log = std::fs::read(real_data_dir().join("elastic-integrations-test-audit.log")).unwrap();
     let events: Vec<_> = log
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())

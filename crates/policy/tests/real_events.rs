@@ -12,19 +12,14 @@ use auditrail_policy::{
 };
 use serde_json::Value;
 
+#[path = "../../event/tests/support/real_data.rs"]
+mod real_data;
+use real_data::real_data_dir;
+
 /// The fuzzing regression among the samples: not an event.
 const FUZZ_REGRESSION: &str = "fal_01_003.json";
 
 const K8S_DOCS_EXAMPLE: &str = include_str!("fixtures/audit-policy.yaml");
-
-fn data_dir() -> PathBuf {
-    // Cargo sets the variable when it runs the binary: prefer it to the
-    // compile-time value, which is stale when an artifact built from another
-    // checkout is reused through a shared target directory.
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("../../../shared/data/real")
-}
 
 /// One non-empty line of a sample file.
 struct Sample {
@@ -37,7 +32,7 @@ struct Sample {
 /// Every non-empty line of every real sample, fuzzing regression included.
 /// Panics (fails the test) if the data is missing.
 fn samples() -> Vec<Sample> {
-    let dir = data_dir();
+    let dir = real_data_dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("falco-k8s-audit"))
         .unwrap_or_else(|e| {
             panic!(
@@ -355,8 +350,9 @@ fn docs_example_resource_names_rule_and_the_create_name() {
     // update of it is (rule 2, None). The same holds for the real
     // create_configmap.json event once renamed.
     let policy = validated(K8S_DOCS_EXAMPLE);
-    let line = std::fs::read_to_string(data_dir().join("falco-k8s-audit/create_configmap.json"))
-        .expect("sample present");
+    let line =
+        std::fs::read_to_string(real_data_dir().join("falco-k8s-audit/create_configmap.json"))
+            .expect("sample present");
     let renamed = line
         .replace("\"my-config\"", "\"controller-leader\"")
         .replace("\"default\"", "\"kube-system\"");

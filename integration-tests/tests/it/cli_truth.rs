@@ -6,12 +6,12 @@
 //! is checked by its text.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::process::Command;
 
 use auditrail_integration_tests::{binary, run_to_end};
 
 use crate::common;
+use crate::real_data::real_data_dir;
 
 fn auditrail(args: &[&str], server: &str) -> (bool, String, String) {
     let mut all = args.to_vec();
@@ -21,16 +21,10 @@ fn auditrail(args: &[&str], server: &str) -> (bool, String, String) {
     (status.success(), out, err)
 }
 
-fn real_dir() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("../../shared/data/real")
-}
-
 /// Every line of every real sample, each file's lines ending in a newline.
 fn real_lines() -> Vec<String> {
     let mut files = Vec::new();
-    let mut dirs = vec![real_dir()];
+    let mut dirs = vec![real_data_dir()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

@@ -29,6 +29,7 @@ use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::common::{self, assert_exactly_once, expected_ids, stored_ids, wait_for_count};
+use crate::real_data::real_data_dir;
 
 const CLUSTER: &str = "eks1";
 const GROUP: &str = "/aws/eks/eks1/cluster";
@@ -553,14 +554,12 @@ async fn events_past_the_retention_are_counted_not_dead_lettered() {
     create_streams(&cw, &[stream]).await;
     let clock = Clock::starting(jiff::Timestamp::now().as_millisecond() - 3_600_000);
     // 37 real events of 2017, then events of the last hour.
-    let old: Vec<String> = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/data/real/more/liggitt__audit2rbac__demo.ndjson"),
-    )
-    .expect("shared/data/real beside the checkout")
-    .lines()
-    .map(str::to_owned)
-    .collect();
+    let old: Vec<String> =
+        std::fs::read_to_string(real_data_dir().join("more/liggitt__audit2rbac__demo.ndjson"))
+            .expect("shared/data/real beside the checkout")
+            .lines()
+            .map(str::to_owned)
+            .collect();
     let recent: Vec<String> = Generator::new(GenConfig {
         seed: 8,
         start: jiff::Timestamp::now()

@@ -17,6 +17,7 @@ use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
 use rand::{Rng as _, SeedableRng as _};
 
 use crate::common::{self, assert_exactly_once, expected_ids, stored_ids, wait_for_count};
+use crate::real_data::real_data_dir;
 
 const CLUSTER: &str = "c1";
 
@@ -97,9 +98,7 @@ fn up_default_retention(data: &Path, args: &[&str]) -> Server {
 
 /// The lines of a file of `shared/data/real` (real audit events).
 fn real_lines(name: &str) -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/real")
-        .join(name);
+    let path = real_data_dir().join(name);
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{} beside the checkout: {e}", path.display()))
         .lines()

@@ -24,4 +24,6 @@ mod config;
 mod faults;
 mod ingest;
 mod otlp;
+#[path = "../../../crates/event/tests/support/real_data.rs"]
+mod real_data;
 mod services;

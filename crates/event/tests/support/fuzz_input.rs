@@ -15,6 +15,10 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::Value;
 
+#[path = "real_data.rs"]
+mod real_data;
+use real_data::real_data_dir;
+
 /// The number of cases of a property: `PROPTEST_CASES` when set, else
 /// `default`, so the normal test run stays short and a long run is one
 /// variable away.
@@ -31,17 +35,6 @@ pub fn config(default: u32) -> ProptestConfig {
         cases: cases(default),
         ..ProptestConfig::default()
     }
-}
-
-/// `shared/data/real`, beside the checkout (every including crate is two
-/// levels below the workspace root).
-pub fn data_dir() -> PathBuf {
-    // Cargo sets the variable when it runs the binary: prefer it to the
-    // compile-time value, which is stale when an artifact built from another
-    // checkout is reused through a shared target directory.
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("../../../shared/data/real")
 }
 
 fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -63,7 +56,7 @@ pub fn real_lines() -> &'static [Vec<u8>] {
     static LINES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     LINES.get_or_init(|| {
         let mut files = Vec::new();
-        collect_files(&data_dir(), &mut files);
+        collect_files(&real_data_dir(), &mut files);
         files.sort();
         let mut lines = Vec::new();
         for file in files {

@@ -14,6 +14,10 @@ use auditrail_store::{
 use auditrail_store_tantivy::{TantivyOptions, TantivyStore};
 use jiff::Timestamp;
 
+#[path = "../../../event/tests/support/real_data.rs"]
+mod real_data;
+use real_data::real_data_dir;
+
 /// The time given to events that carry no timestamp at all.
 pub fn now() -> Timestamp {
     "2026-03-01T12:00:00Z".parse().expect("valid time")
@@ -47,22 +51,13 @@ pub fn generated(cluster: &str, seed: u64, start: &str, n: usize) -> Vec<Indexed
     .collect()
 }
 
-fn data_dir() -> PathBuf {
-    // Cargo sets the variable when it runs the binary: prefer it to the
-    // compile-time value, which is stale when an artifact built from another
-    // checkout is reused through a shared target directory.
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("../../../shared/data/real")
-}
-
 /// Every real sample that is an audit event (the fuzzing regression is not).
 pub fn real(cluster: &str) -> Vec<IndexedEvent> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data_dir().join("falco-k8s-audit"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(real_data_dir().join("falco-k8s-audit"))
         .expect("shared/data/real/falco-k8s-audit beside the checkout")
         .map(|e| e.expect("dir entry").path())
         .collect();
-    files.push(data_dir().join("elastic-integrations-test-audit.log"));
+    files.push(real_data_dir().join("elastic-integrations-test-audit.log"));
     files.sort();
     let mut out = Vec::new();
     for file in files {

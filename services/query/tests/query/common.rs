@@ -21,6 +21,10 @@ use auditrail_store::{IndexedEvent, Store};
 use auditrail_store_tantivy::{TantivyOptions, TantivyStore};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
+
+#[path = "../../../../crates/event/tests/support/real_data.rs"]
+mod real_data;
+pub(crate) use real_data::real_data_dir;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -153,19 +157,9 @@ pub fn generated(seed: u64, start: &str, mean_interval: SignedDuration, n: usize
     .collect()
 }
 
-/// The directory of the real samples, beside the checkout.
-pub fn real_dir() -> PathBuf {
-    // Cargo sets the variable when it runs the binary: prefer it to the
-    // compile-time value, which is stale when an artifact built from another
-    // checkout is reused through a shared target directory.
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
-        .join("../../../shared/data/real")
-}
-
 /// Every line of the real samples (some are not events).
 pub fn real_lines() -> Vec<String> {
-    let dir = real_dir();
+    let dir = real_data_dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("falco-k8s-audit"))
         .expect("shared/data/real/falco-k8s-audit beside the checkout")
         .map(|e| e.expect("dir entry").path())

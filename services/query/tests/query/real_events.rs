@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use auditrail_proto::v1;
 use tonic::Code;
 
-use crate::common::{Ev, events_of, expect_code, real_dir, search_all, serve};
+use crate::common::{Ev, events_of, expect_code, real_data_dir, search_all, serve};
 
 /// Every real sample, through the real service: each event's summary in a
 /// search answer is the one `crates/event/tests/real_events.tsv` gives (rows
@@ -15,7 +15,7 @@ use crate::common::{Ev, events_of, expect_code, real_dir, search_all, serve};
 /// event exactly when its row says it is a version.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_events_read_right_in_search_and_history() {
-    let root = real_dir();
+    let root = real_data_dir();
     let table = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../crates/event/tests/real_events.tsv"),
