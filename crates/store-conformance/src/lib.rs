@@ -6,13 +6,15 @@
 //! scopes every query to that cluster, so all checks can share one store
 //! (one Elasticsearch cluster) and run in any order. Expected answers come
 //! from an oracle ([`matches()`]) that evaluates the query value on the
-//! indexed events in memory; a backend passes when its answers equal the
-//! oracle's.
+//! indexed events in memory, and for histograms from the reference
+//! histogram ([`bucket_counts`], [`top_values`]), which the query service's
+//! tests use too; a backend passes when its answers equal the oracle's.
 //!
 //! A backend's test binary runs [`checks`] with `libtest-mimic`, so a check
 //! that cannot run (no Elasticsearch, no Docker) is reported as ignored,
 //! with the reason printed, never as passed.
 
+mod histogram;
 mod oracle;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,10 +28,11 @@ use auditrail_event::{EventId, EventType};
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_store::{
     CountMode, Field, HistogramRequest, IndexedEvent, Query, SearchRequest, SortOrder, Store,
-    TermsField, Value, top_terms,
+    TermsField, Value,
 };
 use jiff::{SignedDuration, Timestamp};
 
+pub use histogram::{bucket_counts, bucket_start, top_values};
 pub use oracle::matches;
 
 /// A check's future.
@@ -413,15 +416,7 @@ async fn histogram_matches_the_oracle(store: Arc<dyn Store>) -> Result<(), Strin
         .await
         .map_err(err)?;
     let hits: Vec<&IndexedEvent> = events.iter().filter(|e| matches(&query, e)).collect();
-    let step = interval.as_micros();
-    let mut buckets: BTreeMap<Timestamp, u64> = BTreeMap::new();
-    for e in &hits {
-        let t = e.time.as_microsecond();
-        let start = t - t.rem_euclid(i64::try_from(step).map_err(err)?);
-        *buckets
-            .entry(Timestamp::from_microsecond(start).map_err(err)?)
-            .or_default() += 1;
-    }
+    let buckets = bucket_counts(hits.iter().map(|e| e.time), interval);
     if got.buckets != buckets || got.total != hits.len() as u64 {
         return Err(format!(
             "buckets differ: {} buckets / {} events, expected {} / {}",
@@ -432,13 +427,11 @@ async fn histogram_matches_the_oracle(store: Arc<dyn Store>) -> Result<(), Strin
         ));
     }
     for (field, top) in fields.iter().zip(&got.terms) {
-        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for e in &hits {
-            *counts.entry(oracle::terms_value(*field, e)).or_default() += 1;
-        }
-        let want = top_terms(*field, counts, 3);
-        if *top != want {
-            return Err(format!("top {field:?}: {top:?}, expected {want:?}"));
+        let (values, other) = top_values(hits.iter().map(|e| oracle::terms_value(*field, e)), 3);
+        if top.field != *field || top.values != values || top.other != other {
+            return Err(format!(
+                "top {field:?}: {top:?}, expected {values:?} and {other} others"
+            ));
         }
     }
     Ok(())

@@ -1,9 +1,9 @@
 //! Histogram: buckets, alignment, automatic width, top values, bad
-//! requests; expectations counted in memory from the source lines.
-
-use std::collections::{BTreeMap, HashMap};
+//! requests; expectations counted in memory from the source lines, by
+//! the reference histogram of `auditrail-store-conformance`.
 
 use auditrail_proto::v1;
+use auditrail_store_conformance::{bucket_counts, bucket_start};
 use jiff::{SignedDuration, Timestamp};
 use tonic::Code;
 
@@ -16,11 +16,6 @@ fn seconds(s: i64) -> prost_types::Duration {
     }
 }
 
-fn bucket_start(t: Timestamp, interval: SignedDuration) -> Timestamp {
-    let step = interval.as_nanos();
-    Timestamp::from_nanosecond(t.as_nanosecond().div_euclid(step) * step).expect("in range")
-}
-
 /// Counts of `events` in each bucket from `first` to `last` (bucket starts).
 fn buckets(
     events: &[&Ev],
@@ -28,10 +23,7 @@ fn buckets(
     last: Timestamp,
     interval: SignedDuration,
 ) -> Vec<(Timestamp, u64)> {
-    let mut counts: BTreeMap<Timestamp, u64> = BTreeMap::new();
-    for e in events {
-        *counts.entry(bucket_start(e.time, interval)).or_default() += 1;
-    }
+    let mut counts = bucket_counts(events.iter().map(|e| e.time), interval);
     let mut out = Vec::new();
     let mut at = first;
     while at <= last {
@@ -54,29 +46,21 @@ fn got_buckets(answer: &v1::HistogramResponse) -> Vec<(Timestamp, u64)> {
 }
 
 fn top_values(events: &[&Ev], field: v1::TopField, top_n: usize) -> v1::TopValues {
-    let mut counts: HashMap<&str, u64> = HashMap::new();
-    for e in events {
-        let value = match field {
-            v1::TopField::Verb => &e.verb,
-            v1::TopField::Resource => &e.resource,
-            v1::TopField::User => &e.user,
-            v1::TopField::Namespace => &e.namespace,
+    let value = |e: &&Ev| -> String {
+        match field {
+            v1::TopField::Verb => e.verb.clone(),
+            v1::TopField::Resource => e.resource.clone(),
+            v1::TopField::User => e.user.clone(),
+            v1::TopField::Namespace => e.namespace.clone(),
             v1::TopField::Unspecified => unreachable!("not asked"),
-        };
-        *counts.entry(value.as_str()).or_default() += 1;
-    }
-    let mut all: Vec<(&str, u64)> = counts.into_iter().collect();
-    all.sort_by(|(va, na), (vb, nb)| nb.cmp(na).then(va.cmp(vb)));
-    let other = all.iter().skip(top_n).map(|(_, n)| n).sum();
+        }
+    };
+    let (values, other) = auditrail_store_conformance::top_values(events.iter().map(value), top_n);
     v1::TopValues {
         field: field as i32,
-        values: all
+        values: values
             .into_iter()
-            .take(top_n)
-            .map(|(value, count)| v1::TopValueCount {
-                value: value.to_owned(),
-                count,
-            })
+            .map(|(value, count)| v1::TopValueCount { value, count })
             .collect(),
         other_count: other,
     }
