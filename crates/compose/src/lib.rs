@@ -150,8 +150,10 @@ pub async fn run(
 const WAIT_FOR_LOGGING: Duration = Duration::from_secs(30);
 
 /// Opens the store when the indexer or the query service runs:
-/// Elasticsearch when `[store.elasticsearch]` is set (connected,
-/// credentials checked, template installed), else the embedded store under
+/// Elasticsearch when `[store.elasticsearch]` is set (connected, every
+/// node probed; the indexer installs the templates and the ILM policy of
+/// its own `retention_days`, the query service only checks that it may
+/// read), else the embedded store under
 /// `<data_dir>/store`, read-write when the indexer runs here and read-only
 /// otherwise, its files verified in the background (damaged segments are
 /// logged, counted and left out of every read).
@@ -164,7 +166,15 @@ async fn open_store(
         return Ok(None);
     }
     if let Some(options) = &config.store.elasticsearch {
-        let store = auditrail_store_elasticsearch::ElasticStore::connect(options.clone())
+        use auditrail_store_elasticsearch::{ElasticStore, Role};
+        let role = if writes {
+            Role::Writer {
+                retention_days: config.indexer.retention_days,
+            }
+        } else {
+            Role::Reader
+        };
+        let store = ElasticStore::connect(options.clone(), role)
             .await
             .map_err(|source| ComposeError::Store {
                 what: format!(

@@ -209,8 +209,7 @@ fn in_date_nanos(value: &Value) -> Value {
     let Value::Time(t) = value else {
         return value.clone();
     };
-    let max = Timestamp::from_nanosecond(i128::from(i64::MAX)).unwrap_or(Timestamp::MAX);
-    Value::Time((*t).clamp(Timestamp::UNIX_EPOCH, max))
+    Value::Time((*t).clamp(Timestamp::UNIX_EPOCH, crate::mapping::date_nanos_max()))
 }
 
 /// Escapes the wildcard query's special characters.

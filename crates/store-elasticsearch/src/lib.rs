@@ -5,123 +5,77 @@
 //! Same semantics as the embedded store, checked by the same conformance
 //! suite (`auditrail-store-conformance`):
 //!
-//! - **Writes**: one `_bulk` of `create` actions with the event id as `_id`
-//!   into the daily index of the event's time ([`mapping`]), so a re-sent
-//!   event meets its first copy and answers 409, counted as a duplicate.
-//!   The bulk waits for the refresh (`refresh=wait_for`): when `write`
-//!   returns, the events are durable (translog) and searchable, as the
-//!   indexer's acknowledgement promises. 429 and 5xx answers, for the whole
-//!   bulk or single items, are retried with exponential backoff and jitter;
-//!   only then does `write` fail (and the ingestor re-sends the batch).
+//! - **Writes** (`bulk.rs`): `_bulk` requests of `create` actions with the
+//!   event id as `_id` into the index the event's own time names
+//!   ([`mapping`]), so a re-sent event meets its first copy and answers
+//!   409, counted as a duplicate. Bulks are cut at a byte budget; each
+//!   waits for the refresh (`refresh=wait_for`), so when `write` returns
+//!   the events are durable (translog) and searchable, as the indexer's
+//!   acknowledgement promises. 429 and 5xx, for a bulk or single items,
+//!   are retried with exponential backoff and jitter; only then does
+//!   `write` fail (and the ingestor re-sends the batch). An event
+//!   Elasticsearch refuses for good is reported in
+//!   [`WriteOutcome::refused`] and the others are stored.
 //! - **Queries**: the [`auditrail_store::Query`] value is translated node by
 //!   node ([`dsl`]); pages are `search_after` on (time, id), which is unique,
 //!   so paging is exact while events arrive (a point in time is not needed
 //!   for that and would have to live across the stateless page tokens).
-//! - **Retention**: an ILM policy deletes a daily index `retention_days`
-//!   after its day; with ILM off, [`ElasticStore::delete_before`] deletes
-//!   whole days (index-granular, as `ApplyRetention` documents).
+//!   Partial answers (failed shards, timeouts) are errors, never results.
+//! - **Retention** is the indexer's `retention_days`, whichever store
+//!   keeps the trail: with ILM on, the writer installs a policy that
+//!   deletes a daily index a whole day after its last event is that old,
+//!   and the indexer's hourly retention only deletes undated events; with
+//!   ILM off, the hourly retention deletes whole days itself.
+//! - **Roles**: only the indexer ([`Role::Writer`]) installs templates and
+//!   the ILM policy; the query service ([`Role::Reader`]) only checks that
+//!   it can read, so a read-only key is enough for it.
 
+mod bulk;
+mod client;
 pub mod dsl;
 pub mod mapping;
+mod options;
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use auditrail_event::{EventId, EventType};
 use auditrail_store::{
-    CountMode, Cursor, Histogram, HistogramRequest, IndexStats, IndexedEvent, Query, SearchPage,
-    SearchRequest, Store, StoreError, StoredEvent, Total, WriteOutcome, top_terms,
+    CountMode, Cursor, Histogram, HistogramRequest, IndexStats, IndexedEvent, Query, RefusedEvent,
+    SearchPage, SearchRequest, Store, StoreError, StoredEvent, Total, WriteOutcome, top_terms,
 };
 use backon::{BackoffBuilder as _, ExponentialBuilder};
-use elasticsearch::auth::Credentials;
-use elasticsearch::cert::{Certificate, CertificateValidation};
-use elasticsearch::http::request::JsonBody;
-use elasticsearch::http::response::Response;
-use elasticsearch::http::transport::{
-    MultiNodeConnectionPool, SingleNodeConnectionPool, TransportBuilder,
-};
-use elasticsearch::http::{StatusCode, Url};
+use bytes::Bytes;
+use elasticsearch::http::StatusCode;
 use elasticsearch::ilm::IlmPutLifecycleParts;
 use elasticsearch::indices::{IndicesDeleteParts, IndicesPutIndexTemplateParts};
-use elasticsearch::params::Refresh;
-use elasticsearch::{BulkParts, CountParts, Elasticsearch, SearchParts};
+use elasticsearch::params::{Conflicts, Refresh};
+use elasticsearch::{BulkParts, CountParts, DeleteByQueryParts, SearchParts};
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
 pub use mapping::Naming;
+pub use options::{Auth, ElasticOptions};
 
-/// How to authenticate.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Auth {
-    /// No authentication.
-    #[default]
-    None,
-    /// HTTP basic authentication.
-    Basic {
-        /// User name.
-        username: String,
-        /// Password.
-        password: String,
+use client::{Nodes, answer, complete};
+
+/// What a service does with the store, which decides what it needs of
+/// the cluster at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The indexer: writes events and keeps them `retention_days` (0:
+    /// forever); installs the index templates and, with ILM on, the ILM
+    /// policy of that retention. Needs `manage_index_templates` and
+    /// `manage_ilm` besides writing.
+    Writer {
+        /// The indexer's retention.
+        retention_days: u32,
     },
-    /// An API key, base64 of `id:key` as Elasticsearch hands it out.
-    ApiKey(String),
-    /// A bearer token (service account or OAuth).
-    Bearer(String),
-}
-
-impl std::fmt::Debug for Auth {
-    // Secrets never reach a log line.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::None => f.write_str("None"),
-            Self::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
-            Self::ApiKey(_) => f.write_str("ApiKey(***)"),
-            Self::Bearer(_) => f.write_str("Bearer(***)"),
-        }
-    }
-}
-
-/// Where the cluster is and how the indices are laid out. Every field has a
-/// default, so a configuration may name only what differs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ElasticOptions {
-    /// Node URLs (one or more, round robin).
-    pub urls: Vec<String>,
-    /// Authentication.
-    pub auth: Auth,
-    /// PEM file of the CA that signed the cluster's certificate (https).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ca_cert: Option<PathBuf>,
-    /// Index names: ours or the product's.
-    pub naming: Naming,
-    /// Retention by an ILM policy (else by deleting whole days).
-    pub ilm: bool,
-    /// Days an index is kept after its day, when ILM manages retention.
-    pub retention_days: u32,
-    /// Replicas per index.
-    pub replicas: u32,
-    /// Timeout of one request, in seconds.
-    pub timeout_secs: u64,
-}
-
-impl Default for ElasticOptions {
-    fn default() -> Self {
-        Self {
-            urls: vec!["http://127.0.0.1:9200".to_owned()],
-            auth: Auth::None,
-            ca_cert: None,
-            naming: Naming::Auditrail,
-            ilm: true,
-            retention_days: 91,
-            replicas: 1,
-            timeout_secs: 60,
-        }
-    }
+    /// The query service: reads only; a key that may read the audit
+    /// indices is enough.
+    Reader,
 }
 
 /// Bulk requests are retried this many times on 429 and 5xx before `write`
@@ -131,8 +85,9 @@ const WRITE_ATTEMPTS: usize = 6;
 /// The Elasticsearch store.
 #[derive(Clone)]
 pub struct ElasticStore {
-    client: Elasticsearch,
+    nodes: Arc<Nodes>,
     options: ElasticOptions,
+    role: Role,
     patterns: Vec<String>,
 }
 
@@ -141,12 +96,9 @@ impl std::fmt::Debug for ElasticStore {
         f.debug_struct("ElasticStore")
             .field("urls", &self.options.urls)
             .field("naming", &self.options.naming)
+            .field("role", &self.role)
             .finish_non_exhaustive()
     }
-}
-
-fn unavailable(what: &str, err: &elasticsearch::Error) -> StoreError {
-    StoreError::Unavailable(format!("Elasticsearch {what}: {err}"))
 }
 
 /// Elasticsearch refuses a search whose `from + size` is above the index's
@@ -159,151 +111,94 @@ fn next_slice(wanted: usize, have: usize) -> usize {
     wanted.saturating_sub(have).clamp(1, MAX_RESULT_WINDOW)
 }
 
-/// The most characters of an unexpected answer an error repeats.
-const BODY_CHARS: usize = 300;
-
-/// Why Elasticsearch refused a request, from its error answer: the first
-/// root cause (the shard's own words) rather than the summary ("all shards
-/// failed"), else the summary, else the start of the body.
-fn error_reason(body: &Json, text: &str) -> String {
-    let root = &body["error"]["root_cause"][0];
-    if let Some(reason) = root["reason"].as_str() {
-        return match root["type"].as_str() {
-            Some(kind) => format!("{kind}: {reason}"),
-            None => reason.to_owned(),
-        };
-    }
-    if let Some(reason) = body["error"]["reason"].as_str() {
-        return reason.to_owned();
-    }
-    let text = text.trim();
-    if text.is_empty() {
-        return "(an empty answer)".to_owned();
-    }
-    match text.char_indices().nth(BODY_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
-/// The store error of an error `status` with `reason`: 400 (and 413, a
-/// request over `http.max_content_length`) a bad request; 401/403 refused
-/// credentials; 408, 429 and 5xx unavailability (retry).
-fn status_error(what: &str, status: StatusCode, reason: &str) -> StoreError {
-    match status {
-        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => {
-            StoreError::InvalidRequest(format!("Elasticsearch refused {what} ({status}): {reason}"))
-        }
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => StoreError::Internal(format!(
-            "Elasticsearch refused the credentials for {what} ({status}): {reason}"
-        )),
-        s if s == StatusCode::REQUEST_TIMEOUT
-            || s == StatusCode::TOO_MANY_REQUESTS
-            || s.is_server_error() =>
-        {
-            StoreError::Unavailable(format!("Elasticsearch {what} ({status}): {reason}"))
-        }
-        _ => StoreError::Internal(format!("Elasticsearch {what} ({status}): {reason}")),
-    }
-}
-
-/// A search answer that Elasticsearch gave with 200 although part of it is
-/// missing (failed shards, a timeout; partial results are on by default)
-/// is no answer: UNAVAILABLE, naming the first failure.
-fn complete(what: &str, answer: Json) -> Result<Json, StoreError> {
-    let failed = answer["_shards"]["failed"].as_u64().unwrap_or(0);
-    if failed > 0 {
-        let total = answer["_shards"]["total"].as_u64().unwrap_or(0);
-        let reason = answer["_shards"]["failures"][0]["reason"]["reason"]
-            .as_str()
-            .unwrap_or("no reason given");
-        return Err(StoreError::Unavailable(format!(
-            "Elasticsearch {what}: {failed} of {total} shards failed, so the answer would be \
-             incomplete: {reason}"
-        )));
-    }
-    if answer["timed_out"].as_bool() == Some(true) {
-        return Err(StoreError::Unavailable(format!(
-            "Elasticsearch {what} timed out, so the answer would be incomplete"
-        )));
-    }
-    Ok(answer)
-}
-
-/// Reads a response, mapping an error status to the store's error kinds
-/// ([`status_error`]). The status is read before the body, which may be
-/// empty or not JSON (a 413, a proxy's page).
-async fn answer(what: &str, response: Response) -> Result<Json, StoreError> {
-    let status = response.status_code();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("Elasticsearch {what}: {e}")))?;
-    let body: Option<Json> = serde_json::from_str(&text).ok();
-    if status.is_success() {
-        return body.ok_or_else(|| {
-            StoreError::Unavailable(format!(
-                "Elasticsearch {what}: the answer is not JSON: {}",
-                error_reason(&Json::Null, &text)
-            ))
-        });
-    }
-    let reason = error_reason(body.as_ref().unwrap_or(&Json::Null), &text);
-    Err(status_error(what, status, &reason))
+/// One index of ours, as `_cat/indices` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IndexInfo {
+    name: String,
+    docs: u64,
+    size_bytes: u64,
 }
 
 impl ElasticStore {
-    /// Connects, checks that the cluster answers and accepts the
-    /// credentials, and installs the index template and the ILM policy. A
-    /// clear error when the cluster cannot be reached or refuses us.
-    pub async fn connect(options: ElasticOptions) -> Result<Self, StoreError> {
-        let client = client(&options)?;
-        let response = client.info().send().await.map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot reach Elasticsearch at {}: {e}",
-                options.urls.join(", ")
-            ))
-        })?;
-        answer("info", response).await?;
+    /// Connects, asks every node for its `info` (a wrong URL, a node down,
+    /// refused credentials show now), and prepares the cluster for `role`:
+    /// a writer installs the ILM policy and the index templates, a reader
+    /// checks that it may read the audit indices. A clear error when the
+    /// cluster cannot be reached or refuses us.
+    pub async fn connect(options: ElasticOptions, role: Role) -> Result<Self, StoreError> {
+        let nodes = Nodes::new(&options)?;
+        nodes.probe().await?;
         let store = Self {
             patterns: options.naming.all_patterns(),
-            client,
+            nodes: Arc::new(nodes),
             options,
+            role,
         };
-        store.install().await?;
+        match role {
+            Role::Writer { .. } => store.install().await?,
+            Role::Reader => {
+                store
+                    .count_json(json!({ "query": { "match_all": {} } }))
+                    .await?;
+            }
+        }
         Ok(store)
     }
 
-    /// Puts the ILM policy (when ILM is on) and the index template.
+    /// The retention ILM keeps, when it does.
+    fn ilm_retention_days(&self) -> Option<u32> {
+        match self.role {
+            Role::Writer { retention_days } if self.options.ilm && retention_days > 0 => {
+                Some(retention_days)
+            }
+            _ => None,
+        }
+    }
+
+    /// Puts the ILM policy (when ILM keeps the retention) and the index
+    /// templates.
     async fn install(&self) -> Result<(), StoreError> {
-        if self.options.ilm {
+        if let Some(days) = self.ilm_retention_days() {
+            let policy = mapping::ilm_policy(days);
             let response = self
-                .client
-                .ilm()
-                .put_lifecycle(IlmPutLifecycleParts::Policy(mapping::ILM_POLICY))
-                .body(mapping::ilm_policy(self.options.retention_days))
-                .send()
-                .await
-                .map_err(|e| unavailable("ILM policy", &e))?;
+                .nodes
+                .send("ILM policy", |client| {
+                    let policy = policy.clone();
+                    async move {
+                        client
+                            .ilm()
+                            .put_lifecycle(IlmPutLifecycleParts::Policy(mapping::ILM_POLICY))
+                            .body(policy)
+                            .send()
+                            .await
+                    }
+                })
+                .await?;
             answer("the ILM policy", response).await?;
         }
-        let template = match self.options.naming {
-            Naming::Auditrail => mapping::TEMPLATE.to_owned(),
-            Naming::Product => format!("{}-product-names", mapping::TEMPLATE),
+        let layout = mapping::Layout {
+            naming: self.options.naming,
+            shards: self.options.shards,
+            replicas: self.options.replicas,
+            ilm_retention_days: self.ilm_retention_days(),
         };
-        let response = self
-            .client
-            .indices()
-            .put_index_template(IndicesPutIndexTemplateParts::Name(&template))
-            .body(mapping::template(
-                self.options.naming,
-                self.options.replicas,
-                self.options.ilm,
-            ))
-            .send()
-            .await
-            .map_err(|e| unavailable("index template", &e))?;
-        answer("the index template", response).await?;
+        for (name, template) in mapping::templates(layout) {
+            let response = self
+                .nodes
+                .send("index template", |client| {
+                    let (name, template) = (name.clone(), template.clone());
+                    async move {
+                        client
+                            .indices()
+                            .put_index_template(IndicesPutIndexTemplateParts::Name(&name))
+                            .body(template)
+                            .send()
+                            .await
+                    }
+                })
+                .await?;
+            answer(&format!("the index template {name}"), response).await?;
+        }
         Ok(())
     }
 
@@ -311,156 +206,287 @@ impl ElasticStore {
         self.patterns.iter().map(String::as_str).collect()
     }
 
-    /// Runs a search over every audit index.
+    /// Runs a search over our indices.
     async fn search_json(&self, body: Json) -> Result<Json, StoreError> {
         let patterns = self.patterns();
         let response = self
-            .client
-            .search(SearchParts::Index(&patterns))
-            .ignore_unavailable(true)
-            .allow_no_indices(true)
-            .allow_partial_search_results(false)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| unavailable("search", &e))?;
+            .nodes
+            .send("search", |client| {
+                let (body, patterns) = (body.clone(), patterns.clone());
+                async move {
+                    client
+                        .search(SearchParts::Index(&patterns))
+                        .ignore_unavailable(true)
+                        .allow_no_indices(true)
+                        .allow_partial_search_results(false)
+                        .body(body)
+                        .send()
+                        .await
+                }
+            })
+            .await?;
         complete("search", answer("the search", response).await?)
     }
 
-    /// One bulk of `create` actions; returns the items that must be tried
-    /// again (429, 5xx) and adds the others to `outcome`.
-    async fn bulk_once(
-        &self,
-        events: &[&IndexedEvent],
-        outcome: &mut WriteOutcome,
-    ) -> Result<Vec<usize>, StoreError> {
-        let mut body: Vec<JsonBody<Json>> = Vec::with_capacity(events.len() * 2);
-        for event in events {
-            let index = self
-                .options
-                .naming
-                .index(&event.cluster, event.event_type, event.time);
-            body.push(json!({ "create": { "_index": index, "_id": event.id.to_hex() } }).into());
-            body.push(mapping::document(event).into());
-        }
-        let response = self
-            .client
-            .bulk(BulkParts::None)
-            .refresh(Refresh::WaitFor)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| unavailable("bulk", &e))?;
-        let answer = answer("the bulk write", response).await?;
-        let items = answer["items"].as_array().cloned().unwrap_or_default();
-        if items.len() != events.len() {
-            return Err(StoreError::Internal(format!(
-                "Elasticsearch answered {} bulk items for {} events",
-                items.len(),
-                events.len()
-            )));
-        }
-        let mut retry = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let status = item["create"]["status"].as_u64().unwrap_or(0);
-            match status {
-                200..=299 => outcome.inserted += 1,
-                409 => outcome.duplicates += 1,
-                429 | 500..=599 => retry.push(i),
-                _ => {
-                    return Err(StoreError::Internal(format!(
-                        "Elasticsearch refused event {} ({status}): {}",
-                        events[i].id,
-                        item["create"]["error"]["reason"]
-                            .as_str()
-                            .unwrap_or("no reason given")
-                    )));
-                }
-            }
-        }
-        Ok(retry)
-    }
-
-    /// Every audit index: name, documents, primary store size in bytes.
-    async fn indices(&self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+    /// Runs a count over our indices.
+    async fn count_json(&self, body: Json) -> Result<u64, StoreError> {
         let patterns = self.patterns();
         let response = self
-            .client
-            .cat()
-            .indices(elasticsearch::cat::CatIndicesParts::Index(&patterns))
-            .format("json")
-            .bytes(elasticsearch::params::Bytes::B)
-            .send()
-            .await
-            .map_err(|e| unavailable("index list", &e))?;
+            .nodes
+            .send("count", |client| {
+                let (body, patterns) = (body.clone(), patterns.clone());
+                async move {
+                    client
+                        .count(CountParts::Index(&patterns))
+                        .ignore_unavailable(true)
+                        .allow_no_indices(true)
+                        .body(body)
+                        .send()
+                        .await
+                }
+            })
+            .await?;
+        let answer = complete("count", answer("the count", response).await?)?;
+        Ok(answer["count"].as_u64().unwrap_or(0))
+    }
+
+    /// Sends one bulk; its items, or `None` when Elasticsearch found the
+    /// request too large (413, `http.max_content_length`).
+    async fn bulk_once(
+        &self,
+        lines: &[&(usize, Bytes)],
+    ) -> Result<Option<Vec<bulk::Item>>, StoreError> {
+        let response = self
+            .nodes
+            .send("bulk", |client| {
+                let body: Vec<Bytes> = lines.iter().map(|(_, line)| line.clone()).collect();
+                async move {
+                    client
+                        .bulk(BulkParts::None)
+                        .refresh(Refresh::WaitFor)
+                        .body(body)
+                        .send()
+                        .await
+                }
+            })
+            .await?;
+        if response.status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Ok(None);
+        }
+        let answer = answer("the bulk write", response).await?;
+        bulk::items(&answer, lines.len()).map(Some)
+    }
+
+    /// Writes one bulk's events until each is stored, already there or
+    /// refused for good, adding them to `outcome`. A bulk Elasticsearch
+    /// finds too large is halved; one event alone that still is, refused.
+    async fn write_bulk(
+        &self,
+        lines: Vec<&(usize, Bytes)>,
+        outcome: &mut WriteOutcome,
+    ) -> Result<(), StoreError> {
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_jitter()
+            .with_max_times(WRITE_ATTEMPTS)
+            .build();
+        let mut queue = VecDeque::from([lines]);
+        while let Some(pending) = queue.pop_front() {
+            let items = match self.bulk_once(&pending).await {
+                Ok(Some(items)) => items,
+                Ok(None) if pending.len() == 1 => {
+                    outcome.refused.push(RefusedEvent {
+                        position: pending[0].0,
+                        reason: format!(
+                            "Elasticsearch refused the event as too large (413): {} bytes \
+                             over its http.max_content_length",
+                            pending[0].1.len()
+                        ),
+                    });
+                    continue;
+                }
+                Ok(None) => {
+                    let mut first = pending;
+                    let second = first.split_off(first.len() / 2);
+                    tracing::warn!(
+                        events = first.len() + second.len(),
+                        "Elasticsearch found a bulk too large (413); halving it"
+                    );
+                    queue.push_front(second);
+                    queue.push_front(first);
+                    continue;
+                }
+                Err(StoreError::Unavailable(reason)) => {
+                    // The whole bulk failed: nothing of it was counted.
+                    let Some(delay) = delays.next() else {
+                        return Err(StoreError::Unavailable(reason));
+                    };
+                    tracing::warn!(%reason, retry_in = ?delay, "Elasticsearch bulk failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    queue.push_front(pending);
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            let mut retry = Vec::new();
+            let mut why = String::new();
+            for (line, item) in pending.into_iter().zip(items) {
+                match item {
+                    bulk::Item::Inserted => outcome.inserted += 1,
+                    bulk::Item::Duplicate => outcome.duplicates += 1,
+                    bulk::Item::Retry(reason) => {
+                        why = reason;
+                        retry.push(line);
+                    }
+                    bulk::Item::Refused(reason) => outcome.refused.push(RefusedEvent {
+                        position: line.0,
+                        reason,
+                    }),
+                    bulk::Item::Fatal(err) => return Err(err),
+                }
+            }
+            if retry.is_empty() {
+                continue;
+            }
+            let Some(delay) = delays.next() else {
+                return Err(StoreError::Unavailable(format!(
+                    "Elasticsearch kept refusing {} events, the last with {why}",
+                    retry.len()
+                )));
+            };
+            tracing::warn!(events = retry.len(), reason = %why, retry_in = ?delay, "Elasticsearch refused some events for now; retrying them");
+            tokio::time::sleep(delay).await;
+            queue.push_front(retry);
+        }
+        Ok(())
+    }
+
+    /// Our indices (`_cat/indices` over our patterns).
+    async fn indices(&self) -> Result<Vec<IndexInfo>, StoreError> {
+        let patterns = self.patterns();
+        let response = self
+            .nodes
+            .send("index list", |client| {
+                let patterns = patterns.clone();
+                async move {
+                    client
+                        .cat()
+                        .indices(elasticsearch::cat::CatIndicesParts::Index(&patterns))
+                        .format("json")
+                        .bytes(elasticsearch::params::Bytes::B)
+                        .send()
+                        .await
+                }
+            })
+            .await?;
         let list = answer("the index list", response).await?;
+        let naming = self.options.naming;
         Ok(list
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|i| {
-                        let name = i["index"].as_str()?.to_owned();
-                        let docs = i["docs.count"].as_str()?.parse().ok()?;
-                        let size = i["pri.store.size"].as_str().and_then(|s| s.parse().ok());
-                        Some((name, docs, size.unwrap_or(0)))
-                    })
-                    .collect()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| {
+                let name = i["index"].as_str()?.to_owned();
+                let docs = i["docs.count"].as_str()?.parse().ok()?;
+                let size_bytes = i["pri.store.size"]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                naming.owns(&name).then_some(IndexInfo {
+                    name,
+                    docs,
+                    size_bytes,
+                })
             })
-            .unwrap_or_default())
+            .collect())
     }
-}
 
-/// Builds the client: one node or round robin over several, credentials,
-/// custom CA, timeout.
-fn client(options: &ElasticOptions) -> Result<Elasticsearch, StoreError> {
-    let urls = options
-        .urls
-        .iter()
-        .map(|u| {
-            Url::parse(u).map_err(|e| {
-                StoreError::InvalidRequest(format!("invalid Elasticsearch URL {u:?}: {e}"))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut builder = match urls.as_slice() {
-        [] => {
-            return Err(StoreError::InvalidRequest(
-                "no Elasticsearch URL given".to_owned(),
-            ));
+    /// Deletes whole daily indices of days that ended before `cutoff`.
+    async fn delete_days_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let cutoff_day = jiff::tz::TimeZone::UTC.to_datetime(cutoff).date();
+        let doomed: Vec<IndexInfo> = self
+            .indices()
+            .await?
+            .into_iter()
+            .filter(|i| Naming::day_of(&i.name).is_some_and(|day| day < cutoff_day))
+            .collect();
+        let mut deleted = 0;
+        for index in doomed {
+            let response = self
+                .nodes
+                .send("index deletion", |client| {
+                    let name = index.name.clone();
+                    async move {
+                        client
+                            .indices()
+                            .delete(IndicesDeleteParts::Index(&[&name]))
+                            .send()
+                            .await
+                    }
+                })
+                .await?;
+            // Already gone (ILM, another indexer): what was asked is done.
+            if response.status_code() == StatusCode::NOT_FOUND {
+                continue;
+            }
+            answer("the index deletion", response).await?;
+            tracing::info!(index = %index.name, events = index.docs, "retention deleted an index");
+            deleted += index.docs;
         }
-        [one] => TransportBuilder::new(SingleNodeConnectionPool::new(one.clone())),
-        many => TransportBuilder::new(MultiNodeConnectionPool::round_robin(many.to_vec(), None)),
-    };
-    builder = builder.timeout(Duration::from_secs(options.timeout_secs.max(1)));
-    builder = match &options.auth {
-        Auth::None => builder,
-        Auth::Basic { username, password } => {
-            builder.auth(Credentials::Basic(username.clone(), password.clone()))
-        }
-        Auth::ApiKey(key) => builder.auth(Credentials::EncodedApiKey(key.clone())),
-        Auth::Bearer(token) => builder.auth(Credentials::Bearer(token.clone())),
-    };
-    if let Some(path) = &options.ca_cert {
-        let pem = std::fs::read(path).map_err(|e| {
-            StoreError::InvalidRequest(format!("cannot read the CA file {}: {e}", path.display()))
-        })?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| {
-            StoreError::InvalidRequest(format!("{} is not a PEM certificate: {e}", path.display()))
-        })?;
-        builder = builder.cert_validation(CertificateValidation::Full(cert));
+        Ok(deleted)
     }
-    let transport = builder
-        .build()
-        .map_err(|e| StoreError::Internal(format!("cannot build the Elasticsearch client: {e}")))?;
-    Ok(Elasticsearch::new(transport))
+
+    /// Deletes the undated events indexed before `cutoff` (their `time` is
+    /// when they were indexed), by query: their indices have no day.
+    async fn delete_undated_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let patterns = self.options.naming.undated_patterns();
+        let body = json!({ "query": { "range": { "time": { "lt": dsl::time_json(cutoff) } } } });
+        let response = self
+            .nodes
+            .send("deletion of undated events", |client| {
+                let body = body.clone();
+                let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+                async move {
+                    client
+                        .delete_by_query(DeleteByQueryParts::Index(&patterns))
+                        .ignore_unavailable(true)
+                        .allow_no_indices(true)
+                        .conflicts(Conflicts::Proceed)
+                        .refresh(true)
+                        .body(body)
+                        .send()
+                        .await
+                }
+            })
+            .await?;
+        let answer = answer("the deletion of undated events", response).await?;
+        if let Some(failure) = answer["failures"].as_array().and_then(|f| f.first()) {
+            return Err(StoreError::Unavailable(format!(
+                "Elasticsearch deleted undated events only in part: {failure}"
+            )));
+        }
+        let deleted = answer["deleted"].as_u64().unwrap_or(0);
+        if deleted > 0 {
+            tracing::info!(events = deleted, "retention deleted undated events");
+        }
+        Ok(deleted)
+    }
 }
 
 fn parse_time(value: &Json) -> Option<Timestamp> {
     value.as_str()?.parse().ok()
 }
 
-fn stored_event(hit: &Json) -> Result<StoredEvent, StoreError> {
+/// The event of a search hit, `None` (with a warning) for a document that
+/// is not one of ours (no `id`: written into our indices by something
+/// else), an error for one of ours that is damaged.
+fn stored_event(hit: &Json) -> Result<Option<StoredEvent>, StoreError> {
     let source = &hit["_source"];
+    if source.get("id").is_none() {
+        tracing::warn!(index = %hit["_index"], id = %hit["_id"], "a document in an audit index is not an auditrail event; skipped");
+        return Ok(None);
+    }
     let bad = |what: &str| StoreError::Internal(format!("stored document without {what}: {hit}"));
     let id: EventId = source["id"]
         .as_str()
@@ -471,7 +497,7 @@ fn stored_event(hit: &Json) -> Result<StoredEvent, StoreError> {
         Some("kube") => EventType::Kube,
         _ => return Err(bad("a type")),
     };
-    Ok(StoredEvent {
+    Ok(Some(StoredEvent {
         id,
         cluster: source["cluster"]
             .as_str()
@@ -483,56 +509,65 @@ fn stored_event(hit: &Json) -> Result<StoredEvent, StoreError> {
             .as_str()
             .map(|s| s.as_bytes().to_vec())
             .unwrap_or_default(),
-    })
+    }))
+}
+
+/// The events of a search answer's hits.
+fn stored_events(answer: &Json) -> Result<Vec<StoredEvent>, StoreError> {
+    let mut events = Vec::new();
+    for hit in answer["hits"]["hits"].as_array().into_iter().flatten() {
+        events.extend(stored_event(hit)?);
+    }
+    Ok(events)
+}
+
+/// The store size of each (cluster, type): each index's size shared among
+/// the clusters and types in it by their number of events (one index
+/// holds every cluster with [`Naming::Auditrail`]). `counts` are the
+/// events per (cluster, type, index).
+fn apportion_sizes(
+    indices: &[IndexInfo],
+    counts: &[(String, EventType, String, u64)],
+) -> BTreeMap<(String, EventType), u64> {
+    let by_name: BTreeMap<&str, &IndexInfo> =
+        indices.iter().map(|i| (i.name.as_str(), i)).collect();
+    let mut sizes = BTreeMap::new();
+    for (cluster, event_type, index, events) in counts {
+        let Some(info) = by_name.get(index.as_str()) else {
+            continue;
+        };
+        let share = if info.docs == 0 {
+            0
+        } else {
+            u128::from(info.size_bytes) * u128::from((*events).min(info.docs))
+                / u128::from(info.docs)
+        };
+        *sizes.entry((cluster.clone(), *event_type)).or_default() +=
+            u64::try_from(share).unwrap_or(u64::MAX);
+    }
+    sizes
 }
 
 #[async_trait]
 impl Store for ElasticStore {
     async fn write(&self, events: Vec<IndexedEvent>) -> Result<WriteOutcome, StoreError> {
-        let mut outcome = WriteOutcome::default();
-        let mut seen = HashSet::new();
-        let mut pending: Vec<&IndexedEvent> = Vec::with_capacity(events.len());
-        for event in &events {
-            if seen.insert(event.id) {
-                pending.push(event);
-            } else {
-                outcome.duplicates += 1;
-            }
+        if self.role == Role::Reader {
+            return Err(StoreError::Internal(
+                "this Elasticsearch store was opened to read; only the indexer writes".to_owned(),
+            ));
         }
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(5))
-            .with_jitter()
-            .with_max_times(WRITE_ATTEMPTS)
-            .build();
-        while !pending.is_empty() {
-            let result = self.bulk_once(&pending, &mut outcome).await;
-            let retry: Vec<usize> = match result {
-                Ok(retry) => retry,
-                Err(StoreError::Unavailable(reason)) => {
-                    // The whole bulk failed: nothing of it was counted.
-                    let Some(delay) = delays.next() else {
-                        return Err(StoreError::Unavailable(reason));
-                    };
-                    tracing::warn!(%reason, retry_in = ?delay, "Elasticsearch bulk failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    continue;
-                }
-                Err(other) => return Err(other),
-            };
-            if retry.is_empty() {
-                break;
-            }
-            let Some(delay) = delays.next() else {
-                return Err(StoreError::Unavailable(format!(
-                    "Elasticsearch kept refusing {} events (429/5xx)",
-                    retry.len()
-                )));
-            };
-            tracing::warn!(events = retry.len(), retry_in = ?delay, "Elasticsearch refused some events (429/5xx); retrying them");
-            tokio::time::sleep(delay).await;
-            pending = retry.into_iter().map(|i| pending[i]).collect();
+        let prepared = bulk::prepare(self.options.naming, &events);
+        let mut outcome = WriteOutcome {
+            duplicates: prepared.duplicates,
+            refused: prepared.refused,
+            ..WriteOutcome::default()
+        };
+        let sizes: Vec<usize> = prepared.lines.iter().map(|(_, line)| line.len()).collect();
+        for range in bulk::split_by_bytes(&sizes, self.options.max_bulk_bytes) {
+            let lines = prepared.lines[range].iter().collect();
+            self.write_bulk(lines, &mut outcome).await?;
         }
+        outcome.refused.sort_by_key(|r| r.position);
         Ok(outcome)
     }
 
@@ -568,13 +603,8 @@ impl Store for ElasticStore {
                     exact: answer["hits"]["total"]["relation"] == "eq",
                 });
             }
-            let slice = answer["hits"]["hits"]
-                .as_array()
-                .map(|hits| hits.iter().map(stored_event).collect::<Result<Vec<_>, _>>())
-                .transpose()?
-                .unwrap_or_default();
-            let got = slice.len();
-            events.extend(slice);
+            let got = answer["hits"]["hits"].as_array().map_or(0, Vec::len);
+            events.extend(stored_events(&answer)?);
             if got < size || events.len() >= wanted {
                 break;
             }
@@ -605,18 +635,7 @@ impl Store for ElasticStore {
 
     async fn count(&self, query: &Query) -> Result<u64, StoreError> {
         let query = dsl::query(query)?;
-        let patterns = self.patterns();
-        let response = self
-            .client
-            .count(CountParts::Index(&patterns))
-            .ignore_unavailable(true)
-            .allow_no_indices(true)
-            .body(json!({ "query": query }))
-            .send()
-            .await
-            .map_err(|e| unavailable("count", &e))?;
-        let answer = complete("count", answer("the count", response).await?)?;
-        Ok(answer["count"].as_u64().unwrap_or(0))
+        self.count_json(json!({ "query": query })).await
     }
 
     async fn histogram(&self, request: HistogramRequest) -> Result<Histogram, StoreError> {
@@ -672,54 +691,28 @@ impl Store for ElasticStore {
             "_source": dsl::source_fields(true),
         });
         let answer = self.search_json(body).await?;
-        answer["hits"]["hits"]
-            .as_array()
-            .and_then(|h| h.first())
-            .map(stored_event)
-            .transpose()
+        Ok(stored_events(&answer)?.into_iter().next())
     }
 
     async fn delete_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
-        // Whole days only: an index goes when its day ended before the
-        // cut-off.
-        let cutoff_day = jiff::tz::TimeZone::UTC.to_datetime(cutoff).date();
-        let doomed: Vec<(String, u64)> = self
-            .indices()
-            .await?
-            .into_iter()
-            .filter(|(name, _, _)| {
-                self.options.naming.parse(name).is_some()
-                    && Naming::day_of(name).is_some_and(|day| day < cutoff_day)
-            })
-            .map(|(name, docs, _)| (name, docs))
-            .collect();
-        let mut deleted = 0;
-        for (name, docs) in doomed {
-            let response = self
-                .client
-                .indices()
-                .delete(IndicesDeleteParts::Index(&[&name]))
-                .send()
-                .await
-                .map_err(|e| unavailable("index deletion", &e))?;
-            // Already gone (ILM, another indexer): what was asked is done.
-            if response.status_code() == StatusCode::NOT_FOUND {
-                continue;
-            }
-            answer("the index deletion", response).await?;
-            tracing::info!(index = %name, events = docs, "retention deleted an index");
-            deleted += docs;
+        // Whole days only (an index goes when its day ended before the
+        // cut-off), and the undated events indexed before it.
+        let days = self.delete_days_before(cutoff).await?;
+        Ok(days + self.delete_undated_before(cutoff).await?)
+    }
+
+    async fn expire_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        if self.ilm_retention_days().is_some() {
+            // ILM deletes the dated indices on the same retention; undated
+            // events have no index of their own to delete.
+            self.delete_undated_before(cutoff).await
+        } else {
+            self.delete_before(cutoff).await
         }
-        Ok(deleted)
     }
 
     async fn stats(&self) -> Result<Vec<IndexStats>, StoreError> {
-        let mut sizes: BTreeMap<(String, EventType), u64> = BTreeMap::new();
-        for (name, _, size) in self.indices().await? {
-            if let Some(key) = self.options.naming.parse(&name) {
-                *sizes.entry(key).or_default() += size;
-            }
-        }
+        let indices = self.indices().await?;
         let body = json!({
             "size": 0,
             "aggs": { "clusters": {
@@ -729,12 +722,14 @@ impl Store for ElasticStore {
                     "aggs": {
                         "oldest": { "min": { "field": "time" } },
                         "newest": { "max": { "field": "time" } },
+                        "indices": { "terms": { "field": "_index", "size": indices.len().max(1) } },
                     }
                 } }
             } }
         });
         let answer = self.search_json(body).await?;
         let mut stats = Vec::new();
+        let mut counts = Vec::new();
         for cluster in answer["aggregations"]["clusters"]["buckets"]
             .as_array()
             .into_iter()
@@ -749,49 +744,35 @@ impl Store for ElasticStore {
                     Some("kube") => EventType::Kube,
                     _ => continue,
                 };
+                for index in t["indices"]["buckets"].as_array().into_iter().flatten() {
+                    if let (Some(index), Some(events)) =
+                        (index["key"].as_str(), index["doc_count"].as_u64())
+                    {
+                        counts.push((name.to_owned(), event_type, index.to_owned(), events));
+                    }
+                }
                 stats.push(IndexStats {
                     cluster: name.to_owned(),
                     event_type,
                     events: t["doc_count"].as_u64().unwrap_or(0),
                     oldest: parse_time(&t["oldest"]["value_as_string"]),
                     newest: parse_time(&t["newest"]["value_as_string"]),
-                    size_bytes: sizes
-                        .get(&(name.to_ascii_lowercase(), event_type))
-                        .copied()
-                        .unwrap_or(0),
+                    size_bytes: 0,
                 });
             }
+        }
+        let sizes = apportion_sizes(&indices, &counts);
+        for stat in &mut stats {
+            stat.size_bytes = sizes
+                .get(&(stat.cluster.clone(), stat.event_type))
+                .copied()
+                .unwrap_or(0);
         }
         stats.sort_by(|a, b| {
             (a.cluster.as_str(), a.event_type.as_str())
                 .cmp(&(b.cluster.as_str(), b.event_type.as_str()))
         });
         Ok(stats)
-    }
-}
-
-/// The store a service was configured with: Elasticsearch when `options`
-/// are given (connected, credentials checked, template installed), else
-/// the service's own embedded store from `embedded`.
-pub async fn connect_or_embedded(
-    options: Option<&ElasticOptions>,
-    embedded: impl FnOnce() -> Result<std::sync::Arc<dyn Store>, StoreError>,
-) -> Result<std::sync::Arc<dyn Store>, StoreError> {
-    match options {
-        Some(options) => Ok(std::sync::Arc::new(
-            ElasticStore::connect(options.clone()).await?,
-        )),
-        None => embedded(),
-    }
-}
-
-/// Reads `ELASTICSEARCH_URL`-style settings for tests and tools: the URL
-/// and, when given, basic credentials.
-pub fn options_for_url(url: &str) -> ElasticOptions {
-    ElasticOptions {
-        urls: vec![url.to_owned()],
-        replicas: 0,
-        ..ElasticOptions::default()
     }
 }
 
@@ -815,115 +796,66 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_root_cause_and_the_status_decides_the_kind() {
-        let body = json!({"error": {
-            "root_cause": [{"type": "illegal_argument_exception", "reason": "Result window is too large"}],
-            "type": "search_phase_execution_exception",
-            "reason": "all shards failed",
-        }});
-        assert_eq!(
-            error_reason(&body, ""),
-            "illegal_argument_exception: Result window is too large"
-        );
-        assert_eq!(
-            error_reason(&json!({"error": {"reason": "summary"}}), ""),
-            "summary"
-        );
-        assert_eq!(error_reason(&Json::Null, ""), "(an empty answer)");
-        let page = "<html>".repeat(100);
-        assert!(error_reason(&Json::Null, &page).ends_with('…'));
-        assert!(matches!(
-            status_error("x", StatusCode::REQUEST_TIMEOUT, "r"),
-            StoreError::Unavailable(_)
-        ));
-        assert!(matches!(
-            status_error("x", StatusCode::PAYLOAD_TOO_LARGE, "r"),
-            StoreError::InvalidRequest(_)
-        ));
-        assert!(matches!(
-            status_error("x", StatusCode::TOO_MANY_REQUESTS, "r"),
-            StoreError::Unavailable(_)
-        ));
-        assert!(matches!(
-            status_error("x", StatusCode::BAD_REQUEST, "r"),
-            StoreError::InvalidRequest(_)
-        ));
-    }
-
-    #[test]
-    fn partial_answers_are_unavailable() {
-        let partial = json!({
-            "timed_out": false,
-            "_shards": {"total": 5, "successful": 3, "failed": 2, "failures": [
-                {"shard": 1, "reason": {"type": "node_disconnected_exception", "reason": "node left"}}
-            ]},
-            "hits": {"hits": []},
-        });
-        let err = complete("search", partial).expect_err("failed shards");
-        assert!(
-            matches!(&err, StoreError::Unavailable(m) if m.contains("2 of 5 shards failed") && m.contains("node left")),
-            "{err}"
-        );
-        let late = json!({"timed_out": true, "_shards": {"total": 1, "failed": 0}});
-        assert!(matches!(
-            complete("search", late),
-            Err(StoreError::Unavailable(_))
-        ));
-        let whole = json!({"timed_out": false, "_shards": {"total": 1, "failed": 0}, "count": 3});
-        assert_eq!(complete("count", whole.clone()).expect("whole"), whole);
-    }
-
-    #[test]
-    fn secrets_stay_out_of_debug_output() {
-        let auth = Auth::Basic {
-            username: "elastic".into(),
-            password: "hunter2".into(),
+    fn index_sizes_are_shared_by_the_clusters_in_them() {
+        let index = |name: &str, docs, size_bytes| IndexInfo {
+            name: name.to_owned(),
+            docs,
+            size_bytes,
         };
-        assert_eq!(format!("{auth:?}"), "Basic(elastic, ***)");
-        assert!(!format!("{:?}", Auth::ApiKey("c2VjcmV0".into())).contains("c2VjcmV0"));
+        let indices = [
+            index("auditrail-kube-2026.11.18", 4, 4000),
+            index("auditrail-kube-2026.11.19", 1, 500),
+            index("auditrail-ee-2026.11.18", 0, 200),
+        ];
+        let counts = [
+            (
+                "a".to_owned(),
+                EventType::Kube,
+                "auditrail-kube-2026.11.18".to_owned(),
+                3,
+            ),
+            (
+                "b".to_owned(),
+                EventType::Kube,
+                "auditrail-kube-2026.11.18".to_owned(),
+                1,
+            ),
+            (
+                "b".to_owned(),
+                EventType::Kube,
+                "auditrail-kube-2026.11.19".to_owned(),
+                1,
+            ),
+            (
+                "b".to_owned(),
+                EventType::Ee,
+                "auditrail-ee-2026.11.18".to_owned(),
+                0,
+            ),
+            ("c".to_owned(), EventType::Kube, "gone".to_owned(), 9),
+        ];
+        let sizes = apportion_sizes(&indices, &counts);
+        assert_eq!(sizes[&("a".to_owned(), EventType::Kube)], 3000);
+        assert_eq!(sizes[&("b".to_owned(), EventType::Kube)], 1500);
+        assert_eq!(sizes[&("b".to_owned(), EventType::Ee)], 0);
+        assert!(!sizes.contains_key(&("c".to_owned(), EventType::Kube)));
     }
 
     #[test]
-    fn bad_urls_and_ca_files_are_clear_errors() {
-        let err = client(&ElasticOptions {
-            urls: vec!["not a url".into()],
-            ..ElasticOptions::default()
-        })
-        .unwrap_err();
-        assert!(
-            err.to_string().contains("invalid Elasticsearch URL"),
-            "{err}"
-        );
-        let err = client(&ElasticOptions {
-            ca_cert: Some("/nonexistent/ca.pem".into()),
-            ..ElasticOptions::default()
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
-        let err = client(&ElasticOptions {
-            urls: Vec::new(),
-            ..ElasticOptions::default()
-        })
-        .unwrap_err();
-        assert!(err.to_string().contains("no Elasticsearch URL"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_cluster_is_a_clear_error_at_start() {
-        // A port nothing listens on: bind, note it, close.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_or(1, |a| a.port());
-        let err = ElasticStore::connect(ElasticOptions {
-            timeout_secs: 2,
-            ..options_for_url(&format!("http://127.0.0.1:{port}"))
-        })
-        .await
-        .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
-        assert!(
-            err.to_string().contains("cannot reach Elasticsearch"),
-            "{err}"
-        );
+    fn documents_not_ours_are_skipped_and_damaged_ones_are_errors() {
+        let answer = json!({ "hits": { "hits": [
+            { "_index": "auditrail-kube-2026.11.18", "_id": "x", "_source": { "message": "not an event" } },
+            { "_index": "auditrail-kube-2026.11.18", "_id": "y", "_source": {
+                "id": EventId::compute("prod", b"{}").to_hex(), "type": "kube", "cluster": "prod",
+                "time": "2026-11-18T10:00:00.000000000Z", "raw": "{}" } },
+        ] } });
+        let events = stored_events(&answer).expect("one event, one foreign document");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].cluster, "prod");
+        let damaged = json!({ "hits": { "hits": [
+            { "_source": { "id": "not hex", "type": "kube" } },
+        ] } });
+        let err = stored_events(&damaged).expect_err("damaged");
+        assert!(err.to_string().contains("a valid id"), "{err}");
     }
 }

@@ -1,17 +1,31 @@
-//! Index names, the index template (mapping and settings), the ILM policy
+//! Index names, the index templates (mapping and settings), the ILM policy
 //! and the document of an event. No I/O.
 //!
-//! Events go to **daily indices by event time**, one series per cluster and
-//! type: `auditrail-kube.<cluster>-2026.11.25`, or with the product's names
-//! `tigera_secure_ee_audit_kube.<cluster>.-2026.11.25` so that existing
-//! Kibana index patterns (`tigera_secure_ee_audit_kube.*`) keep matching.
+//! Events go to **daily indices by event time**, one per type and day for
+//! every cluster (`auditrail-kube-2026.11.25`, the cluster a field of each
+//! document): a fleet of clusters costs no more shards than one (two types
+//! × 91 days × 2 copies is 364 shards whatever the number of clusters,
+//! where one series per cluster filled a 3-node cluster's default
+//! `cluster.max_shards_per_node` at about 8 clusters). With the product's
+//! names ([`Naming::Product`]) the series stays per cluster
+//! (`tigera_secure_ee_audit_kube.<cluster>.auditrail-2026.11.25`) so that
+//! per-cluster Kibana index patterns match, at that shard cost.
+//!
 //! An event's index follows from its own time, so a re-sent event always
 //! meets its first copy in the same index and `create` with the event id as
-//! `_id` answers 409: de-duplication is exact. Size- or age-based rollover
-//! behind a write alias would send a re-sent event to a newer index and
-//! store it twice. Retention: an ILM policy deletes an index N days after
-//! the day in its name (`index.lifecycle.parse_origination_date`), or, with
-//! ILM off, `ElasticStore::delete_before` deletes whole days.
+//! `_id` answers 409: de-duplication is exact. Events without any
+//! timestamp (their time is when they were indexed, different on a
+//! re-send) go to one `…-undated` index per type, for the same reason.
+//! Size- or age-based rollover behind a write alias would send a re-sent
+//! event to a newer index and store it twice.
+//!
+//! Our templates and searches match only the names we write: the product's
+//! own indices (`tigera_secure_ee_audit_kube.<cluster>.fluentd-…`) are
+//! never given our mapping or lifecycle. Retention: an ILM policy deletes
+//! an index a whole day after the retention has passed for its last event
+//! (`index.lifecycle.parse_origination_date` reads the day from the name;
+//! the undated indices have no lifecycle), or, with ILM off, the indexer
+//! deletes whole days.
 
 use auditrail_event::EventType;
 use auditrail_store::IndexedEvent;
@@ -24,80 +38,129 @@ use crate::dsl::time_json;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Naming {
-    /// `auditrail-kube.<cluster>-<day>`, `auditrail-ee.<cluster>-<day>`.
+    /// `auditrail-kube-<day>`, `auditrail-ee-<day>`: one index per type and
+    /// day for every cluster.
     #[default]
     Auditrail,
-    /// The product's: `tigera_secure_ee_audit_kube.<cluster>.-<day>` and
-    /// `tigera_secure_ee_audit_ee.<cluster>.-<day>`.
+    /// Per cluster, under the product's prefixes:
+    /// `tigera_secure_ee_audit_kube.<cluster>.auditrail-<day>`, so that the
+    /// product's Kibana index patterns (`tigera_secure_ee_audit_kube.*`)
+    /// match, while its own indices (`….fluentd-…`) are never ours.
     Product,
 }
 
+/// The day part of the name of the index of events without a timestamp.
+const UNDATED: &str = "undated";
+
+/// The most bytes of an index name.
+pub const MAX_INDEX_NAME_BYTES: usize = 255;
+
 impl Naming {
-    /// The prefix of every index of one type.
-    fn type_prefix(self, event_type: EventType) -> String {
+    /// The part of an index name before the day (`-` or `.auditrail-`
+    /// included).
+    fn series(self, cluster: &str, event_type: EventType) -> String {
         match self {
-            Self::Auditrail => format!("auditrail-{}.", event_type.as_str()),
-            Self::Product => format!("tigera_secure_ee_audit_{}.", event_type.as_str()),
+            Self::Auditrail => format!("auditrail-{}-", event_type.as_str()),
+            Self::Product => format!(
+                "tigera_secure_ee_audit_{}.{}.auditrail-",
+                event_type.as_str(),
+                cluster.to_ascii_lowercase()
+            ),
         }
     }
 
-    /// The series (name without the day) of a cluster and type. Index
-    /// names are lower case, so `Prod` and `prod` share a series (the
-    /// `cluster` field still tells them apart).
-    pub fn series(self, cluster: &str, event_type: EventType) -> String {
-        let prefix = self.type_prefix(event_type);
-        let cluster = cluster.to_ascii_lowercase();
-        match self {
-            Self::Auditrail => format!("{prefix}{cluster}"),
-            Self::Product => format!("{prefix}{cluster}."),
+    /// The index an event goes to: its day's, or the undated index of its
+    /// series when it carries no timestamp.
+    pub fn index(self, event: &IndexedEvent) -> String {
+        let series = self.series(&event.cluster, event.event_type);
+        if event.undated {
+            format!("{series}{UNDATED}")
+        } else {
+            format!("{series}{}", event.time.strftime("%Y.%m.%d"))
         }
     }
 
-    /// The index an event of `time` goes to.
-    pub fn index(self, cluster: &str, event_type: EventType, time: Timestamp) -> String {
-        format!(
-            "{}-{}",
-            self.series(cluster, event_type),
-            time.strftime("%Y.%m.%d")
-        )
-    }
-
-    /// The patterns of every audit index (both types, all clusters).
+    /// The patterns of every index we write (both types, all clusters).
     pub fn all_patterns(self) -> Vec<String> {
         [EventType::Kube, EventType::Ee]
             .into_iter()
-            .map(|t| format!("{}*", self.type_prefix(t)))
+            .map(|t| match self {
+                Self::Auditrail => format!("auditrail-{}-*", t.as_str()),
+                Self::Product => format!("tigera_secure_ee_audit_{}.*.auditrail-*", t.as_str()),
+            })
             .collect()
     }
 
-    /// The day an index holds, from its name (`None` for other names).
+    /// The patterns of the undated indices.
+    pub fn undated_patterns(self) -> Vec<String> {
+        [EventType::Kube, EventType::Ee]
+            .into_iter()
+            .map(|t| match self {
+                Self::Auditrail => format!("auditrail-{}-{UNDATED}", t.as_str()),
+                Self::Product => {
+                    format!(
+                        "tigera_secure_ee_audit_{}.*.auditrail-{UNDATED}",
+                        t.as_str()
+                    )
+                }
+            })
+            .collect()
+    }
+
+    /// The day an index holds, from its name (`None` for undated and other
+    /// names).
     pub fn day_of(index: &str) -> Option<jiff::civil::Date> {
         let (_, day) = index.rsplit_once('-')?;
         jiff::civil::Date::strptime("%Y.%m.%d", day).ok()
     }
 
-    /// Cluster (lower-cased, as in the name) and type of one of our
-    /// indices, from its name.
-    pub fn parse(self, index: &str) -> Option<(String, EventType)> {
-        let (series, _) = index.rsplit_once('-')?;
-        for event_type in [EventType::Kube, EventType::Ee] {
-            let Some(rest) = series.strip_prefix(&self.type_prefix(event_type)) else {
-                continue;
-            };
-            let cluster = match self {
-                Self::Auditrail => rest,
-                Self::Product => rest.strip_suffix('.')?,
-            };
-            return Some((cluster.to_owned(), event_type));
-        }
-        None
+    /// Whether `index` is one we write.
+    pub fn owns(self, index: &str) -> bool {
+        let Some((series, day)) = index.rsplit_once('-') else {
+            return false;
+        };
+        let dated = day == UNDATED || jiff::civil::Date::strptime("%Y.%m.%d", day).is_ok();
+        dated
+            && [EventType::Kube, EventType::Ee]
+                .into_iter()
+                .any(|t| match self {
+                    Self::Auditrail => series == format!("auditrail-{}", t.as_str()),
+                    Self::Product => series
+                        .strip_prefix(&format!("tigera_secure_ee_audit_{}.", t.as_str()))
+                        .and_then(|rest| rest.strip_suffix(".auditrail"))
+                        .is_some_and(|cluster| !cluster.is_empty()),
+                })
     }
 }
 
-/// Name of the index template.
+/// Name of the index template of the dated indices (with the product's
+/// names, [`template_names`] adds a suffix so the two layouts never
+/// overwrite each other's).
 pub const TEMPLATE: &str = "auditrail-audit";
 /// Name of the ILM policy.
 pub const ILM_POLICY: &str = "auditrail-audit-retention";
+
+/// The name of the template of `naming`'s dated indices, and of its
+/// undated ones.
+pub fn template_names(naming: Naming) -> (String, String) {
+    let dated = match naming {
+        Naming::Auditrail => TEMPLATE.to_owned(),
+        Naming::Product => format!("{TEMPLATE}-product-names"),
+    };
+    let undated = format!("{dated}-{UNDATED}");
+    (dated, undated)
+}
+
+/// The latest time `date_nanos` holds: 2262-04-11T23:47:16.854775807Z.
+pub fn date_nanos_max() -> Timestamp {
+    Timestamp::from_nanosecond(i128::from(i64::MAX)).unwrap_or(Timestamp::MAX)
+}
+
+/// Whether Elasticsearch's `date_nanos` can hold `t` (1970-01-01 to
+/// 2262-04-11): a document with a time outside is refused for good.
+pub fn in_date_nanos_range(t: Timestamp) -> bool {
+    (Timestamp::UNIX_EPOCH..=date_nanos_max()).contains(&t)
+}
 
 /// The longest keyword value indexed, in characters. Lucene refuses a term
 /// over 32,766 bytes, and Elasticsearch then refuses the whole document:
@@ -151,32 +214,72 @@ pub fn mappings() -> Json {
     })
 }
 
-/// The index template for `naming`: mapping, shards and replicas, and the
-/// ILM policy when retention is managed by ILM.
-pub fn template(naming: Naming, replicas: u32, ilm: bool) -> Json {
-    let mut settings = json!({
-        "number_of_shards": 1,
-        "number_of_replicas": replicas,
-        "refresh_interval": "1s",
-    });
-    if ilm {
-        settings["index.lifecycle.name"] = json!(ILM_POLICY);
-        settings["index.lifecycle.parse_origination_date"] = json!(true);
-    }
-    json!({
-        "index_patterns": naming.all_patterns(),
-        "priority": 200,
-        "template": { "settings": settings, "mappings": mappings() },
-        "_meta": { "description": "auditrail audit events (see crates/store-elasticsearch)" },
-    })
+/// How the dated indices are laid out and kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Index names.
+    pub naming: Naming,
+    /// Primary shards per index.
+    pub shards: u32,
+    /// Replicas per index.
+    pub replicas: u32,
+    /// Days an event is kept, when ILM deletes the indices; `None` when
+    /// the indexer deletes them (ILM off) or nothing is deleted
+    /// (retention 0).
+    pub ilm_retention_days: Option<u32>,
 }
 
-/// The ILM policy: delete an index `retention_days` after its day.
+/// The index templates of `layout`: the dated indices' (with the ILM
+/// policy when ILM keeps them), and the undated ones' (never a lifecycle:
+/// their events are deleted by query). Both match only names we write, and
+/// the undated template's higher priority wins for the undated names,
+/// which the dated patterns also match.
+pub fn templates(layout: Layout) -> [(String, Json); 2] {
+    let (dated_name, undated_name) = template_names(layout.naming);
+    let settings = json!({
+        "number_of_shards": layout.shards.max(1),
+        "number_of_replicas": layout.replicas,
+        "refresh_interval": "1s",
+    });
+    let mut dated_settings = settings.clone();
+    if layout.ilm_retention_days.is_some() {
+        dated_settings["index.lifecycle.name"] = json!(ILM_POLICY);
+        // The day is read from our own names only: this template matches
+        // nothing else.
+        dated_settings["index.lifecycle.parse_origination_date"] = json!(true);
+    }
+    let meta = json!({ "description": "auditrail audit events (see crates/store-elasticsearch)" });
+    let dated = json!({
+        "index_patterns": layout.naming.all_patterns(),
+        "priority": 200,
+        "template": { "settings": dated_settings, "mappings": mappings() },
+        "_meta": meta,
+    });
+    let undated = json!({
+        "index_patterns": layout.naming.undated_patterns(),
+        "priority": 201,
+        "template": { "settings": settings, "mappings": mappings() },
+        "_meta": meta,
+    });
+    [(dated_name, dated), (undated_name, undated)]
+}
+
+/// The ILM policy: delete an index a whole day after `retention_days` have
+/// passed for its last event. An index's age counts from 00:00 UTC of its
+/// day (the origination date read from its name), and its last events are
+/// from 23:59:59 that day, so `min_age` is the retention plus one day: no
+/// event is deleted before it is `retention_days` old.
 pub fn ilm_policy(retention_days: u32) -> Json {
-    json!({ "policy": { "phases": {
-        "hot": { "min_age": "0ms", "actions": {} },
-        "delete": { "min_age": format!("{retention_days}d"), "actions": { "delete": {} } },
-    } } })
+    json!({ "policy": {
+        "phases": {
+            "hot": { "min_age": "0ms", "actions": {} },
+            "delete": {
+                "min_age": format!("{}d", u64::from(retention_days) + 1),
+                "actions": { "delete": {} },
+            },
+        },
+        "_meta": { "description": format!("auditrail: keep audit events {retention_days} days") },
+    } })
 }
 
 /// The document of an event.
@@ -219,39 +322,174 @@ pub fn document(event: &IndexedEvent) -> Json {
 mod tests {
     use super::*;
 
+    fn event(cluster: &str, time: &str) -> IndexedEvent {
+        let line = format!(
+            r#"{{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{{"username":"u"}},"stageTimestamp":"{time}"}}"#
+        );
+        IndexedEvent::from_raw(cluster, line.as_bytes(), EventType::Kube, Timestamp::now())
+            .expect("event")
+    }
+
+    fn undated(cluster: &str) -> IndexedEvent {
+        let line = r#"{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"a","stage":"ResponseComplete","requestURI":"/api/v1/pods","verb":"list","user":{"username":"u"}}"#;
+        IndexedEvent::from_raw(cluster, line.as_bytes(), EventType::Kube, Timestamp::now())
+            .expect("event")
+    }
+
+    /// A glob of Elasticsearch's index patterns (`*` any run).
+    fn matches(pattern: &str, name: &str) -> bool {
+        match pattern.split_once('*') {
+            None => pattern == name,
+            Some((head, tail)) => {
+                let Some(rest) = name.strip_prefix(head) else {
+                    return false;
+                };
+                (0..=rest.len()).any(|i| rest.is_char_boundary(i) && matches(tail, &rest[i..]))
+            }
+        }
+    }
+
     #[test]
-    fn index_names_follow_the_naming_and_parse_back() {
-        let t = Timestamp::from_second(1_795_000_000).unwrap();
-        let own = Naming::Auditrail.index("prod-1", EventType::Kube, t);
-        assert_eq!(own, "auditrail-kube.prod-1-2026.11.18");
-        let product = Naming::Product.index("prod-1", EventType::Ee, t);
-        assert_eq!(product, "tigera_secure_ee_audit_ee.prod-1.-2026.11.18");
+    fn index_names_depend_only_on_the_event() {
+        let e = event("Prod-1", "2026-11-18T23:59:59.999Z");
+        assert_eq!(Naming::Auditrail.index(&e), "auditrail-kube-2026.11.18");
         assert_eq!(
-            Naming::Auditrail.parse(&own),
-            Some(("prod-1".to_owned(), EventType::Kube))
+            Naming::Product.index(&e),
+            "tigera_secure_ee_audit_kube.prod-1.auditrail-2026.11.18"
         );
         assert_eq!(
-            Naming::Product.parse(&product),
-            Some(("prod-1".to_owned(), EventType::Ee))
+            Naming::day_of(&Naming::Auditrail.index(&e)),
+            Some(jiff::civil::date(2026, 11, 18))
         );
-        assert_eq!(Naming::day_of(&own), Some(jiff::civil::date(2026, 11, 18)));
-        assert_eq!(Naming::Auditrail.parse("other-index"), None);
+        // An event without any timestamp goes to one index whatever day it
+        // is (re-)sent on, so a re-send meets its first copy.
+        let u = undated("prod-1");
+        assert!(u.undated);
+        assert_eq!(Naming::Auditrail.index(&u), "auditrail-kube-undated");
         assert_eq!(
-            Naming::Auditrail.index("Prod", EventType::Kube, t),
-            "auditrail-kube.prod-2026.11.18"
+            Naming::Product.index(&u),
+            "tigera_secure_ee_audit_kube.prod-1.auditrail-undated"
+        );
+        assert_eq!(Naming::day_of("auditrail-kube-undated"), None);
+    }
+
+    /// The product's own index names (Calico Enterprise's fluentd writes
+    /// them; ILM rollover adds the generation), which none of our patterns
+    /// may match, next to ours, which all must.
+    #[test]
+    fn our_patterns_match_our_names_and_never_the_products() {
+        let products = [
+            "tigera_secure_ee_audit_kube.cluster.fluentd-20261204-000001",
+            "tigera_secure_ee_audit_ee.cluster.fluentd-20261204-000001",
+            "tigera_secure_ee_audit_kube.cluster",
+            "tigera_secure_ee_audit_kube.prod.20261204",
+            "tigera_secure_ee_audit_ee.tenant.cluster.fluentd-000003",
+            "tigera_secure_ee_flows.cluster.fluentd-20261204-000001",
+        ];
+        for naming in [Naming::Auditrail, Naming::Product] {
+            let layout = Layout {
+                naming,
+                shards: 1,
+                replicas: 0,
+                ilm_retention_days: Some(90),
+            };
+            let mut patterns = naming.all_patterns();
+            patterns.extend(naming.undated_patterns());
+            for (_, template) in templates(layout) {
+                patterns.extend(
+                    template["index_patterns"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| p.as_str().map(str::to_owned)),
+                );
+            }
+            for product in products {
+                assert!(
+                    !patterns.iter().any(|p| matches(p, product)),
+                    "{naming:?}: a pattern of {patterns:?} matches the product's {product}"
+                );
+                assert!(!naming.owns(product), "{naming:?} claims {product}");
+            }
+            for e in [event("prod", "2026-11-18T10:00:00Z"), undated("prod")] {
+                let ours = naming.index(&e);
+                assert!(naming.owns(&ours), "{ours}");
+                let [(_, dated), (_, undated)] = templates(layout);
+                let applies = |t: &Json| {
+                    t["index_patterns"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p.as_str().is_some_and(|p| matches(p, &ours)))
+                };
+                assert!(applies(&dated), "{ours}");
+                assert_eq!(applies(&undated), e.undated, "{ours}");
+            }
+        }
+        assert!(!Naming::Auditrail.owns("auditrail-kube-2026.13.45"));
+        assert!(!Naming::Product.owns("tigera_secure_ee_audit_kube..auditrail-2026.11.18"));
+    }
+
+    #[test]
+    fn only_our_dated_indices_get_the_lifecycle_and_it_keeps_a_whole_day_more() {
+        let layout = Layout {
+            naming: Naming::Product,
+            shards: 3,
+            replicas: 1,
+            ilm_retention_days: Some(90),
+        };
+        let [(dated_name, dated), (undated_name, undated)] = templates(layout);
+        assert_eq!(dated_name, "auditrail-audit-product-names");
+        assert_eq!(undated_name, "auditrail-audit-product-names-undated");
+        let settings = &dated["template"]["settings"];
+        assert_eq!(settings["index.lifecycle.name"], ILM_POLICY);
+        assert_eq!(settings["index.lifecycle.parse_origination_date"], true);
+        assert_eq!(settings["number_of_shards"], 3);
+        assert!(
+            undated["template"]["settings"]
+                .get("index.lifecycle.name")
+                .is_none()
+        );
+        assert!(undated["priority"].as_u64() > dated["priority"].as_u64());
+        let [(_, without), _] = templates(Layout {
+            ilm_retention_days: None,
+            ..layout
+        });
+        assert!(
+            without["template"]["settings"]
+                .get("index.lifecycle.name")
+                .is_none()
         );
         assert_eq!(
-            Naming::Product.all_patterns(),
-            vec![
-                "tigera_secure_ee_audit_kube.*".to_owned(),
-                "tigera_secure_ee_audit_ee.*".to_owned()
-            ]
+            ilm_policy(90)["policy"]["phases"]["delete"]["min_age"],
+            "91d"
         );
     }
 
     #[test]
+    fn date_nanos_holds_1970_to_2262() {
+        assert!(in_date_nanos_range(Timestamp::UNIX_EPOCH));
+        assert!(in_date_nanos_range(date_nanos_max()));
+        assert_eq!(
+            date_nanos_max().to_string(),
+            "2262-04-11T23:47:16.854775807Z"
+        );
+        assert!(!in_date_nanos_range(
+            Timestamp::UNIX_EPOCH - jiff::SignedDuration::from_nanos(1)
+        ));
+        assert!(!in_date_nanos_range(
+            date_nanos_max() + jiff::SignedDuration::from_nanos(1)
+        ));
+    }
+
+    #[test]
     fn the_template_keeps_the_original_out_of_the_index() {
-        let with_ilm = template(Naming::Auditrail, 0, true);
+        let [(_, with_ilm), _] = templates(Layout {
+            naming: Naming::Auditrail,
+            shards: 1,
+            replicas: 0,
+            ilm_retention_days: Some(91),
+        });
         let props = &with_ilm["template"]["mappings"]["properties"];
         assert_eq!(props["raw"]["index"], false);
         assert_eq!(
@@ -275,15 +513,6 @@ mod tests {
         assert_eq!(
             with_ilm["template"]["settings"]["index.lifecycle.name"],
             ILM_POLICY
-        );
-        assert!(
-            template(Naming::Auditrail, 0, false)["template"]["settings"]
-                .get("index.lifecycle.name")
-                .is_none()
-        );
-        assert_eq!(
-            ilm_policy(91)["policy"]["phases"]["delete"]["min_age"],
-            "91d"
         );
     }
 }

@@ -65,6 +65,10 @@ pub struct IndexedEvent {
     /// The event's time on the timeline: stage timestamp, else request
     /// received, else the `v1beta1` timestamp, else the time it was indexed.
     pub time: Timestamp,
+    /// The event carries no timestamp at all, so `time` is when it was
+    /// indexed: a re-send later gets another `time`, and a backend that
+    /// places events by time must place these by something else.
+    pub undated: bool,
     /// The original JSON, byte for byte, without line terminator.
     pub raw: Vec<u8>,
 }
@@ -129,6 +133,7 @@ impl IndexedEvent {
             request_received: e.request_received_timestamp,
             stage_timestamp: e.stage_timestamp,
             time: e.time().unwrap_or(now),
+            undated: e.time().is_none(),
             raw: parsed.raw.to_vec(),
         })
     }

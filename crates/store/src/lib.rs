@@ -58,13 +58,29 @@ pub enum StoreError {
     DataLoss(String),
 }
 
-/// What a [`Store::write`] did with the events it was given.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What a [`Store::write`] did with the events it was given:
+/// `inserted + duplicates + refused.len()` is the number of events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteOutcome {
     /// Events stored by this call.
     pub inserted: u64,
     /// Events whose id was already stored (re-sends); nothing was changed.
     pub duplicates: u64,
+    /// Events the backend refused for good, one by one (for Elasticsearch a
+    /// document its mapping cannot take, a time outside what it can
+    /// store); sending them again would be refused again, so the caller
+    /// reports them (the ingestor dead-letters them) instead of retrying.
+    /// Failures that retrying can fix fail the whole write instead.
+    pub refused: Vec<RefusedEvent>,
+}
+
+/// One event of a [`Store::write`] that the backend refused for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedEvent {
+    /// Its position in the events given to `write`.
+    pub position: usize,
+    /// Why, in the backend's words.
+    pub reason: String,
 }
 
 /// Size and time span of the events stored for one cluster and type.
@@ -154,7 +170,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `events` (any clusters, any order). Events whose id is already
     /// stored, or that appear twice in `events`, are stored once. Durable when
     /// it returns `Ok`; on `Err` nothing is acknowledged and the caller
-    /// retries the whole batch (idempotency makes that safe).
+    /// retries the whole batch (idempotency makes that safe). An event the
+    /// backend refuses for good does not fail the others: it is listed in
+    /// [`WriteOutcome::refused`].
     async fn write(&self, events: Vec<IndexedEvent>) -> Result<WriteOutcome, StoreError>;
 
     /// One page of events matching the request's query, in its order, with
@@ -174,6 +192,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every event whose time is before `cutoff` (retention).
     /// Returns the number deleted.
     async fn delete_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+
+    /// The periodic retention: what the indexer runs every hour with its
+    /// own retention's cut-off. A backend whose own lifecycle already
+    /// deletes on that schedule (Elasticsearch with ILM, installed from
+    /// the same retention) does only what its lifecycle cannot; the others
+    /// delete as [`Store::delete_before`] does.
+    async fn expire_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        self.delete_before(cutoff).await
+    }
 
     /// Statistics per cluster and type.
     async fn stats(&self) -> Result<Vec<IndexStats>, StoreError>;

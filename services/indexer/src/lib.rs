@@ -183,9 +183,10 @@ fn index_batch(
     max_event_bytes: usize,
     now: jiff::Timestamp,
     retention_days: u32,
-) -> (Vec<IndexedEvent>, Vec<v1::Reject>) {
+) -> IndexedBatch {
     let cutoff = retention_cutoff(now, retention_days);
     let mut indexed = Vec::with_capacity(events.len());
+    let mut positions = Vec::with_capacity(events.len());
     let mut rejects = Vec::new();
     for (index, event) in events.into_iter().enumerate() {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
@@ -218,7 +219,10 @@ fn index_batch(
                         e.time
                     ),
                 )),
-                _ => indexed.push(e),
+                _ => {
+                    indexed.push(e);
+                    positions.push(index);
+                }
             },
             Err(err) => {
                 let code = match err.0.kind {
@@ -233,7 +237,20 @@ fn index_batch(
             }
         }
     }
-    (indexed, rejects)
+    IndexedBatch {
+        indexed,
+        positions,
+        rejects,
+    }
+}
+
+/// A batch ready for the store: the events that could be indexed, the
+/// position of each in the batch (to name the ones the store refuses), and
+/// the rejects so far.
+struct IndexedBatch {
+    indexed: Vec<IndexedEvent>,
+    positions: Vec<u32>,
+    rejects: Vec<v1::Reject>,
 }
 
 #[tonic::async_trait]
@@ -277,6 +294,13 @@ impl Indexer {
         if request.cluster.is_empty() {
             return Err(IndexerError::invalid("cluster is required"));
         }
+        if !auditrail_event::valid_cluster_name(&request.cluster) {
+            return Err(IndexerError::invalid(format!(
+                "cluster {:?} is not a valid cluster name: 1 to 253 ASCII letters, digits, \
+                 '.', '_' or '-' (not '.' or '..')",
+                request.cluster
+            )));
+        }
         if request.events.len() > MAX_BATCH_EVENTS {
             return Err(IndexerError::invalid(format!(
                 "a batch holds at most {MAX_BATCH_EVENTS} events, this one {}",
@@ -286,7 +310,11 @@ impl Indexer {
         let cluster = request.cluster;
         let max = self.max_event_bytes;
         let retention_days = self.retention_days;
-        let (indexed, rejects) = {
+        let IndexedBatch {
+            indexed,
+            positions,
+            mut rejects,
+        } = {
             let cluster = cluster.clone();
             let events = request.events;
             let now = jiff::Timestamp::now();
@@ -301,6 +329,23 @@ impl Indexer {
         } else {
             self.store.write(indexed).await?
         };
+        for refused in &outcome.refused {
+            let Some(&index) = positions.get(refused.position) else {
+                return Err(IndexerError::Store(auditrail_store::StoreError::Internal(
+                    format!(
+                        "the store refused event {} of a write of {}",
+                        refused.position,
+                        positions.len()
+                    ),
+                )));
+            };
+            rejects.push(v1::Reject {
+                index,
+                reason: refused.reason.clone(),
+                code: v1::RejectReason::StoreRefused as i32,
+            });
+        }
+        rejects.sort_by_key(|r| r.index);
         metrics::counter!("indexer_events_accepted_total").increment(outcome.inserted);
         metrics::counter!("indexer_events_duplicate_total").increment(outcome.duplicates);
         let expired = rejects

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use auditrail_store::Store;
 
-/// Deletes events older than `days` every `interval`, until `stop` resolves.
+/// Deletes events older than `days` every `interval`, until `stop` resolves
+/// ([`Store::expire_before`]: a backend with its own lifecycle, installed
+/// from the same retention, does only what that lifecycle cannot).
 /// `days == 0` disables retention. Failures are logged and retried at the
 /// next tick: retention is housekeeping, never a reason to stop ingesting.
 pub async fn run_retention(
@@ -30,7 +32,7 @@ pub async fn run_retention(
         let Ok(cutoff) = jiff::Timestamp::now().checked_sub(age) else {
             continue;
         };
-        match store.delete_before(cutoff).await {
+        match store.expire_before(cutoff).await {
             Ok(0) => tracing::debug!(%cutoff, "retention: nothing to delete"),
             Ok(deleted) => {
                 metrics::counter!("indexer_retention_deleted_total", "trigger" => "schedule")

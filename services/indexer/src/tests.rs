@@ -290,7 +290,9 @@ fn events_past_retention_are_expired_at_ingest_not_stored() {
     let events = batch("b", &all).events;
     let now = jiff::Timestamp::now();
 
-    let (indexed, rejects) = crate::index_batch("c1", events.clone(), 1 << 20, now, 91);
+    let crate::IndexedBatch {
+        indexed, rejects, ..
+    } = crate::index_batch("c1", events.clone(), 1 << 20, now, 91);
     assert_eq!(indexed.len(), 1, "only the recent event is stored");
     let codes: Vec<(u32, i32)> = rejects.iter().map(|r| (r.index, r.code)).collect();
     let n = u32::try_from(lines.len()).unwrap();
@@ -307,7 +309,9 @@ fn events_past_retention_are_expired_at_ingest_not_stored() {
     );
 
     // Retention 0 keeps everything: nothing expires.
-    let (indexed, rejects) = crate::index_batch("c1", events, 1 << 20, now, 0);
+    let crate::IndexedBatch {
+        indexed, rejects, ..
+    } = crate::index_batch("c1", events, 1 << 20, now, 0);
     assert_eq!(indexed.len(), lines.len() + 1);
     assert_eq!(rejects.len(), 1);
     assert_eq!(crate::retention_cutoff(now, 0), None);
@@ -339,4 +343,116 @@ async fn the_answer_names_the_retention_and_expired_events_are_not_stored() {
         .into_inner()
         .stats;
     assert_eq!(stats.iter().map(|s| s.event_count).sum::<u64>(), 0);
+}
+
+/// The embedded store, refusing for good every event whose original holds
+/// `marker`, as Elasticsearch refuses a document its mapping cannot take:
+/// the store's side of the contract the indexer answers for.
+struct RefusingStore {
+    inner: std::sync::Arc<dyn auditrail_store::Store>,
+    marker: &'static [u8],
+}
+
+#[tonic::async_trait]
+impl auditrail_store::Store for RefusingStore {
+    async fn write(
+        &self,
+        events: Vec<auditrail_store::IndexedEvent>,
+    ) -> Result<auditrail_store::WriteOutcome, auditrail_store::StoreError> {
+        let refuse = |e: &auditrail_store::IndexedEvent| {
+            e.raw.windows(self.marker.len()).any(|w| w == self.marker)
+        };
+        let refused = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| refuse(e))
+            .map(|(position, _)| auditrail_store::RefusedEvent {
+                position,
+                reason: "mapper_parsing_exception: failed to parse".into(),
+            })
+            .collect();
+        let kept = events.into_iter().filter(|e| !refuse(e)).collect();
+        let outcome = self.inner.write(kept).await?;
+        Ok(auditrail_store::WriteOutcome { refused, ..outcome })
+    }
+    async fn search(
+        &self,
+        request: auditrail_store::SearchRequest,
+    ) -> Result<auditrail_store::SearchPage, auditrail_store::StoreError> {
+        self.inner.search(request).await
+    }
+    async fn count(
+        &self,
+        query: &auditrail_store::Query,
+    ) -> Result<u64, auditrail_store::StoreError> {
+        self.inner.count(query).await
+    }
+    async fn histogram(
+        &self,
+        request: auditrail_store::HistogramRequest,
+    ) -> Result<auditrail_store::Histogram, auditrail_store::StoreError> {
+        self.inner.histogram(request).await
+    }
+    async fn get(
+        &self,
+        id: &auditrail_event::EventId,
+    ) -> Result<Option<auditrail_store::StoredEvent>, auditrail_store::StoreError> {
+        self.inner.get(id).await
+    }
+    async fn delete_before(
+        &self,
+        cutoff: jiff::Timestamp,
+    ) -> Result<u64, auditrail_store::StoreError> {
+        self.inner.delete_before(cutoff).await
+    }
+    async fn stats(&self) -> Result<Vec<auditrail_store::IndexStats>, auditrail_store::StoreError> {
+        self.inner.stats().await
+    }
+}
+
+#[tokio::test]
+async fn events_the_store_refuses_for_good_are_rejects_and_the_rest_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RefusingStore {
+        inner: open_store(dir.path()),
+        marker: b"refuse-me",
+    };
+    let settings = Settings {
+        max_event_bytes: 64 * 1024,
+        retention_days: 0,
+        min_retention_days: 1,
+    };
+    let indexer = Indexer::new(std::sync::Arc::new(store), &settings);
+    let mut lines: Vec<Vec<u8>> = Generator::new(GenConfig::default())
+        .take(6)
+        .map(String::into_bytes)
+        .collect();
+    // Position 2 is not even JSON; 4 is an event the store refuses. The
+    // store sees events 0, 1, 3, 4, 5, 6: its position 3 is the batch's 4.
+    lines.insert(2, b"{not json".to_vec());
+    lines[4] = String::from_utf8(lines[4].clone())
+        .unwrap()
+        .replacen("\"auditID\":\"", "\"auditID\":\"refuse-me-", 1)
+        .into_bytes();
+    assert!(lines[4].windows(9).any(|w| w == b"refuse-me"));
+    let answer = indexer
+        .ingest_batch(Request::new(batch("b", &lines)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.committed);
+    assert_eq!((answer.accepted, answer.duplicates), (5, 0));
+    let codes: Vec<(u32, i32)> = answer.rejects.iter().map(|r| (r.index, r.code)).collect();
+    assert_eq!(
+        codes,
+        vec![
+            (2, v1::RejectReason::InvalidJson as i32),
+            (4, v1::RejectReason::StoreRefused as i32),
+        ]
+    );
+    assert!(
+        answer.rejects[1]
+            .reason
+            .contains("mapper_parsing_exception")
+    );
 }

@@ -178,6 +178,7 @@ pub fn reject_code(code: i32) -> &'static str {
         RejectReason::TooLarge => "too_large",
         RejectReason::Empty => "empty",
         RejectReason::Expired => "expired",
+        RejectReason::StoreRefused => "store_refused",
         RejectReason::Unspecified => "rejected",
     })
 }
