@@ -858,4 +858,194 @@ mod tests {
         let err = stored_events(&damaged).expect_err("damaged");
         assert!(err.to_string().contains("a valid id"), "{err}");
     }
+
+    /// What the fake cluster saw: the size of each bulk it answered, and
+    /// how many it refused as too large.
+    #[derive(Default)]
+    struct Seen {
+        bulks: Vec<usize>,
+        too_large: usize,
+    }
+
+    /// A fake cluster on a real socket: answers `_bulk` per item (400 for
+    /// a document holding `refuse-me`, else 201), 413 with an empty body
+    /// for a bulk over `max_content_length` (as Elasticsearch does), and
+    /// anything else (info, templates, policy) with a plain 200.
+    async fn fake_cluster(max_content_length: usize) -> (String, Arc<std::sync::Mutex<Seen>>) {
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let seen = Arc::new(std::sync::Mutex::new(Seen::default()));
+        let state = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let mut reader = tokio::io::BufReader::new(socket);
+                    let mut request_line = String::new();
+                    let _ = reader.read_line(&mut request_line).await;
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).await.unwrap_or(0) == 0 || header == "\r\n"
+                        {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body).await;
+                    let (status, answer) = if request_line.contains("/_bulk") {
+                        bulk_answer(&body, max_content_length, &state)
+                    } else {
+                        ("200 OK", r#"{"acknowledged":true}"#.to_owned())
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+                         x-elastic-product: Elasticsearch\r\ncontent-length: {}\r\n\
+                         connection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    let _ = reader.get_mut().write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    fn bulk_answer(
+        body: &[u8],
+        max_content_length: usize,
+        seen: &std::sync::Mutex<Seen>,
+    ) -> (&'static str, String) {
+        let mut seen = seen.lock().expect("lock");
+        if body.len() > max_content_length {
+            seen.too_large += 1;
+            return ("413 Payload Too Large", String::new());
+        }
+        seen.bulks.push(body.len());
+        let text = String::from_utf8_lossy(body);
+        let lines: Vec<&str> = text.lines().collect();
+        let items: Vec<Json> = lines
+            .chunks(2)
+            .map(|pair| {
+                if pair.get(1).is_some_and(|doc| doc.contains("refuse-me")) {
+                    json!({ "create": { "status": 400, "error": {
+                        "type": "document_parsing_exception", "reason": "failed to parse" } } })
+                } else {
+                    json!({ "create": { "status": 201 } })
+                }
+            })
+            .collect();
+        (
+            "200 OK",
+            json!({ "errors": true, "items": items }).to_string(),
+        )
+    }
+
+    fn generated(n: usize) -> Vec<IndexedEvent> {
+        use auditrail_loggen::{GenConfig, Generator};
+        Generator::new(GenConfig::default())
+            .take(n)
+            .enumerate()
+            .map(|(i, line)| {
+                let line = if i == 7 {
+                    line.replacen("\"auditID\":\"", "\"auditID\":\"refuse-me-", 1)
+                } else {
+                    line
+                };
+                IndexedEvent::from_raw("prod", line.as_bytes(), EventType::Kube, Timestamp::now())
+                    .expect("event")
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_bulk_refused_as_too_large_is_halved_and_one_bad_event_is_refused_alone() {
+        let events = generated(40);
+        let total: usize = bulk::prepare(Naming::Auditrail, &events)
+            .lines
+            .iter()
+            .map(|(_, line)| line.len())
+            .sum();
+        // The cluster takes about a third of the write per request; our
+        // budget would send it whole.
+        let (url, seen) = fake_cluster(total / 3).await;
+        let store = ElasticStore::connect(
+            ElasticOptions {
+                timeout_secs: 5,
+                ..ElasticOptions::for_url(&url)
+            },
+            Role::Writer { retention_days: 90 },
+        )
+        .await
+        .expect("connect");
+        let outcome = store.write(events).await.expect("written");
+        assert_eq!(outcome.inserted, 39);
+        assert_eq!(outcome.duplicates, 0);
+        assert_eq!(
+            outcome
+                .refused
+                .iter()
+                .map(|r| r.position)
+                .collect::<Vec<_>>(),
+            vec![7]
+        );
+        assert!(
+            outcome.refused[0]
+                .reason
+                .contains("document_parsing_exception")
+        );
+        let seen = seen.lock().expect("lock");
+        assert!(seen.too_large >= 1, "the first bulk was over the limit");
+        assert!(
+            seen.bulks.iter().all(|&b| b <= total / 3),
+            "{:?}",
+            seen.bulks
+        );
+        assert_eq!(
+            seen.bulks.iter().sum::<usize>(),
+            total,
+            "every event sent once"
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_are_cut_at_the_byte_budget() {
+        let events = generated(40);
+        let (url, seen) = fake_cluster(usize::MAX).await;
+        let store = ElasticStore::connect(
+            ElasticOptions {
+                timeout_secs: 5,
+                max_bulk_bytes: 4096,
+                ..ElasticOptions::for_url(&url)
+            },
+            Role::Writer { retention_days: 90 },
+        )
+        .await
+        .expect("connect");
+        let outcome = store.write(events).await.expect("written");
+        assert_eq!((outcome.inserted, outcome.refused.len()), (39, 1));
+        let seen = seen.lock().expect("lock");
+        assert_eq!(seen.too_large, 0);
+        assert!(seen.bulks.len() > 5, "{:?}", seen.bulks);
+        assert!(seen.bulks.iter().all(|&b| b <= 4096), "{:?}", seen.bulks);
+    }
+
+    #[tokio::test]
+    async fn a_reader_never_writes() {
+        let (url, seen) = fake_cluster(usize::MAX).await;
+        let reader = ElasticStore::connect(ElasticOptions::for_url(&url), Role::Reader)
+            .await
+            .expect("connect");
+        let err = reader.write(generated(2)).await.expect_err("read-only");
+        assert!(err.to_string().contains("only the indexer writes"), "{err}");
+        assert!(seen.lock().expect("lock").bulks.is_empty());
+    }
 }

@@ -134,9 +134,11 @@ fn interval_of(d: &prost_types::Duration) -> Result<SignedDuration, QueryError> 
             "interval {interval:?} is below the minimum of 1s"
         )));
     }
-    if interval.subsec_nanos() % 1000 != 0 {
+    // Elasticsearch's date histograms are millisecond-grained: the same
+    // interval must mean the same buckets whichever store answers.
+    if interval.subsec_nanos() % 1_000_000 != 0 {
         return Err(QueryError::invalid(format!(
-            "interval {interval:?} is not a whole number of microseconds"
+            "interval {interval:?} is not a whole number of milliseconds"
         )));
     }
     Ok(interval)
@@ -273,6 +275,19 @@ fn duration(d: SignedDuration) -> prost_types::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_are_whole_milliseconds_of_at_least_a_second() {
+        let of = |seconds, nanos| interval_of(&prost_types::Duration { seconds, nanos });
+        assert_eq!(
+            of(1, 500_000_000).expect("1.5s"),
+            SignedDuration::from_millis(1500)
+        );
+        let err = of(1, 500).expect_err("sub-millisecond").to_string();
+        assert!(err.contains("whole number of milliseconds"), "{err}");
+        let err = of(0, 999_000_000).expect_err("under a second").to_string();
+        assert!(err.contains("minimum of 1s"), "{err}");
+    }
 
     #[test]
     fn auto_intervals_are_round_and_give_at_most_a_hundred_buckets() {
