@@ -58,7 +58,9 @@ pub(crate) fn format_time(t: Option<&prost_types::Timestamp>) -> String {
         )
 }
 
-/// The default address clients connect to: the local all-in-one server.
+/// The default address clients connect to: the local all-in-one server
+/// (`auditrail_server::ports::ALL_IN_ONE`; a literal because clap's
+/// default must be, and a test keeps the two equal).
 const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 
 /// Largest answer a client accepts: a page of up to 1000 events with their
@@ -350,6 +352,12 @@ async fn run() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_server_is_the_all_in_one_process() {
+        use auditrail_server::ports;
+        assert_eq!(DEFAULT_SERVER, ports::local_url(ports::ALL_IN_ONE));
+    }
 
     #[test]
     fn only_plain_http_servers_are_accepted() {

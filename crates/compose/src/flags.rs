@@ -249,6 +249,51 @@ mod tests {
         (cli.node, matches)
     }
 
+    /// The defaults the help states are the ports table's, so the two
+    /// cannot drift apart.
+    #[test]
+    fn the_help_names_the_default_ports() {
+        use auditrail_server::ports;
+        let help = |id: &str| {
+            Cli::command()
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_help().map(ToString::to_string))
+                .unwrap_or_default()
+                .replace('\n', " ")
+        };
+        let (listen, metrics) = (help("listen"), help("metrics_listen"));
+        assert!(
+            listen.contains(&format!("127.0.0.1:{}", ports::ALL_IN_ONE.grpc)),
+            "{listen}"
+        );
+        assert!(
+            metrics.contains(&format!("127.0.0.1:{}", ports::ALL_IN_ONE.metrics)),
+            "{metrics}"
+        );
+        for (name, p) in [
+            ("ingestor", ports::INGESTOR),
+            ("indexer", ports::INDEXER),
+            ("query", ports::QUERY),
+            ("provisioner", ports::PROVISIONER),
+            ("reporter", ports::REPORTER),
+        ] {
+            assert!(
+                listen.contains(&format!("{name} {}", p.grpc)),
+                "{name}: {listen}"
+            );
+            assert!(
+                metrics.contains(&format!("{name} {}", p.metrics)),
+                "{name}: {metrics}"
+            );
+        }
+        let indexer_url = help("indexer_url");
+        assert!(
+            indexer_url.contains(&ports::local_url(ports::INDEXER)),
+            "{indexer_url}"
+        );
+    }
+
     #[test]
     fn flags_for_services_not_run_are_refused() {
         let (_, matches) = parse(&["--cluster", "prod", "--log-level", "debug"]);

@@ -43,9 +43,9 @@ pub const ALL: [ServiceName; 5] = [
 ];
 
 /// The gRPC port of a process running several services.
-pub const ALL_IN_ONE_PORT: u16 = 50051;
+pub const ALL_IN_ONE_PORT: u16 = auditrail_server::ports::ALL_IN_ONE.grpc;
 /// The Prometheus port of a process running several services.
-pub const ALL_IN_ONE_METRICS_PORT: u16 = 9464;
+pub const ALL_IN_ONE_METRICS_PORT: u16 = auditrail_server::ports::ALL_IN_ONE.metrics;
 
 impl ServiceName {
     /// Its name in `--service` and its configuration table.

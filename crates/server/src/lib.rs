@@ -23,6 +23,7 @@ mod connections;
 mod metrics_layer;
 mod paging;
 mod panic_layer;
+pub mod ports;
 mod service;
 mod shutdown;
 

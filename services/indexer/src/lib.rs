@@ -93,8 +93,8 @@ impl Settings {
 
 impl auditrail_server::Service for Indexer {
     const NAME: &'static str = "indexer";
-    const DEFAULT_PORT: u16 = 50054;
-    const DEFAULT_METRICS_PORT: u16 = 9467;
+    const DEFAULT_PORT: u16 = auditrail_server::ports::INDEXER.grpc;
+    const DEFAULT_METRICS_PORT: u16 = auditrail_server::ports::INDEXER.metrics;
     type Settings = Settings;
     /// The store it writes, shared with the query service.
     type Shared = Arc<dyn Store>;

@@ -262,10 +262,13 @@ fn a_retention_below_the_floor_is_a_configuration_error() {
     );
 }
 
+#[path = "../../../crates/event/tests/support/real_data.rs"]
+mod real_data;
+
 /// The real samples of `shared/data/real` (2017 to 2019 and later), one
 /// event per line.
 fn real_lines() -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/real");
+    let dir = real_data::real_data_dir();
     let text = std::fs::read_to_string(dir.join("more/liggitt__audit2rbac__demo.ndjson"))
         .expect("shared/data/real beside the checkout");
     text.lines().map(|l| l.as_bytes().to_vec()).collect()

@@ -50,8 +50,8 @@ pub struct Shared {
 
 impl auditrail_server::Service for Ingestor {
     const NAME: &'static str = "ingestor";
-    const DEFAULT_PORT: u16 = 50053;
-    const DEFAULT_METRICS_PORT: u16 = 9466;
+    const DEFAULT_PORT: u16 = auditrail_server::ports::INGESTOR.grpc;
+    const DEFAULT_METRICS_PORT: u16 = auditrail_server::ports::INGESTOR.metrics;
     type Settings = Settings;
     type Shared = Shared;
     type Error = PipelineError;

@@ -193,7 +193,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             cluster: "cluster".to_owned(),
-            indexer_url: "http://127.0.0.1:50054".to_owned(),
+            indexer_url: auditrail_server::ports::local_url(auditrail_server::ports::INDEXER),
             data_dir: "./auditrail-data/ingestor".into(),
             sources: vec![
                 FileSource {

@@ -47,8 +47,8 @@ pub struct Settings {}
 
 impl auditrail_server::Service for Provisioner {
     const NAME: &'static str = "provisioner";
-    const DEFAULT_PORT: u16 = 50052;
-    const DEFAULT_METRICS_PORT: u16 = 9465;
+    const DEFAULT_PORT: u16 = auditrail_server::ports::PROVISIONER.grpc;
+    const DEFAULT_METRICS_PORT: u16 = auditrail_server::ports::PROVISIONER.metrics;
     type Settings = Settings;
     type Shared = ();
     type Error = std::convert::Infallible;

@@ -81,8 +81,8 @@ pub enum SettingsError {
 
 impl auditrail_server::Service for Querier {
     const NAME: &'static str = "query";
-    const DEFAULT_PORT: u16 = 50055;
-    const DEFAULT_METRICS_PORT: u16 = 9468;
+    const DEFAULT_PORT: u16 = auditrail_server::ports::QUERY.grpc;
+    const DEFAULT_METRICS_PORT: u16 = auditrail_server::ports::QUERY.metrics;
     type Settings = Settings;
     /// The store it reads, shared with the indexer.
     type Shared = Arc<dyn Store>;

@@ -24,8 +24,8 @@ pub struct Reporter {}
 
 impl auditrail_server::Service for Reporter {
     const NAME: &'static str = "reporter";
-    const DEFAULT_PORT: u16 = 50056;
-    const DEFAULT_METRICS_PORT: u16 = 9469;
+    const DEFAULT_PORT: u16 = auditrail_server::ports::REPORTER.grpc;
+    const DEFAULT_METRICS_PORT: u16 = auditrail_server::ports::REPORTER.metrics;
     type Settings = Settings;
     /// Where its definitions and results are kept.
     type Shared = std::path::PathBuf;
