@@ -15,6 +15,9 @@
 //!   closed, HTTP/2 keep-alive pings, at most `max_concurrent_streams` calls
 //!   per connection, and the open-file limit raised at start
 //!   ([`raise_nofile_limit`]),
+//! - TLS with a certificate reloaded when its files change, client
+//!   certificates when a client CA is given, and no clear-text listener
+//!   beyond loopback unless asked for ([`TlsConfig`], [`check_listen`]),
 //! - graceful shutdown on SIGTERM or SIGINT ([`shutdown_signal`]): stop
 //!   accepting, let in-flight calls finish within a grace period, then exit;
 //! - how a listing RPC reads its `page_size` ([`PageBounds`]).
@@ -26,6 +29,7 @@ mod panic_layer;
 pub mod ports;
 mod service;
 mod shutdown;
+mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -45,6 +49,7 @@ pub use paging::{PageBounds, PageSizeTooLarge};
 pub use panic_layer::{CatchPanicLayer, install_panic_hook};
 pub use service::Service;
 pub use shutdown::shutdown_signal;
+pub use tls::{PeerInfo, TlsConfig, TlsError, check_listen};
 
 /// The `server` section of every service's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +75,14 @@ pub struct ServerConfig {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`).
     #[serde(default = "default_max_concurrent_streams")]
     pub max_concurrent_streams: u32,
+    /// TLS for the gRPC API (`[server.tls]`); without it the server listens
+    /// only on loopback unless `insecure_listen` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Serve without TLS on a non-loopback address (a warning is logged at
+    /// start and every minute).
+    #[serde(default)]
+    pub insecure_listen: bool,
 }
 
 fn default_max_connections() -> usize {
@@ -103,6 +116,8 @@ impl ServerConfig {
             max_connections: default_max_connections(),
             idle_timeout_secs: default_idle_timeout_secs(),
             max_concurrent_streams: default_max_concurrent_streams(),
+            tls: None,
+            insecure_listen: false,
         }
     }
 }
@@ -129,6 +144,9 @@ pub enum ServerError {
     /// The metrics endpoint failed.
     #[error(transparent)]
     Telemetry(#[from] auditrail_telemetry::TelemetryError),
+    /// TLS cannot be set up, or is missing where it is required.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// Adds gRPC reflection (v1 and v1alpha, for older clients such as some
@@ -183,7 +201,7 @@ fn request_span(request: &http::Request<()>) -> tracing::Span {
 /// keep-alive pings and the per-connection call limit.
 async fn serve_grpc(
     routes: RoutesBuilder,
-    incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<connections::BoundedConn>>,
+    incoming: impl tokio_stream::Stream<Item = std::io::Result<tls::Conn>> + Send + 'static,
     max_concurrent_streams: u32,
     stop: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
@@ -310,10 +328,21 @@ pub struct BoundServer {
     grace: Duration,
     bounds: connections::Bounds,
     max_concurrent_streams: u32,
+    tls: Option<std::sync::Arc<tls::Tls>>,
+    /// Serving in clear beyond loopback (allowed by `insecure_listen`):
+    /// warned about every minute.
+    clear_on_network: bool,
 }
 
 /// Binds the listeners of `config` for `services`.
 pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServer, ServerError> {
+    check_listen(config.listen, config.tls.as_ref(), config.insecure_listen)?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(tls::Tls::new)
+        .transpose()?
+        .map(std::sync::Arc::new);
     let grpc = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -347,6 +376,8 @@ pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServ
             idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         },
         max_concurrent_streams: config.max_concurrent_streams,
+        tls,
+        clear_on_network: config.tls.is_none() && !config.listen.ip().is_loopback(),
     })
 }
 
@@ -424,9 +455,30 @@ impl BoundServer {
             "serving"
         );
 
+        let plain = connections::incoming(self.grpc, self.bounds, stop_rx.clone());
+        let incoming: std::pin::Pin<
+            Box<dyn tokio_stream::Stream<Item = std::io::Result<tls::Conn>> + Send>,
+        > = match &self.tls {
+            Some(tls) => {
+                tokio::spawn(std::sync::Arc::clone(tls).reload_until(stop_rx.clone()));
+                Box::pin(tls.accept(plain, HANDSHAKE_TIMEOUT))
+            }
+            None => Box::pin(tls::clear(plain)),
+        };
+        if self.clear_on_network {
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_mins(1)) => tls::warn_clear(local_addr),
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            });
+        }
         let serve = serve_grpc(
             routes,
-            connections::incoming(self.grpc, self.bounds, stop_rx.clone()),
+            incoming,
             self.max_concurrent_streams,
             wait_stop(stop_rx.clone()),
         );
