@@ -247,7 +247,7 @@ impl Roles {
         }
         let mut scope: Option<Scope> = None;
         for binding in &self.bindings {
-            let bound = binding.users.iter().any(|u| *u == identity.name)
+            let bound = binding.users.contains(&identity.name)
                 || binding.groups.iter().any(|g| identity.groups.contains(g));
             if !bound {
                 continue;

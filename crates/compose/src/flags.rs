@@ -63,6 +63,16 @@ pub struct NodeArgs {
     /// (a warning is logged every minute) [default: refused].
     #[arg(long)]
     pub insecure_listen: bool,
+    /// Bearer tokens the API accepts: TOML `[[token]]` entries of name,
+    /// SHA-256 of the token and groups, re-read when the file changes
+    /// [default: none; with neither this nor --tls-client-ca every caller
+    /// may do everything].
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Roles and bindings beyond the built-in viewer, exporter, ingestor
+    /// and admin (TOML), re-read when the file changes [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub authz_file: Option<PathBuf>,
     /// Log filter, in `tracing` EnvFilter syntax (e.g.
     /// `info,auditrail=debug`) [default: info].
     #[arg(long, value_name = "FILTER")]
@@ -157,6 +167,10 @@ impl NodeArgs {
                     client_ca: self.tls_client_ca.clone(),
                 }),
                 insecure_listen: self.insecure_listen.then_some(true),
+                auth: AuthFlags {
+                    token_file: self.auth_token_file.clone(),
+                    roles_file: self.authz_file.clone(),
+                },
             },
             log: LogFlags {
                 level: self.log_level.clone(),
@@ -209,6 +223,22 @@ struct ServerFlags {
     tls: Option<TlsFlags>,
     #[serde(skip_serializing_if = "Option::is_none")]
     insecure_listen: Option<bool>,
+    #[serde(skip_serializing_if = "AuthFlags::is_empty")]
+    auth: AuthFlags,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct AuthFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles_file: Option<PathBuf>,
+}
+
+impl AuthFlags {
+    fn is_empty(&self) -> bool {
+        self.token_file.is_none() && self.roles_file.is_none()
+    }
 }
 
 /// `--tls-cert` and `--tls-key` come together (clap checks it), so they
@@ -381,6 +411,10 @@ mod tests {
             "--tls-client-ca",
             "/tls/ca.crt",
             "--insecure-listen",
+            "--auth-token-file",
+            "/auth/tokens.toml",
+            "--authz-file",
+            "/auth/roles.toml",
         ]);
         let value = toml::Value::try_from(args.overrides(&matches).unwrap()).unwrap();
         let tls = &value["server"]["tls"];
@@ -388,6 +422,9 @@ mod tests {
         assert_eq!(tls["key"].as_str(), Some("/tls/tls.key"));
         assert_eq!(tls["client_ca"].as_str(), Some("/tls/ca.crt"));
         assert_eq!(value["server"]["insecure_listen"].as_bool(), Some(true));
+        let auth = &value["server"]["auth"];
+        assert_eq!(auth["token_file"].as_str(), Some("/auth/tokens.toml"));
+        assert_eq!(auth["roles_file"].as_str(), Some("/auth/roles.toml"));
         let err = Cli::command()
             .try_get_matches_from(["x", "--tls-cert", "/tls/tls.crt"])
             .expect_err("a certificate without its key");

@@ -159,7 +159,10 @@ struct ReloadingCert {
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(Arc::clone(
-            &self.current.read().unwrap_or_else(|e| e.into_inner()),
+            &self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
         ))
     }
 }
@@ -247,7 +250,11 @@ impl Tls {
             }
             match load_key(&self.config.cert, &self.config.key) {
                 Ok(key) => {
-                    *self.cert.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(key);
+                    *self
+                        .cert
+                        .current
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(key);
                     seen = now;
                     metrics::counter!("tls_certificate_reloads_total").increment(1);
                     tracing::info!(cert = %self.config.cert.display(), "TLS certificate reloaded");
