@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tower::{Layer, Service};
 
-use crate::tls::PeerInfo;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 /// The `[server.auth]` table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,11 +265,10 @@ impl AuthLayer {
     fn identify(
         &self,
         headers: &http::HeaderMap,
-        peer: Option<&PeerInfo>,
+        peer: Option<&TlsConnectInfo<TcpConnectInfo>>,
     ) -> Result<Identity, &'static str> {
-        if let Some(leaf) = peer
-            .and_then(|p| p.certificates.as_deref())
-            .and_then(<[_]>::first)
+        if let Some(certificates) = peer.and_then(TlsConnectInfo::peer_certs)
+            && let Some(leaf) = certificates.first()
         {
             return certificate_identity(leaf).ok_or("the client certificate names no one");
         }
@@ -302,7 +301,7 @@ impl AuthLayer {
         &self,
         path: &str,
         headers: &http::HeaderMap,
-        peer: Option<&PeerInfo>,
+        peer: Option<&TlsConnectInfo<TcpConnectInfo>>,
     ) -> Result<Option<Caller>, tonic::Status> {
         if !self.state.enabled {
             return Ok(None);
@@ -445,7 +444,7 @@ where
         let decision = self.layer.check(
             request.uri().path(),
             request.headers(),
-            request.extensions().get::<PeerInfo>(),
+            request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>(),
         );
         match decision {
             Ok(caller) => {

@@ -55,7 +55,7 @@ pub use paging::{PageBounds, PageSizeTooLarge};
 pub use panic_layer::{CatchPanicLayer, install_panic_hook};
 pub use service::Service;
 pub use shutdown::shutdown_signal;
-pub use tls::{PeerInfo, TlsConfig, TlsError, check_listen};
+pub use tls::{TlsConfig, TlsError, check_listen};
 
 /// The `server` section of every service's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,13 +213,22 @@ fn request_span(request: &http::Request<()>) -> tracing::Span {
 /// Serves `routes` on `incoming` until `stop`: the per-call layers
 /// (metrics outside, panic catching inside), tracing spans, HTTP/2
 /// keep-alive pings and the per-connection call limit.
-async fn serve_grpc(
+async fn serve_grpc<IO>(
     routes: RoutesBuilder,
-    incoming: impl tokio_stream::Stream<Item = std::io::Result<tls::Conn>> + Send + 'static,
+    incoming: impl tokio_stream::Stream<Item = std::io::Result<IO>> + Send + 'static,
     max_concurrent_streams: u32,
     auth: AuthLayer,
     stop: impl Future<Output = ()>,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), tonic::transport::Error>
+where
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+{
     tonic::transport::Server::builder()
         .trace_fn(request_span)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
@@ -258,17 +267,31 @@ fn spawn_tasks(
         .collect()
 }
 
-/// The connections the gRPC server serves: bounded, over TLS when
-/// configured (its certificate reloaded until `stop`), else in clear, with
-/// the minutely warning of a clear listener at `clear_on` beyond loopback.
-fn accept(
+/// Serves `routes` on the connections of `listener` until `stop`: over
+/// TLS when configured (its certificate reloaded until `stop`), else in
+/// clear, with the minutely warning of a clear listener at `clear_on`
+/// beyond loopback.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the server's parts, passed once from run"
+)]
+async fn serve_connections(
     listener: TcpListener,
     bounds: connections::Bounds,
-    tls: Option<&std::sync::Arc<tls::Tls>>,
+    tls: Option<std::sync::Arc<tls::Tls>>,
     clear_on: Option<SocketAddr>,
-    stop: &watch::Receiver<bool>,
-) -> std::pin::Pin<Box<dyn tokio_stream::Stream<Item = std::io::Result<tls::Conn>> + Send>> {
+    routes: RoutesBuilder,
+    max_concurrent_streams: u32,
+    auth: AuthLayer,
+    stop: watch::Receiver<bool>,
+) -> Result<(), tonic::transport::Error> {
     let plain = connections::incoming(listener, bounds, stop.clone());
+    let stopped = {
+        let mut stop = stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    };
     if let Some(addr) = clear_on {
         let mut stop = stop.clone();
         tokio::spawn(async move {
@@ -282,10 +305,11 @@ fn accept(
     }
     match tls {
         Some(tls) => {
-            tokio::spawn(std::sync::Arc::clone(tls).reload_until(stop.clone()));
-            Box::pin(tls.accept(plain, HANDSHAKE_TIMEOUT))
+            tokio::spawn(std::sync::Arc::clone(&tls).reload_until(stop.clone()));
+            let incoming = tls.accept(plain, HANDSHAKE_TIMEOUT);
+            serve_grpc(routes, incoming, max_concurrent_streams, auth, stopped).await
         }
-        None => Box::pin(tls::clear(plain)),
+        None => serve_grpc(routes, plain, max_concurrent_streams, auth, stopped).await,
     }
 }
 
@@ -532,20 +556,16 @@ impl BoundServer {
             "serving"
         );
 
-        let incoming = accept(
+        tokio::spawn(self.auth.clone().reload_until(stop_rx.clone()));
+        let serve = serve_connections(
             self.grpc,
             self.bounds,
-            self.tls.as_ref(),
+            self.tls,
             self.clear_on_network.then_some(local_addr),
-            &stop_rx,
-        );
-        tokio::spawn(self.auth.clone().reload_until(stop_rx.clone()));
-        let serve = serve_grpc(
             routes,
-            incoming,
             self.max_concurrent_streams,
             self.auth,
-            wait_stop(stop_rx.clone()),
+            stop_rx.clone(),
         );
         tokio::pin!(serve);
 

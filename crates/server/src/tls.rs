@@ -5,8 +5,8 @@
 //! connections of `connections`), not in tonic's, for two reasons: the
 //! certificate and key are re-read when their files change (cert-manager
 //! renews a Secret in place, and a restart to pick it up would drop every
-//! stream), and the peer's certificate chain travels with the connection
-//! ([`PeerInfo`]) to the layer that decides who is calling.
+//! stream). tonic's own `TlsConnectInfo` carries the peer's certificate
+//! chain to the layer that decides who is calling.
 //!
 //! With `client_ca`, every client must present a certificate that CA
 //! signed (mTLS). Without TLS a server may listen only on a loopback
@@ -15,9 +15,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use rustls::pki_types::pem::PemObject as _;
@@ -25,12 +23,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::Connected;
 
 use crate::connections::BoundedConn;
 
@@ -273,7 +269,7 @@ impl Tls {
         self: &Arc<Self>,
         mut plain: ReceiverStream<io::Result<BoundedConn>>,
         timeout: Duration,
-    ) -> ReceiverStream<io::Result<Conn>> {
+    ) -> ReceiverStream<io::Result<tokio_rustls::server::TlsStream<BoundedConn>>> {
         let (tx, rx) = mpsc::channel(16);
         let tls = Arc::clone(self);
         tokio::spawn(async move {
@@ -292,7 +288,7 @@ impl Tls {
                     let remote = conn.remote_addr();
                     match tokio::time::timeout(timeout, acceptor.accept(conn)).await {
                         Ok(Ok(stream)) => {
-                            let _ = tx.send(Ok(Conn::Tls(Box::new(stream)))).await;
+                            let _ = tx.send(Ok(stream)).await;
                         }
                         Ok(Err(e)) => {
                             metrics::counter!("tls_handshake_failures_total").increment(1);
@@ -308,91 +304,4 @@ impl Tls {
         });
         ReceiverStream::new(rx)
     }
-}
-
-/// Who is at the other end of a connection: its address and, over mTLS,
-/// its certificate chain (leaf first). Tonic puts it in every request's
-/// extensions.
-#[derive(Debug, Clone, Default)]
-pub struct PeerInfo {
-    /// The client's address.
-    pub remote: Option<SocketAddr>,
-    /// The client's certificates, when it presented any.
-    pub certificates: Option<Arc<[CertificateDer<'static>]>>,
-}
-
-/// A served connection: in clear (loopback, or allowed) or over TLS.
-#[derive(Debug)]
-pub(crate) enum Conn {
-    Plain(BoundedConn),
-    Tls(Box<tokio_rustls::server::TlsStream<BoundedConn>>),
-}
-
-impl Connected for Conn {
-    type ConnectInfo = PeerInfo;
-
-    fn connect_info(&self) -> PeerInfo {
-        match self {
-            Self::Plain(conn) => PeerInfo {
-                remote: conn.remote_addr(),
-                certificates: None,
-            },
-            Self::Tls(stream) => {
-                let (conn, session) = stream.get_ref();
-                PeerInfo {
-                    remote: conn.remote_addr(),
-                    certificates: session
-                        .peer_certificates()
-                        .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect()),
-                }
-            }
-        }
-    }
-}
-
-impl AsyncRead for Conn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(conn) => Pin::new(conn).poll_read(cx, buf),
-            Self::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Conn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(conn) => Pin::new(conn).poll_write(cx, buf),
-            Self::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(conn) => Pin::new(conn).poll_flush(cx),
-            Self::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(conn) => Pin::new(conn).poll_shutdown(cx),
-            Self::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-/// The connections of `plain` served in clear.
-pub(crate) fn clear(
-    plain: ReceiverStream<io::Result<BoundedConn>>,
-) -> impl tokio_stream::Stream<Item = io::Result<Conn>> {
-    plain.map(|conn| conn.map(Conn::Plain))
 }

@@ -12,6 +12,7 @@
     reason = "test helpers: a failed unwrap is a failed test"
 )]
 
+mod access;
 mod all_in_one;
 mod cli_client;
 mod cli_provision;
