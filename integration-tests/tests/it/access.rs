@@ -76,13 +76,15 @@ async fn call(
 async fn every_rpc_answers_each_role_as_the_permissions_table_says() {
     let dir = tempfile::tempdir().unwrap();
     let roles = ["viewer", "exporter", "ingestor", "admin"];
-    let mut tokens = String::new();
-    for role in roles {
-        tokens.push_str(&format!(
-            "[[token]]\nname = \"{role}-user\"\nsha256 = \"{}\"\ngroups = [\"{role}\"]\n\n",
-            auditrail_access::digest_hex(&format!("{role}-secret"))
-        ));
-    }
+    let tokens: String = roles
+        .iter()
+        .map(|role| {
+            format!(
+                "[[token]]\nname = \"{role}-user\"\nsha256 = \"{}\"\ngroups = [\"{role}\"]\n\n",
+                auditrail_access::digest_hex(&format!("{role}-secret"))
+            )
+        })
+        .collect();
     let token_file = dir.path().join("tokens.toml");
     std::fs::write(&token_file, tokens).unwrap();
     let data = dir.path().join("data");
