@@ -76,15 +76,16 @@ async fn call(
 async fn every_rpc_answers_each_role_as_the_permissions_table_says() {
     let dir = tempfile::tempdir().unwrap();
     let roles = ["viewer", "exporter", "ingestor", "admin"];
-    let tokens: String = roles
-        .iter()
-        .map(|role| {
-            format!(
-                "[[token]]\nname = \"{role}-user\"\nsha256 = \"{}\"\ngroups = [\"{role}\"]\n\n",
-                auditrail_access::digest_hex(&format!("{role}-secret"))
-            )
-        })
-        .collect();
+    let mut tokens = String::new();
+    for role in roles {
+        use std::fmt::Write as _;
+        let digest = auditrail_access::digest_hex(&format!("{role}-secret"));
+        writeln!(
+            tokens,
+            "[[token]]\nname = \"{role}-user\"\nsha256 = \"{digest}\"\ngroups = [\"{role}\"]\n"
+        )
+        .unwrap();
+    }
     let token_file = dir.path().join("tokens.toml");
     std::fs::write(&token_file, tokens).unwrap();
     let data = dir.path().join("data");
