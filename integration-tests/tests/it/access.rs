@@ -270,3 +270,211 @@ async fn over_mtls_the_client_certificate_is_the_identity() {
         .find(|line| line.contains("permission denied") && line.contains("bob.example"));
     assert!(refusal.is_some(), "the refusal is logged with the identity");
 }
+
+/// A client of `server` sending `token`.
+async fn with_token(
+    server: &Server,
+    token: &str,
+) -> tonic::service::interceptor::InterceptedService<
+    tonic::transport::Channel,
+    impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone,
+> {
+    let value: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
+    let intercept = move |mut request: tonic::Request<()>| {
+        request
+            .metadata_mut()
+            .insert("authorization", value.clone());
+        Ok(request)
+    };
+    tonic::service::interceptor::InterceptedService::new(channel(server).await.unwrap(), intercept)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scoped_reader_sees_exactly_its_clusters_and_types() {
+    use auditrail_proto::v1;
+    use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
+    use auditrail_proto::v1::query_service_client::QueryServiceClient;
+    use tokio_stream::StreamExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let token = |name: &str, groups: &str| {
+        format!(
+            "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ngroups = [{groups}]\n",
+            auditrail_access::digest_hex(&format!("{name}-secret"))
+        )
+    };
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        [token("root", "\"admin\""), token("alice", "")].concat(),
+    )
+    .unwrap();
+    let roles = dir.path().join("roles.toml");
+    std::fs::write(
+        &roles,
+        "[[role]]\nname = \"a-kube\"\npermissions = [\"read\", \"export\"]\n\
+         clusters = [\"a\"]\ntypes = [\"kube\"]\n\n\
+         [[binding]]\nrole = \"a-kube\"\nusers = [\"alice\"]\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(
+        &binary("auditrail").unwrap(),
+        &[
+            "up",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--retention-days",
+            "0",
+            "--auth-token-file",
+            tokens.to_str().unwrap(),
+            "--authz-file",
+            roles.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .unwrap();
+
+    // Two clusters of generated events (kube and Calico's ee kinds).
+    let lines: Vec<Vec<u8>> =
+        auditrail_loggen::Generator::new(auditrail_loggen::GenConfig::default())
+            .take(400)
+            .map(String::into_bytes)
+            .collect();
+    let mut ingest = IngestServiceClient::new(with_token(&server, "root-secret").await);
+    for cluster in ["a", "b"] {
+        let answer = ingest
+            .ingest_batch(v1::IngestBatchRequest {
+                batch_id: format!("batch-{cluster}"),
+                cluster: cluster.to_owned(),
+                source: "test".to_owned(),
+                events: lines
+                    .iter()
+                    .map(|raw| v1::RawEvent {
+                        raw: raw.clone().into(),
+                        type_hint: v1::EventType::Kube as i32,
+                        origin: None,
+                    })
+                    .collect(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(answer.committed);
+    }
+    let all_stats = ingest
+        .get_index_stats(v1::GetIndexStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    let expected: u64 = all_stats
+        .iter()
+        .filter(|s| s.cluster == "a" && s.r#type == v1::EventType::Kube as i32)
+        .map(|s| s.event_count)
+        .sum();
+    let everything: u64 = all_stats.iter().map(|s| s.event_count).sum();
+    assert!(expected > 0 && expected < everything, "{all_stats:?}");
+
+    let alice = with_token(&server, "alice-secret").await;
+    let mut query = QueryServiceClient::new(alice.clone());
+    let search = |filter: v1::Filter| v1::SearchRequest {
+        filter: Some(filter),
+        page_size: 1,
+        exact_total: true,
+        ..v1::SearchRequest::default()
+    };
+    let seen = query
+        .search(search(v1::Filter::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .total_hits;
+    assert_eq!(seen, expected, "search total: only cluster a, type kube");
+    let histogram = query
+        .histogram(v1::HistogramRequest {
+            filter: Some(v1::Filter {
+                from: "2000-01-01T00:00:00Z".to_owned(),
+                ..v1::Filter::default()
+            }),
+            interval: Some(prost_types::Duration {
+                seconds: 86_400 * 365,
+                nanos: 0,
+            }),
+            ..v1::HistogramRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let counted: u64 = histogram.buckets.iter().map(|b| b.count).sum();
+    assert_eq!(
+        counted, expected,
+        "histogram counts only what alice may read"
+    );
+    let mut export = query
+        .export(v1::ExportRequest {
+            format: v1::ExportFormat::Ndjson as i32,
+            ..v1::ExportRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = export.next().await {
+        bytes.extend(chunk.unwrap().data);
+    }
+    let exported = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+    assert_eq!(exported, expected, "export holds only what alice may read");
+    let stats = IngestServiceClient::new(alice.clone())
+        .get_index_stats(v1::GetIndexStatsRequest::default())
+        .await;
+    // Alice has read, so statistics answer, limited to her scope.
+    let stats = stats.unwrap().into_inner().stats;
+    assert!(
+        stats
+            .iter()
+            .all(|s| s.cluster == "a" && s.r#type == v1::EventType::Kube as i32),
+        "{stats:?}"
+    );
+
+    // Asking for what lies outside is refused by name, never answered empty.
+    let err = query
+        .search(search(v1::Filter {
+            clusters: vec!["b".to_owned()],
+            ..v1::Filter::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("cluster \"b\""), "{}", err.message());
+    let err = query
+        .search(search(v1::Filter {
+            r#type: v1::TypeFilter::Ee as i32,
+            ..v1::Filter::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+    let err = query
+        .history(v1::HistoryRequest {
+            cluster: "b".to_owned(),
+            resource: "networkpolicies".to_owned(),
+            namespace: "default".to_owned(),
+            name: "x".to_owned(),
+            ..v1::HistoryRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    // And alice may not ingest at all.
+    let err = IngestServiceClient::new(alice)
+        .ingest_batch(v1::IngestBatchRequest {
+            batch_id: "forged".to_owned(),
+            cluster: "a".to_owned(),
+            source: "x".to_owned(),
+            events: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+}

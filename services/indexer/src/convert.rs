@@ -9,6 +9,15 @@ use auditrail_store::{Damage, IndexStats};
 
 pub(crate) use auditrail_proto::timestamp;
 
+/// The name (`kube`, `ee`) of an `auditrail.v1` event type value.
+pub(crate) fn type_name(value: i32) -> Option<&'static str> {
+    match v1::EventType::try_from(value) {
+        Ok(v1::EventType::Kube) => Some("kube"),
+        Ok(v1::EventType::Ee) => Some("ee"),
+        _ => None,
+    }
+}
+
 /// The `auditrail.v1` value of an event type (the proto crate does not know
 /// the domain's types: it sits below them).
 fn event_type_to_proto(t: EventType) -> v1::EventType {

@@ -15,6 +15,10 @@ pub(crate) enum IndexerError {
     /// A retention shorter than the floor, without `force`.
     #[error("{0}")]
     NeedsForce(String),
+    /// The caller's permission does not reach what it asked for (a
+    /// cluster outside its scope).
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed; its own error decides the code (a full disk or a
     /// store that cannot commit is UNAVAILABLE: nothing was acknowledged).
     #[error(transparent)]
@@ -35,6 +39,7 @@ impl From<IndexerError> for Status {
         match err {
             IndexerError::Invalid(m) => Self::invalid_argument(m),
             IndexerError::NeedsForce(m) => Self::failed_precondition(m),
+            IndexerError::Forbidden(m) => Self::permission_denied(m),
             IndexerError::Store(e) => Self::from(e),
             IndexerError::Task(m) => Self::internal(format!("indexing task failed: {m}")),
         }

@@ -259,20 +259,50 @@ impl IngestService for Indexer {
         &self,
         request: Request<v1::IngestBatchRequest>,
     ) -> Result<Response<v1::IngestBatchResponse>, Status> {
-        Ok(Response::new(self.ingest(request.into_inner()).await?))
+        let caller = auditrail_server::Caller::of(&request);
+        let request = request.into_inner();
+        if !caller.scope.allows_cluster(&request.cluster) {
+            return Err(IndexerError::Forbidden(format!(
+                "{} may not ingest into cluster {:?}: its permission ingest does not reach it",
+                caller.identity.name, request.cluster
+            ))
+            .into());
+        }
+        Ok(Response::new(self.ingest(request).await?))
     }
 
     async fn get_index_stats(
         &self,
         request: Request<v1::GetIndexStatsRequest>,
     ) -> Result<Response<v1::GetIndexStatsResponse>, Status> {
-        Ok(Response::new(self.stats(request.into_inner()).await?))
+        let caller = auditrail_server::Caller::of(&request);
+        let mut answer = self.stats(request.into_inner()).await?;
+        // Statistics never show what the caller may not read.
+        answer.stats.retain(|s| {
+            caller.scope.allows_cluster(&s.cluster)
+                && caller
+                    .scope
+                    .allows_type(convert::type_name(s.r#type).unwrap_or_default())
+        });
+        answer
+            .damaged_segments
+            .retain(|d| caller.scope.allows_cluster(&d.cluster));
+        Ok(Response::new(answer))
     }
 
     async fn apply_retention(
         &self,
         request: Request<v1::ApplyRetentionRequest>,
     ) -> Result<Response<v1::ApplyRetentionResponse>, Status> {
+        let caller = auditrail_server::Caller::of(&request);
+        if !caller.scope.is_all() {
+            return Err(IndexerError::Forbidden(format!(
+                "{} may not apply retention: it deletes events of every cluster, and its \
+                 permission delete reaches only some",
+                caller.identity.name
+            ))
+            .into());
+        }
         let peer = request
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |a| a.to_string());

@@ -21,6 +21,10 @@ pub(crate) enum QueryError {
     /// of events that are not versions of one object).
     #[error("{0}")]
     NotApplicable(String),
+    /// The caller may not read what it asked for (a cluster or event type
+    /// outside its scope).
+    #[error("{0}")]
+    Forbidden(String),
     /// A bound on concurrent work (exports) is reached; retry later.
     #[error("{0}")]
     Busy(String),
@@ -73,6 +77,7 @@ impl From<QueryError> for Status {
             QueryError::Invalid(m) => Self::invalid_argument(m),
             QueryError::NotFound(m) => Self::not_found(m),
             QueryError::NotApplicable(m) => Self::failed_precondition(m),
+            QueryError::Forbidden(m) => Self::permission_denied(m),
             QueryError::Busy(m) => Self::resource_exhausted(m),
             QueryError::Damaged(m) => Self::data_loss(m),
             QueryError::Store(e) => Self::from(e),

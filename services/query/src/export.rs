@@ -61,6 +61,7 @@ pub(crate) fn start(
     request: &v1::ExportRequest,
     now: Timestamp,
     slot: ExportSlot,
+    caller: &auditrail_server::Caller,
 ) -> Result<BoxStream<v1::ExportChunk>, QueryError> {
     let format = format_from_proto(request.format)?;
     let sort = sort_order(request.sort)?;
@@ -68,6 +69,7 @@ pub(crate) fn start(
         with_timeline(request.filter.as_ref(), request.timeline).map_err(QueryError::from)?;
     let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(QueryError::from)?;
     let query = to_query(&filter, request.timeline, from, to).map_err(QueryError::from)?;
+    let query = crate::scope::restrict(query, &filter, caller, "export")?;
     let limit = (request.limit > 0).then_some(request.limit);
     let scope = Scope {
         clusters: filter.clusters.clone(),

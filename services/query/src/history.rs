@@ -218,6 +218,7 @@ pub(crate) async fn history(
     store: &dyn Store,
     request: v1::HistoryRequest,
     now: Timestamp,
+    caller: &auditrail_server::Caller,
 ) -> Result<v1::HistoryResponse, QueryError> {
     if request.resource.trim().is_empty() || request.name.is_empty() {
         return Err(QueryError::invalid("resource and name are required"));
@@ -245,6 +246,7 @@ pub(crate) async fn history(
     } else {
         request.cluster.clone()
     };
+    crate::scope::check_cluster(caller, &cluster)?;
     let (from, to, after) = if request.page_token.is_empty() {
         let (from, to) =
             resolve_range(&request.from, &request.to, now).map_err(QueryError::from)?;
@@ -253,13 +255,16 @@ pub(crate) async fn history(
         let token = PageToken::decode(&request.page_token, print).map_err(QueryError::from)?;
         (token.from, token.to, Some(token.after))
     };
-    let versions = versions_query(&Target {
-        cluster: &cluster,
-        api_group: resource.group.as_deref(),
-        resource: &resource.plural,
-        namespace,
-        name: &request.name,
-    });
+    let versions = Query::And(vec![
+        versions_query(&Target {
+            cluster: &cluster,
+            api_group: resource.group.as_deref(),
+            resource: &resource.plural,
+            namespace,
+            name: &request.name,
+        }),
+        crate::scope::within(caller),
+    ]);
     let page = store
         .search(SearchRequest {
             query: Query::And(vec![versions.clone(), Query::time_range(from, Some(to))]),
@@ -349,6 +354,7 @@ async fn diff_side(
 pub(crate) async fn diff(
     store: &dyn Store,
     request: v1::DiffRequest,
+    caller: &auditrail_server::Caller,
 ) -> Result<v1::DiffResponse, QueryError> {
     let context = request.context_lines.unwrap_or(3);
     if context > MAX_CONTEXT {
@@ -358,6 +364,9 @@ pub(crate) async fn diff(
     }
     let from_event = event(store, &request.from_event_id, "from_event_id").await?;
     let to_event = event(store, &request.to_event_id, "to_event_id").await?;
+    for event in [&from_event, &to_event] {
+        crate::scope::check_event(caller, &event.cluster, event.event_type.as_str())?;
+    }
     let (from, from_object) = diff_side(store, &from_event).await?;
     let (to, to_object) = diff_side(store, &to_event).await?;
     for (version, id) in [(&from, &request.from_event_id), (&to, &request.to_event_id)] {

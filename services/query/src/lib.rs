@@ -20,6 +20,7 @@ pub mod filter;
 mod fuzz;
 mod history;
 mod limits;
+mod scope;
 mod search;
 pub mod token;
 
@@ -176,20 +177,32 @@ impl QueryService for Querier {
         &self,
         request: Request<v1::SearchRequest>,
     ) -> Result<Response<v1::SearchResponse>, Status> {
-        search::search(&*self.store, request.into_inner(), jiff::Timestamp::now())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let caller = auditrail_server::Caller::of(&request);
+        search::search(
+            &*self.store,
+            request.into_inner(),
+            jiff::Timestamp::now(),
+            &caller,
+        )
+        .await
+        .map(Response::new)
+        .map_err(Status::from)
     }
 
     async fn histogram(
         &self,
         request: Request<v1::HistogramRequest>,
     ) -> Result<Response<v1::HistogramResponse>, Status> {
-        search::histogram(&*self.store, request.into_inner(), jiff::Timestamp::now())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let caller = auditrail_server::Caller::of(&request);
+        search::histogram(
+            &*self.store,
+            request.into_inner(),
+            jiff::Timestamp::now(),
+            &caller,
+        )
+        .await
+        .map(Response::new)
+        .map_err(Status::from)
     }
 
     type ExportStream = BoxStream<v1::ExportChunk>;
@@ -205,6 +218,7 @@ impl QueryService for Querier {
             request.get_ref(),
             jiff::Timestamp::now(),
             slot,
+            &auditrail_server::Caller::of(&request),
         )?;
         Ok(Response::new(stream))
     }
@@ -213,17 +227,24 @@ impl QueryService for Querier {
         &self,
         request: Request<v1::HistoryRequest>,
     ) -> Result<Response<v1::HistoryResponse>, Status> {
-        history::history(&*self.store, request.into_inner(), jiff::Timestamp::now())
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let caller = auditrail_server::Caller::of(&request);
+        history::history(
+            &*self.store,
+            request.into_inner(),
+            jiff::Timestamp::now(),
+            &caller,
+        )
+        .await
+        .map(Response::new)
+        .map_err(Status::from)
     }
 
     async fn diff(
         &self,
         request: Request<v1::DiffRequest>,
     ) -> Result<Response<v1::DiffResponse>, Status> {
-        history::diff(&*self.store, request.into_inner())
+        let caller = auditrail_server::Caller::of(&request);
+        history::diff(&*self.store, request.into_inner(), &caller)
             .await
             .map(Response::new)
             .map_err(Status::from)

@@ -2,6 +2,8 @@
 //! values).
 
 use crate::error::QueryError;
+use crate::scope;
+use auditrail_server::Caller;
 use std::collections::BTreeMap;
 
 use auditrail_proto::{timestamp, v1};
@@ -24,6 +26,7 @@ pub(crate) async fn search(
     store: &dyn Store,
     request: v1::SearchRequest,
     now: Timestamp,
+    caller: &Caller,
 ) -> Result<v1::SearchResponse, QueryError> {
     let limit = page_size(request.page_size)?;
     let sort = sort_order(request.sort)?;
@@ -42,6 +45,7 @@ pub(crate) async fn search(
         (token.from, token.to, Some(token.after))
     };
     let query = to_query(&filter, request.timeline, from, to).map_err(QueryError::from)?;
+    let query = scope::restrict(query, &filter, caller, "read")?;
     let page = store
         .search(SearchRequest {
             query,
@@ -168,11 +172,13 @@ pub(crate) async fn histogram(
     store: &dyn Store,
     request: v1::HistogramRequest,
     now: Timestamp,
+    caller: &Caller,
 ) -> Result<v1::HistogramResponse, QueryError> {
     let filter =
         with_timeline(request.filter.as_ref(), request.timeline).map_err(QueryError::from)?;
     let (from, to) = resolve_range(&filter.from, &filter.to, now).map_err(QueryError::from)?;
     let query = to_query(&filter, request.timeline, from, to).map_err(QueryError::from)?;
+    let query = scope::restrict(query, &filter, caller, "read")?;
     let top_n = match request.top_n {
         0 => 10,
         n if n <= MAX_TOP_N => n,
