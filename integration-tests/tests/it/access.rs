@@ -297,84 +297,8 @@ async fn a_scoped_reader_sees_exactly_its_clusters_and_types() {
     use tokio_stream::StreamExt as _;
 
     let dir = tempfile::tempdir().unwrap();
-    let token = |name: &str, groups: &str| {
-        format!(
-            "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ngroups = [{groups}]\n",
-            auditrail_access::digest_hex(&format!("{name}-secret"))
-        )
-    };
-    let tokens = dir.path().join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        [token("root", "\"admin\""), token("alice", "")].concat(),
-    )
-    .unwrap();
-    let roles = dir.path().join("roles.toml");
-    std::fs::write(
-        &roles,
-        "[[role]]\nname = \"a-kube\"\npermissions = [\"read\", \"export\"]\n\
-         clusters = [\"a\"]\ntypes = [\"kube\"]\n\n\
-         [[binding]]\nrole = \"a-kube\"\nusers = [\"alice\"]\n",
-    )
-    .unwrap();
-    let data = dir.path().join("data");
-    let server = Server::start(
-        &binary("auditrail").unwrap(),
-        &[
-            "up",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--retention-days",
-            "0",
-            "--auth-token-file",
-            tokens.to_str().unwrap(),
-            "--authz-file",
-            roles.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .unwrap();
-
-    // Two clusters of generated events (kube and Calico's ee kinds).
-    let lines: Vec<Vec<u8>> =
-        auditrail_loggen::Generator::new(auditrail_loggen::GenConfig::default())
-            .take(400)
-            .map(String::into_bytes)
-            .collect();
-    let mut ingest = IngestServiceClient::new(with_token(&server, "root-secret").await);
-    for cluster in ["a", "b"] {
-        let answer = ingest
-            .ingest_batch(v1::IngestBatchRequest {
-                batch_id: format!("batch-{cluster}"),
-                cluster: cluster.to_owned(),
-                source: "test".to_owned(),
-                events: lines
-                    .iter()
-                    .map(|raw| v1::RawEvent {
-                        raw: raw.clone().into(),
-                        type_hint: v1::EventType::Kube as i32,
-                        origin: None,
-                    })
-                    .collect(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(answer.committed);
-    }
-    let all_stats = ingest
-        .get_index_stats(v1::GetIndexStatsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .stats;
-    let expected: u64 = all_stats
-        .iter()
-        .filter(|s| s.cluster == "a" && s.r#type == v1::EventType::Kube as i32)
-        .map(|s| s.event_count)
-        .sum();
-    let everything: u64 = all_stats.iter().map(|s| s.event_count).sum();
-    assert!(expected > 0 && expected < everything, "{all_stats:?}");
+    let server = scoped_server(dir.path());
+    let expected = ingest_two_clusters(&server).await;
 
     let alice = with_token(&server, "alice-secret").await;
     let mut query = QueryServiceClient::new(alice.clone());
@@ -423,7 +347,7 @@ async fn a_scoped_reader_sees_exactly_its_clusters_and_types() {
     while let Some(chunk) = export.next().await {
         bytes.extend(chunk.unwrap().data);
     }
-    let exported = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+    let exported = String::from_utf8(bytes).unwrap().lines().count() as u64;
     assert_eq!(exported, expected, "export holds only what alice may read");
     let stats = IngestServiceClient::new(alice.clone())
         .get_index_stats(v1::GetIndexStatsRequest::default())
@@ -437,7 +361,72 @@ async fn a_scoped_reader_sees_exactly_its_clusters_and_types() {
         "{stats:?}"
     );
 
-    // Asking for what lies outside is refused by name, never answered empty.
+    outside_the_scope_is_refused(&server).await;
+}
+
+/// Stores the same generated events for clusters `a` and `b` as the admin;
+/// the number of events of cluster `a` and type kube.
+async fn ingest_two_clusters(server: &Server) -> u64 {
+    use auditrail_proto::v1;
+    use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
+    // Two clusters of generated events (kube and Calico's ee kinds).
+    let lines: Vec<Vec<u8>> =
+        auditrail_loggen::Generator::new(auditrail_loggen::GenConfig::default())
+            .take(400)
+            .map(String::into_bytes)
+            .collect();
+    let mut ingest = IngestServiceClient::new(with_token(server, "root-secret").await);
+    for cluster in ["a", "b"] {
+        let answer = ingest
+            .ingest_batch(v1::IngestBatchRequest {
+                batch_id: format!("batch-{cluster}"),
+                cluster: cluster.to_owned(),
+                source: "test".to_owned(),
+                events: lines
+                    .iter()
+                    .map(|raw| v1::RawEvent {
+                        raw: raw.clone().into(),
+                        type_hint: v1::EventType::Kube as i32,
+                        origin: None,
+                    })
+                    .collect(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(answer.committed);
+    }
+    let all_stats = ingest
+        .get_index_stats(v1::GetIndexStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .stats;
+    let expected: u64 = all_stats
+        .iter()
+        .filter(|s| s.cluster == "a" && s.r#type == v1::EventType::Kube as i32)
+        .map(|s| s.event_count)
+        .sum();
+    let everything: u64 = all_stats.iter().map(|s| s.event_count).sum();
+    assert!(expected > 0 && expected < everything, "{all_stats:?}");
+
+    expected
+}
+
+/// What lies outside alice's scope is refused by name, never answered
+/// empty.
+async fn outside_the_scope_is_refused(server: &Server) {
+    use auditrail_proto::v1;
+    use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
+    use auditrail_proto::v1::query_service_client::QueryServiceClient;
+    let alice = with_token(server, "alice-secret").await;
+    let mut query = QueryServiceClient::new(alice.clone());
+    let search = |filter: v1::Filter| v1::SearchRequest {
+        filter: Some(filter),
+        page_size: 1,
+        exact_total: true,
+        ..v1::SearchRequest::default()
+    };
     let err = query
         .search(search(v1::Filter {
             clusters: vec!["b".to_owned()],
@@ -477,4 +466,46 @@ async fn a_scoped_reader_sees_exactly_its_clusters_and_types() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+/// `auditrail up` with a token for `root` (admin) and `alice`, and a roles
+/// file that lets alice read and export cluster `a`'s kube events only.
+fn scoped_server(dir: &std::path::Path) -> Server {
+    let token = |name: &str, groups: &str| {
+        format!(
+            "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ngroups = [{groups}]\n",
+            auditrail_access::digest_hex(&format!("{name}-secret"))
+        )
+    };
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        [token("root", "\"admin\""), token("alice", "")].concat(),
+    )
+    .unwrap();
+    let roles = dir.join("roles.toml");
+    std::fs::write(
+        &roles,
+        "[[role]]\nname = \"a-kube\"\npermissions = [\"read\", \"export\"]\n\
+         clusters = [\"a\"]\ntypes = [\"kube\"]\n\n\
+         [[binding]]\nrole = \"a-kube\"\nusers = [\"alice\"]\n",
+    )
+    .unwrap();
+    let data = dir.join("data");
+    Server::start(
+        &binary("auditrail").unwrap(),
+        &[
+            "up",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--retention-days",
+            "0",
+            "--auth-token-file",
+            tokens.to_str().unwrap(),
+            "--authz-file",
+            roles.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .unwrap()
 }
