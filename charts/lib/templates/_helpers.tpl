@@ -114,13 +114,13 @@ prometheus.io/path: /metrics
 - name: tls
   secret:
     secretName: {{ include "auditrail.tlsSecretName" . }}
-    defaultMode: 0440
+    defaultMode: 288  # 0440, in decimal: YAML 1.1 and 1.2 readers agree on it
 {{- end }}
 {{- if .root.Values.global.auth.tokenSecret }}
 - name: auth-tokens
   secret:
     secretName: {{ .root.Values.global.auth.tokenSecret }}
-    defaultMode: 0440
+    defaultMode: 288  # 0440, in decimal: YAML 1.1 and 1.2 readers agree on it
 {{- end }}
 {{- if .root.Values.global.auth.rolesConfigMap }}
 - name: auth-roles

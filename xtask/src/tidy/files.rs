@@ -10,8 +10,10 @@ use anyhow::{Context as _, bail};
 use super::Violation;
 
 /// Files allowed at the top of the repository, by exact path.
-const ROOT_FILES: [&str; 9] = [
+const ROOT_FILES: [&str; 11] = [
     ".gitignore",
+    ".dockerignore",
+    "Dockerfile",
     ".cargo/config.toml",
     ".ci/run",
     "Cargo.toml",
@@ -130,6 +132,10 @@ mod tests {
             "proto/auditrail/v1/query.proto",
             "proto/baseline/auditrail.v1.txtpb",
             "kibana/auditrail.ndjson",
+            "Dockerfile",
+            "charts/auditrail/values.schema.json",
+            "charts/lib/templates/_helpers.tpl",
+            "charts/auditrail/templates/NOTES.txt",
         ] {
             assert!(allowed(path), "{path}");
         }
