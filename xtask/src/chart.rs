@@ -643,9 +643,10 @@ fn checkov(
     let expected: usize = rendered.values().map(Vec::len).sum();
     // A scan that read nothing must not pass: every object is a resource
     // (checkov counts some objects more than once).
-    report.check(resources as usize >= expected, || {
-        format!("checkov scanned {resources} resources of the {expected} rendered")
-    });
+    report.check(
+        usize::try_from(resources).is_ok_and(|r| r >= expected),
+        || format!("checkov scanned {resources} resources of the {expected} rendered"),
+    );
     report.check(failures.is_empty(), || {
         format!("checkov: {}", failures.join("\n  "))
     });

@@ -215,6 +215,17 @@ fn ingestor(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report
         );
     }
     if let Some(ds) = ds {
+        daemonset(scenario, ds, report);
+    }
+    if let Some(deploy) = deploy {
+        deployment(scenario, values, objects, deploy, report);
+    }
+}
+
+/// File mode: the host's audit directory read-only, the checkpoints on the
+/// host, on the control-plane nodes.
+fn daemonset(scenario: &str, ds: &Obj, report: &mut Report) {
+    {
         let pod = &ds.value["spec"]["template"]["spec"];
         let c = &pod["containers"][0];
         let at = format!("{scenario}: {}", ds.id());
@@ -251,7 +262,12 @@ fn ingestor(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report
             || format!("{at}: not on the control-plane nodes"),
         );
     }
-    if let Some(deploy) = deploy {
+}
+
+/// CloudWatch mode: checkpoints on a PVC of their own, the IRSA annotations
+/// or the credentials Secret.
+fn deployment(scenario: &str, values: &Value, objects: &[Obj], deploy: &Obj, report: &mut Report) {
+    {
         let at = format!("{scenario}: {}", deploy.id());
         let pod = &deploy.value["spec"]["template"]["spec"];
         let replicas = deploy.value["spec"]["replicas"].as_u64().unwrap_or(1);

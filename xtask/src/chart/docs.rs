@@ -3,6 +3,7 @@
 //! current; and the README's list of checkov's skipped checks, checked to
 //! name each check [`super::CHECKOV_SKIPPED`] leaves out.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
@@ -99,13 +100,14 @@ fn table(rows: &[Row]) -> String {
     let mut out = String::from("| Key | Type | Default | Description |\n|---|---|---|---|\n");
     for row in rows {
         let default = row.default.replace('|', "\\|");
-        out.push_str(&format!(
-            "| `{}` | {} | `{}` | {} |\n",
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | `{}` | {} |",
             row.key,
             row.kind,
             default,
             row.description.replace('|', "\\|")
-        ));
+        );
     }
     out
 }

@@ -47,7 +47,9 @@ const FOLDERS: [(&str, &[&str]); 13] = [
     // Data: deployment and dashboards.
     (
         "charts/",
-        &["md", "yaml", "tpl", "txt", "json", "helmignore"],
+        // Chart.lock: the pinned file:// dependencies `helm dependency
+        // build` reads (the built charts/*/charts/ are ignored).
+        &["md", "yaml", "tpl", "txt", "json", "helmignore", "lock"],
     ),
     ("kibana/", &["md", "ndjson"]),
 ];
@@ -136,6 +138,7 @@ mod tests {
             "charts/auditrail/values.schema.json",
             "charts/lib/templates/_helpers.tpl",
             "charts/auditrail/templates/NOTES.txt",
+            "charts/auditrail/Chart.lock",
         ] {
             assert!(allowed(path), "{path}");
         }
