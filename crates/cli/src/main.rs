@@ -8,7 +8,7 @@
 //! reached with `--server`; `store verify` reads a store directory itself.
 //! Every failure is printed by one renderer (`error.rs`).
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 
 mod error;
 mod health;
@@ -22,30 +22,40 @@ mod up;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
-/// Why an `https://` server is refused: the clients speak plaintext gRPC,
-/// and silently sending plaintext to an address that asked for TLS would
-/// expose what the user meant to protect.
-pub(crate) const TLS_NOT_SUPPORTED: &str = "TLS to the server is not supported yet; use http:// on a trusted network, or reach the server through an encrypted tunnel (e.g. `kubectl port-forward` or `ssh -L`) on a loopback address";
+/// How this invocation reaches servers: TLS and credentials from the
+/// global flags, set once in `run` before any client connects.
+static CLIENT: std::sync::OnceLock<Client> = std::sync::OnceLock::new();
 
-/// The endpoint of `server`: `http://HOST:PORT` only.
-pub(crate) fn endpoint(server: &str) -> anyhow::Result<tonic::transport::Endpoint> {
-    let endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("invalid server address {server:?}"))?;
-    match endpoint.uri().scheme_str() {
-        Some(scheme) if scheme.eq_ignore_ascii_case("http") => Ok(endpoint),
-        Some(scheme) if scheme.eq_ignore_ascii_case("https") => {
-            bail!("{TLS_NOT_SUPPORTED} (--server {server})")
-        }
-        _ => bail!("invalid server address {server:?}: give http://HOST:PORT"),
-    }
+/// The client side of the global flags.
+#[derive(Debug, Default)]
+struct Client {
+    config: auditrail_server::client::ClientConfig,
+    token: Option<String>,
 }
 
-/// A gRPC channel to `server`, with errors that name it.
-pub(crate) async fn connect(server: &str) -> anyhow::Result<tonic::transport::Channel> {
-    endpoint(server)?
+/// The endpoint of `server` (`http://` or, with `--tls-ca`, `https://`).
+pub(crate) fn endpoint(server: &str) -> anyhow::Result<tonic::transport::Endpoint> {
+    let client = CLIENT.get_or_init(Client::default);
+    auditrail_server::client::endpoint(server, &client.config)
+        .with_context(|| format!("--server {server}"))
+}
+
+/// A gRPC connection to `server`, carrying the bearer token, with errors
+/// that name it.
+pub(crate) async fn connect(server: &str) -> anyhow::Result<auditrail_server::client::Connection> {
+    let client = CLIENT.get_or_init(Client::default);
+    let credentials = match &client.token {
+        Some(token) => auditrail_server::client::Credentials::bearer(token)?,
+        None => auditrail_server::client::credentials(&client.config)?,
+    };
+    let channel = endpoint(server)?
         .connect()
         .await
-        .with_context(|| format!("cannot reach {server}"))
+        .with_context(|| format!("cannot reach {server}"))?;
+    Ok(tonic::service::interceptor::InterceptedService::new(
+        channel,
+        credentials,
+    ))
 }
 
 /// A protobuf time as RFC 3339 UTC with microseconds (the audit log's own
@@ -70,7 +80,7 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 /// The server a client subcommand talks to.
 #[derive(Debug, clap::Args)]
 struct ServerArg {
-    /// The server to ask (http:// only: TLS is not supported yet).
+    /// The server to ask (https:// with --tls-ca).
     #[arg(long, default_value = DEFAULT_SERVER, env = "AUDITRAIL_SERVER")]
     server: String,
 }
@@ -79,7 +89,7 @@ struct ServerArg {
 #[derive(Debug, clap::Args)]
 struct ProvisionerArg {
     /// Ask this provisioner server instead of working locally; the answer
-    /// is the same (http:// only: TLS is not supported yet). Without it
+    /// is the same (https:// with --tls-ca). Without it
     /// nothing is sent anywhere.
     #[arg(long, env = "AUDITRAIL_SERVER", value_name = "URL")]
     server: Option<String>,
@@ -96,8 +106,8 @@ impl ProvisionerArg {
 struct ApplyServerArg {
     /// Apply through this provisioner server instead: it reaches the
     /// cluster with its own identity (its kubeconfig or in-cluster service
-    /// account), not yours, and receives the AWS keys, if any (http:// only:
-    /// TLS is not supported yet). Without it, apply uses your kubeconfig
+    /// account), not yours, and receives the AWS keys, if any (https:// with
+    /// --tls-ca). Without it, apply uses your kubeconfig
     /// (KUBECONFIG or ~/.kube/config, its current context or --context),
     /// as kubectl does.
     #[arg(long, env = "AUDITRAIL_SERVER", value_name = "URL")]
@@ -119,6 +129,34 @@ impl ApplyServerArg {
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// How client subcommands reach a server secured by TLS and tokens.
+#[derive(Debug, clap::Args)]
+struct ClientArgs {
+    /// PEM CA that signed the server's certificate (needed for https://).
+    #[arg(long, global = true, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate, for servers that require one (mTLS).
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_client_key")]
+    tls_client_cert: Option<std::path::PathBuf>,
+    /// PEM key of --tls-client-cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "tls_client_cert")]
+    tls_client_key: Option<std::path::PathBuf>,
+    /// Bearer token sent with every call.
+    #[arg(
+        long,
+        global = true,
+        env = "AUDITRAIL_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+    /// File holding the bearer token.
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +343,15 @@ fn end_quietly_when_stdout_closes() {
 async fn run() -> anyhow::Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches)?;
+    let _ = CLIENT.set(Client {
+        config: auditrail_server::client::ClientConfig {
+            tls_ca: cli.client.tls_ca.clone(),
+            tls_cert: cli.client.tls_client_cert.clone(),
+            tls_key: cli.client.tls_client_key.clone(),
+            token_file: cli.client.token_file.clone(),
+        },
+        token: cli.client.token.clone(),
+    });
     match cli.command {
         Command::Up(args) => {
             let up_matches = matches
@@ -360,15 +407,15 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_http_servers_are_accepted() {
+    fn https_needs_the_servers_ca_and_other_schemes_are_refused() {
         assert!(endpoint("http://127.0.0.1:50051").is_ok());
         assert!(endpoint("HTTP://localhost:50051").is_ok());
         for url in ["https://auditrail.example.com", "HTTPS://127.0.0.1:443"] {
             let message = format!("{:#}", endpoint(url).expect_err("refused"));
             assert!(
-                message.starts_with(
-                    "TLS to the server is not supported yet; use http:// on a trusted network"
-                ) && message.ends_with(&format!("(--server {url})")),
+                message.contains(
+                    "is https: give the CA that signed the server's certificate (--tls-ca"
+                ) && message.starts_with(&format!("--server {url}")),
                 "{message}"
             );
         }
@@ -379,15 +426,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_https_server_is_refused_before_any_connection() {
+    async fn an_https_server_without_a_ca_is_refused_before_any_connection() {
         // Port 9 (discard) on loopback is never an auditrail server: were a
         // connection tried, the error would be "cannot reach".
         let error = connect("https://127.0.0.1:9").await.expect_err("refused");
         let line = error::render(&error);
-        assert!(
-            line.starts_with("error: TLS to the server is not supported yet"),
-            "{line}"
-        );
+        assert!(line.contains("give the CA"), "{line}");
         assert!(!line.contains("cannot reach"), "{line}");
     }
 

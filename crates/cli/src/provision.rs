@@ -21,7 +21,6 @@ use auditrail_proto::v1;
 use auditrail_proto::v1::provision_service_client::ProvisionServiceClient;
 use auditrail_proto::v1::provision_service_server::ProvisionService as _;
 use serde::Serialize;
-use tonic::transport::Channel;
 
 use crate::output::{Format, print_document};
 
@@ -284,7 +283,7 @@ enum Provisioner {
     /// In this process: the service's own code, no server, no network.
     Local(auditrail_provisioner::Provisioner),
     /// A provisioner server.
-    Remote(ProvisionServiceClient<Channel>),
+    Remote(ProvisionServiceClient<auditrail_server::client::Connection>),
 }
 
 /// Calls `$method` on the local service or the remote client, with one

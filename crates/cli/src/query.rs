@@ -198,13 +198,15 @@ pub(crate) struct SearchArgs {
 
 mod explain;
 
-async fn client(server: &str) -> anyhow::Result<QueryServiceClient<tonic::transport::Channel>> {
+async fn client(
+    server: &str,
+) -> anyhow::Result<QueryServiceClient<auditrail_server::client::Connection>> {
     Ok(query_client(crate::connect(server).await?))
 }
 
 fn query_client(
-    channel: tonic::transport::Channel,
-) -> QueryServiceClient<tonic::transport::Channel> {
+    channel: auditrail_server::client::Connection,
+) -> QueryServiceClient<auditrail_server::client::Connection> {
     QueryServiceClient::new(channel).max_decoding_message_size(crate::MAX_MESSAGE_BYTES)
 }
 
@@ -235,7 +237,7 @@ fn print_table_row(e: &v1::AuditEvent) {
 
 /// The exact number of events matching `filter`.
 async fn exact_total(
-    client: &mut QueryServiceClient<tonic::transport::Channel>,
+    client: &mut QueryServiceClient<auditrail_server::client::Connection>,
     filter: &FilterArgs,
 ) -> anyhow::Result<u64> {
     let page = client

@@ -47,6 +47,32 @@ pub struct NodeArgs {
     /// Turns the Prometheus endpoint off.
     #[arg(long, conflicts_with = "metrics_listen")]
     pub no_metrics: bool,
+    /// PEM certificate chain of the gRPC API's TLS, re-read when the file
+    /// changes [default: none; without TLS the API listens only on
+    /// loopback].
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates of client certificates: every client must
+    /// present one it signed (mTLS) [default: none].
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve the gRPC API without TLS on a non-loopback `--listen` address
+    /// (a warning is logged every minute) [default: refused].
+    #[arg(long)]
+    pub insecure_listen: bool,
+    /// Bearer tokens the API accepts: TOML `[[token]]` entries of name,
+    /// SHA-256 of the token and groups, re-read when the file changes
+    /// [default: none; with neither this nor --tls-client-ca every caller
+    /// may do everything].
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Roles and bindings beyond the built-in viewer, exporter, ingestor
+    /// and admin (TOML), re-read when the file changes [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub authz_file: Option<PathBuf>,
     /// Log filter, in `tracing` EnvFilter syntax (e.g.
     /// `info,auditrail=debug`) [default: info].
     #[arg(long, value_name = "FILTER")]
@@ -135,6 +161,16 @@ impl NodeArgs {
                 listen: self.listen,
                 metrics_listen: self.metrics_listen,
                 metrics: self.no_metrics.then_some(false),
+                tls: self.tls_cert.as_ref().map(|cert| TlsFlags {
+                    cert: cert.clone(),
+                    key: self.tls_key.clone().unwrap_or_default(),
+                    client_ca: self.tls_client_ca.clone(),
+                }),
+                insecure_listen: self.insecure_listen.then_some(true),
+                auth: AuthFlags {
+                    token_file: self.auth_token_file.clone(),
+                    roles_file: self.authz_file.clone(),
+                },
             },
             log: LogFlags {
                 level: self.log_level.clone(),
@@ -183,6 +219,36 @@ struct ServerFlags {
     metrics_listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metrics: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<TlsFlags>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    insecure_listen: Option<bool>,
+    #[serde(skip_serializing_if = "AuthFlags::is_empty")]
+    auth: AuthFlags,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct AuthFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles_file: Option<PathBuf>,
+}
+
+impl AuthFlags {
+    fn is_empty(&self) -> bool {
+        self.token_file.is_none() && self.roles_file.is_none()
+    }
+}
+
+/// `--tls-cert` and `--tls-key` come together (clap checks it), so they
+/// set the whole `[server.tls]` table.
+#[derive(Debug, Default, Serialize)]
+struct TlsFlags {
+    cert: PathBuf,
+    key: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -333,5 +399,35 @@ mod tests {
         let value = toml::Value::try_from(args.overrides(&matches).unwrap()).unwrap();
         assert_eq!(value["indexer"]["retention_days"].as_integer(), Some(7));
         assert_eq!(value["server"]["metrics"].as_bool(), Some(false));
+    }
+
+    #[test]
+    fn tls_flags_set_the_server_tls_table() {
+        let (args, matches) = parse(&[
+            "--tls-cert",
+            "/tls/tls.crt",
+            "--tls-key",
+            "/tls/tls.key",
+            "--tls-client-ca",
+            "/tls/ca.crt",
+            "--insecure-listen",
+            "--auth-token-file",
+            "/auth/tokens.toml",
+            "--authz-file",
+            "/auth/roles.toml",
+        ]);
+        let value = toml::Value::try_from(args.overrides(&matches).unwrap()).unwrap();
+        let tls = &value["server"]["tls"];
+        assert_eq!(tls["cert"].as_str(), Some("/tls/tls.crt"));
+        assert_eq!(tls["key"].as_str(), Some("/tls/tls.key"));
+        assert_eq!(tls["client_ca"].as_str(), Some("/tls/ca.crt"));
+        assert_eq!(value["server"]["insecure_listen"].as_bool(), Some(true));
+        let auth = &value["server"]["auth"];
+        assert_eq!(auth["token_file"].as_str(), Some("/auth/tokens.toml"));
+        assert_eq!(auth["roles_file"].as_str(), Some("/auth/roles.toml"));
+        let err = Cli::command()
+            .try_get_matches_from(["x", "--tls-cert", "/tls/tls.crt"])
+            .expect_err("a certificate without its key");
+        assert!(err.to_string().contains("--tls-key"), "{err}");
     }
 }

@@ -53,6 +53,13 @@ pub(crate) struct BoundedConn {
     _permit: OwnedSemaphorePermit,
 }
 
+impl BoundedConn {
+    /// The client's address.
+    pub(crate) fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        self.io.peer_addr().ok()
+    }
+}
+
 impl Connected for BoundedConn {
     type ConnectInfo = TcpConnectInfo;
 

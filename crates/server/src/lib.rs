@@ -15,10 +15,18 @@
 //!   closed, HTTP/2 keep-alive pings, at most `max_concurrent_streams` calls
 //!   per connection, and the open-file limit raised at start
 //!   ([`raise_nofile_limit`]),
+//! - TLS with a certificate reloaded when its files change, client
+//!   certificates when a client CA is given, and no clear-text listener
+//!   beyond loopback unless asked for ([`TlsConfig`], [`check_listen`]),
+//! - who may call what, checked for every call in one layer
+//!   ([`AuthLayer`]: client certificates and bearer tokens, the roles of
+//!   `auditrail-access`),
 //! - graceful shutdown on SIGTERM or SIGINT ([`shutdown_signal`]): stop
 //!   accepting, let in-flight calls finish within a grace period, then exit;
 //! - how a listing RPC reads its `page_size` ([`PageBounds`]).
 
+mod auth_layer;
+pub mod client;
 mod connections;
 mod metrics_layer;
 mod paging;
@@ -26,6 +34,7 @@ mod panic_layer;
 pub mod ports;
 mod service;
 mod shutdown;
+mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -39,12 +48,14 @@ use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
 
+pub use auth_layer::{AuthConfig, AuthError, AuthLayer, Caller, certificate_identity};
 pub use connections::raise_nofile_limit;
 pub use metrics_layer::{GrpcMetricsLayer, code_name};
 pub use paging::{PageBounds, PageSizeTooLarge};
 pub use panic_layer::{CatchPanicLayer, install_panic_hook};
 pub use service::Service;
 pub use shutdown::shutdown_signal;
+pub use tls::{PeerInfo, TlsConfig, TlsError, check_listen};
 
 /// The `server` section of every service's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +81,18 @@ pub struct ServerConfig {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`).
     #[serde(default = "default_max_concurrent_streams")]
     pub max_concurrent_streams: u32,
+    /// TLS for the gRPC API (`[server.tls]`); without it the server listens
+    /// only on loopback unless `insecure_listen` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Serve without TLS on a non-loopback address (a warning is logged at
+    /// start and every minute).
+    #[serde(default)]
+    pub insecure_listen: bool,
+    /// Identities and roles (`[server.auth]`); access control is on as soon
+    /// as a client CA or a token file is set.
+    #[serde(default, skip_serializing_if = "AuthConfig::is_empty")]
+    pub auth: AuthConfig,
 }
 
 fn default_max_connections() -> usize {
@@ -103,6 +126,9 @@ impl ServerConfig {
             max_connections: default_max_connections(),
             idle_timeout_secs: default_idle_timeout_secs(),
             max_concurrent_streams: default_max_concurrent_streams(),
+            tls: None,
+            insecure_listen: false,
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -129,6 +155,12 @@ pub enum ServerError {
     /// The metrics endpoint failed.
     #[error(transparent)]
     Telemetry(#[from] auditrail_telemetry::TelemetryError),
+    /// TLS cannot be set up, or is missing where it is required.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Access control cannot start.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
 }
 
 /// Adds gRPC reflection (v1 and v1alpha, for older clients such as some
@@ -183,8 +215,9 @@ fn request_span(request: &http::Request<()>) -> tracing::Span {
 /// keep-alive pings and the per-connection call limit.
 async fn serve_grpc(
     routes: RoutesBuilder,
-    incoming: tokio_stream::wrappers::ReceiverStream<std::io::Result<connections::BoundedConn>>,
+    incoming: impl tokio_stream::Stream<Item = std::io::Result<tls::Conn>> + Send + 'static,
     max_concurrent_streams: u32,
+    auth: AuthLayer,
     stop: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
@@ -193,10 +226,67 @@ async fn serve_grpc(
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(Some(max_concurrent_streams))
         .layer(GrpcMetricsLayer)
+        .layer(auth)
         .layer(CatchPanicLayer)
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(incoming, stop)
         .await
+}
+
+/// Starts the background tasks, each with its context.
+fn spawn_tasks(
+    tasks: Vec<(&'static str, Task)>,
+    stop: &watch::Receiver<bool>,
+    grpc_addr: SocketAddr,
+    tls: bool,
+) -> Vec<(&'static str, tokio::task::JoinHandle<()>)> {
+    let grpc_url = if tls {
+        format!("https://localhost:{}", grpc_addr.port())
+    } else {
+        format!("http://{grpc_addr}")
+    };
+    tasks
+        .into_iter()
+        .map(|(name, task)| {
+            let ctx = TaskContext {
+                stop: StopSignal(stop.clone()),
+                grpc_addr,
+                grpc_url: grpc_url.clone(),
+            };
+            (name, tokio::spawn(task(ctx)))
+        })
+        .collect()
+}
+
+/// The connections the gRPC server serves: bounded, over TLS when
+/// configured (its certificate reloaded until `stop`), else in clear, with
+/// the minutely warning of a clear listener at `clear_on` beyond loopback.
+fn accept(
+    listener: TcpListener,
+    bounds: connections::Bounds,
+    tls: Option<&std::sync::Arc<tls::Tls>>,
+    clear_on: Option<SocketAddr>,
+    stop: &watch::Receiver<bool>,
+) -> std::pin::Pin<Box<dyn tokio_stream::Stream<Item = std::io::Result<tls::Conn>> + Send>> {
+    let plain = connections::incoming(listener, bounds, stop.clone());
+    if let Some(addr) = clear_on {
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_mins(1)) => tls::warn_clear(addr),
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        });
+    }
+    match tls {
+        Some(tls) => {
+            tokio::spawn(std::sync::Arc::clone(tls).reload_until(stop.clone()));
+            Box::pin(tls.accept(plain, HANDSHAKE_TIMEOUT))
+        }
+        None => Box::pin(tls::clear(plain)),
+    }
 }
 
 /// Tells a background task that the server is shutting down.
@@ -224,6 +314,10 @@ pub struct TaskContext {
     /// The address the gRPC API listens on (the real port when 0 was asked
     /// for), so a task can call a service of its own server.
     pub grpc_addr: SocketAddr,
+    /// The URL of this server: `http://ADDR`, or with TLS
+    /// `https://localhost:PORT` (its certificate must then name
+    /// `localhost` for a task to call it).
+    pub grpc_url: String,
 }
 
 type Task = Box<dyn FnOnce(TaskContext) -> BoxFuture + Send>;
@@ -310,10 +404,27 @@ pub struct BoundServer {
     grace: Duration,
     bounds: connections::Bounds,
     max_concurrent_streams: u32,
+    tls: Option<std::sync::Arc<tls::Tls>>,
+    /// Serving in clear beyond loopback (allowed by `insecure_listen`):
+    /// warned about every minute.
+    clear_on_network: bool,
+    auth: AuthLayer,
 }
 
 /// Binds the listeners of `config` for `services`.
 pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServer, ServerError> {
+    check_listen(config.listen, config.tls.as_ref(), config.insecure_listen)?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(tls::Tls::new)
+        .transpose()?
+        .map(std::sync::Arc::new);
+    let client_certificates = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    let auth = AuthLayer::new(&config.auth, client_certificates)?;
+    if !auth.enabled() && !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "access control is off (no client CA, no token file): every caller that reaches this address may read, export and delete the trail");
+    }
     let grpc = TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServerError::Bind {
@@ -347,6 +458,9 @@ pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServ
             idle_timeout: Duration::from_secs(config.idle_timeout_secs),
         },
         max_concurrent_streams: config.max_concurrent_streams,
+        tls,
+        clear_on_network: config.tls.is_none() && !config.listen.ip().is_loopback(),
+        auth,
     })
 }
 
@@ -397,18 +511,12 @@ impl BoundServer {
             let _ = rx.wait_for(|stop| *stop).await;
         };
 
-        let tasks: Vec<_> = self
-            .services
-            .tasks
-            .into_iter()
-            .map(|(name, task)| {
-                let ctx = TaskContext {
-                    stop: StopSignal(stop_rx.clone()),
-                    grpc_addr: local_addr,
-                };
-                (name, tokio::spawn(task(ctx)))
-            })
-            .collect();
+        let tasks = spawn_tasks(
+            self.services.tasks,
+            &stop_rx,
+            local_addr,
+            self.tls.is_some(),
+        );
 
         let metrics_task = self.metrics.map(|listener| {
             tokio::spawn(auditrail_telemetry::serve_metrics(
@@ -424,10 +532,19 @@ impl BoundServer {
             "serving"
         );
 
+        let incoming = accept(
+            self.grpc,
+            self.bounds,
+            self.tls.as_ref(),
+            self.clear_on_network.then_some(local_addr),
+            &stop_rx,
+        );
+        tokio::spawn(self.auth.clone().reload_until(stop_rx.clone()));
         let serve = serve_grpc(
             routes,
-            connections::incoming(self.grpc, self.bounds, stop_rx.clone()),
+            incoming,
             self.max_concurrent_streams,
+            self.auth,
             wait_stop(stop_rx.clone()),
         );
         tokio::pin!(serve);

@@ -59,10 +59,10 @@ fn client_commands(dir: &std::path::Path) -> Vec<Vec<String>> {
 }
 
 #[test]
-fn https_servers_are_refused_by_every_client_command() {
+fn https_servers_without_a_ca_are_refused_by_every_client_command() {
     let dir = tempfile::tempdir().unwrap();
     // A listening port: were the command to connect, it would not fail with
-    // this message (and it would speak plaintext to a TLS address).
+    // this message.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("https://{}", listener.local_addr().unwrap());
     for mut args in client_commands(dir.path()) {
@@ -73,7 +73,7 @@ fn https_servers_are_refused_by_every_client_command() {
         assert_eq!(
             err,
             format!(
-                "error: TLS to the server is not supported yet; use http:// on a trusted network, or reach the server through an encrypted tunnel (e.g. `kubectl port-forward` or `ssh -L`) on a loopback address (--server {url})\n"
+                "error: --server {url}: {url} is https: give the CA that signed the server's certificate (--tls-ca, tls_ca)\n"
             ),
             "{args:?}"
         );
@@ -83,10 +83,7 @@ fn https_servers_are_refused_by_every_client_command() {
     command.args(["stats"]).env("AUDITRAIL_SERVER", &url);
     let (status, _, err) = run_to_end(&mut command).unwrap();
     assert!(!status.success());
-    assert!(
-        err.starts_with("error: TLS to the server is not supported yet;"),
-        "{err}"
-    );
+    assert!(err.contains("is https: give the CA"), "{err}");
     assert!(!dir.path().join("export.json").exists());
 }
 

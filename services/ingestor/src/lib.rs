@@ -151,7 +151,7 @@ fn add_to(
     // Copy (it captures only `target`), so every task gets its own.
     let this_server = move |ctx: &auditrail_server::TaskContext| match target {
         IndexerTarget::Configured => None,
-        IndexerTarget::ThisServer => Some(format!("http://{}", ctx.grpc_addr)),
+        IndexerTarget::ThisServer => Some(ctx.grpc_url.clone()),
     };
     let mut services = services.with(service.server());
     if let Some(pipeline) = pipeline {

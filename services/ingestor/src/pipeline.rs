@@ -186,7 +186,11 @@ impl Pipeline {
                 expired: ExpiredLog::default(),
             });
         }
-        let sender = Sender::new(&settings.indexer_url, settings.retry.clone())?;
+        let sender = Sender::new(
+            &settings.indexer_url,
+            settings.retry.clone(),
+            &settings.indexer_client,
+        )?;
         for source in &mut sources {
             status.add_file_source(&source.name, source.config.event_type());
             let files = source.follower.status();
@@ -210,7 +214,7 @@ impl Pipeline {
     /// bound socket address, which is always valid).
     #[must_use]
     pub fn with_indexer_url(mut self, url: &str) -> Self {
-        match Sender::new(url, self.settings.retry.clone()) {
+        match self.sender.with_url(url) {
             Ok(sender) => {
                 url.clone_into(&mut self.settings.indexer_url);
                 self.sender = sender;

@@ -1,11 +1,9 @@
 //! Sending batches to the indexer, retrying until they are acknowledged.
 
-use std::time::Duration;
-
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
+use auditrail_server::client::{ClientConfig, ClientError, Connection};
 use backon::Retryable as _;
-use tonic::transport::Channel;
 
 use crate::settings::RetrySettings;
 
@@ -15,33 +13,47 @@ const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// A client of the indexer's `IngestService`.
 #[derive(Debug, Clone)]
 pub struct Sender {
-    client: IngestServiceClient<Channel>,
+    client: IngestServiceClient<Connection>,
     retry: RetrySettings,
+    credentials: ClientConfig,
 }
 
-/// The indexer URL is not a valid endpoint.
+/// The indexer URL, or the credentials to reach it, cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid indexer URL {url:?}: {source}")]
+#[error("cannot reach the indexer at {url:?}: {source}")]
 pub struct InvalidIndexerUrl {
     url: String,
-    source: tonic::transport::Error,
+    source: ClientError,
 }
 
 impl Sender {
-    /// A sender to `url`; connects lazily (and reconnects) as needed.
-    pub fn new(url: &str, retry: RetrySettings) -> Result<Self, InvalidIndexerUrl> {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
-            .map_err(|source| InvalidIndexerUrl {
-                url: url.to_owned(),
-                source,
-            })?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        let client = IngestServiceClient::new(channel)
+    /// A sender to `url` with `credentials` (TLS, client certificate,
+    /// token); connects lazily (and reconnects) as needed.
+    pub fn new(
+        url: &str,
+        retry: RetrySettings,
+        credentials: &ClientConfig,
+    ) -> Result<Self, InvalidIndexerUrl> {
+        let connection =
+            auditrail_server::client::connect_lazy(url, credentials).map_err(|source| {
+                InvalidIndexerUrl {
+                    url: url.to_owned(),
+                    source,
+                }
+            })?;
+        let client = IngestServiceClient::new(connection)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        Ok(Self { client, retry })
+        Ok(Self {
+            client,
+            retry,
+            credentials: credentials.clone(),
+        })
+    }
+
+    /// The same sender to another URL.
+    pub fn with_url(&self, url: &str) -> Result<Self, InvalidIndexerUrl> {
+        Self::new(url, self.retry.clone(), &self.credentials)
     }
 
     /// Sends `batch` until the indexer acknowledges it committed. Every

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use auditrail_event::{EventType, valid_cluster_name};
+use auditrail_server::client::ClientConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::cloudwatch::CloudWatchSource;
@@ -166,8 +167,14 @@ impl Default for RetrySettings {
 pub struct Settings {
     /// Name of the cluster the logs come from; part of every event id.
     pub cluster: String,
-    /// gRPC address of the indexer's `IngestService`.
+    /// gRPC address of the indexer's `IngestService` (`https://` with
+    /// `indexer_client.tls_ca`).
     pub indexer_url: String,
+    /// How the ingestor reaches the indexer: TLS CA, client certificate,
+    /// bearer token (`[ingestor.indexer_client]`). With access control on,
+    /// its identity needs the `ingest` permission.
+    #[serde(default, skip_serializing_if = "ClientConfig::is_empty")]
+    pub indexer_client: ClientConfig,
     /// Where checkpoints and dead letters are kept: not configured here
     /// but given by the process, `<data_dir>/ingestor`.
     #[serde(skip)]
@@ -194,6 +201,7 @@ impl Default for Settings {
         Self {
             cluster: "cluster".to_owned(),
             indexer_url: auditrail_server::ports::local_url(auditrail_server::ports::INDEXER),
+            indexer_client: ClientConfig::default(),
             data_dir: "./auditrail-data/ingestor".into(),
             sources: vec![
                 FileSource {

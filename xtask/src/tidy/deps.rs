@@ -46,7 +46,7 @@ const MAY_DEPEND_ON: [(Layer, &[Layer]); 5] = [
 const TEST_KITS: [&str; 2] = ["auditrail-loggen", "auditrail-store-conformance"];
 
 /// Every workspace crate and its layer; a new crate must be added here.
-const CRATES: [(&str, Layer); 28] = [
+const CRATES: [(&str, Layer); 29] = [
     ("auditrail-event", Domain),
     ("auditrail-policy", Domain),
     ("auditrail-policy-gen", Domain),
@@ -60,6 +60,7 @@ const CRATES: [(&str, Layer); 28] = [
     ("auditrail-config", Infrastructure),
     ("auditrail-telemetry", Infrastructure),
     ("auditrail-server", Infrastructure),
+    ("auditrail-access", Infrastructure),
     ("auditrail-filetail", Adapter),
     ("auditrail-store-tantivy", Adapter),
     ("auditrail-store-elasticsearch", Adapter),

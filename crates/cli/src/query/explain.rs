@@ -12,7 +12,7 @@
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
-use tonic::transport::Channel;
+use auditrail_server::client::Connection;
 
 use super::FilterArgs;
 
@@ -23,7 +23,7 @@ fn quote(value: &str) -> String {
 
 /// The exact number of events matching `filter`, `None` when the server
 /// cannot say (the hint is then left out, never guessed).
-async fn count(client: &mut QueryServiceClient<Channel>, filter: v1::Filter) -> Option<u64> {
+async fn count(client: &mut QueryServiceClient<Connection>, filter: v1::Filter) -> Option<u64> {
     let page = client
         .search(v1::SearchRequest {
             filter: Some(filter),
@@ -39,7 +39,7 @@ async fn count(client: &mut QueryServiceClient<Channel>, filter: v1::Filter) -> 
 
 /// Up to `n` events matching `filter`, newest first.
 async fn sample(
-    client: &mut QueryServiceClient<Channel>,
+    client: &mut QueryServiceClient<Connection>,
     filter: v1::Filter,
     n: u32,
 ) -> Vec<v1::AuditEvent> {
@@ -101,7 +101,7 @@ fn describe(args: &FilterArgs) -> String {
 }
 
 /// Why `args` found nothing: what was searched, then every hint that applies.
-pub(crate) async fn no_events(channel: &Channel, args: &FilterArgs) -> String {
+pub(crate) async fn no_events(channel: &Connection, args: &FilterArgs) -> String {
     let mut client = super::query_client(channel.clone());
     let mut lines = vec![describe(args)];
     for kind in &args.kind {
@@ -152,7 +152,7 @@ pub(crate) async fn no_events(channel: &Channel, args: &FilterArgs) -> String {
 /// The clusters of the stored events, through the ingest API of the same
 /// server; `None` when it does not serve it (a standalone query service):
 /// the hint is then left out.
-async fn stored_clusters(channel: &Channel) -> Option<Vec<String>> {
+async fn stored_clusters(channel: &Connection) -> Option<Vec<String>> {
     let stats = IngestServiceClient::new(channel.clone())
         .get_index_stats(v1::GetIndexStatsRequest::default())
         .await
@@ -180,7 +180,7 @@ pub(crate) struct Searched<'a> {
 /// Why a history has no versions: what was searched, and the nearest thing
 /// the trail holds (events about the object that are no versions, the same
 /// name in another namespace, a name one typo away).
-pub(crate) async fn no_versions(channel: &Channel, searched: &Searched<'_>) -> String {
+pub(crate) async fn no_versions(channel: &Connection, searched: &Searched<'_>) -> String {
     let Searched {
         cluster,
         resource,

@@ -109,7 +109,11 @@ impl CloudWatchReader {
             page_events: i32::try_from(settings.batch.max_events).unwrap_or(10_000),
             store,
             positions,
-            sender: Sender::new(&settings.indexer_url, settings.retry.clone())?,
+            sender: Sender::new(
+                &settings.indexer_url,
+                settings.retry.clone(),
+                &settings.indexer_client,
+            )?,
             retry: settings.retry.clone(),
             dead_letters,
             status,
@@ -130,7 +134,7 @@ impl CloudWatchReader {
     /// Sends to `url` instead of the configured indexer.
     #[must_use]
     pub fn with_indexer_url(mut self, url: &str) -> Self {
-        match Sender::new(url, self.retry.clone()) {
+        match self.sender.with_url(url) {
             Ok(sender) => self.sender = sender,
             Err(err) => tracing::error!(error = %err, "keeping the configured indexer"),
         }

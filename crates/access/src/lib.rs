@@ -1,0 +1,135 @@
+//! Who may call what, decided in one place for every service.
+//!
+//! An audit trail is evidence: reading it, exporting it, adding to it and
+//! deleting from it are different powers, held by different people. This
+//! crate holds the decisions, with no I/O, so that they are tested as plain
+//! functions and the server's layer only gathers the inputs:
+//!
+//! - [`Identity`]: who is calling, from a client certificate or a bearer
+//!   token ([`TokenFile`]: names, SHA-256 digests of tokens, groups; a
+//!   token is never kept in clear).
+//! - [`Permission`]: what an RPC needs ([`required`], one table of every
+//!   RPC of `auditrail.v1`, checked against the contract by a test).
+//! - [`Roles`]: the built-in roles (`viewer`, `exporter`, `ingestor`,
+//!   `admin`, bound to the groups of the same names) and those of a roles
+//!   file, each with a [`Scope`] of clusters and event types; [`Roles::decide`]
+//!   answers with the scope the caller may use the permission in, or what
+//!   is missing.
+
+mod methods;
+mod roles;
+mod tokens;
+
+pub use methods::{Required, required};
+pub use roles::{Decision, Roles, Scope};
+pub use tokens::{TokenFile, digest_hex};
+
+/// Why an access file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// The file is not valid TOML of the expected shape.
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// Which file.
+        what: String,
+        /// What is wrong, with its place in the file.
+        reason: String,
+    },
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user name (a token file's `name`, a certificate's SAN or CN).
+    pub name: String,
+    /// The groups it belongs to.
+    pub groups: Vec<String>,
+    /// How it proved who it is.
+    pub via: Via,
+}
+
+/// How an identity was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A client certificate signed by the client CA.
+    Certificate,
+    /// A bearer token.
+    Token,
+    /// Nothing: access control is off (a server on loopback without any
+    /// identity source), and every caller may do everything.
+    Unchecked,
+}
+
+/// A power over the trail or the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    /// Read events: search, histogram, history, diff, index statistics.
+    Read,
+    /// Bulk copies that leave the system: export.
+    Export,
+    /// Add events (`IngestBatch`): only the ingestor.
+    Ingest,
+    /// Read the ingestor's status and dead letters.
+    Status,
+    /// Compute audit policies and set-ups from what the caller sends
+    /// (nothing stored is read).
+    Policy,
+    /// Apply a set-up to the cluster.
+    Apply,
+    /// Delete events (`ApplyRetention`).
+    Delete,
+    /// Read report definitions and results.
+    ReadReports,
+    /// Create, change, delete and run report definitions.
+    ManageReports,
+}
+
+impl Permission {
+    /// Every permission.
+    pub const ALL: [Self; 9] = [
+        Self::Read,
+        Self::Export,
+        Self::Ingest,
+        Self::Status,
+        Self::Policy,
+        Self::Apply,
+        Self::Delete,
+        Self::ReadReports,
+        Self::ManageReports,
+    ];
+
+    /// Its name in roles files and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Export => "export",
+            Self::Ingest => "ingest",
+            Self::Status => "status",
+            Self::Policy => "policy",
+            Self::Apply => "apply",
+            Self::Delete => "delete",
+            Self::ReadReports => "read_reports",
+            Self::ManageReports => "manage_reports",
+        }
+    }
+
+    /// The permission named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// Whether the permission is over events, so a scope of clusters and
+    /// types limits it.
+    pub fn scoped(self) -> bool {
+        matches!(
+            self,
+            Self::Read | Self::Export | Self::Ingest | Self::Delete
+        )
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

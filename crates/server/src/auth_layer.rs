@@ -1,0 +1,460 @@
+//! Who is calling and whether they may: one tower layer in front of every
+//! service of a process, so no handler decides access on its own.
+//!
+//! For each call the layer finds the caller's identity, in this order: the
+//! client certificate (over mTLS; the name is the first URI SAN, else DNS
+//! SAN, else the CN, and the groups are the subject's O values, as
+//! Kubernetes reads client certificates), then an `authorization: Bearer`
+//! token checked against the token file. It then asks
+//! [`auditrail_access::Roles`] whether that identity holds the permission
+//! the method needs ([`auditrail_access::required`]) and puts the
+//! [`Caller`] (identity and scope) in the request's extensions for the
+//! handler to narrow what it reads. Refusals are UNAUTHENTICATED (no or
+//! unknown identity) or PERMISSION_DENIED (naming the permission),
+//! counted in `auth_denied_total{service,method,reason}` and logged with
+//! the identity, never the token.
+//!
+//! Access control is on as soon as an identity source is configured (a
+//! client CA or a token file). Without one every caller may do everything
+//! ([`Via::Unchecked`]): safe only where the listener is, which is why a
+//! server without TLS listens on loopback unless told otherwise. The token
+//! and roles files are re-read when they change; a file that no longer
+//! parses is logged and the previous content kept.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use auditrail_access::{AccessError, Decision, Identity, Required, Roles, Scope, TokenFile, Via};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tower::{Layer, Service};
+
+use crate::tls::PeerInfo;
+
+/// The `[server.auth]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Bearer tokens: a TOML file of `[[token]]` entries (name, SHA-256 of
+    /// the token, groups), re-read when it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Roles and bindings beyond the built-in ones (TOML), re-read when it
+    /// changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles_file: Option<PathBuf>,
+}
+
+impl AuthConfig {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// Why access control cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A file cannot be read.
+    #[error("cannot read the {what} {path}: {source}")]
+    Read {
+        /// Which file.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file does not parse.
+    #[error(transparent)]
+    Invalid(#[from] AccessError),
+}
+
+/// The caller of a request, as the handlers see it in its extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Who.
+    pub identity: Identity,
+    /// What the method's permission reaches for them.
+    pub scope: Scope,
+}
+
+impl Caller {
+    /// The caller of `request`; everything allowed when the request went
+    /// through no auth layer (in-process tests).
+    pub fn of<T>(request: &tonic::Request<T>) -> Self {
+        request.extensions().get::<Self>().cloned().unwrap_or(Self {
+            identity: Identity {
+                name: String::new(),
+                groups: Vec::new(),
+                via: Via::Unchecked,
+            },
+            scope: Scope::all(),
+        })
+    }
+}
+
+/// A file re-read when it changes.
+struct Watched<T> {
+    path: PathBuf,
+    what: &'static str,
+    parse: fn(&str, &str) -> Result<T, AccessError>,
+    value: RwLock<Arc<T>>,
+    stamp: RwLock<Option<(SystemTime, u64)>>,
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+impl<T> Watched<T> {
+    fn load(
+        path: &Path,
+        what: &'static str,
+        parse: fn(&str, &str) -> Result<T, AccessError>,
+    ) -> Result<Self, AuthError> {
+        let stamp_now = stamp(path);
+        let value = Self::read(path, what, parse)?;
+        Ok(Self {
+            path: path.to_owned(),
+            what,
+            parse,
+            value: RwLock::new(Arc::new(value)),
+            stamp: RwLock::new(stamp_now),
+        })
+    }
+
+    fn read(
+        path: &Path,
+        what: &'static str,
+        parse: fn(&str, &str) -> Result<T, AccessError>,
+    ) -> Result<T, AuthError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+            what,
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(parse(&path.display().to_string(), &text)?)
+    }
+
+    fn get(&self) -> Arc<T> {
+        Arc::clone(
+            &self
+                .value
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    /// Re-reads the file if it changed.
+    fn refresh(&self) {
+        let now = stamp(&self.path);
+        if now
+            == *self
+                .stamp
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            return;
+        }
+        *self
+            .stamp
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+        match Self::read(&self.path, self.what, self.parse) {
+            Ok(value) => {
+                *self
+                    .value
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(value);
+                tracing::info!(file = %self.path.display(), what = self.what, "reloaded");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "keeping the previous {}", self.what);
+            }
+        }
+    }
+}
+
+/// What the layer decides with.
+struct AuthState {
+    /// Whether access control is on.
+    enabled: bool,
+    tokens: Option<Watched<TokenFile>>,
+    roles: Option<Watched<Roles>>,
+    builtin: Arc<Roles>,
+}
+
+/// How often the token and roles files are looked at.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The layer, cheap to clone.
+#[derive(Clone)]
+pub struct AuthLayer {
+    state: Arc<AuthState>,
+}
+
+impl std::fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("enabled", &self.state.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthLayer {
+    /// The layer of `config`; `client_certificates` says whether the
+    /// server requires client certificates (a client CA is set).
+    pub fn new(config: &AuthConfig, client_certificates: bool) -> Result<Self, AuthError> {
+        let tokens = config
+            .token_file
+            .as_deref()
+            .map(|p| Watched::load(p, "token file", TokenFile::parse))
+            .transpose()?;
+        let roles = config
+            .roles_file
+            .as_deref()
+            .map(|p| Watched::load(p, "roles file", Roles::parse))
+            .transpose()?;
+        let enabled = client_certificates || tokens.is_some();
+        if !enabled && roles.is_some() {
+            tracing::warn!(
+                "a roles file is set but no identity source (client CA or token file): access control is off"
+            );
+        }
+        Ok(Self {
+            state: Arc::new(AuthState {
+                enabled,
+                tokens,
+                roles,
+                builtin: Arc::new(Roles::builtin()),
+            }),
+        })
+    }
+
+    /// Whether calls are checked.
+    pub fn enabled(&self) -> bool {
+        self.state.enabled
+    }
+
+    /// Re-reads the token and roles files when they change, until `stop`.
+    pub(crate) async fn reload_until(self, mut stop: watch::Receiver<bool>) {
+        if self.state.tokens.is_none() && self.state.roles.is_none() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(RELOAD_INTERVAL) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            if let Some(tokens) = &self.state.tokens {
+                tokens.refresh();
+            }
+            if let Some(roles) = &self.state.roles {
+                roles.refresh();
+            }
+        }
+    }
+
+    /// The caller of a request with `headers` over a connection of `peer`,
+    /// or why there is none.
+    fn identify(
+        &self,
+        headers: &http::HeaderMap,
+        peer: Option<&PeerInfo>,
+    ) -> Result<Identity, &'static str> {
+        if let Some(leaf) = peer
+            .and_then(|p| p.certificates.as_deref())
+            .and_then(<[_]>::first)
+        {
+            return certificate_identity(leaf).ok_or("the client certificate names no one");
+        }
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return Err(
+                "no identity: give a bearer token (authorization metadata) or a client certificate",
+            );
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or("the authorization metadata is not \"Bearer <token>\"")?;
+        let tokens = self
+            .state
+            .tokens
+            .as_ref()
+            .ok_or("tokens are not accepted here (no token file)")?;
+        tokens.get().verify(token).ok_or("token unknown")
+    }
+
+    /// The decision for a call to `path`: the caller to put in its
+    /// extensions, or the refusal.
+    fn check(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+        peer: Option<&PeerInfo>,
+    ) -> Result<Option<Caller>, tonic::Status> {
+        if !self.state.enabled {
+            return Ok(None);
+        }
+        let permission = match auditrail_access::required(path) {
+            Required::Public => return Ok(None),
+            Required::Permission(p) => p,
+            Required::Unknown => {
+                deny(path, "-", "unknown_method");
+                return Err(tonic::Status::permission_denied(format!(
+                    "{path} has no permission defined; it is not served"
+                )));
+            }
+        };
+        let identity = self.identify(headers, peer).map_err(|reason| {
+            deny(path, "-", "unauthenticated");
+            tracing::info!(method = path, reason, "call refused: unauthenticated");
+            tonic::Status::unauthenticated(reason)
+        })?;
+        let roles = self
+            .state
+            .roles
+            .as_ref()
+            .map_or_else(|| Arc::clone(&self.state.builtin), Watched::get);
+        match roles.decide(&identity, permission) {
+            Decision::Allow(scope) => Ok(Some(Caller { identity, scope })),
+            Decision::Deny => {
+                deny(path, &identity.name, "permission");
+                Err(tonic::Status::permission_denied(format!(
+                    "{} may not call {}: it needs the permission {permission}",
+                    identity.name,
+                    path.trim_start_matches('/')
+                )))
+            }
+        }
+    }
+}
+
+/// Counts and logs a refusal.
+fn deny(path: &str, identity: &str, reason: &'static str) {
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("unknown", "unknown"));
+    metrics::counter!(
+        "auth_denied_total",
+        "service" => service.to_owned(),
+        "method" => method.to_owned(),
+        "reason" => reason,
+    )
+    .increment(1);
+    if reason == "permission" {
+        tracing::warn!(identity, method = path, "call refused: permission denied");
+    }
+}
+
+/// The identity a client certificate names: its first URI SAN, else its
+/// first DNS SAN, else its CN; its groups, the subject's O values.
+pub fn certificate_identity(der: &[u8]) -> Option<Identity> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let sans: Vec<GeneralName<'_>> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|ext| ext.value.general_names.clone())
+        .unwrap_or_default();
+    let uri = sans.iter().find_map(|n| match n {
+        GeneralName::URI(u) => Some((*u).to_owned()),
+        _ => None,
+    });
+    let dns = || {
+        sans.iter().find_map(|n| match n {
+            GeneralName::DNSName(d) => Some((*d).to_owned()),
+            _ => None,
+        })
+    };
+    let cn = || {
+        cert.subject()
+            .iter_common_name()
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_owned)
+    };
+    let name = uri.or_else(dns).or_else(cn)?;
+    let groups = cert
+        .subject()
+        .iter_organization()
+        .filter_map(|a| a.as_str().ok().map(str::to_owned))
+        .collect();
+    Some(Identity {
+        name,
+        groups,
+        via: Via::Certificate,
+    })
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`AuthLayer`].
+#[derive(Clone)]
+pub struct Auth<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+impl<S> std::fmt::Debug for Auth<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B, R> Service<http::Request<B>> for Auth<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+    R: Default + Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let decision = self.layer.check(
+            request.uri().path(),
+            request.headers(),
+            request.extensions().get::<PeerInfo>(),
+        );
+        match decision {
+            Ok(caller) => {
+                if let Some(caller) = caller {
+                    request.extensions_mut().insert(caller);
+                }
+                Box::pin(self.inner.call(request))
+            }
+            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        }
+    }
+}
