@@ -154,11 +154,14 @@ prometheus.io/path: /metrics
 
 {{/*
 The config file's shared part: data_dir, [server], [log], [store], and
-the access-control keys (#17), each only when its value is set, since the
-config loader refuses keys it does not know.
+the access-control keys (#17: [server.tls], [server.auth],
+insecure_listen), each only when its value is set.
 */}}
 {{- define "auditrail.configCommon" -}}
 {{- $g := .root.Values.global -}}
+{{- if not (or $g.tls.enabled $g.server.insecureListen) }}
+{{- fail "global.server.insecureListen=false needs global.tls.enabled=true: without TLS the servers refuse to listen on the pod's address" }}
+{{- end -}}
 data_dir = {{ .dataDir | quote }}
 
 [server]
@@ -166,7 +169,7 @@ listen = "0.0.0.0:{{ include "auditrail.grpcPort" . }}"
 metrics = true
 metrics_listen = "0.0.0.0:{{ include "auditrail.metricsPort" . }}"
 shutdown_grace_secs = {{ $g.server.shutdownGraceSecs }}
-{{- if $g.server.insecureListen }}
+{{- if and $g.server.insecureListen (not $g.tls.enabled) }}
 insecure_listen = true
 {{- end }}
 {{- if $g.tls.enabled }}
@@ -176,20 +179,20 @@ cert = "/etc/auditrail/tls/tls.crt"
 key = "/etc/auditrail/tls/tls.key"
 client_ca = "/etc/auditrail/tls/ca.crt"
 {{- end }}
+{{- if or $g.auth.tokenSecret $g.auth.rolesConfigMap }}
+
+[server.auth]
+{{- if $g.auth.tokenSecret }}
+token_file = "/etc/auditrail/auth/{{ $g.auth.tokenKey }}"
+{{- end }}
+{{- if $g.auth.rolesConfigMap }}
+roles_file = "/etc/auditrail/authz/{{ $g.auth.rolesKey }}"
+{{- end }}
+{{- end }}
 
 [log]
 level = {{ $g.log.level | quote }}
 format = {{ $g.log.format | quote }}
-{{- if $g.auth.tokenSecret }}
-
-[auth]
-token_file = "/etc/auditrail/auth/{{ $g.auth.tokenKey }}"
-{{- end }}
-{{- if $g.auth.rolesConfigMap }}
-
-[authz]
-roles_file = "/etc/auditrail/authz/{{ $g.auth.rolesKey }}"
-{{- end }}
 {{- if and .storeUser (eq $g.store.type "elasticsearch") }}
 {{- $es := $g.store.elasticsearch }}
 
@@ -203,12 +206,12 @@ ca_cert = "/etc/auditrail/es-ca/ca.crt"
 {{- end }}
 {{- end -}}
 
-{{/* The client side of service-to-service calls (#17): mTLS and a token. */}}
+{{/* The ingestor's side of its calls to the indexer (#17): mTLS and a token, [ingestor.indexer_client]. */}}
 {{- define "auditrail.configClient" -}}
 {{- $g := .root.Values.global -}}
 {{- if or $g.tls.enabled $g.auth.clientTokenSecret }}
 
-[client]
+[ingestor.indexer_client]
 {{- if $g.tls.enabled }}
 tls_ca = "/etc/auditrail/tls/ca.crt"
 tls_cert = "/etc/auditrail/tls/tls.crt"
