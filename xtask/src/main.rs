@@ -10,6 +10,11 @@
 //!   --path crates/cli --locked`).
 //! - `cargo xtask gen-logs`: writes a seeded, realistic audit log.
 //! - `cargo xtask bench`: benchmarks, printing figures for BENCHMARKS.md.
+//! - `cargo xtask chart`: the Helm chart's checks (lint, render for a
+//!   matrix of values, Kubernetes schemas, checkov, assertions, each
+//!   workload's config through the service's loader); run by `test`.
+//! - `cargo xtask image`: builds the container image where an engine
+//!   exists; its Dockerfile is checked statically by `test`.
 //! - `cargo xtask kibana-import`: loads the Kibana saved objects of
 //!   `kibana/` (data view, visualizations, search, dashboard) into a Kibana.
 //!
@@ -19,8 +24,10 @@
 
 mod bench;
 mod cargo;
+mod chart;
 mod demo;
 mod gen_logs;
+mod image;
 mod install;
 mod kibana;
 mod test;
@@ -53,6 +60,10 @@ enum Task {
     GenLogs(gen_logs::GenLogsArgs),
     /// Run the benchmarks and print their figures.
     Bench(bench::BenchArgs),
+    /// The Helm chart's checks (also run by `test`).
+    Chart(chart::ChartArgs),
+    /// Build the container image (Dockerfile) with docker, podman or buildah.
+    Image(image::ImageArgs),
     /// Import the Kibana saved objects of kibana/ into a Kibana.
     KibanaImport(kibana::KibanaImportArgs),
 }
@@ -67,6 +78,8 @@ fn main() -> ExitCode {
         Task::GenLogs(args) => gen_logs::run(&args),
         Task::Bench(args) => bench::run(&args),
         Task::KibanaImport(args) => kibana::run(&args),
+        Task::Chart(args) => chart::run(&args),
+        Task::Image(args) => image::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

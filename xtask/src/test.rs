@@ -1,7 +1,7 @@
 //! `cargo xtask test`: what CI runs, in the order that fails fastest.
 
 use crate::cargo::{cargo, run_cmd};
-use crate::{tidy, tools};
+use crate::{chart, tidy, tools};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
@@ -21,7 +21,8 @@ const PROPTEST_RNG_SEED: &str = "PROPTEST_RNG_SEED";
 const FIXED_PROPTEST_SEED: &str = "20261204";
 
 /// Format check, `cargo xtask tidy` (see `tidy.rs`), clippy with warnings
-/// as errors, then every test of the workspace. Tools the tests need beyond cargo (moto's CloudWatch Logs
+/// as errors, the Helm chart's checks (`chart.rs`), then every test of the
+/// workspace. Tools the tests need beyond cargo (moto's CloudWatch Logs
 /// emulator) are installed by this command into a folder it owns before the
 /// tests run (see `tools.rs`).
 pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
@@ -41,6 +42,9 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     // The integration tests start the real binaries: build them first so
     // they are never stale, whichever test filter is given.
     run_cmd(cargo().args(["build", "--workspace", "--bins", "--locked"]))?;
+    // The Helm chart: rendered for its matrix of values and checked (see
+    // chart.rs); its tools are installed into the tools folder.
+    chart::run(&chart::ChartArgs::default())?;
     let moto = tools::ensure_moto()?;
     let mut test = cargo();
     test.env(tools::MOTO_SERVER_ENV, &moto);

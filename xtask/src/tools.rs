@@ -5,6 +5,10 @@
 //!
 //! - moto's server (PyPI `moto[server]`, pinned): the CloudWatch Logs
 //!   emulator of the CloudWatch source's tests, in its own virtualenv.
+//! - the chart checks' tools (PyPI, pinned), in one virtualenv:
+//!   helm-python-sdk (the Helm v4 library, no `helm` binary) and
+//!   kubernetes-validate (Kubernetes' OpenAPI schemas); and checkov, the
+//!   policy scanner, in a virtualenv of its own (it pins many packages).
 //! - cargo-machete (crates.io, pinned): the unused-dependency check of
 //!   `cargo xtask tidy`, built from source with `cargo install --locked`.
 
@@ -92,4 +96,62 @@ pub(crate) fn ensure_cargo_machete() -> anyhow::Result<PathBuf> {
     std::fs::write(&marker, CARGO_MACHETE_VERSION)
         .with_context(|| format!("cannot write {}", marker.display()))?;
     Ok(binary)
+}
+
+/// The helm-python-sdk release the chart checks render with.
+pub(crate) const HELM_PYTHON_SDK_VERSION: &str = "0.2.2";
+
+/// The kubernetes-validate release, and the Kubernetes version whose
+/// schemas it validates against (one it bundles).
+const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
+pub(crate) const KUBERNETES_VERSION: &str = "1.35.0";
+
+/// The checkov release of the chart's policy scan.
+const CHECKOV_VERSION: &str = "3.3.30";
+
+/// Installs `packages` into a virtualenv named `name` under the tools
+/// folder unless its marker says they are there; returns the venv's folder.
+fn ensure_venv(name: &str, packages: &[String]) -> anyhow::Result<PathBuf> {
+    let dir = tools_dir().join(name);
+    let marker = dir.join(".installed");
+    let wanted = packages.join(" ");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+        return Ok(dir);
+    }
+    eprintln!("installing {wanted} into {}", dir.display());
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove the partial install {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(tools_dir())
+        .with_context(|| format!("cannot create {}", tools_dir().display()))?;
+    run_cmd(Command::new("python3").arg("-m").arg("venv").arg(&dir))
+        .context("python3 with the venv module is needed")?;
+    run_cmd(
+        Command::new(dir.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(packages),
+    )?;
+    std::fs::write(&marker, &wanted)
+        .with_context(|| format!("cannot write {}", marker.display()))?;
+    Ok(dir)
+}
+
+/// Installs helm-python-sdk and kubernetes-validate; returns the path of
+/// the virtualenv's python (kubernetes-validate is beside it).
+pub(crate) fn ensure_chart_tools() -> anyhow::Result<PathBuf> {
+    let dir = ensure_venv(
+        "chart-tools",
+        &[
+            format!("helm-python-sdk=={HELM_PYTHON_SDK_VERSION}"),
+            format!("kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}"),
+        ],
+    )?;
+    Ok(dir.join("bin/python"))
+}
+
+/// Installs checkov; returns the path of its command.
+pub(crate) fn ensure_checkov() -> anyhow::Result<PathBuf> {
+    let dir = ensure_venv("checkov", &[format!("checkov=={CHECKOV_VERSION}")])?;
+    Ok(dir.join("bin/checkov"))
 }

@@ -10,8 +10,10 @@ use anyhow::{Context as _, bail};
 use super::Violation;
 
 /// Files allowed at the top of the repository, by exact path.
-const ROOT_FILES: [&str; 9] = [
+const ROOT_FILES: [&str; 11] = [
     ".gitignore",
+    ".dockerignore",
+    "Dockerfile",
     ".cargo/config.toml",
     ".ci/run",
     "Cargo.toml",
@@ -45,7 +47,9 @@ const FOLDERS: [(&str, &[&str]); 13] = [
     // Data: deployment and dashboards.
     (
         "charts/",
-        &["md", "yaml", "tpl", "txt", "json", "helmignore"],
+        // Chart.lock: the pinned file:// dependencies `helm dependency
+        // build` reads (the built charts/*/charts/ are ignored).
+        &["md", "yaml", "tpl", "txt", "json", "helmignore", "lock"],
     ),
     ("kibana/", &["md", "ndjson"]),
 ];
@@ -130,6 +134,11 @@ mod tests {
             "proto/auditrail/v1/query.proto",
             "proto/baseline/auditrail.v1.txtpb",
             "kibana/auditrail.ndjson",
+            "Dockerfile",
+            "charts/auditrail/values.schema.json",
+            "charts/lib/templates/_helpers.tpl",
+            "charts/auditrail/templates/NOTES.txt",
+            "charts/auditrail/Chart.lock",
         ] {
             assert!(allowed(path), "{path}");
         }

@@ -1,0 +1,570 @@
+{{/*
+auditrail-lib: the templates every service chart of auditrail shares.
+Each takes a dict: "root" (the calling chart's top context) and
+"component" (ingestor, indexer, query, provisioner, reporter).
+*/}}
+
+{{/* The name of a component's objects: <release>-<component>. */}}
+{{- define "auditrail.fullname" -}}
+{{- printf "%s-%s" .root.Release.Name .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "auditrail.selectorLabels" -}}
+app.kubernetes.io/name: auditrail
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "auditrail.labels" -}}
+{{ include "auditrail.selectorLabels" . }}
+app.kubernetes.io/part-of: auditrail
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | default .root.Chart.Version | quote }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* The one image of every workload: repository@digest, else repository:tag (tag defaults to the chart's appVersion). */}}
+{{- define "auditrail.image" -}}
+{{- $img := .root.Values.global.image -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $img.repository (default .root.Chart.AppVersion $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "auditrail.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .root.Values.global.securityContext.runAsUser }}
+runAsGroup: {{ .root.Values.global.securityContext.runAsGroup }}
+fsGroup: {{ .root.Values.global.securityContext.fsGroup }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- with .root.Values.global.securityContext.supplementalGroups }}
+supplementalGroups: {{ toJson . }}
+{{- end }}
+{{- end -}}
+
+{{- define "auditrail.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* The gRPC and metrics ports of a component, from global.ports. */}}
+{{- define "auditrail.grpcPort" -}}
+{{- index .root.Values.global.ports .component "grpc" -}}
+{{- end -}}
+{{- define "auditrail.metricsPort" -}}
+{{- index .root.Values.global.ports .component "metrics" -}}
+{{- end -}}
+
+{{/*
+Liveness and readiness on the gRPC health service (grpc.health.v1), by
+Kubernetes' native grpc probe, asking for the component's own entry. The
+probe speaks plaintext only: with TLS on, a TCP probe of the same port.
+*/}}
+{{- define "auditrail.probes" -}}
+{{- $port := include "auditrail.grpcPort" . | int -}}
+{{- $p := .root.Values.global.probes -}}
+{{- range $kind := list "readinessProbe" "livenessProbe" }}
+{{ $kind }}:
+  {{- if $.root.Values.global.tls.enabled }}
+  tcpSocket:
+    port: {{ $port }}
+  {{- else }}
+  grpc:
+    port: {{ $port }}
+    service: {{ $.component }}
+  {{- end }}
+  periodSeconds: {{ $p.periodSeconds }}
+  timeoutSeconds: {{ $p.timeoutSeconds }}
+  failureThreshold: {{ $p.failureThreshold }}
+  {{- if eq $kind "livenessProbe" }}
+  initialDelaySeconds: {{ $p.livenessInitialDelaySeconds }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "auditrail.prometheusAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ include "auditrail.metricsPort" . | quote }}
+prometheus.io/path: /metrics
+{{- end -}}
+
+{{/* Whether this component serves TLS (global.tls.enabled). */}}
+{{- define "auditrail.tlsSecretName" -}}
+{{- $tls := .root.Values.global.tls -}}
+{{- if $tls.certManager.enabled -}}
+{{- printf "%s-tls" (include "auditrail.fullname" .) -}}
+{{- else -}}
+{{- $name := index $tls.existingSecrets .component -}}
+{{- required (printf "global.tls.existingSecrets.%s: the Secret (tls.crt, tls.key, ca.crt) of the %s, needed with global.tls.enabled and without global.tls.certManager.enabled" .component .component) $name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "auditrail.tlsVolume" -}}
+{{- if .root.Values.global.tls.enabled }}
+- name: tls
+  secret:
+    secretName: {{ include "auditrail.tlsSecretName" . }}
+    defaultMode: 288  # 0440, in decimal: YAML 1.1 and 1.2 readers agree on it
+{{- end }}
+{{- if .root.Values.global.auth.tokenSecret }}
+- name: auth-tokens
+  secret:
+    secretName: {{ .root.Values.global.auth.tokenSecret }}
+    defaultMode: 288  # 0440, in decimal: YAML 1.1 and 1.2 readers agree on it
+{{- end }}
+{{- if .root.Values.global.auth.rolesConfigMap }}
+- name: auth-roles
+  configMap:
+    name: {{ .root.Values.global.auth.rolesConfigMap }}
+{{- end }}
+{{- end -}}
+
+{{- define "auditrail.tlsMounts" -}}
+{{- if .root.Values.global.tls.enabled }}
+- name: tls
+  mountPath: /etc/auditrail/tls
+  readOnly: true
+{{- end }}
+{{- if .root.Values.global.auth.tokenSecret }}
+- name: auth-tokens
+  mountPath: /etc/auditrail/auth
+  readOnly: true
+{{- end }}
+{{- if .root.Values.global.auth.rolesConfigMap }}
+- name: auth-roles
+  mountPath: /etc/auditrail/authz
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The URL a client uses to reach a component's Service. */}}
+{{- define "auditrail.url" -}}
+{{- printf "%s://%s:%s" (ternary "https" "http" .root.Values.global.tls.enabled) (include "auditrail.fullname" .) (include "auditrail.grpcPort" .) -}}
+{{- end -}}
+
+{{/*
+The config file's shared part: data_dir, [server], [log], [store], and
+the access-control keys (#17: [server.tls], [server.auth],
+insecure_listen), each only when its value is set.
+*/}}
+{{- define "auditrail.configCommon" -}}
+{{- $g := .root.Values.global -}}
+{{- if not (or $g.tls.enabled $g.server.insecureListen) }}
+{{- fail "global.server.insecureListen=false needs global.tls.enabled=true: without TLS the servers refuse to listen on the pod's address" }}
+{{- end -}}
+data_dir = {{ .dataDir | quote }}
+
+[server]
+listen = "0.0.0.0:{{ include "auditrail.grpcPort" . }}"
+metrics = true
+metrics_listen = "0.0.0.0:{{ include "auditrail.metricsPort" . }}"
+shutdown_grace_secs = {{ $g.server.shutdownGraceSecs }}
+{{- if and $g.server.insecureListen (not $g.tls.enabled) }}
+insecure_listen = true
+{{- end }}
+{{- if $g.tls.enabled }}
+
+[server.tls]
+cert = "/etc/auditrail/tls/tls.crt"
+key = "/etc/auditrail/tls/tls.key"
+client_ca = "/etc/auditrail/tls/ca.crt"
+{{- end }}
+{{- if or $g.auth.tokenSecret $g.auth.rolesConfigMap }}
+
+[server.auth]
+{{- if $g.auth.tokenSecret }}
+token_file = "/etc/auditrail/auth/{{ $g.auth.tokenKey }}"
+{{- end }}
+{{- if $g.auth.rolesConfigMap }}
+roles_file = "/etc/auditrail/authz/{{ $g.auth.rolesKey }}"
+{{- end }}
+{{- end }}
+
+[log]
+level = {{ $g.log.level | quote }}
+format = {{ $g.log.format | quote }}
+{{- if and .storeUser (eq $g.store.type "elasticsearch") }}
+{{- $es := $g.store.elasticsearch }}
+
+[store.elasticsearch]
+urls = {{ required "global.store.elasticsearch.urls: at least one URL with global.store.type=elasticsearch" $es.urls | toJson }}
+naming = {{ $es.naming | quote }}
+ilm = {{ $es.ilm }}
+{{- if $es.caSecret }}
+ca_cert = "/etc/auditrail/es-ca/ca.crt"
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The ingestor's side of its calls to the indexer (#17): mTLS and a token, [ingestor.indexer_client]. */}}
+{{- define "auditrail.configClient" -}}
+{{- $g := .root.Values.global -}}
+{{- if or $g.tls.enabled $g.auth.clientTokenSecret }}
+
+[ingestor.indexer_client]
+{{- if $g.tls.enabled }}
+tls_ca = "/etc/auditrail/tls/ca.crt"
+tls_cert = "/etc/auditrail/tls/tls.crt"
+tls_key = "/etc/auditrail/tls/tls.key"
+{{- end }}
+{{- if $g.auth.clientTokenSecret }}
+token_file = "/etc/auditrail/client-token/token"
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Elasticsearch credentials as environment variables, from a Secret. */}}
+{{- define "auditrail.esEnv" -}}
+{{- $es := .root.Values.global.store.elasticsearch -}}
+{{- if and (eq .root.Values.global.store.type "elasticsearch") $es.auth.existingSecret }}
+{{- if eq $es.auth.type "basic" }}
+- name: AUDITRAIL_STORE__ELASTICSEARCH__AUTH__BASIC__USERNAME
+  valueFrom:
+    secretKeyRef: {name: {{ $es.auth.existingSecret }}, key: username}
+- name: AUDITRAIL_STORE__ELASTICSEARCH__AUTH__BASIC__PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $es.auth.existingSecret }}, key: password}
+{{- else if eq $es.auth.type "apiKey" }}
+- name: AUDITRAIL_STORE__ELASTICSEARCH__AUTH__API_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ $es.auth.existingSecret }}, key: api_key}
+{{- else if eq $es.auth.type "bearer" }}
+- name: AUDITRAIL_STORE__ELASTICSEARCH__AUTH__BEARER
+  valueFrom:
+    secretKeyRef: {name: {{ $es.auth.existingSecret }}, key: token}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "auditrail.esVolume" -}}
+{{- $es := .root.Values.global.store.elasticsearch -}}
+{{- if and (eq .root.Values.global.store.type "elasticsearch") $es.caSecret }}
+- name: es-ca
+  secret:
+    secretName: {{ $es.caSecret }}
+{{- end }}
+{{- end -}}
+{{- define "auditrail.esMount" -}}
+{{- $es := .root.Values.global.store.elasticsearch -}}
+{{- if and (eq .root.Values.global.store.type "elasticsearch") $es.caSecret }}
+- name: es-ca
+  mountPath: /etc/auditrail/es-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/*
+One auditrail container: `auditrail run --service <component> --config
+/etc/auditrail/auditrail.toml`, its ports, probes and posture. Extra
+"mounts" and "env" (YAML lists as strings) are appended.
+*/}}
+{{- define "auditrail.container" -}}
+- name: {{ .component }}
+  image: {{ include "auditrail.image" . }}
+  imagePullPolicy: {{ .root.Values.global.image.pullPolicy }}
+  args: ["run", "--service", {{ .component | quote }}, "--config", "/etc/auditrail/{{ .component }}/auditrail.toml"]
+  ports:
+    - name: grpc-{{ .component | trunc 10 }}
+      containerPort: {{ include "auditrail.grpcPort" . }}
+      protocol: TCP
+    - name: metrics-{{ .component | trunc 7 }}
+      containerPort: {{ include "auditrail.metricsPort" . }}
+      protocol: TCP
+  {{- include "auditrail.probes" . | nindent 2 }}
+  securityContext:
+    {{- include "auditrail.containerSecurityContext" . | nindent 4 }}
+  resources:
+    {{- toYaml .resources | nindent 4 }}
+  env:
+    - name: TMPDIR
+      value: /tmp
+    {{- include "auditrail.esEnv" . | nindent 4 }}
+    {{- with .env }}
+    {{- . | nindent 4 }}
+    {{- end }}
+  volumeMounts:
+    - name: config-{{ .component }}
+      mountPath: /etc/auditrail/{{ .component }}
+      readOnly: true
+    - name: tmp
+      mountPath: /tmp
+    {{- include "auditrail.tlsMounts" . | nindent 4 }}
+    {{- include "auditrail.esMount" . | nindent 4 }}
+    {{- with .mounts }}
+    {{- . | nindent 4 }}
+    {{- end }}
+{{- end -}}
+
+{{/* The volumes every auditrail pod has: its config, /tmp, TLS and auth. */}}
+{{- define "auditrail.commonVolumes" -}}
+- name: config-{{ .component }}
+  configMap:
+    name: {{ include "auditrail.fullname" . }}-config
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- include "auditrail.tlsVolume" . }}
+{{- include "auditrail.esVolume" . }}
+{{- end -}}
+
+{{- define "auditrail.podSpecCommon" -}}
+serviceAccountName: {{ include "auditrail.fullname" . }}
+automountServiceAccountToken: {{ .automountToken | default false }}
+securityContext:
+  {{- include "auditrail.podSecurityContext" . | nindent 2 }}
+{{- with .root.Values.global.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (hasKey . "nodeSelector" | ternary .nodeSelector .root.Values.nodeSelector) }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (hasKey . "tolerations" | ternary .tolerations .root.Values.tolerations) }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .root.Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "auditrail.topologySpread" -}}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "auditrail.selectorLabels" . | nindent 8 }}
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "auditrail.selectorLabels" . | nindent 8 }}
+{{- end -}}
+
+{{- define "auditrail.serviceAccount" -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "auditrail.fullname" . }}
+  labels:
+    {{- include "auditrail.labels" . | nindent 4 }}
+  {{- with .root.Values.serviceAccount.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+automountServiceAccountToken: false
+{{- end -}}
+
+{{/* The Service of a component: its gRPC port, and the metrics port. */}}
+{{- define "auditrail.service" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "auditrail.fullname" . }}
+  labels:
+    {{- include "auditrail.labels" . | nindent 4 }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- if .selectComponent }}
+    {{- include "auditrail.selectorLabels" (dict "root" .root "component" .selectComponent) | nindent 4 }}
+    {{- else }}
+    {{- include "auditrail.selectorLabels" . | nindent 4 }}
+    {{- end }}
+  ports:
+    - name: grpc
+      port: {{ include "auditrail.grpcPort" . }}
+      targetPort: {{ include "auditrail.grpcPort" . }}
+      protocol: TCP
+      appProtocol: grpc
+    - name: metrics
+      port: {{ include "auditrail.metricsPort" . }}
+      targetPort: {{ include "auditrail.metricsPort" . }}
+      protocol: TCP
+{{- end -}}
+
+{{- define "auditrail.serviceMonitor" -}}
+{{- if .root.Values.global.metrics.serviceMonitor.enabled }}
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ include "auditrail.fullname" . }}
+  labels:
+    {{- include "auditrail.labels" . | nindent 4 }}
+    {{- with .root.Values.global.metrics.serviceMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  selector:
+    matchLabels:
+      {{- include "auditrail.selectorLabels" . | nindent 6 }}
+  endpoints:
+    - port: metrics
+      path: /metrics
+      interval: {{ .root.Values.global.metrics.serviceMonitor.interval }}
+{{- end }}
+{{- end -}}
+
+{{- define "auditrail.pdb" -}}
+{{- if gt (int .replicas) 1 }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "auditrail.fullname" . }}
+  labels:
+    {{- include "auditrail.labels" . | nindent 4 }}
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels:
+      {{- include "auditrail.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{/* A ConfigMap holding a component's auditrail.toml (given as .config). */}}
+{{- define "auditrail.configMap" -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "auditrail.fullname" . }}-config
+  labels:
+    {{- include "auditrail.labels" . | nindent 4 }}
+data:
+  auditrail.toml: |
+    {{- .config | nindent 4 }}
+{{- end -}}
+
+{{/* cert-manager Certificate of a component, signed by the release's issuer. */}}
+{{- define "auditrail.certificate" -}}
+{{- $tls := .root.Values.global.tls -}}
+{{- if and $tls.enabled $tls.certManager.enabled }}
+{{- $name := include "auditrail.fullname" . }}
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "auditrail.labels" . | nindent 4 }}
+spec:
+  secretName: {{ $name }}-tls
+  duration: {{ $tls.certManager.duration }}
+  renewBefore: {{ $tls.certManager.renewBefore }}
+  commonName: {{ $name }}
+  dnsNames:
+    - {{ $name }}
+    - {{ $name }}.{{ .root.Release.Namespace }}
+    - {{ $name }}.{{ .root.Release.Namespace }}.svc
+    - {{ $name }}.{{ .root.Release.Namespace }}.svc.{{ .root.Values.global.clusterDomain }}
+  usages: ["server auth", "client auth", "digital signature", "key encipherment"]
+  privateKey:
+    algorithm: ECDSA
+    size: 256
+    rotationPolicy: Always
+  issuerRef:
+    {{- if $tls.certManager.issuerRef.name }}
+    {{- toYaml $tls.certManager.issuerRef | nindent 4 }}
+    {{- else }}
+    name: {{ .root.Release.Name }}-ca
+    kind: Issuer
+    group: cert-manager.io
+    {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy pieces: DNS egress, and metrics ingress from the named namespaces. */}}
+{{- define "auditrail.egressDNS" -}}
+- to:
+    - namespaceSelector: {}
+      podSelector:
+        matchLabels:
+          k8s-app: kube-dns
+  ports:
+    - {protocol: UDP, port: 53}
+    - {protocol: TCP, port: 53}
+{{- end -}}
+
+{{- define "auditrail.ingressMetrics" -}}
+{{- with .root.Values.global.networkPolicy.metricsNamespaces }}
+- from:
+    {{- range . }}
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ . }}
+    {{- end }}
+  ports:
+    - {protocol: TCP, port: {{ include "auditrail.metricsPort" $ }}}
+{{- end }}
+{{- end -}}
+
+{{/* Clients of a component's gRPC port: the named namespaces, and pods of the release's namespace labelled auditrail.io/client=true (the helm test pods are). */}}
+{{- define "auditrail.ingressClients" -}}
+- from:
+    - podSelector:
+        matchLabels:
+          auditrail.io/client: "true"
+    {{- range .root.Values.global.networkPolicy.clientNamespaces }}
+    - namespaceSelector:
+        matchLabels:
+          kubernetes.io/metadata.name: {{ . }}
+    {{- end }}
+    {{- range .extraFrom }}
+    - podSelector:
+        matchLabels:
+          {{- include "auditrail.selectorLabels" (dict "root" $.root "component" .) | nindent 10 }}
+    {{- end }}
+  ports:
+    - {protocol: TCP, port: {{ include "auditrail.grpcPort" . }}}
+{{- end -}}
+
+{{- define "auditrail.egressAPIServer" -}}
+{{- $api := .root.Values.global.networkPolicy.apiServer }}
+- to:
+    {{- range $api.cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    {{- range $api.ports }}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
+{{- end -}}
+
+{{- define "auditrail.egressElasticsearch" -}}
+{{- $np := .root.Values.global.networkPolicy }}
+{{- if eq .root.Values.global.store.type "elasticsearch" }}
+- to:
+    {{- range $np.elasticsearch.cidrs }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  ports:
+    {{- range $np.elasticsearch.ports }}
+    - {protocol: TCP, port: {{ . }}}
+    {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* egress to another component's gRPC port. */}}
+{{- define "auditrail.egressTo" -}}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "auditrail.selectorLabels" . | nindent 10 }}
+  ports:
+    - {protocol: TCP, port: {{ include "auditrail.grpcPort" . }}}
+{{- end -}}
