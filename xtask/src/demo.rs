@@ -6,7 +6,9 @@
 //! answer gRPC health and reflection, waits until the sample is indexed and
 //! shows what was stored, prints a timeline page and the history and diff of
 //! the sample's most-changed network policy, then stops the server with
-//! SIGTERM.
+//! SIGTERM. Last, the secure path: the indexer and query services again
+//! over TLS (a CA and certificate made on the spot) with bearer tokens, a
+//! call refused without one, and the same timeline read with a viewer's.
 
 use std::path::Path;
 use std::process::Command;
@@ -119,6 +121,98 @@ fn demo(exe: &Path, dir: &Path) -> anyhow::Result<()> {
     println!("\n==> SIGTERM: graceful shutdown");
     let status = server.stop()?;
     println!("\nauditrail stopped cleanly ({status}).");
+    secure(exe, dir, &data)
+}
+
+/// The secure path: TLS with a certificate for `localhost` signed by a CA
+/// made here, and a token file with a viewer; the trail of the first part
+/// read again through it.
+fn secure(exe: &Path, dir: &Path, data: &Path) -> anyhow::Result<()> {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls)?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "auditrail demo CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
+    let key = rcgen::KeyPair::generate()?;
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?.signed_by(&key, &ca)?;
+    std::fs::write(tls.join("ca.crt"), ca.pem())?;
+    std::fs::write(tls.join("tls.crt"), cert.pem())?;
+    std::fs::write(tls.join("tls.key"), key.serialize_pem())?;
+    let token = format!("demo-viewer-{}", std::process::id());
+    let digest = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    };
+    std::fs::write(
+        tls.join("tokens.toml"),
+        format!(
+            "[[token]]\nname = \"demo-viewer\"\nsha256 = \"{digest}\"\ngroups = [\"viewer\"]\n"
+        ),
+    )?;
+
+    println!(
+        "\n==> the secure path: auditrail run --service indexer,query --tls-cert … --auth-token-file …"
+    );
+    let mut command = Command::new(exe);
+    command
+        .args([
+            "run",
+            "--service",
+            "indexer,query",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--no-metrics", "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--tls-cert")
+        .arg(tls.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(tls.join("tls.key"))
+        .arg("--auth-token-file")
+        .arg(tls.join("tokens.toml"));
+    let server = ServerProcess::spawn_echoing(command, &[])?;
+    let port = server
+        .addr()
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .context("no port in the server's address")?;
+    let url = format!("https://localhost:{port}");
+    let ca_file = tls.join("ca.crt");
+    let ca_file = ca_file.to_str().context("temporary path is not UTF-8")?;
+
+    println!("\n==> auditrail stats --server {url} --tls-ca ca.crt   (no token: refused)");
+    let refused = Command::new(exe)
+        .args(["stats", "--server", &url, "--tls-ca", ca_file])
+        .output()?;
+    if refused.status.success() {
+        bail!("a call without a token was answered by a server with a token file");
+    }
+    print!("{}", String::from_utf8_lossy(&refused.stderr));
+
+    println!(
+        "\n==> auditrail search --timeline --limit 5 --server {url} --tls-ca ca.crt --token …"
+    );
+    client(
+        exe,
+        &[
+            "search",
+            "--timeline",
+            "--limit",
+            "5",
+            "--server",
+            &url,
+            "--tls-ca",
+            ca_file,
+            "--token",
+            &token,
+        ],
+    )?;
+    let status = server.stop()?;
+    println!("\nthe secure server stopped cleanly ({status}).");
     Ok(())
 }
 

@@ -39,30 +39,11 @@ fn tools_dir() -> PathBuf {
 /// returns the path of its `moto_server` script. An interrupted install is
 /// never mistaken for a finished one: a marker file is written last.
 pub(crate) fn ensure_moto() -> anyhow::Result<PathBuf> {
-    let dir = tools_dir().join(format!("moto-{MOTO_VERSION}"));
-    let server = dir.join("bin/moto_server");
-    let marker = dir.join(".installed");
-    if marker.is_file() && server.is_file() {
-        return Ok(server);
-    }
-    eprintln!("installing moto {MOTO_VERSION} into {}", dir.display());
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot remove the partial install {}", dir.display()))?;
-    }
-    std::fs::create_dir_all(tools_dir())
-        .with_context(|| format!("cannot create {}", tools_dir().display()))?;
-    run_cmd(Command::new("python3").arg("-m").arg("venv").arg(&dir))
-        .context("python3 with the venv module is needed to install moto")?;
-    run_cmd(Command::new(dir.join("bin/pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        &format!("moto[server]=={MOTO_VERSION}"),
-    ]))?;
-    std::fs::write(&marker, MOTO_VERSION)
-        .with_context(|| format!("cannot write {}", marker.display()))?;
-    Ok(server)
+    let dir = ensure_venv(
+        &format!("moto-{MOTO_VERSION}"),
+        &[format!("moto[server]=={MOTO_VERSION}")],
+    )?;
+    Ok(dir.join("bin/moto_server"))
 }
 
 /// Installs cargo-machete unless this version is already there, and returns
