@@ -133,3 +133,25 @@ impl std::fmt::Display for Permission {
         f.write_str(self.as_str())
     }
 }
+
+/// The API group of the virtual resources a Kubernetes
+/// SubjectAccessReview asks about (no such API is served: RBAC rules on it
+/// are what grant auditrail permissions, as Calico's `lma.tigera.io` does).
+pub const KUBERNETES_GROUP: &str = "auditrail.io";
+
+/// What a SubjectAccessReview asks for `permission`: a verb and the
+/// `auditrail.io` resources, each alone enough (reading asks per event
+/// type, `kube` and `ee`, and the scope holds the types allowed).
+pub fn kubernetes_attributes(permission: Permission) -> (&'static str, &'static [&'static str]) {
+    match permission {
+        Permission::Read => ("get", &["kube", "ee"]),
+        Permission::Export => ("create", &["exports"]),
+        Permission::Ingest => ("create", &["events"]),
+        Permission::Delete => ("delete", &["events"]),
+        Permission::Status => ("get", &["ingeststatus"]),
+        Permission::Policy => ("create", &["policies"]),
+        Permission::Apply => ("create", &["setups"]),
+        Permission::ReadReports => ("get", &["reports"]),
+        Permission::ManageReports => ("create", &["reports"]),
+    }
+}

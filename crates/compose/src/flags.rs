@@ -63,16 +63,9 @@ pub struct NodeArgs {
     /// (a warning is logged every minute) [default: refused].
     #[arg(long)]
     pub insecure_listen: bool,
-    /// Bearer tokens the API accepts: TOML `[[token]]` entries of name,
-    /// SHA-256 of the token and groups, re-read when the file changes
-    /// [default: none; with neither this nor --tls-client-ca every caller
-    /// may do everything].
-    #[arg(long, value_name = "FILE")]
-    pub auth_token_file: Option<PathBuf>,
-    /// Roles and bindings beyond the built-in viewer, exporter, ingestor
-    /// and admin (TOML), re-read when the file changes [default: none].
-    #[arg(long, value_name = "FILE")]
-    pub authz_file: Option<PathBuf>,
+    /// Who may call what.
+    #[command(flatten)]
+    pub auth: AuthArgs,
     /// Log filter, in `tracing` EnvFilter syntax (e.g.
     /// `info,auditrail=debug`) [default: info].
     #[arg(long, value_name = "FILTER")]
@@ -103,6 +96,30 @@ pub struct NodeArgs {
     pub indexer_url: Option<String>,
     #[command(flatten)]
     pub sources: SourceArgs,
+}
+
+/// The access-control flags (`[server.auth]`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuthArgs {
+    /// Bearer tokens the API accepts: TOML `[[token]]` entries of name,
+    /// SHA-256 of the token and groups, re-read when the file changes
+    /// [default: none; with neither this nor --tls-client-ca every caller
+    /// may do everything].
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Roles and bindings beyond the built-in viewer, exporter, ingestor
+    /// and admin (TOML), re-read when the file changes [default: none].
+    #[arg(long, value_name = "FILE")]
+    pub authz_file: Option<PathBuf>,
+    /// Bearer tokens not in the token file are reviewed by the Kubernetes
+    /// API (TokenReview; in-cluster or kubeconfig), cached 60 s
+    /// [default: off].
+    #[arg(long)]
+    pub auth_kubernetes: bool,
+    /// Permissions are reviewed by Kubernetes RBAC (SubjectAccessReview on
+    /// `auditrail.io` resources) instead of the roles [default: off].
+    #[arg(long)]
+    pub authz_kubernetes: bool,
 }
 
 /// Which services each service-specific flag configures (by clap id).
@@ -168,8 +185,10 @@ impl NodeArgs {
                 }),
                 insecure_listen: self.insecure_listen.then_some(true),
                 auth: AuthFlags {
-                    token_file: self.auth_token_file.clone(),
-                    roles_file: self.authz_file.clone(),
+                    token_file: self.auth.auth_token_file.clone(),
+                    roles_file: self.auth.authz_file.clone(),
+                    kubernetes_tokens: self.auth.auth_kubernetes.then_some(true),
+                    kubernetes_authorization: self.auth.authz_kubernetes.then_some(true),
                 },
             },
             log: LogFlags {
@@ -233,11 +252,18 @@ struct AuthFlags {
     token_file: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     roles_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes_tokens: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kubernetes_authorization: Option<bool>,
 }
 
 impl AuthFlags {
     fn is_empty(&self) -> bool {
-        self.token_file.is_none() && self.roles_file.is_none()
+        self.token_file.is_none()
+            && self.roles_file.is_none()
+            && self.kubernetes_tokens.is_none()
+            && self.kubernetes_authorization.is_none()
     }
 }
 

@@ -29,7 +29,7 @@ use auditrail_store::{Store, StoreError};
 use clap::ArgMatches;
 
 pub use config::NodeConfig;
-pub use flags::NodeArgs;
+pub use flags::{AuthArgs, NodeArgs};
 pub use store::StoreSettings;
 pub use table::{ALL, Selection, ServiceName};
 

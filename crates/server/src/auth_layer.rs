@@ -28,14 +28,17 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use auditrail_access::{AccessError, Decision, Identity, Required, Roles, Scope, TokenFile, Via};
+use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tower::{Layer, Service};
 
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use crate::kube_auth::KubeAuth;
+
 /// The `[server.auth]` table.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Bearer tokens: a TOML file of `[[token]]` entries (name, SHA-256 of
@@ -46,6 +49,42 @@ pub struct AuthConfig {
     /// changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roles_file: Option<PathBuf>,
+    /// Bearer tokens the token file does not hold are asked of the
+    /// Kubernetes API (TokenReview): the cluster's service accounts and
+    /// OIDC users are identities.
+    #[serde(default)]
+    pub kubernetes_tokens: bool,
+    /// Permissions are asked of Kubernetes RBAC (SubjectAccessReview on
+    /// `auditrail.io` resources) instead of the roles.
+    #[serde(default)]
+    pub kubernetes_authorization: bool,
+    /// Seconds a Kubernetes answer is reused (positive and negative).
+    #[serde(default = "default_cache_ttl_secs")]
+    pub cache_ttl_secs: u64,
+    /// Most Kubernetes answers of each kind kept.
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: usize,
+}
+
+fn default_cache_ttl_secs() -> u64 {
+    60
+}
+
+fn default_cache_entries() -> usize {
+    10_000
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_file: None,
+            roles_file: None,
+            kubernetes_tokens: false,
+            kubernetes_authorization: false,
+            cache_ttl_secs: default_cache_ttl_secs(),
+            cache_entries: default_cache_entries(),
+        }
+    }
 }
 
 impl AuthConfig {
@@ -71,6 +110,10 @@ pub enum AuthError {
     /// A file does not parse.
     #[error(transparent)]
     Invalid(#[from] AccessError),
+    /// The Kubernetes client cannot be set up (no in-cluster service
+    /// account, no kubeconfig).
+    #[error("cannot reach the Kubernetes API for token or access reviews: {0}")]
+    Kubernetes(String),
 }
 
 /// The caller of a request, as the handlers see it in its extensions.
@@ -187,6 +230,10 @@ struct AuthState {
     tokens: Option<Watched<TokenFile>>,
     roles: Option<Watched<Roles>>,
     builtin: Arc<Roles>,
+    /// TokenReview (with `kubernetes_tokens`).
+    kube_tokens: Option<Arc<KubeAuth>>,
+    /// SubjectAccessReview (with `kubernetes_authorization`).
+    kube_authorization: Option<Arc<KubeAuth>>,
 }
 
 /// How often the token and roles files are looked at.
@@ -209,7 +256,7 @@ impl std::fmt::Debug for AuthLayer {
 impl AuthLayer {
     /// The layer of `config`; `client_certificates` says whether the
     /// server requires client certificates (a client CA is set).
-    pub fn new(config: &AuthConfig, client_certificates: bool) -> Result<Self, AuthError> {
+    pub async fn new(config: &AuthConfig, client_certificates: bool) -> Result<Self, AuthError> {
         let tokens = config
             .token_file
             .as_deref()
@@ -220,7 +267,19 @@ impl AuthLayer {
             .as_deref()
             .map(|p| Watched::load(p, "roles file", Roles::parse))
             .transpose()?;
-        let enabled = client_certificates || tokens.is_some();
+        let kube = if config.kubernetes_tokens || config.kubernetes_authorization {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| AuthError::Kubernetes(e.to_string()))?;
+            Some(Arc::new(KubeAuth::new(
+                client,
+                Duration::from_secs(config.cache_ttl_secs),
+                config.cache_entries,
+            )))
+        } else {
+            None
+        };
+        let enabled = client_certificates || tokens.is_some() || config.kubernetes_tokens;
         if !enabled && roles.is_some() {
             tracing::warn!(
                 "a roles file is set but no identity source (client CA or token file): access control is off"
@@ -232,6 +291,8 @@ impl AuthLayer {
                 tokens,
                 roles,
                 builtin: Arc::new(Roles::builtin()),
+                kube_tokens: kube.clone().filter(|_| config.kubernetes_tokens),
+                kube_authorization: kube.filter(|_| config.kubernetes_authorization),
             }),
         })
     }
@@ -260,52 +321,57 @@ impl AuthLayer {
         }
     }
 
-    /// The caller of a request with `headers` over a connection of `peer`,
-    /// or why there is none.
-    fn identify(
+    /// The caller of a request with `token` (its bearer token, if any)
+    /// over a connection whose client presented `certificates`, or why
+    /// there is none.
+    async fn identify(
         &self,
-        headers: &http::HeaderMap,
-        peer: Option<&TlsConnectInfo<TcpConnectInfo>>,
-    ) -> Result<Identity, &'static str> {
-        if let Some(certificates) = peer.and_then(TlsConnectInfo::peer_certs)
-            && let Some(leaf) = certificates.first()
-        {
-            return certificate_identity(leaf).ok_or("the client certificate names no one");
+        token: Option<Result<String, &'static str>>,
+        certificates: Option<&[CertificateDer<'static>]>,
+    ) -> Result<Identity, tonic::Status> {
+        let unauthenticated = |reason: &str| tonic::Status::unauthenticated(reason.to_owned());
+        if let Some(leaf) = certificates.and_then(<[_]>::first) {
+            return certificate_identity(leaf)
+                .ok_or_else(|| unauthenticated("the client certificate names no one"));
         }
-        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-            return Err(
-                "no identity: give a bearer token (authorization metadata) or a client certificate",
-            );
+        let token = match token {
+            None => {
+                return Err(unauthenticated(
+                    "no identity: give a bearer token (authorization metadata) or a client \
+                     certificate",
+                ));
+            }
+            Some(token) => token.map_err(unauthenticated)?,
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or("the authorization metadata is not \"Bearer <token>\"")?;
-        let tokens = self
+        if let Some(identity) = self
             .state
             .tokens
             .as_ref()
-            .ok_or("tokens are not accepted here (no token file)")?;
-        tokens.get().verify(token).ok_or("token unknown")
+            .and_then(|t| t.get().verify(&token))
+        {
+            return Ok(identity);
+        }
+        match &self.state.kube_tokens {
+            Some(kube) => kube
+                .authenticate(&token)
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?
+                .ok_or_else(|| unauthenticated("token unknown")),
+            None if self.state.tokens.is_none() => Err(unauthenticated(
+                "tokens are not accepted here (no token file)",
+            )),
+            None => Err(unauthenticated("token unknown")),
+        }
     }
 
     /// The decision for a call to `path`: the caller to put in its
     /// extensions, or the refusal.
-    fn check(
+    async fn check(
         &self,
         path: &str,
-        headers: &http::HeaderMap,
-        peer: Option<&TlsConnectInfo<TcpConnectInfo>>,
+        token: Option<Result<String, &'static str>>,
+        certificates: Option<&[CertificateDer<'static>]>,
     ) -> Result<Option<Caller>, tonic::Status> {
-        if !self.state.enabled {
-            return Ok(None);
-        }
         let permission = match auditrail_access::required(path) {
             Required::Public => return Ok(None),
             Required::Permission(p) => p,
@@ -316,17 +382,35 @@ impl AuthLayer {
                 )));
             }
         };
-        let identity = self.identify(headers, peer).map_err(|reason| {
-            deny(path, "-", "unauthenticated");
-            tracing::info!(method = path, reason, "call refused: unauthenticated");
-            tonic::Status::unauthenticated(reason)
-        })?;
-        let roles = self
-            .state
-            .roles
-            .as_ref()
-            .map_or_else(|| Arc::clone(&self.state.builtin), Watched::get);
-        match roles.decide(&identity, permission) {
+        let identity = self
+            .identify(token, certificates)
+            .await
+            .inspect_err(|status| {
+                let reason = if status.code() == tonic::Code::Unavailable {
+                    "unavailable"
+                } else {
+                    "unauthenticated"
+                };
+                deny(path, "-", reason);
+                tracing::info!(
+                    method = path,
+                    reason = status.message(),
+                    "call refused: {reason}"
+                );
+            })?;
+        let decision = match &self.state.kube_authorization {
+            Some(kube) => kube.authorize(&identity, permission).await.map_err(|e| {
+                deny(path, &identity.name, "unavailable");
+                tonic::Status::unavailable(e.to_string())
+            })?,
+            None => self
+                .state
+                .roles
+                .as_ref()
+                .map_or_else(|| Arc::clone(&self.state.builtin), Watched::get)
+                .decide(&identity, permission),
+        };
+        match decision {
             Decision::Allow(scope) => Ok(Some(Caller { identity, scope })),
             Decision::Deny => {
                 deny(path, &identity.name, "permission");
@@ -338,6 +422,25 @@ impl AuthLayer {
             }
         }
     }
+}
+
+/// The bearer token of `headers`: `None` without authorization metadata,
+/// an error when it is not `Bearer <token>`.
+fn bearer(headers: &http::HeaderMap) -> Option<Result<String, &'static str>> {
+    let value = headers.get(http::header::AUTHORIZATION)?;
+    Some(
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .ok_or("the authorization metadata is not \"Bearer <token>\""),
+    )
 }
 
 /// Counts and logs a refusal.
@@ -427,10 +530,11 @@ impl<S> std::fmt::Debug for Auth<S> {
 
 impl<S, B, R> Service<http::Request<B>> for Auth<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<R>>,
+    S: Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     R: Default + Send + 'static,
     S::Error: Send + 'static,
+    B: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -441,19 +545,35 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let decision = self.layer.check(
-            request.uri().path(),
-            request.headers(),
-            request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>(),
-        );
-        match decision {
-            Ok(caller) => {
-                if let Some(caller) = caller {
-                    request.extensions_mut().insert(caller);
-                }
-                Box::pin(self.inner.call(request))
-            }
-            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        if !self.layer.state.enabled {
+            return Box::pin(self.inner.call(request));
         }
+        // The service that was polled ready serves this call; a clone takes
+        // its place for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = self.layer.clone();
+        Box::pin(async move {
+            let certificates = request
+                .extensions()
+                .get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(TlsConnectInfo::peer_certs);
+            let decision = layer
+                .check(
+                    request.uri().path(),
+                    bearer(request.headers()),
+                    certificates.as_deref().map(Vec::as_slice),
+                )
+                .await;
+            match decision {
+                Ok(caller) => {
+                    if let Some(caller) = caller {
+                        request.extensions_mut().insert(caller);
+                    }
+                    inner.call(request).await
+                }
+                Err(status) => Ok(status.into_http()),
+            }
+        })
     }
 }

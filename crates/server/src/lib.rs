@@ -28,6 +28,7 @@
 mod auth_layer;
 pub mod client;
 mod connections;
+mod kube_auth;
 mod metrics_layer;
 mod paging;
 mod panic_layer;
@@ -445,7 +446,7 @@ pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServ
         .transpose()?
         .map(std::sync::Arc::new);
     let client_certificates = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-    let auth = AuthLayer::new(&config.auth, client_certificates)?;
+    let auth = AuthLayer::new(&config.auth, client_certificates).await?;
     if !auth.enabled() && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "access control is off (no client CA, no token file): every caller that reaches this address may read, export and delete the trail");
     }

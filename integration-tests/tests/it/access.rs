@@ -509,3 +509,221 @@ fn scoped_server(dir: &std::path::Path) -> Server {
     )
     .unwrap()
 }
+
+/// A mock of the Kubernetes API's TokenReview and SubjectAccessReview (no
+/// kube-apiserver runs here): answers as the API documents, from a table of
+/// tokens and of allowed (user, verb, resource), records every review, and
+/// can be taken down.
+mod mock_reviews {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use axum::extract::{Request, State};
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse as _, Response};
+
+    #[derive(Clone, Default)]
+    pub(crate) struct MockReviews {
+        pub(crate) tokens: Vec<(&'static str, &'static str, Vec<&'static str>)>,
+        pub(crate) allowed: Vec<(&'static str, &'static str, &'static str)>,
+        pub(crate) reviews: Arc<Mutex<Vec<serde_json::Value>>>,
+        pub(crate) down: Arc<AtomicBool>,
+    }
+
+    impl MockReviews {
+        pub(crate) async fn serve(&self) -> String {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let app = axum::Router::new()
+                .fallback(handle)
+                .with_state(self.clone());
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            url
+        }
+
+        pub(crate) fn reviews(&self) -> Vec<serde_json::Value> {
+            self.reviews
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        }
+    }
+
+    async fn handle(State(mock): State<MockReviews>, request: Request) -> Response {
+        if mock.down.load(Ordering::SeqCst) {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
+        }
+        let path = request.uri().path().to_owned();
+        let bytes = axum::body::to_bytes(request.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        let mut review: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        mock.reviews
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(review.clone());
+        let status = match path.as_str() {
+            "/apis/authentication.k8s.io/v1/tokenreviews" => {
+                let token = review["spec"]["token"].as_str().unwrap_or_default();
+                match mock.tokens.iter().find(|(t, _, _)| *t == token) {
+                    Some((_, user, groups)) => serde_json::json!({
+                        "authenticated": true,
+                        "user": { "username": user, "groups": groups },
+                    }),
+                    None => {
+                        serde_json::json!({ "authenticated": false, "error": "invalid bearer token" })
+                    }
+                }
+            }
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews" => {
+                let spec = &review["spec"];
+                let attributes = &spec["resourceAttributes"];
+                let allowed = attributes["group"] == "auditrail.io"
+                    && mock.allowed.iter().any(|(user, verb, resource)| {
+                        spec["user"] == *user
+                            && attributes["verb"] == *verb
+                            && attributes["resource"] == *resource
+                    });
+                serde_json::json!({ "allowed": allowed })
+            }
+            _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
+        };
+        review["status"] = status;
+        (
+            StatusCode::CREATED,
+            [("content-type", "application/json")],
+            review.to_string(),
+        )
+            .into_response()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_reviews_identify_and_authorize_with_a_cache_and_fail_closed() {
+    use std::sync::atomic::Ordering;
+    let mock = mock_reviews::MockReviews {
+        tokens: vec![
+            (
+                "sa-token",
+                "system:serviceaccount:monitoring:grafana",
+                vec!["system:serviceaccounts"],
+            ),
+            ("other-token", "carol", vec![]),
+        ],
+        allowed: vec![
+            ("system:serviceaccount:monitoring:grafana", "get", "kube"),
+            ("carol", "get", "kube"),
+        ],
+        ..Default::default()
+    };
+    let url = mock.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = reviewed_server(dir.path(), &url);
+    let channel = channel(&server).await.unwrap();
+    let search = "/auditrail.v1.QueryService/Search";
+    for _ in 0..5 {
+        let code = call(&channel, search, false, Some("sa-token")).await;
+        assert!(
+            !matches!(
+                code,
+                Code::Unauthenticated | Code::PermissionDenied | Code::Unavailable
+            ),
+            "{code:?}"
+        );
+    }
+    assert_eq!(
+        call(
+            &channel,
+            "/auditrail.v1.QueryService/Export",
+            true,
+            Some("sa-token")
+        )
+        .await,
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        call(&channel, search, false, Some("forged")).await,
+        Code::Unauthenticated
+    );
+
+    let reviews = mock.reviews();
+    let token_reviews: Vec<_> = reviews
+        .iter()
+        .filter(|r| r["kind"] == "TokenReview")
+        .collect();
+    assert_eq!(
+        token_reviews.len(),
+        2,
+        "one review per token, then the cache: {reviews:#?}"
+    );
+    assert_eq!(token_reviews[0]["spec"]["token"], "sa-token");
+    let access_reviews: Vec<_> = reviews
+        .iter()
+        .filter(|r| r["kind"] == "SubjectAccessReview")
+        .collect();
+    // Read asks once per event type (kube, ee), export once; five searches
+    // reuse the first answers.
+    assert_eq!(access_reviews.len(), 3, "{access_reviews:#?}");
+    assert!(
+        access_reviews
+            .iter()
+            .all(|r| r["spec"]["resourceAttributes"]["group"] == "auditrail.io")
+    );
+    assert_eq!(
+        access_reviews[0]["spec"]["user"],
+        "system:serviceaccount:monitoring:grafana"
+    );
+
+    // Read reaches kube events only: asking for ee is refused by name.
+    let mut request = tonic::Request::new(auditrail_proto::v1::SearchRequest {
+        filter: Some(auditrail_proto::v1::Filter {
+            r#type: auditrail_proto::v1::TypeFilter::Ee as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer sa-token".parse().unwrap());
+    let err = auditrail_proto::v1::query_service_client::QueryServiceClient::new(channel.clone())
+        .search(request)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+
+    // The API server down: a token not yet reviewed gets UNAVAILABLE,
+    // never access on a guess.
+    mock.down.store(true, Ordering::SeqCst);
+    assert_eq!(
+        call(&channel, search, false, Some("other-token")).await,
+        Code::Unavailable
+    );
+}
+
+/// `auditrail up` asking the mock API at `url` (through a kubeconfig) to
+/// review tokens and permissions.
+fn reviewed_server(dir: &std::path::Path, url: &str) -> Server {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: mock\n  cluster:\n    server: {url}\n\
+             contexts:\n- name: mock\n  context:\n    cluster: mock\n    user: mock\n\
+             current-context: mock\nusers:\n- name: mock\n  user:\n    token: auditrail-server\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    Server::start(
+        &binary("auditrail").unwrap(),
+        &[
+            "up",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--auth-kubernetes",
+            "--authz-kubernetes",
+        ],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    )
+    .unwrap()
+}
