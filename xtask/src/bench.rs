@@ -21,6 +21,9 @@
 //!   of timeline pages, histograms, point look-ups and short exports
 //!   (`services/query/benches/load.rs`); calls, errors, p50/p99 latency,
 //!   and the events ingested meanwhile.
+//! - `secure`: what access control costs: the same store served in clear
+//!   and over TLS with a token, the `load` clients and a full export each
+//!   time (`bench/secure.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -33,12 +36,13 @@ use crate::cargo::{build_binary, cargo, run_cmd};
 use crate::gen_logs::write_log;
 
 mod load;
+mod secure;
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmark: `parse`, `ingest`, `store`, `query`, `load`, or all.
-    #[arg(value_parser = ["parse", "ingest", "store", "query", "load", "all"], default_value = "all")]
+    /// Which benchmark: `parse`, `ingest`, `store`, `query`, `load`, `secure`, or all.
+    #[arg(value_parser = ["parse", "ingest", "store", "query", "load", "secure", "all"], default_value = "all")]
     which: String,
     /// Events in the `ingest` benchmark's log and the `query` benchmark's
     /// store.
@@ -72,6 +76,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if matches!(args.which.as_str(), "load" | "all") {
         load::run()?;
+    }
+    if matches!(args.which.as_str(), "secure" | "all") {
+        secure::run()?;
     }
     Ok(())
 }

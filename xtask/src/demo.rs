@@ -128,30 +128,8 @@ fn demo(exe: &Path, dir: &Path) -> anyhow::Result<()> {
 /// made here, and a token file with a viewer; the trail of the first part
 /// read again through it.
 fn secure(exe: &Path, dir: &Path, data: &Path) -> anyhow::Result<()> {
-    let tls = dir.join("tls");
-    std::fs::create_dir_all(&tls)?;
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "auditrail demo CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate()?)?;
-    let key = rcgen::KeyPair::generate()?;
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?.signed_by(&key, &ca)?;
-    std::fs::write(tls.join("ca.crt"), ca.pem())?;
-    std::fs::write(tls.join("tls.crt"), cert.pem())?;
-    std::fs::write(tls.join("tls.key"), key.serialize_pem())?;
-    let token = format!("demo-viewer-{}", std::process::id());
-    let digest = {
-        use sha2::Digest as _;
-        hex::encode(sha2::Sha256::digest(token.as_bytes()))
-    };
-    std::fs::write(
-        tls.join("tokens.toml"),
-        format!(
-            "[[token]]\nname = \"demo-viewer\"\nsha256 = \"{digest}\"\ngroups = [\"viewer\"]\n"
-        ),
-    )?;
+    let secure = crate::certs::make(&dir.join("tls"), "viewer")?;
+    let token = secure.token.clone();
 
     println!(
         "\n==> the secure path: auditrail run --service indexer,query --tls-cert … --auth-token-file …"
@@ -169,11 +147,11 @@ fn secure(exe: &Path, dir: &Path, data: &Path) -> anyhow::Result<()> {
         .arg("--data-dir")
         .arg(data)
         .arg("--tls-cert")
-        .arg(tls.join("tls.crt"))
+        .arg(&secure.cert)
         .arg("--tls-key")
-        .arg(tls.join("tls.key"))
+        .arg(&secure.key)
         .arg("--auth-token-file")
-        .arg(tls.join("tokens.toml"));
+        .arg(&secure.tokens);
     let server = ServerProcess::spawn_echoing(command, &[])?;
     let port = server
         .addr()
@@ -181,8 +159,7 @@ fn secure(exe: &Path, dir: &Path, data: &Path) -> anyhow::Result<()> {
         .map(|(_, p)| p.to_owned())
         .context("no port in the server's address")?;
     let url = format!("https://localhost:{port}");
-    let ca_file = tls.join("ca.crt");
-    let ca_file = ca_file.to_str().context("temporary path is not UTF-8")?;
+    let ca_file = secure.ca.to_str().context("temporary path is not UTF-8")?;
 
     println!("\n==> auditrail stats --server {url} --tls-ca ca.crt   (no token: refused)");
     let refused = Command::new(exe)

@@ -24,6 +24,7 @@
 
 mod bench;
 mod cargo;
+mod certs;
 mod chart;
 mod demo;
 mod gen_logs;

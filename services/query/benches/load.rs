@@ -1,7 +1,9 @@
 //! Many clients at once against a running server: `cargo xtask bench load`
 //! starts the release `auditrail up` ingesting a growing log and runs this
 //! (`cargo bench -p auditrail-query --bench load -- --server URL
-//! [--clients N] [--secs S]`).
+//! [--clients N] [--secs S] [--tls-ca FILE] [--token TOKEN]`); `cargo
+//! xtask bench secure` runs it against the same store in clear and over
+//! TLS with a token, to measure what access control costs.
 //!
 //! Each of `--clients` tasks (default 20) has its own connection and, for
 //! `--secs` seconds (default 60), calls one request after another, drawn
@@ -17,13 +19,15 @@ use std::time::{Duration, Instant};
 
 use auditrail_proto::v1;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
+use auditrail_server::client::{ClientConfig, Connection, Credentials};
 use tokio_stream::StreamExt as _;
-use tonic::transport::Channel;
 
 struct Args {
     server: Option<String>,
     clients: usize,
     secs: u64,
+    tls_ca: Option<std::path::PathBuf>,
+    token: Option<String>,
 }
 
 fn args() -> Args {
@@ -31,6 +35,8 @@ fn args() -> Args {
         server: None,
         clients: 20,
         secs: 60,
+        tls_ca: None,
+        token: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -45,6 +51,8 @@ fn args() -> Args {
             "--secs" => {
                 args.secs = it.next().and_then(|v| v.parse().ok()).unwrap_or(args.secs);
             }
+            "--tls-ca" => args.tls_ca = it.next().map(Into::into),
+            "--token" => args.token = it.next(),
             _ => {} // cargo bench passes `--bench`
         }
     }
@@ -90,7 +98,7 @@ impl Tally {
 
 /// One client's state: where its timeline paging is, and audit ids seen.
 struct Client {
-    rpc: QueryServiceClient<Channel>,
+    rpc: QueryServiceClient<Connection>,
     token: String,
     audit_ids: Vec<String>,
     /// A cheap deterministic sequence choosing the next call.
@@ -191,14 +199,29 @@ impl Client {
     }
 }
 
-async fn run_client(url: String, seed: u64, until: Instant) -> Result<Tally, String> {
-    let channel = Channel::from_shared(url)
+async fn run_client(
+    url: String,
+    seed: u64,
+    until: Instant,
+    tls_ca: Option<std::path::PathBuf>,
+    token: Option<String>,
+) -> Result<Tally, String> {
+    let config = ClientConfig {
+        tls_ca,
+        ..ClientConfig::default()
+    };
+    let channel = auditrail_server::client::endpoint(&url, &config)
         .map_err(|e| e.to_string())?
         .connect()
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
+    let credentials = match &token {
+        Some(token) => Credentials::bearer(token).map_err(|e| e.to_string())?,
+        None => Credentials::default(),
+    };
+    let connection = tonic::service::interceptor::InterceptedService::new(channel, credentials);
     let mut client = Client {
-        rpc: QueryServiceClient::new(channel).max_decoding_message_size(64 << 20),
+        rpc: QueryServiceClient::new(connection).max_decoding_message_size(64 << 20),
         token: String::new(),
         audit_ids: Vec::new(),
         state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
@@ -248,7 +271,15 @@ async fn main() {
     };
     let until = Instant::now() + Duration::from_secs(args.secs);
     let clients: Vec<_> = (0..args.clients)
-        .map(|n| tokio::spawn(run_client(url.clone(), n as u64 + 1, until)))
+        .map(|n| {
+            tokio::spawn(run_client(
+                url.clone(),
+                n as u64 + 1,
+                until,
+                args.tls_ca.clone(),
+                args.token.clone(),
+            ))
+        })
         .collect();
     let mut all = Tally::default();
     for client in clients {

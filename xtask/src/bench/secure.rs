@@ -1,0 +1,189 @@
+//! `cargo xtask bench secure`: what access control costs. One store of
+//! generated events, served by the release `auditrail run --service
+//! indexer,query` twice, in turn: in clear without access control, and over
+//! TLS with a token file (every call authenticated and authorized). Each
+//! time, the `load` bench's clients (20 for 30 s, timeline pages,
+//! histograms, look-ups, short exports) and one export of every event
+//! through the CLI (NDJSON to nowhere, wall time).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use auditrail_harness::ServerProcess;
+
+use super::events_stored;
+use crate::cargo::{build_binary, cargo, run_cmd};
+use crate::gen_logs::write_log;
+
+/// Events in the store.
+const EVENTS: u64 = 100_000;
+const CLIENTS: &str = "20";
+const SECONDS: &str = "30";
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    let auditrail = build_binary("auditrail-cli", "auditrail", true)?;
+    run_cmd(cargo().args([
+        "bench",
+        "-p",
+        "auditrail-query",
+        "--bench",
+        "load",
+        "--no-run",
+    ]))?;
+    let dir = std::env::temp_dir().join(format!("auditrail-secure-{}", std::process::id()));
+    let result = run_in(&dir, &auditrail);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run_in(dir: &Path, auditrail: &Path) -> anyhow::Result<()> {
+    let log = dir.join("logs/kube-audit.log");
+    let start = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(2))
+        .context("clock out of range")?;
+    println!("secure: storing {EVENTS} generated events");
+    write_log(&log, EVENTS, 7, start)?;
+    let data = dir.join("data");
+    let mut command = Command::new(auditrail);
+    command
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--retention-days",
+            "0",
+            "--cluster",
+            "secure",
+            "--log-format",
+            "json",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--log-path")
+        .arg(&log);
+    let server = ServerProcess::spawn(command, &[])?;
+    let metrics = server.metrics_addr().context("no metrics")?.to_owned();
+    let waiting = Instant::now();
+    #[allow(clippy::cast_precision_loss)]
+    while events_stored(&metrics)? < EVENTS as f64 {
+        if waiting.elapsed() > Duration::from_mins(10) {
+            bail!("the events were not stored within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server.stop()?;
+
+    let secure = crate::certs::make(&dir.join("tls"), "exporter")?;
+    for tls in [false, true] {
+        measure(auditrail, &data, &secure, tls)?;
+    }
+    Ok(())
+}
+
+/// The load clients and one full export against the store in `data`,
+/// served in clear or (`tls`) over TLS with a token file.
+fn measure(
+    auditrail: &Path,
+    data: &Path,
+    secure: &crate::certs::Secure,
+    tls: bool,
+) -> anyhow::Result<()> {
+    let mode = if tls {
+        "TLS + token + authorization"
+    } else {
+        "clear, no access control"
+    };
+    println!("\nsecure: {mode}");
+    let mut command = Command::new(auditrail);
+    command
+        .args([
+            "run",
+            "--service",
+            "indexer,query",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--no-metrics",
+            "--log-level",
+            "warn,auditrail_server=info",
+            "--log-format",
+            "json",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .env("AUDITRAIL_QUERY__MAX_EXPORTS", "20")
+        .env("AUDITRAIL_QUERY__MAX_EXPORTS_PER_CLIENT", "20");
+    if tls {
+        command
+            .arg("--tls-cert")
+            .arg(&secure.cert)
+            .arg("--tls-key")
+            .arg(&secure.key)
+            .arg("--auth-token-file")
+            .arg(&secure.tokens);
+    }
+    let server = ServerProcess::spawn(command, &[])?;
+    let port = server
+        .addr()
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .context("no port")?;
+    let url = if tls {
+        format!("https://localhost:{port}")
+    } else {
+        format!("http://127.0.0.1:{port}")
+    };
+    let ca = secure.ca.to_str().context("path is not UTF-8")?;
+    let security: Vec<&str> = if tls {
+        vec!["--tls-ca", ca, "--token", &secure.token]
+    } else {
+        Vec::new()
+    };
+    let load = run_cmd(
+        cargo()
+            .args(["bench", "-p", "auditrail-query", "--bench", "load", "--"])
+            .args(["--server", &url, "--clients", CLIENTS, "--secs", SECONDS])
+            .args(&security),
+    );
+    let export = export_all(auditrail, &url, &security);
+    server.stop()?;
+    load?;
+    let (seconds, bytes) = export?;
+    #[allow(clippy::cast_precision_loss)]
+    let mb = bytes as f64 / 1e6;
+    println!(
+        "secure: export of {EVENTS} events: {seconds:.2} s, {mb:.1} MB, {:.1} MB/s",
+        mb / seconds
+    );
+    Ok(())
+}
+
+/// Exports every event through the CLI; wall seconds and bytes.
+fn export_all(auditrail: &Path, url: &str, security: &[&str]) -> anyhow::Result<(f64, u64)> {
+    let started = Instant::now();
+    let output = Command::new(auditrail)
+        .args([
+            "export",
+            "--format",
+            "ndjson",
+            "--from",
+            "2000-01-01T00:00:00Z",
+        ])
+        .args(["--file", "-", "--quiet", "--server", url])
+        .args(security)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run auditrail export")?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!("auditrail export failed with {}", output.status);
+    }
+    Ok((seconds, output.stdout.len() as u64))
+}
