@@ -107,7 +107,46 @@ pub fn load(
     for service in selection.iter() {
         service.check(&config)?;
     }
+    check_own_ingestor(&config, selection)?;
     Ok(config)
+}
+
+/// The ingestor of a process that also runs the indexer sends to this
+/// very server: over TLS it must trust the server's certificate, and with
+/// access control on it needs an identity. Refused at start rather than
+/// found when the first batch cannot be sent.
+fn check_own_ingestor(config: &NodeConfig, selection: &Selection) -> Result<(), ComposeError> {
+    if !(selection.contains(&ServiceName::Ingestor) && selection.contains(&ServiceName::Indexer)) {
+        return Ok(());
+    }
+    let client = &config.ingestor.indexer_client;
+    let server = &config.server;
+    let refuse = |message: String| {
+        Err(ComposeError::Service {
+            service: "ingestor",
+            message,
+        })
+    };
+    if server.tls.is_some() && client.tls_ca.is_none() {
+        return refuse(
+            "with [server.tls] the ingestor sends to this server at https://localhost:PORT: \
+             set [ingestor.indexer_client] tls_ca to the CA of the server's certificate \
+             (which must name localhost)"
+                .to_owned(),
+        );
+    }
+    let client_ca = server.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    let access_control =
+        client_ca || server.auth.token_file.is_some() || server.auth.kubernetes_tokens;
+    if access_control && client.token_file.is_none() && client.tls_cert.is_none() {
+        return refuse(
+            "access control is on, and the ingestor sends to this server: give it an identity \
+             with the ingest permission ([ingestor.indexer_client] token_file, or tls_cert and \
+             tls_key under mTLS)"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 /// Runs `selection` until SIGTERM or SIGINT; with `--check-config`, prints

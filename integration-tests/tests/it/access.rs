@@ -88,6 +88,9 @@ async fn every_rpc_answers_each_role_as_the_permissions_table_says() {
     }
     let token_file = dir.path().join("tokens.toml");
     std::fs::write(&token_file, tokens).unwrap();
+    // The process's own ingestor sends with the ingestor's token.
+    let own_token = dir.path().join("ingestor.token");
+    std::fs::write(&own_token, "ingestor-secret\n").unwrap();
     let data = dir.path().join("data");
     let server = Server::start(
         &binary("auditrail").unwrap(),
@@ -98,7 +101,10 @@ async fn every_rpc_answers_each_role_as_the_permissions_table_says() {
             "--auth-token-file",
             token_file.to_str().unwrap(),
         ],
-        &[],
+        &[(
+            "AUDITRAIL_INGESTOR__INDEXER_CLIENT__TOKEN_FILE",
+            own_token.to_str().unwrap(),
+        )],
     )
     .unwrap();
     let channel = channel(&server).await.unwrap();
@@ -208,6 +214,9 @@ async fn over_mtls_the_client_certificate_is_the_identity() {
     let (cert, key) = server_ca.leaf(&["localhost"], None);
     let (cert, key) = (write("tls.crt", &cert), write("tls.key", &key));
     let client_ca_file = write("client-ca.crt", &client_ca.0.pem());
+    let server_ca_file = write("ca.crt", &server_ca.0.pem());
+    let (own_cert, own_key) = client_ca.leaf(&["ingestor.auditrail"], Some("ingestor"));
+    let (own_cert, own_key) = (write("own.crt", &own_cert), write("own.key", &own_key));
     let data = dir.path().join("data");
     let server = Server::start(
         &binary("auditrail").unwrap(),
@@ -222,7 +231,14 @@ async fn over_mtls_the_client_certificate_is_the_identity() {
             "--tls-client-ca",
             &client_ca_file,
         ],
-        &[],
+        &[
+            (
+                "AUDITRAIL_INGESTOR__INDEXER_CLIENT__TLS_CA",
+                &server_ca_file,
+            ),
+            ("AUDITRAIL_INGESTOR__INDEXER_CLIENT__TLS_CERT", &own_cert),
+            ("AUDITRAIL_INGESTOR__INDEXER_CLIENT__TLS_KEY", &own_key),
+        ],
     )
     .unwrap();
     let port = server.addr().rsplit_once(':').unwrap().1.to_owned();
@@ -491,6 +507,8 @@ fn scoped_server(dir: &std::path::Path) -> Server {
          [[binding]]\nrole = \"a-kube\"\nusers = [\"alice\"]\n",
     )
     .unwrap();
+    let own_token = dir.join("ingestor.token");
+    std::fs::write(&own_token, "root-secret").unwrap();
     let data = dir.join("data");
     Server::start(
         &binary("auditrail").unwrap(),
@@ -505,7 +523,10 @@ fn scoped_server(dir: &std::path::Path) -> Server {
             "--authz-file",
             roles.to_str().unwrap(),
         ],
-        &[],
+        &[(
+            "AUDITRAIL_INGESTOR__INDEXER_CLIENT__TOKEN_FILE",
+            own_token.to_str().unwrap(),
+        )],
     )
     .unwrap()
 }
@@ -713,6 +734,8 @@ fn reviewed_server(dir: &std::path::Path, url: &str) -> Server {
         ),
     )
     .unwrap();
+    let own_token = dir.join("ingestor.token");
+    std::fs::write(&own_token, "sa-token").unwrap();
     let data = dir.join("data");
     Server::start(
         &binary("auditrail").unwrap(),
@@ -723,7 +746,34 @@ fn reviewed_server(dir: &std::path::Path, url: &str) -> Server {
             "--auth-kubernetes",
             "--authz-kubernetes",
         ],
-        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            (
+                "AUDITRAIL_INGESTOR__INDEXER_CLIENT__TOKEN_FILE",
+                own_token.to_str().unwrap(),
+            ),
+        ],
     )
     .unwrap()
+}
+
+#[test]
+fn up_with_access_control_refuses_an_ingestor_without_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, "").unwrap();
+    let data = dir.path().join("data");
+    let mut command = std::process::Command::new(binary("auditrail").unwrap());
+    command
+        .args(["up", "--check-config", "--data-dir"])
+        .arg(&data)
+        .arg("--auth-token-file")
+        .arg(&tokens);
+    let (status, _, err) = auditrail_integration_tests::run_to_end(&mut command).unwrap();
+    assert!(!status.success());
+    assert!(
+        err.contains("give it an identity with the ingest permission")
+            && err.contains("[ingestor.indexer_client] token_file"),
+        "{err}"
+    );
 }
