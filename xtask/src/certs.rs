@@ -3,7 +3,11 @@
 //! of a built-in role. Used by `cargo xtask demo` and `cargo xtask bench
 //! secure`; nothing here is kept.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use auditrail_harness::ServerProcess;
 
 /// The files of the secure path, and the token in clear (for the client).
 pub(crate) struct Secure {
@@ -17,6 +21,31 @@ pub(crate) struct Secure {
     pub tokens: PathBuf,
     /// The token.
     pub token: String,
+}
+
+impl Secure {
+    /// The flags that make a server use these files.
+    pub(crate) fn server_args(&self) -> Vec<&OsStr> {
+        vec![
+            OsStr::new("--tls-cert"),
+            self.cert.as_os_str(),
+            OsStr::new("--tls-key"),
+            self.key.as_os_str(),
+            OsStr::new("--auth-token-file"),
+            self.tokens.as_os_str(),
+        ]
+    }
+}
+
+/// The `https://localhost:PORT` URL of `server` (its certificate names
+/// `localhost`).
+pub(crate) fn https_url(server: &ServerProcess) -> anyhow::Result<String> {
+    let port = server
+        .addr()
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_owned())
+        .context("no port in the server's address")?;
+    Ok(format!("https://localhost:{port}"))
 }
 
 /// Writes the files into `dir`, the token's group being `role`.

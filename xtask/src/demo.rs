@@ -146,19 +146,9 @@ fn secure(exe: &Path, dir: &Path, data: &Path) -> anyhow::Result<()> {
         .args(["--no-metrics", "--log-format", "json"])
         .arg("--data-dir")
         .arg(data)
-        .arg("--tls-cert")
-        .arg(&secure.cert)
-        .arg("--tls-key")
-        .arg(&secure.key)
-        .arg("--auth-token-file")
-        .arg(&secure.tokens);
+        .args(secure.server_args());
     let server = ServerProcess::spawn_echoing(command, &[])?;
-    let port = server
-        .addr()
-        .rsplit_once(':')
-        .map(|(_, p)| p.to_owned())
-        .context("no port in the server's address")?;
-    let url = format!("https://localhost:{port}");
+    let url = crate::certs::https_url(&server)?;
     let ca_file = secure.ca.to_str().context("temporary path is not UTF-8")?;
 
     println!("\n==> auditrail stats --server {url} --tls-ca ca.crt   (no token: refused)");

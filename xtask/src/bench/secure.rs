@@ -121,24 +121,13 @@ fn measure(
         .env("AUDITRAIL_QUERY__MAX_EXPORTS", "20")
         .env("AUDITRAIL_QUERY__MAX_EXPORTS_PER_CLIENT", "20");
     if tls {
-        command
-            .arg("--tls-cert")
-            .arg(&secure.cert)
-            .arg("--tls-key")
-            .arg(&secure.key)
-            .arg("--auth-token-file")
-            .arg(&secure.tokens);
+        command.args(secure.server_args());
     }
     let server = ServerProcess::spawn(command, &[])?;
-    let port = server
-        .addr()
-        .rsplit_once(':')
-        .map(|(_, p)| p.to_owned())
-        .context("no port")?;
     let url = if tls {
-        format!("https://localhost:{port}")
+        crate::certs::https_url(&server)?
     } else {
-        format!("http://127.0.0.1:{port}")
+        server.url()
     };
     let ca = secure.ca.to_str().context("path is not UTF-8")?;
     let security: Vec<&str> = if tls {
