@@ -45,6 +45,11 @@ struct Moto {
 }
 
 impl Moto {
+    /// Starts moto's server on a free port. The port is found by binding
+    /// and releasing it, so another process of the suite may take it
+    /// before moto does (moto then exits, and the port answers someone
+    /// else's protocol): the start is checked by moto still running and
+    /// answering HTTP/1, and tried again on another port if not.
     fn start() -> Self {
         let server = std::env::var_os("AUDITRAIL_MOTO_SERVER")
             .map(PathBuf::from)
@@ -52,24 +57,46 @@ impl Moto {
                 "AUDITRAIL_MOTO_SERVER is not set: run the tests with `cargo xtask test`, \
              which installs moto's server and points this variable at it",
             );
-        let addr = free_port();
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", server.display()));
-        let moto = Self { child, addr };
+        for _ in 0..5 {
+            let addr = free_port();
+            let child = Command::new(&server)
+                .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", server.display()));
+            let mut moto = Self { child, addr };
+            if moto.serving() {
+                return moto;
+            }
+        }
+        panic!("moto's server did not start on any of 5 free ports");
+    }
+
+    /// Waits until this moto answers HTTP/1 on its port; `false` when it
+    /// exited or another server holds the port.
+    fn serving(&mut self) -> bool {
+        use std::io::{Read as _, Write as _};
         let start = Instant::now();
-        while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                start.elapsed() < PROCESS_DEADLINE,
-                "moto's server did not listen on {addr}"
-            );
+        while start.elapsed() < PROCESS_DEADLINE {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return false;
+            }
+            if let Ok(mut stream) = std::net::TcpStream::connect(self.addr) {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut head = [0_u8; 7];
+                let answered = stream
+                    .write_all(b"GET / HTTP/1.0\r\n\r\n")
+                    .and_then(|()| stream.read_exact(&mut head))
+                    .is_ok();
+                return answered
+                    && &head == b"HTTP/1."
+                    && matches!(self.child.try_wait(), Ok(None));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        moto
+        false
     }
 
     fn url(&self) -> String {
