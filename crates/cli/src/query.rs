@@ -11,9 +11,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use auditrail_document::{DocumentWriter, Format as DocumentFormat};
+use auditrail_document::{DocumentWriter, Envelope, Format as DocumentFormat};
 use auditrail_proto::v1;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
+use auditrail_store::{Position, Provenance};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_stream::StreamExt as _;
 
@@ -194,6 +195,52 @@ pub(crate) struct SearchArgs {
     /// Print only the number of matching events.
     #[arg(long)]
     count: bool,
+    /// With `-o json|ndjson|yaml`: each event in an envelope with how it
+    /// arrived, as `export --provenance` writes it.
+    #[arg(long)]
+    provenance: bool,
+}
+
+/// The name of an event type in documents.
+fn type_name(t: i32) -> &'static str {
+    match v1::EventType::try_from(t) {
+        Ok(v1::EventType::Kube) => "kube",
+        Ok(v1::EventType::Ee) => "ee",
+        _ => "",
+    }
+}
+
+/// The JSON an export with provenance writes for `p` (the store's form,
+/// documented at `ExportRequest.with_provenance`).
+fn provenance_json(p: &v1::Provenance) -> String {
+    let origin = p.origin.as_ref();
+    let position = origin
+        .and_then(|o| o.position.as_ref())
+        .map(|position| match position {
+            v1::event_origin::Position::File(f) => Position::File {
+                path: f.path.clone(),
+                inode: f.inode,
+                offset: f.offset,
+            },
+            v1::event_origin::Position::Cloudwatch(c) => Position::Cloudwatch {
+                log_group: c.log_group.clone(),
+                log_stream: c.log_stream.clone(),
+                event_id: c.event_id.clone(),
+            },
+        });
+    let ingested_at = p
+        .ingested_at
+        .and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
+        .unwrap_or_default();
+    Provenance {
+        source: origin.map(|o| o.source.clone()).unwrap_or_default(),
+        position,
+        ingested_by: p.ingested_by.clone(),
+        ingested_by_groups: p.ingested_by_groups.clone(),
+        ingested_from: p.ingested_from.clone(),
+        ingested_at,
+    }
+    .to_json()
 }
 
 mod explain;
@@ -256,6 +303,9 @@ async fn exact_total(
 
 /// Runs `auditrail search`.
 pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()> {
+    if args.provenance && (args.output == Output::Table || args.count) {
+        bail!("--provenance needs the events themselves: add -o json, -o ndjson or -o yaml");
+    }
     let channel = crate::connect(server).await?;
     let mut client = query_client(channel.clone());
     let filter = args.filter.filter();
@@ -304,6 +354,19 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
         for event in &page.events {
             match &mut writer {
                 None => print_table_row(event),
+                Some(writer) if args.provenance => {
+                    buffer.clear();
+                    let provenance = event.provenance.as_ref().map(provenance_json);
+                    let enveloped = Envelope {
+                        id: &event.id,
+                        cluster: &event.cluster,
+                        event_type: type_name(event.r#type),
+                        provenance: provenance.as_deref(),
+                    }
+                    .wrap(&event.raw);
+                    writer.event(&enveloped, &mut buffer)?;
+                    out.write_all(&buffer)?;
+                }
                 Some(writer) => {
                     buffer.clear();
                     writer.event(&event.raw, &mut buffer)?;
@@ -359,6 +422,11 @@ pub(crate) struct ExportArgs {
     /// No progress bar.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Write each event in an envelope with how it arrived:
+    /// `{"id","cluster","type","provenance","event"}`, the original event
+    /// unchanged as `event`.
+    #[arg(long)]
+    provenance: bool,
 }
 
 fn partial_path(file: &Path) -> PathBuf {
@@ -406,6 +474,7 @@ pub(crate) async fn export(server: &str, args: ExportArgs) -> anyhow::Result<()>
             sort: args.filter.sort(),
             timeline: args.filter.timeline,
             limit: args.limit,
+            with_provenance: args.provenance,
         })
         .await
         .map_err(|s| rpc_error("Export", &s))?

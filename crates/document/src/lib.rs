@@ -17,6 +17,43 @@ pub enum Format {
     Yaml,
 }
 
+/// What an enveloped event carries beside its original bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// The stored event's id.
+    pub id: &'a str,
+    /// Its cluster.
+    pub cluster: &'a str,
+    /// Its type (`kube`, `ee`).
+    pub event_type: &'a str,
+    /// Its provenance as JSON (`auditrail.v1.Provenance`'s JSON form);
+    /// `None` for an event stored without one (written as `null`).
+    pub provenance: Option<&'a str>,
+}
+
+impl Envelope<'_> {
+    /// `{"id":…,"cluster":…,"type":…,"provenance":…,"event":RAW}`: the
+    /// event's original bytes are the value of `event`, unchanged, so
+    /// `jq -c .event` gives back the log line byte for byte (JSON and
+    /// NDJSON documents; YAML converts it like any event).
+    pub fn wrap(&self, raw: &[u8]) -> Vec<u8> {
+        let quoted = |s: &str| serde_json::Value::from(s).to_string();
+        let mut out = Vec::with_capacity(raw.len() + 256);
+        out.extend_from_slice(b"{\"id\":");
+        out.extend_from_slice(quoted(self.id).as_bytes());
+        out.extend_from_slice(b",\"cluster\":");
+        out.extend_from_slice(quoted(self.cluster).as_bytes());
+        out.extend_from_slice(b",\"type\":");
+        out.extend_from_slice(quoted(self.event_type).as_bytes());
+        out.extend_from_slice(b",\"provenance\":");
+        out.extend_from_slice(self.provenance.unwrap_or("null").as_bytes());
+        out.extend_from_slice(b",\"event\":");
+        out.extend_from_slice(raw);
+        out.push(b'}');
+        out
+    }
+}
+
 /// An event that could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
@@ -121,6 +158,32 @@ mod tests {
         assert_eq!(doc, "[\n{\"b\":1, \"a\":2},\n{\"c\":3}\n]\n");
         let parsed: serde_json::Value = serde_json::from_str(&doc).expect("json");
         assert_eq!(parsed.as_array().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn an_envelope_holds_the_original_bytes_unchanged() {
+        let raw = r#"{"b":1,  "a":"x\u00e9"}"#;
+        let envelope = Envelope {
+            id: "ab12",
+            cluster: "prod \"eu\"",
+            event_type: "kube",
+            provenance: Some(r#"{"ingestedBy":"ingestor"}"#),
+        };
+        let wrapped = String::from_utf8(envelope.wrap(raw.as_bytes())).expect("utf-8");
+        assert_eq!(
+            wrapped,
+            r#"{"id":"ab12","cluster":"prod \"eu\"","type":"kube","provenance":{"ingestedBy":"ingestor"},"event":{"b":1,  "a":"x\u00e9"}}"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&wrapped).expect("json");
+        assert_eq!(parsed["provenance"]["ingestedBy"], "ingestor");
+        assert!(wrapped.ends_with(&format!("\"event\":{raw}}}")));
+        let none = Envelope {
+            provenance: None,
+            ..envelope
+        };
+        let parsed: serde_json::Value =
+            serde_json::from_slice(&none.wrap(raw.as_bytes())).expect("json");
+        assert!(parsed["provenance"].is_null());
     }
 
     #[test]

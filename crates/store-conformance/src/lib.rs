@@ -27,8 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use auditrail_event::{EventId, EventType};
 use auditrail_loggen::{GenConfig, Generator};
 use auditrail_store::{
-    CountMode, Field, HistogramRequest, IndexedEvent, Query, SearchRequest, SortOrder, Store,
-    TermsField, Value,
+    CountMode, Field, HistogramRequest, IndexedEvent, Position, Provenance, Query, SearchRequest,
+    SortOrder, Store, TermsField, Value,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -101,6 +101,22 @@ fn events(cluster: &str, seed: u64, n: usize) -> Vec<IndexedEvent> {
     .collect()
 }
 
+/// A provenance naming `sender`, read at `offset` of a log file.
+fn provenance(sender: &str, offset: u64) -> Provenance {
+    Provenance {
+        source: "kube-audit".to_owned(),
+        position: Some(Position::File {
+            path: "/var/log/calico/audit/kube-audit.log".to_owned(),
+            inode: 4242,
+            offset,
+        }),
+        ingested_by: sender.to_owned(),
+        ingested_by_groups: vec!["auditrail:ingestors".to_owned()],
+        ingested_from: "10.0.0.7:51234".to_owned(),
+        ingested_at: Timestamp::from_microsecond(1_764_900_000_123_456).unwrap_or_default(),
+    }
+}
+
 fn err(what: impl std::fmt::Display) -> String {
     what.to_string()
 }
@@ -167,7 +183,12 @@ async fn compare(
 
 async fn ingest_and_read_back(store: Arc<dyn Store>) -> Result<(), String> {
     let cluster = fresh_cluster("ingest");
-    let events = events(&cluster, 1, 300);
+    let mut events = events(&cluster, 1, 300);
+    // Every other event arrives with a provenance, which reads back whole;
+    // the others read back without one.
+    for (i, event) in events.iter_mut().enumerate().filter(|(i, _)| i % 2 == 0) {
+        event.provenance = Some(provenance(&format!("ingestor-{i}"), i as u64));
+    }
     let outcome = store.write(events.clone()).await.map_err(err)?;
     if outcome.inserted != events.len() as u64 || outcome.duplicates != 0 {
         return Err(format!(
@@ -183,6 +204,12 @@ async fn ingest_and_read_back(store: Arc<dyn Store>) -> Result<(), String> {
             .ok_or_else(|| format!("{} not found", event.id))?;
         if stored.raw != event.raw || stored.cluster != cluster || stored.time != event.time {
             return Err(format!("{} read back differently", event.id));
+        }
+        if stored.provenance != event.provenance {
+            return Err(format!(
+                "{}: provenance {:?} read back as {:?}",
+                event.id, event.provenance, stored.provenance
+            ));
         }
     }
     let missing = EventId::compute(&cluster, b"never written");
@@ -206,11 +233,25 @@ async fn ingest_and_read_back(store: Arc<dyn Store>) -> Result<(), String> {
 
 async fn resent_events_are_stored_once(store: Arc<dyn Store>) -> Result<(), String> {
     let cluster = fresh_cluster("dedup");
-    let events = events(&cluster, 2, 120);
+    let mut events = events(&cluster, 2, 120);
+    events[0].provenance = Some(provenance("first", 1));
     store.write(events.clone()).await.map_err(err)?;
-    let again = store.write(events.clone()).await.map_err(err)?;
+    // A re-send, through another sender, changes nothing: the event keeps
+    // the provenance of its first arrival.
+    let mut resent = events.clone();
+    resent[0].provenance = Some(provenance("second", 2));
+    let again = store.write(resent).await.map_err(err)?;
     if again.inserted != 0 || again.duplicates != events.len() as u64 {
         return Err(format!("re-send: {again:?}"));
+    }
+    let kept = store
+        .get(&events[0].id)
+        .await
+        .map_err(err)?
+        .ok_or("a stored event is gone")?
+        .provenance;
+    if kept != events[0].provenance {
+        return Err(format!("a re-send replaced the provenance: {kept:?}"));
     }
     // Repeats inside one batch, and two different events that share
     // auditID and stage (a client may choose its own Audit-ID): both kept.

@@ -244,9 +244,9 @@ pub(crate) fn search_after(cursor: &Cursor) -> Json {
 /// The `_source` fields a search returns.
 pub(crate) fn source_fields(include_raw: bool) -> Json {
     if include_raw {
-        json!(["id", "cluster", "type", "time", "raw"])
+        json!(["id", "cluster", "type", "time", "provenance", "raw"])
     } else {
-        json!(["id", "cluster", "type", "time"])
+        json!(["id", "cluster", "type", "time", "provenance"])
     }
 }
 
@@ -395,7 +395,10 @@ mod tests {
             json!(["2026-01-01T00:00:00.123456000Z", "ab".repeat(32)])
         );
         assert_eq!(body["size"], 101);
-        assert_eq!(body["_source"], json!(["id", "cluster", "type", "time"]));
+        assert_eq!(
+            body["_source"],
+            json!(["id", "cluster", "type", "time", "provenance"])
+        );
     }
 
     #[test]

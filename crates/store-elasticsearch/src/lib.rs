@@ -43,8 +43,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use auditrail_event::{EventId, EventType};
 use auditrail_store::{
-    CountMode, Cursor, Histogram, HistogramRequest, IndexStats, IndexedEvent, Query, RefusedEvent,
-    SearchPage, SearchRequest, Store, StoreError, StoredEvent, Total, WriteOutcome, top_terms,
+    CountMode, Cursor, Histogram, HistogramRequest, IndexStats, IndexedEvent, Provenance, Query,
+    RefusedEvent, SearchPage, SearchRequest, Store, StoreError, StoredEvent, Total, WriteOutcome,
+    top_terms,
 };
 use backon::{BackoffBuilder as _, ExponentialBuilder};
 use bytes::Bytes;
@@ -509,6 +510,13 @@ fn stored_event(hit: &Json) -> Result<Option<StoredEvent>, StoreError> {
             .as_str()
             .map(|s| s.as_bytes().to_vec())
             .unwrap_or_default(),
+        provenance: match source.get("provenance") {
+            None | Some(Json::Null) => None,
+            Some(p) => Some(
+                serde_json::from_value::<Provenance>(p.clone())
+                    .map_err(|e| bad(&format!("a readable provenance ({e})")))?,
+            ),
+        },
     }))
 }
 

@@ -210,6 +210,8 @@ pub fn mappings() -> Json {
             "stageTimestamp": { "type": "date_nanos" },
             "time": { "type": "date_nanos" },
             "raw": { "type": "text", "index": false },
+            // How the event arrived: kept in `_source`, not searchable.
+            "provenance": { "type": "object", "enabled": false },
         }
     })
 }
@@ -315,6 +317,7 @@ pub fn document(event: &IndexedEvent) -> Json {
         "stageTimestamp": opt_time(event.stage_timestamp),
         "time": time_json(event.time),
         "raw": String::from_utf8_lossy(&event.raw),
+        "provenance": event.provenance.as_ref().map_or(Json::Null, |p| json!(p)),
     })
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use auditrail_event::{EventId, EventType};
-use auditrail_store::{StoreError, StoredEvent};
+use auditrail_store::{Provenance, StoreError, StoredEvent};
 use tantivy::index::SegmentId;
 use tantivy::query::{EnableScoring, Query as TQuery};
 use tantivy::schema::OwnedValue;
@@ -30,6 +30,7 @@ struct StoredFields {
     event_type: Option<String>,
     time: Option<tantivy::DateTime>,
     raw: Option<String>,
+    provenance: Option<String>,
 }
 
 impl DocumentDeserialize for StoredFields {
@@ -46,6 +47,7 @@ impl DocumentDeserialize for StoredFields {
                 OwnedValue::Str(s) if field == f.event_type => out.event_type = Some(s),
                 OwnedValue::Date(d) if field == f.time => out.time = Some(d),
                 OwnedValue::Str(s) if field == f.raw => out.raw = Some(s),
+                OwnedValue::Str(s) if field == f.provenance => out.provenance = Some(s),
                 _ => {}
             }
         }
@@ -85,12 +87,18 @@ pub(crate) fn stored_event(
         (true, Some(raw)) => raw.into_bytes(),
         _ => Vec::new(),
     };
+    let provenance = doc
+        .provenance
+        .map(|json| Provenance::from_json(&json))
+        .transpose()
+        .map_err(|e| internal("stored provenance", e))?;
     Ok(StoredEvent {
         id,
         cluster: doc.cluster.ok_or_else(|| missing("cluster"))?,
         event_type,
         time,
         raw,
+        provenance,
     })
 }
 

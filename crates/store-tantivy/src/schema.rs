@@ -84,6 +84,7 @@ pub(crate) struct Fields {
     pub(crate) stage_timestamp: Field,
     pub(crate) time: Field,
     pub(crate) raw: Field,
+    pub(crate) provenance: Field,
 }
 
 fn date_options(stored: bool) -> DateOptions {
@@ -157,6 +158,9 @@ fn build() -> Fields {
     let stage_timestamp = b.add_date_field("stage_timestamp", date_options(false));
     let time = b.add_date_field(TIME, date_options(true));
     let raw = b.add_text_field("raw", STORED);
+    // How the event arrived (compact JSON), stored beside the original
+    // bytes and never inside them; not searchable.
+    let provenance = b.add_text_field("provenance", STORED);
     Fields {
         schema: b.build(),
         id,
@@ -185,6 +189,7 @@ fn build() -> Fields {
         stage_timestamp,
         time,
         raw,
+        provenance,
     }
 }
 
@@ -261,7 +266,7 @@ impl<'a> Value<'a> for Leaf<'a> {
 }
 
 /// The fields a document has at most one value of.
-const SINGLE_VALUED: usize = 27;
+const SINGLE_VALUED: usize = 28;
 
 /// An event as tantivy indexes it, the event itself moved in (nothing is
 /// copied into a `TantivyDocument`): tantivy walks its fields several times
@@ -273,6 +278,7 @@ pub(crate) struct EventDocument {
     event: IndexedEvent,
     raw: String,
     kind: String,
+    provenance: Option<String>,
     id_parts: [u64; 4],
 }
 
@@ -286,6 +292,10 @@ impl EventDocument {
         Ok(Self {
             raw,
             kind: event.kind.to_lowercase(),
+            provenance: event
+                .provenance
+                .as_ref()
+                .map(auditrail_store::Provenance::to_json),
             id_parts: id_parts(&event.id),
             event,
         })
@@ -401,6 +411,7 @@ impl Document for EventDocument {
                 .map(|t| date_value(f.request_received, t)),
             e.stage_timestamp.map(|t| date_value(f.stage_timestamp, t)),
             Some(text(f.raw, &self.raw)),
+            self.provenance.as_deref().map(|p| text(f.provenance, p)),
         ];
         single
             .into_iter()
@@ -439,6 +450,17 @@ mod tests {
             Timestamp::UNIX_EPOCH,
         )
         .expect("event");
+        let event = IndexedEvent {
+            provenance: Some(auditrail_store::Provenance {
+                source: "s".into(),
+                position: None,
+                ingested_by: "ingestor".into(),
+                ingested_by_groups: Vec::new(),
+                ingested_from: String::new(),
+                ingested_at: Timestamp::UNIX_EPOCH,
+            }),
+            ..event
+        };
         let doc = EventDocument::new(event).expect("UTF-8");
         let f = fields();
         let mut seen: Vec<(String, String)> = doc
@@ -473,6 +495,10 @@ mod tests {
                 .collect()
         };
         assert_eq!(value("kind"), ["networkpolicy"]);
+        assert_eq!(
+            value("provenance"),
+            [r#"{"source":"s","ingestedBy":"ingestor","ingestedAt":"1970-01-01T00:00:00Z"}"#]
+        );
         assert_eq!(value("user_groups"), ["devs", "system:authenticated"]);
         assert_eq!(value("source_ips"), ["10.0.0.1"]);
         assert_eq!(value("subresource"), [""]);

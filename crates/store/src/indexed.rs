@@ -6,6 +6,8 @@ use auditrail_event::{
 };
 use jiff::Timestamp;
 
+use crate::Provenance;
+
 /// Every field a store indexes, derived from the original bytes, plus the
 /// bytes themselves. Strings are empty where the event has no value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +73,9 @@ pub struct IndexedEvent {
     pub undated: bool,
     /// The original JSON, byte for byte, without line terminator.
     pub raw: Vec<u8>,
+    /// How the event arrived, set by the indexer; `None` when the writer
+    /// did not say (tests, tools).
+    pub provenance: Option<Provenance>,
 }
 
 /// An event a store could not index.
@@ -135,6 +140,7 @@ impl IndexedEvent {
             time: e.time().unwrap_or(now),
             undated: e.time().is_none(),
             raw: parsed.raw.to_vec(),
+            provenance: None,
         })
     }
 }
@@ -153,4 +159,6 @@ pub struct StoredEvent {
     pub time: Timestamp,
     /// The original JSON (empty when the search did not ask for it).
     pub raw: Vec<u8>,
+    /// How the event arrived; `None` when it was stored without one.
+    pub provenance: Option<Provenance>,
 }

@@ -19,12 +19,14 @@
 
 mod histogram;
 mod indexed;
+mod provenance;
 mod query;
 #[cfg(feature = "grpc")]
 mod status;
 
 pub use histogram::{Histogram, HistogramRequest, TermsField, TopTerms, top_terms};
 pub use indexed::{IndexedEvent, RawEventError, StoredEvent};
+pub use provenance::{Position, Provenance, ProvenanceError};
 pub use query::{
     CountMode, Cursor, Field, Query, SearchPage, SearchRequest, SortOrder, Total, Value,
 };

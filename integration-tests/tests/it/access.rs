@@ -331,6 +331,31 @@ async fn a_scoped_reader_sees_exactly_its_clusters_and_types() {
         .into_inner()
         .total_hits;
     assert_eq!(seen, expected, "search total: only cluster a, type kube");
+    // The admin sent these events by hand, naming no origin: their
+    // provenance says who, from where, and that no source read them.
+    let events = query
+        .search(v1::SearchRequest {
+            page_size: 5,
+            ..v1::SearchRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(events.len(), 5);
+    for event in &events {
+        let p = event
+            .provenance
+            .as_ref()
+            .expect("every stored event has one");
+        assert_eq!(p.ingested_by, "root");
+        assert_eq!(p.ingested_by_groups, ["admin"]);
+        assert!(p.ingested_from.starts_with("127.0.0.1:"), "{p:?}");
+        assert_eq!(
+            p.origin, None,
+            "no source, no position: not read from a log"
+        );
+    }
     let histogram = query
         .histogram(v1::HistogramRequest {
             filter: Some(v1::Filter {

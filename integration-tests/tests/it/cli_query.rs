@@ -262,3 +262,109 @@ async fn search_export_history_and_diff_from_the_command_line() {
 
     server.terminate().unwrap();
 }
+
+/// The original line inside an envelope written with `--provenance`: the
+/// value of `event`, the envelope's last member, byte for byte.
+fn enveloped_line(envelope: &str) -> &str {
+    let start = envelope.find(",\"event\":").expect("an event member") + ",\"event\":".len();
+    envelope[start..]
+        .strip_suffix('}')
+        .expect("the envelope ends after the event")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_says_where_it_was_read_and_who_sent_it() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (server, lines) = loaded(dir.path()).await;
+    let url = server.url();
+    let s = ["--server", url.as_str()];
+    let log = dir.path().join("kube-audit.log");
+    let inode = std::fs::metadata(&log).unwrap().ino();
+    // Where each line starts in the file.
+    let mut offsets = BTreeMap::new();
+    let mut offset = 0_u64;
+    for line in &lines {
+        offsets.insert(line.as_str(), offset);
+        offset += line.len() as u64 + 1;
+    }
+
+    let file = dir.path().join("with-provenance.ndjson");
+    let (ok, _, err) = auditrail(
+        &[
+            &[
+                "export",
+                "--provenance",
+                "--format",
+                "ndjson",
+                "-q",
+                "-f",
+                file.to_str().unwrap(),
+            ][..],
+            &s,
+        ]
+        .concat(),
+    );
+    assert!(ok, "{err}");
+    let exported = std::fs::read_to_string(&file).unwrap();
+    let envelopes: Vec<&str> = exported.lines().collect();
+    assert_eq!(envelopes.len(), EVENTS);
+    let mut seen = BTreeMap::new();
+    for envelope in &envelopes {
+        let line = enveloped_line(envelope);
+        let want_offset = *offsets.get(line).expect("the original line, unchanged");
+        let v = value(envelope);
+        assert_eq!(v["type"], expected_type(&value(line)), "{envelope}");
+        let p = &v["provenance"];
+        assert_eq!(p["position"]["file"]["path"], log.to_str().unwrap(), "{p}");
+        assert_eq!(p["position"]["file"]["offset"], want_offset, "{p}");
+        assert_eq!(p["position"]["file"]["inode"], inode, "{p}");
+        assert!(!p["source"].as_str().unwrap().is_empty(), "{p}");
+        // No access control: the indexer names the sender anonymous, and
+        // the address it came from.
+        assert_eq!(p["ingestedBy"], "anonymous", "{p}");
+        assert!(
+            p["ingestedFrom"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:"),
+            "{p}"
+        );
+        assert!(p["ingestedAt"].as_str().unwrap().starts_with("20"), "{p}");
+        seen.insert(v["id"].as_str().unwrap().to_owned(), (*envelope).to_owned());
+    }
+    assert_eq!(seen.len(), EVENTS, "each event once");
+
+    // search shows the same envelopes; without -o it refuses the flag.
+    let (ok, out, err) = auditrail(
+        &[
+            &["search", "--provenance", "-o", "ndjson", "--limit", "20"][..],
+            &s,
+        ]
+        .concat(),
+    );
+    assert!(ok, "{err}");
+    let shown: Vec<&str> = out.lines().collect();
+    assert_eq!(shown.len(), 20);
+    for envelope in shown {
+        let id = value(envelope)["id"].as_str().unwrap().to_owned();
+        assert_eq!(envelope, seen[&id], "search and export agree");
+    }
+    let (ok, _, err) = auditrail(&[&["search", "--provenance"][..], &s].concat());
+    assert!(!ok);
+    assert!(
+        err.contains("--provenance needs the events themselves"),
+        "{err}"
+    );
+    drop(server);
+}
+
+/// The type an event's objectRef gives it.
+fn expected_type(event: &serde_json::Value) -> &'static str {
+    if event["objectRef"]["apiGroup"] == "projectcalico.org" {
+        "ee"
+    } else {
+        "kube"
+    }
+}

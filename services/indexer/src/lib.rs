@@ -24,7 +24,7 @@ use auditrail_event::{EventType, ParseErrorKind};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_server::{IngestService, IngestServiceServer};
 use auditrail_server::Services;
-use auditrail_store::{IndexedEvent, Query, Store};
+use auditrail_store::{IndexedEvent, Position, Provenance, Query, Store};
 use error::IndexerError;
 use serde::{Deserialize, Serialize};
 use tonic::{Request, Response, Status};
@@ -183,6 +183,7 @@ fn index_batch(
     max_event_bytes: usize,
     now: jiff::Timestamp,
     retention_days: u32,
+    sender: &Sender,
 ) -> IndexedBatch {
     let cutoff = retention_cutoff(now, retention_days);
     let mut indexed = Vec::with_capacity(events.len());
@@ -210,7 +211,7 @@ fn index_batch(
             _ => EventType::Kube,
         };
         match IndexedEvent::from_raw(cluster, &event.raw, fallback, now) {
-            Ok(e) => match cutoff {
+            Ok(mut e) => match cutoff {
                 Some(cutoff) if e.time < cutoff => rejects.push(reject(
                     v1::RejectReason::Expired,
                     format!(
@@ -220,6 +221,7 @@ fn index_batch(
                     ),
                 )),
                 _ => {
+                    e.provenance = Some(sender.provenance(event.origin.as_ref(), now));
                     indexed.push(e);
                     positions.push(index);
                 }
@@ -244,6 +246,60 @@ fn index_batch(
     }
 }
 
+/// Who sent a batch, as the auth layer authenticated them and the socket
+/// saw them: the part of every event's provenance the sender cannot choose.
+struct Sender {
+    name: String,
+    groups: Vec<String>,
+    from: String,
+}
+
+impl Sender {
+    /// The sender of `request`; `anonymous` when no access control
+    /// authenticated it.
+    fn of<T>(request: &Request<T>) -> Self {
+        let caller = auditrail_server::Caller::of(request);
+        Self {
+            name: if caller.identity.name.is_empty() {
+                "anonymous".to_owned()
+            } else {
+                caller.identity.name
+            },
+            groups: caller.identity.groups,
+            from: request
+                .remote_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The provenance of one event the sender said was read at `origin`.
+    fn provenance(&self, origin: Option<&v1::EventOrigin>, now: jiff::Timestamp) -> Provenance {
+        let position = origin
+            .and_then(|o| o.position.as_ref())
+            .map(|position| match position {
+                v1::event_origin::Position::File(f) => Position::File {
+                    path: f.path.clone(),
+                    inode: f.inode,
+                    offset: f.offset,
+                },
+                v1::event_origin::Position::Cloudwatch(c) => Position::Cloudwatch {
+                    log_group: c.log_group.clone(),
+                    log_stream: c.log_stream.clone(),
+                    event_id: c.event_id.clone(),
+                },
+            });
+        Provenance {
+            source: origin.map(|o| o.source.clone()).unwrap_or_default(),
+            position,
+            ingested_by: self.name.clone(),
+            ingested_by_groups: self.groups.clone(),
+            ingested_from: self.from.clone(),
+            ingested_at: now,
+        }
+    }
+}
+
 /// A batch ready for the store: the events that could be indexed, the
 /// position of each in the batch (to name the ones the store refuses), and
 /// the rejects so far.
@@ -260,6 +316,7 @@ impl IngestService for Indexer {
         request: Request<v1::IngestBatchRequest>,
     ) -> Result<Response<v1::IngestBatchResponse>, Status> {
         let caller = auditrail_server::Caller::of(&request);
+        let sender = Sender::of(&request);
         let request = request.into_inner();
         if !caller.scope.allows_cluster(&request.cluster) {
             return Err(IndexerError::Forbidden(format!(
@@ -268,7 +325,7 @@ impl IngestService for Indexer {
             ))
             .into());
         }
-        Ok(Response::new(self.ingest(request).await?))
+        Ok(Response::new(self.ingest(request, sender).await?))
     }
 
     async fn get_index_stats(
@@ -317,6 +374,7 @@ impl Indexer {
     async fn ingest(
         &self,
         request: v1::IngestBatchRequest,
+        sender: Sender,
     ) -> Result<v1::IngestBatchResponse, IndexerError> {
         if request.batch_id.is_empty() {
             return Err(IndexerError::invalid("batch_id is required"));
@@ -349,7 +407,7 @@ impl Indexer {
             let events = request.events;
             let now = jiff::Timestamp::now();
             tokio::task::spawn_blocking(move || {
-                index_batch(&cluster, events, max, now, retention_days)
+                index_batch(&cluster, events, max, now, retention_days, &sender)
             })
             .await
             .map_err(|e| IndexerError::Task(e.to_string()))?

@@ -44,6 +44,55 @@ fn batch(id: &str, lines: &[Vec<u8>]) -> v1::IngestBatchRequest {
     }
 }
 
+fn sender() -> crate::Sender {
+    crate::Sender {
+        name: "ingestor-a".into(),
+        groups: vec!["auditrail:ingestors".into()],
+        from: "10.0.0.7:51234".into(),
+    }
+}
+
+#[test]
+fn every_event_carries_its_origin_and_the_authenticated_sender() {
+    let lines: Vec<Vec<u8>> = Generator::new(GenConfig::default())
+        .take(2)
+        .map(String::into_bytes)
+        .collect();
+    let mut events = batch("b", &lines).events;
+    events[0].origin = Some(v1::EventOrigin {
+        source: "kube-audit".into(),
+        position: Some(v1::event_origin::Position::File(v1::FilePosition {
+            path: "/var/log/calico/audit/kube-audit.log".into(),
+            offset: 4096,
+            inode: 77,
+        })),
+    });
+    let now = jiff::Timestamp::now();
+    let crate::IndexedBatch { indexed, .. } =
+        crate::index_batch("c1", events, 1 << 20, now, 0, &sender());
+    let first = indexed[0].provenance.clone().expect("provenance");
+    assert_eq!(first.source, "kube-audit");
+    assert_eq!(
+        first.position,
+        Some(auditrail_store::Position::File {
+            path: "/var/log/calico/audit/kube-audit.log".into(),
+            inode: 77,
+            offset: 4096,
+        })
+    );
+    assert_eq!(first.ingested_by, "ingestor-a");
+    assert_eq!(first.ingested_by_groups, ["auditrail:ingestors"]);
+    assert_eq!(first.ingested_from, "10.0.0.7:51234");
+    assert_eq!(first.ingested_at, now);
+    // An event sent without an origin says so: no source, no position,
+    // but still who sent it.
+    let second = indexed[1].provenance.clone().expect("provenance");
+    assert_eq!((second.source.as_str(), second.position), ("", None));
+    assert_eq!(second.ingested_by, "ingestor-a");
+    // The original bytes are untouched.
+    assert_eq!(indexed[0].raw, lines[0]);
+}
+
 /// Stores `n` generated events (from 2026-01-01) through `IngestBatch`.
 async fn ingest_generated(indexer: &Indexer, n: usize) {
     let lines: Vec<Vec<u8>> = Generator::new(GenConfig::default())
@@ -295,7 +344,7 @@ fn events_past_retention_are_expired_at_ingest_not_stored() {
 
     let crate::IndexedBatch {
         indexed, rejects, ..
-    } = crate::index_batch("c1", events.clone(), 1 << 20, now, 91);
+    } = crate::index_batch("c1", events.clone(), 1 << 20, now, 91, &sender());
     assert_eq!(indexed.len(), 1, "only the recent event is stored");
     let codes: Vec<(u32, i32)> = rejects.iter().map(|r| (r.index, r.code)).collect();
     let n = u32::try_from(lines.len()).unwrap();
@@ -314,7 +363,7 @@ fn events_past_retention_are_expired_at_ingest_not_stored() {
     // Retention 0 keeps everything: nothing expires.
     let crate::IndexedBatch {
         indexed, rejects, ..
-    } = crate::index_batch("c1", events, 1 << 20, now, 0);
+    } = crate::index_batch("c1", events, 1 << 20, now, 0, &sender());
     assert_eq!(indexed.len(), lines.len() + 1);
     assert_eq!(rejects.len(), 1);
     assert_eq!(crate::retention_cutoff(now, 0), None);

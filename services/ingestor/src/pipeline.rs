@@ -410,6 +410,7 @@ impl Pipeline {
                             position: Some(v1::event_origin::Position::File(v1::FilePosition {
                                 path: shown_path,
                                 offset,
+                                inode: identity.ino,
                             })),
                         }),
                     });

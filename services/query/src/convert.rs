@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use auditrail_event::{EventType, UserInfo, parse_line};
 use auditrail_proto::{timestamp, v1};
-use auditrail_store::StoredEvent;
+use auditrail_store::{Position, Provenance, StoredEvent};
 use serde::Deserialize;
 
 /// The `auditrail.v1` value of an event type (the proto crate does not know
@@ -43,6 +43,40 @@ fn user(u: &UserInfo<'_>) -> v1::UserInfo {
 
 fn s(v: Option<&Cow<'_, str>>) -> String {
     v.map(ToString::to_string).unwrap_or_default()
+}
+
+/// The message of a stored event's provenance.
+pub(crate) fn provenance(p: &Provenance) -> v1::Provenance {
+    let position = p.position.as_ref().map(|position| match position {
+        Position::File {
+            path,
+            inode,
+            offset,
+        } => v1::event_origin::Position::File(v1::FilePosition {
+            path: path.clone(),
+            offset: *offset,
+            inode: *inode,
+        }),
+        Position::Cloudwatch {
+            log_group,
+            log_stream,
+            event_id,
+        } => v1::event_origin::Position::Cloudwatch(v1::CloudWatchPosition {
+            log_group: log_group.clone(),
+            log_stream: log_stream.clone(),
+            event_id: event_id.clone(),
+        }),
+    });
+    v1::Provenance {
+        origin: (!p.source.is_empty() || position.is_some()).then(|| v1::EventOrigin {
+            source: p.source.clone(),
+            position,
+        }),
+        ingested_by: p.ingested_by.clone(),
+        ingested_by_groups: p.ingested_by_groups.clone(),
+        ingested_from: p.ingested_from.clone(),
+        ingested_at: Some(timestamp(p.ingested_at)),
+    }
 }
 
 /// The message of a stored event, with its fields read from the original
@@ -95,6 +129,7 @@ pub(crate) fn audit_event(
             .into_iter()
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect(),
+        provenance: stored.provenance.as_ref().map(provenance),
     };
     Ok(if include_raw {
         v1::AuditEvent {

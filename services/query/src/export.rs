@@ -22,7 +22,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use auditrail_proto::v1;
-use auditrail_store::{CountMode, Cursor, Query, SearchRequest, SortOrder, Store, StoredEvent};
+use auditrail_store::{
+    CountMode, Cursor, Provenance, Query, SearchRequest, SortOrder, Store, StoredEvent,
+};
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -32,7 +34,7 @@ use crate::filter::{resolve_range, time_window, to_query, with_timeline};
 use crate::limits::ExportSlot;
 use crate::search::first_time;
 use crate::sort_order;
-use auditrail_document::{DocumentWriter, Format};
+use auditrail_document::{DocumentWriter, Envelope, Format};
 
 /// Largest `data` of one chunk.
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
@@ -71,6 +73,7 @@ pub(crate) fn start(
     let query = to_query(&filter, request.timeline, from, to).map_err(QueryError::from)?;
     let query = crate::scope::restrict(query, &filter, caller, "export")?;
     let limit = (request.limit > 0).then_some(request.limit);
+    let with_provenance = request.with_provenance;
     let scope = Scope {
         clusters: filter.clusters.clone(),
         from,
@@ -84,6 +87,7 @@ pub(crate) fn start(
             store,
             sink: tx,
             writer: DocumentWriter::new(format),
+            with_provenance,
             buffer: Vec::with_capacity(CHUNK_BYTES * 2),
             bytes: 0,
             page_events: 1000,
@@ -160,6 +164,8 @@ struct Export {
     store: Arc<dyn Store>,
     sink: mpsc::Sender<Result<v1::ExportChunk, Status>>,
     writer: DocumentWriter,
+    /// Each event in an [`Envelope`] with its provenance.
+    with_provenance: bool,
     buffer: Vec<u8>,
     bytes: u64,
     /// Events per page, adapted to the events' size; windows aim at it.
@@ -272,8 +278,22 @@ impl Export {
 
     async fn events(&mut self, events: Vec<StoredEvent>) -> Result<(), Stop> {
         for event in events {
+            let enveloped;
+            let raw = if self.with_provenance {
+                let provenance = event.provenance.as_ref().map(Provenance::to_json);
+                enveloped = Envelope {
+                    id: &event.id.to_hex(),
+                    cluster: &event.cluster,
+                    event_type: event.event_type.as_str(),
+                    provenance: provenance.as_deref(),
+                }
+                .wrap(&event.raw);
+                &enveloped
+            } else {
+                &event.raw
+            };
             self.writer
-                .event(&event.raw, &mut self.buffer)
+                .event(raw, &mut self.buffer)
                 .map_err(|e| QueryError::internal(format!("stored event {}: {e}", event.id)))?;
             self.send_full_chunks().await?;
         }

@@ -117,6 +117,7 @@ proptest! {
             event_type: EventType::Kube,
             time: parsed.event.time().unwrap_or(Timestamp::UNIX_EPOCH),
             raw: parsed.raw.to_vec(),
+            provenance: None,
         };
         let message = audit_event(stored, true).expect("a parsed event converts");
         prop_assert!(!message.summary.trim().is_empty());
