@@ -119,12 +119,13 @@ pub fn calculate(state: &State) -> Calculation {
                     flags.egress_to_other_namespaces |= admits.other_than(own);
                 }
             }
-            // A direction no policy protects lets everything through.
-            if !flags.ingress_protected {
+            // A direction no policy protects lets everything through,
+            // unless the endpoint denies by default.
+            if !flags.ingress_protected && endpoint.open_by_default {
                 flags.ingress_from_internet = true;
                 flags.ingress_from_other_namespaces = true;
             }
-            if !flags.egress_protected {
+            if !flags.egress_protected && endpoint.open_by_default {
                 flags.egress_to_internet = true;
                 flags.egress_to_other_namespaces = true;
             }

@@ -28,8 +28,9 @@
 //!   the private ranges (RFC 1918, loopback, link-local, IPv6 ULA) once
 //!   its exceptions are taken out, or a (Global)NetworkSet with such nets
 //!   that the rule selects. A direction no enforced policy protects admits
-//!   everything (Kubernetes' and Calico's default), so it is open to the
-//!   internet and to every namespace.
+//!   everything for a pod (Kubernetes' and Calico's default), so it is
+//!   open to the internet and to every namespace; a host endpoint without
+//!   profiles denies it instead (Calico's default for host endpoints).
 //! - `ingress_from_other_namespaces` / `egress_to_other_namespaces`: some
 //!   allow rule admits endpoints of a namespace other than the endpoint's
 //!   own (for a host endpoint: of any namespace).

@@ -9,7 +9,9 @@
 //! namespace's labels plus `projectcalico.org/name`; service-account
 //! selectors on the account's labels plus `projectcalico.org/name`. The
 //! maps built here carry those. Host-networked pods are no endpoints:
-//! Calico does not police them.
+//! Calico does not police them. What no policy governs is allowed for a
+//! pod and for a host endpoint with profiles, denied for a host endpoint
+//! without ([`Endpoint::open_by_default`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -82,6 +84,11 @@ pub struct Endpoint {
     pub calico_labels: LabelMap,
     /// The service account a pod runs as; empty for host endpoints.
     pub service_account: String,
+    /// Whether traffic no policy governs is allowed: pods (their
+    /// namespace's profile allows all), and host endpoints with profiles
+    /// (`projectcalico-default-allow` on automatic ones). A host endpoint
+    /// without profiles denies what no policy allows.
+    pub open_by_default: bool,
 }
 
 /// A network set: nets with labels that rule selectors can pick.
@@ -196,6 +203,7 @@ impl Cluster {
                 labels,
                 calico_labels,
                 service_account,
+                open_by_default: true,
             });
         }
     }
@@ -213,6 +221,11 @@ impl Cluster {
                 calico_labels: labels.clone(),
                 labels,
                 service_account: String::new(),
+                open_by_default: hep
+                    .get("spec")
+                    .and_then(|s| s.get("profiles"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|p| !p.is_empty()),
             });
         }
     }

@@ -475,8 +475,12 @@ fn tiers_and_order_decide_the_list() {
 fn host_endpoints_only_take_global_policies() {
     let hep = json!({"kind": "HostEndpoint", "apiVersion": "projectcalico.org/v3",
                      "metadata": meta(None, "node1-eth0", &json!({"role": "gateway"})), "spec": {"node": "node1"}});
+    let auto = json!({"kind": "HostEndpoint", "apiVersion": "projectcalico.org/v3",
+                      "metadata": meta(None, "node1-auto", &json!({})),
+                      "spec": {"node": "node1", "interfaceName": "*", "profiles": ["projectcalico-default-allow"]}});
     let calc = calculate(&state(vec![
         hep,
+        auto,
         gnp(
             "default.gateways",
             &json!({"selector": "role == 'gateway'", "types": ["Ingress"],
@@ -490,14 +494,21 @@ fn host_endpoints_only_take_global_policies() {
             &json!({"namespaceSelector": "has(team)", "types": ["Egress"]}),
         ),
     ]));
-    let hep = calc
-        .endpoints
-        .iter()
-        .find(|e| e.id.kind == EndpointKind::HostEndpoint)
-        .expect("the host endpoint is an endpoint");
-    assert_eq!(hep.id.namespace, "");
-    assert_eq!(show(hep.flags), "in[P-N] out[-IN]");
-    assert_eq!(hep.applied_policies.len(), 1);
+    let hep = |name: &str| {
+        calc.endpoints
+            .iter()
+            .find(|e| e.id.kind == EndpointKind::HostEndpoint && e.id.name == name)
+            .unwrap_or_else(|| panic!("the host endpoint {name} is an endpoint"))
+    };
+    let gateway = hep("node1-eth0");
+    assert_eq!(gateway.id.namespace, "");
+    // No policy for its egress, and no profile: denied, not open.
+    assert_eq!(show(gateway.flags), "in[P-N] out[---]");
+    assert_eq!(gateway.applied_policies.len(), 1);
+    // An automatic host endpoint's default-allow profile lets through
+    // what no policy governs.
+    assert_eq!(show(hep("node1-auto").flags), OPEN);
+    assert!(hep("node1-auto").applied_policies.is_empty());
     // dev/client is selected by the rule-less egress global policy too.
     assert_eq!(flags_of(&calc, "dev", "client"), "in[-IN] out[P--]");
 }
