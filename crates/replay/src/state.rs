@@ -1,6 +1,7 @@
 //! The rebuilt set of objects: what a report reads, and what must come out
 //! byte-identical however often and in whatever arrival order it is
-//! rebuilt. Objects are held in a sorted map by key, and
+//! rebuilt. Objects are kept as the API server returned them, less
+//! `metadata.managedFields`. Objects are held in a sorted map by key, and
 //! `serde_json::Value` keeps object members sorted, so serialising the
 //! state is deterministic.
 
@@ -104,7 +105,14 @@ impl State {
         serde_json::to_vec(&entries)
     }
 
-    pub(crate) fn insert(&mut self, key: ObjectKey, object: Value) {
+    /// Puts `object` under `key`, without its `metadata.managedFields`:
+    /// the server-side-apply bookkeeping is often most of an object's
+    /// bytes, says nothing about what the object does, and `kubectl get`
+    /// hides it too.
+    pub(crate) fn insert(&mut self, key: ObjectKey, mut object: Value) {
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("managedFields");
+        }
         self.objects.insert(key, object);
     }
 

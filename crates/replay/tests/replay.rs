@@ -189,6 +189,23 @@ fn create_then_patch_keeps_the_patched_object() {
 }
 
 #[test]
+fn managed_fields_are_not_kept() {
+    let mut object = pod("prod", "web", 10, "v1");
+    object["metadata"]["managedFields"] = json!([{"manager": "kubectl", "operation": "Apply"}]);
+    object["metadata"]["annotations"] = json!({"a": "b"});
+    let r = state_at(
+        None,
+        &[Ev::pod("create", "prod", "web", 1, Some(object.clone()))],
+        59,
+    );
+    let kept = r.state.get(&pod_key("prod", "web")).cloned();
+    if let Some(metadata) = object["metadata"].as_object_mut() {
+        metadata.remove("managedFields");
+    }
+    assert_eq!(kept, Some(object));
+}
+
+#[test]
 fn an_older_resource_version_never_replaces_a_newer_one() {
     let events = [
         Ev::pod(
