@@ -42,5 +42,5 @@ mod lexer;
 mod parser;
 
 pub use ast::{Labels, NAMESPACE_LABEL, Selector};
-pub use error::SelectorError;
+pub use error::{Found, SelectorError};
 pub use parser::{MAX_DEPTH, parse};

@@ -35,6 +35,10 @@
 //!   allow rule admits endpoints of a namespace other than the endpoint's
 //!   own (for a host endpoint: of any namespace).
 //!
+//! Selectors are evaluated on the state given: a namespace selector admits
+//! the namespaces that exist then (with their labels then), a global
+//! policy's rule selector the namespaces of the pods it matches then.
+//!
 //! Rules are read one by one, not evaluated in order: a deny or pass
 //! earlier in the tiers does not clear a flag an allow rule sets. The
 //! flags say what the policies may let through, which is what an auditor
