@@ -70,8 +70,10 @@ impl LabelSelector {
                 Some("Exists") => Operator::Exists,
                 Some("DoesNotExist") => Operator::DoesNotExist,
                 other => {
+                    let found = other
+                        .map_or_else(|| "no operator".to_owned(), |o| format!("operator {o:?}"));
                     return Err(format!(
-                        "matchExpressions[{i}] has operator {other:?}; expected In, NotIn, Exists or DoesNotExist"
+                        "matchExpressions[{i}] has {found}; expected In, NotIn, Exists or DoesNotExist"
                     ));
                 }
             };
@@ -163,7 +165,7 @@ mod tests {
         assert_eq!(
             LabelSelector::from_value(Some(&bad)).err().as_deref(),
             Some(
-                "matchExpressions[0] has operator Some(\"Gt\"); expected In, NotIn, Exists or DoesNotExist"
+                "matchExpressions[0] has operator \"Gt\"; expected In, NotIn, Exists or DoesNotExist"
             )
         );
     }
