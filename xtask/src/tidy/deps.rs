@@ -46,7 +46,7 @@ const MAY_DEPEND_ON: [(Layer, &[Layer]); 5] = [
 const TEST_KITS: [&str; 2] = ["auditrail-loggen", "auditrail-store-conformance"];
 
 /// Every workspace crate and its layer; a new crate must be added here.
-const CRATES: [(&str, Layer); 29] = [
+const CRATES: [(&str, Layer); 32] = [
     ("auditrail-event", Domain),
     ("auditrail-policy", Domain),
     ("auditrail-policy-gen", Domain),
@@ -56,6 +56,9 @@ const CRATES: [(&str, Layer); 29] = [
     ("auditrail-store", Domain),
     ("auditrail-loggen", Domain),
     ("auditrail-document", Domain),
+    ("auditrail-calico-selector", Domain),
+    ("auditrail-replay", Domain),
+    ("auditrail-protection", Domain),
     ("auditrail-proto", Infrastructure),
     ("auditrail-config", Infrastructure),
     ("auditrail-telemetry", Infrastructure),
