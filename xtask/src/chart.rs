@@ -142,9 +142,10 @@ fn disabled(service: &str) -> Value {
     json!({ service: {"enabled": false} })
 }
 
-/// The matrix of the issue: defaults; CloudWatch with IRSA; CloudWatch with
-/// the Secret; Elasticsearch; cert-manager TLS (with tokens and roles);
-/// existing-secret TLS; plaintext on the pod network; each service
+/// The matrix of the issue: defaults (TLS with generated certificates);
+/// CloudWatch with IRSA; CloudWatch with the Secret; Elasticsearch;
+/// cert-manager TLS (with tokens and roles); existing-secret TLS;
+/// plaintext on the pod network as the explicit opt-in; each service
 /// disabled in turn; values the schema or the chart must refuse.
 const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -192,9 +193,14 @@ const SCENARIOS: &[Scenario] = &[
         expect: Expect::Render,
     },
     Scenario {
+        name: "plaintext-insecure-listen",
+        values: || json!({"global": {"tls": {"enabled": false}, "server": {"insecureListen": true}}}),
+        expect: Expect::Render,
+    },
+    Scenario {
         name: "bad-plaintext-without-insecure-listen",
-        values: || json!({"global": {"server": {"insecureListen": false}}}),
-        expect: Expect::Refused("global.server.insecureListen=false needs global.tls.enabled=true"),
+        values: || json!({"global": {"tls": {"enabled": false}}}),
+        expect: Expect::Refused("global.tls.enabled=false needs global.server.insecureListen=true"),
     },
     Scenario {
         name: "without-ingestor",
