@@ -144,7 +144,8 @@ fn disabled(service: &str) -> Value {
 
 /// The matrix of the issue: defaults (TLS with generated certificates);
 /// CloudWatch with IRSA; CloudWatch with the Secret; Elasticsearch;
-/// cert-manager TLS (with tokens and roles); existing-secret TLS;
+/// cert-manager TLS (with tokens and roles); existing-secret TLS; the
+/// Kubernetes authenticator and authorizer with bindings;
 /// plaintext on the pod network as the explicit opt-in; each service
 /// disabled in turn; values the schema or the chart must refuse.
 const SCENARIOS: &[Scenario] = &[
@@ -189,6 +190,18 @@ const SCENARIOS: &[Scenario] = &[
             json!({"global": {"tls": {"enabled": true, "existingSecrets": {
                 "ingestor": "tls-ingestor", "indexer": "tls-indexer", "query": "tls-query",
                 "provisioner": "tls-provisioner", "reporter": "tls-reporter"}}}})
+        },
+        expect: Expect::Render,
+    },
+    Scenario {
+        name: "kubernetes-auth",
+        values: || {
+            json!({"global": {"auth": {
+                "kubernetes": {"authenticate": true, "authorize": true},
+                "rbac": {"bindings": {
+                    "viewer": [{"kind": "Group", "name": "sre"}],
+                    "admin": [{"kind": "User", "name": "alice"},
+                              {"kind": "ServiceAccount", "name": "ci", "namespace": "ci"}]}}}}})
         },
         expect: Expect::Render,
     },

@@ -167,6 +167,14 @@ true
 {{- end -}}
 {{- end -}}
 
+{{/* With the Kubernetes authenticator or authorizer: the workload's annotation saying why its pod mounts the service account token. */}}
+{{- define "auditrail.kubeAuthAnnotations" -}}
+{{- if include "auditrail.kubeAuth" . -}}
+annotations:
+  checkov.io/skip1: CKV_K8S_38=the token is mounted because the server asks the API server to review tokens and permissions (global.auth.kubernetes)
+{{- end -}}
+{{- end -}}
+
 {{- define "auditrail.tlsVolume" -}}
 {{- if .root.Values.global.tls.enabled }}
 - name: tls
@@ -388,7 +396,7 @@ One auditrail container: `auditrail run --service <component> --config
 
 {{- define "auditrail.podSpecCommon" -}}
 serviceAccountName: {{ include "auditrail.fullname" . }}
-automountServiceAccountToken: {{ .automountToken | default false }}
+automountServiceAccountToken: {{ if or .automountToken (include "auditrail.kubeAuth" .) }}true{{ else }}false{{ end }}
 securityContext:
   {{- include "auditrail.podSecurityContext" . | nindent 2 }}
 {{- with .root.Values.global.imagePullSecrets }}

@@ -49,6 +49,7 @@ pub(crate) fn check(scenario: &str, values: &Value, objects: &[Obj], report: &mu
     ingestor(scenario, values, objects, report);
     store(scenario, values, objects, report);
     tls(scenario, values, objects, report);
+    kubernetes_access(scenario, values, objects, report);
     tests(scenario, values, objects, report);
     network_policies(scenario, values, objects, report);
 }
@@ -797,6 +798,150 @@ fn ingestor_authorized(scenario: &str, values: &Value, objects: &[Obj], report: 
     });
 }
 
+/// Whether a ClusterRole's rules allow `verb` on `resource` of
+/// `auditrail.io`.
+fn rules_allow(rules: &Value, verb: &str, resource: &str) -> bool {
+    let has =
+        |list_value: &Value, item: &str| list(list_value).iter().any(|v| v == item || v == "*");
+    list(rules).iter().any(|r| {
+        has(&r["apiGroups"], auditrail_access::KUBERNETES_GROUP)
+            && has(&r["resources"], resource)
+            && has(&r["verbs"], verb)
+    })
+}
+
+/// The Kubernetes authenticator and authorizer: with either, every
+/// service's account may create TokenReviews and SubjectAccessReviews,
+/// every workload mounts its token and may reach the API server; with the
+/// authorizer, a ClusterRole per built-in role allowing exactly the verbs
+/// and resources of the permissions that role holds (as
+/// `auditrail-access` decides and maps them), bound to the subjects of
+/// the values. Without them, none of it.
+fn kubernetes_access(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
+    let kube = &values["global"]["auth"]["kubernetes"];
+    let authorize = kube["authorize"] == true;
+    let review = authorize || kube["authenticate"] == true;
+    let review_role = find(objects, "ClusterRole", "ar-access-review");
+    report.check(review_role.is_some() == review, || {
+        format!("{scenario}: ClusterRole ar-access-review iff a Kubernetes option is on")
+    });
+    if let Some(role) = review_role {
+        let rules = &role.value["rules"];
+        let allows = |group: &str, resource: &str| {
+            list(rules).iter().any(|r| {
+                list(&r["apiGroups"]).iter().any(|g| g == group)
+                    && list(&r["resources"]).iter().any(|x| x == resource)
+                    && list(&r["verbs"]).iter().any(|v| v == "create")
+            })
+        };
+        report.check(
+            allows("authentication.k8s.io", "tokenreviews")
+                && allows("authorization.k8s.io", "subjectaccessreviews")
+                && list(rules).len() == 2,
+            || format!("{scenario}: ar-access-review is not exactly create on tokenreviews and subjectaccessreviews"),
+        );
+        let binding = find(objects, "ClusterRoleBinding", "ar-access-review");
+        for svc in SERVICES.iter().filter(|s| enabled(values, s)) {
+            let bound = binding.is_some_and(|b| {
+                b.value["roleRef"]["name"] == "ar-access-review"
+                    && list(&b.value["subjects"]).iter().any(|s| {
+                        s["kind"] == "ServiceAccount"
+                            && s["name"] == format!("ar-{svc}").as_str()
+                            && s["namespace"] == "auditrail"
+                    })
+            });
+            report.check(bound, || {
+                format!("{scenario}: the {svc}'s ServiceAccount may not create the reviews")
+            });
+        }
+        let flows = flows(objects);
+        for (obj, pod) in workload_pods(objects) {
+            report.check(pod["automountServiceAccountToken"] == true, || {
+                format!(
+                    "{scenario}: {} does not mount its token for the reviews",
+                    obj.id()
+                )
+            });
+            let c = component(obj);
+            report.check(
+                flows.contains(&format!("out {c} -> cidr:0.0.0.0/0 :443/TCP")),
+                || format!("{scenario}: {} may not reach the API server", obj.id()),
+            );
+        }
+    }
+    builtin_cluster_roles(scenario, values, objects, authorize, report);
+}
+
+/// With the authorizer: a ClusterRole per built-in role allowing exactly
+/// the verbs and resources of the permissions that role holds, bound to
+/// the subjects of the values (and the ingestor's certificate identity to
+/// the ingestor's).
+fn builtin_cluster_roles(
+    scenario: &str,
+    values: &Value,
+    objects: &[Obj],
+    authorize: bool,
+    report: &mut Report,
+) {
+    let roles = auditrail_access::Roles::builtin();
+    for role in ["viewer", "exporter", "ingestor", "admin"] {
+        let name = format!("ar-{role}");
+        let cluster_role = find(objects, "ClusterRole", &name);
+        report.check(cluster_role.is_some() == authorize, || {
+            format!("{scenario}: ClusterRole {name} iff global.auth.kubernetes.authorize")
+        });
+        let Some(cluster_role) = cluster_role else {
+            continue;
+        };
+        let who = auditrail_access::Identity {
+            name: String::new(),
+            groups: vec![role.to_owned()],
+            via: auditrail_access::Via::Token,
+        };
+        for permission in auditrail_access::Permission::ALL {
+            let held = matches!(
+                roles.decide(&who, permission),
+                auditrail_access::Decision::Allow(_)
+            );
+            let (verb, resources) = auditrail_access::kubernetes_attributes(permission);
+            for resource in resources {
+                let allowed = rules_allow(&cluster_role.value["rules"], verb, resource);
+                report.check(allowed == held, || {
+                    format!(
+                        "{scenario}: ClusterRole {name} {} {verb} on {resource} ({permission}), \
+                         which the role {role} {}",
+                        if allowed { "allows" } else { "does not allow" },
+                        if held { "holds" } else { "does not hold" }
+                    )
+                });
+            }
+        }
+        let mut expected: Vec<Value> =
+            list(&values["global"]["auth"]["rbac"]["bindings"][role]).to_vec();
+        if role == "ingestor" && enabled(values, "ingestor") {
+            expected.push(serde_json::json!({"kind": "User", "name": "ar-ingestor"}));
+        }
+        let binding = find(objects, "ClusterRoleBinding", &name);
+        let subjects: Vec<&Value> = binding
+            .map(|b| list(&b.value["subjects"]).iter().collect())
+            .unwrap_or_default();
+        let same = subjects.len() == expected.len()
+            && expected.iter().zip(&subjects).all(|(e, s)| {
+                s["kind"] == e["kind"]
+                    && s["name"] == e["name"]
+                    && (e["kind"] != "ServiceAccount"
+                        || s["namespace"]
+                            == *e.get("namespace").unwrap_or(&Value::from("auditrail")))
+            })
+            && binding.is_none_or(|b| b.value["roleRef"]["name"] == name.as_str());
+        report.check(same, || {
+            format!(
+                "{scenario}: ClusterRoleBinding {name} binds {subjects:?}, expected {expected:?}"
+            )
+        });
+    }
+}
+
 /// `helm test`: a health pod per enabled service and a search on query,
 /// each labelled as a client the NetworkPolicies let in.
 fn tests(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
@@ -949,6 +1094,12 @@ fn network_policies(scenario: &str, values: &Value, objects: &[Obj], report: &mu
                 "out reporter -> pod:query :50055/TCP".to_owned(),
                 "out test -> pod:query :50055/TCP".to_owned(),
             ])
+            .collect(),
+        // The servers that were not calling the API server now do, for
+        // the reviews.
+        "kubernetes-auth" => ["ingestor", "indexer"]
+            .iter()
+            .flat_map(|c| [443, 6443].map(|port| format!("out {c} -> cidr:0.0.0.0/0 :{port}/TCP")))
             .collect(),
         "cloudwatch-irsa" | "cloudwatch-secret" => {
             ["out ingestor -> cidr:0.0.0.0/0 :443/TCP".to_owned()]
