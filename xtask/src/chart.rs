@@ -18,7 +18,11 @@
 //!    volume, the NetworkPolicies allowing exactly the documented flows;
 //! 5. each workload's config file is extracted from its ConfigMap and
 //!    checked by the service's own loader (`auditrail run --service S
-//!    --config FILE --check-config`, with the container's environment).
+//!    --config FILE --check-config`, with the container's environment);
+//! 6. the default render's generated certificates are used for real
+//!    ([`handshake`]): its indexer and ingestor run as processes with the
+//!    rendered configs, and the ingestor's batches are stored over mTLS
+//!    while another certificate of the same CA is refused.
 //!
 //! The README's values table must be what [`docs`] generates from
 //! `values.yaml` (`cargo xtask chart --bless-docs` rewrites it).
@@ -28,6 +32,7 @@
 
 mod assertions;
 mod docs;
+mod handshake;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -458,6 +463,11 @@ fn render_and_check(
             .unwrap_or_default();
         assertions::check(name, &values, objects, report);
         check_configs(binary, work.path(), name, objects, report)?;
+        if *name == "defaults"
+            && let Err(err) = handshake::check(binary, work.path(), objects, report)
+        {
+            report.fail(format!("handshake: {err:#}"));
+        }
     }
     Ok(())
 }
