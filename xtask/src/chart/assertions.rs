@@ -1023,6 +1023,7 @@ const DEFAULT_FLOWS: &[&str] = &[
     "in indexer <- ns:monitoring :9467/TCP",
     "in indexer <- ns:monitoring :9468/TCP",
     "in indexer <- pod:ingestor :50054/TCP",
+    "in indexer <- pod:test :50054/TCP",
     "in indexer <- pod:reporter :50055/TCP",
     "in ingestor <- clients :50053/TCP",
     "in ingestor <- ns:monitoring :9466/TCP",
