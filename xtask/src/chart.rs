@@ -190,6 +190,16 @@ const SCENARIOS: &[Scenario] = &[
         expect: Expect::Render,
     },
     Scenario {
+        name: "tls-cert-manager-chart-roles",
+        values: || {
+            json!({"global": {
+                "tls": {"certManager": {"enabled": true, "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}},
+                        "clientCertificates": ["indexer", "query"]},
+                "auth": {"roles": "[[role]]\nname = \"team-a\"\npermissions = [\"read\"]\nclusters = [\"prod-a\"]\n\n[[binding]]\nrole = \"team-a\"\ngroups = [\"team-a\"]\n"}}})
+        },
+        expect: Expect::Render,
+    },
+    Scenario {
         name: "tls-existing-secrets",
         values: || {
             json!({"global": {"tls": {"enabled": true, "existingSecrets": {

@@ -1079,9 +1079,11 @@ fn network_policies(scenario: &str, values: &Value, objects: &[Obj], report: &mu
     let defaults: BTreeSet<String> = DEFAULT_FLOWS.iter().map(|s| (*s).to_owned()).collect();
     let extra: BTreeSet<&String> = flows.difference(&defaults).collect();
     let expected_extra: BTreeSet<String> = match scenario {
-        "defaults" | "tls-cert-manager" | "tls-existing-secrets" | "plaintext-insecure-listen" => {
-            BTreeSet::new()
-        }
+        "defaults"
+        | "tls-cert-manager"
+        | "tls-cert-manager-chart-roles"
+        | "tls-existing-secrets"
+        | "plaintext-insecure-listen" => BTreeSet::new(),
         "elasticsearch" => ["indexer", "query"]
             .iter()
             .map(|c| format!("out {c} -> cidr:0.0.0.0/0 :9200/TCP"))
