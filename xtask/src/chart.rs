@@ -18,7 +18,11 @@
 //!    volume, the NetworkPolicies allowing exactly the documented flows;
 //! 5. each workload's config file is extracted from its ConfigMap and
 //!    checked by the service's own loader (`auditrail run --service S
-//!    --config FILE --check-config`, with the container's environment).
+//!    --config FILE --check-config`, with the container's environment);
+//! 6. the default render's generated certificates are used for real
+//!    ([`handshake`]): its indexer and ingestor run as processes with the
+//!    rendered configs, and the ingestor's batches are stored over mTLS
+//!    while another certificate of the same CA is refused.
 //!
 //! The README's values table must be what [`docs`] generates from
 //! `values.yaml` (`cargo xtask chart --bless-docs` rewrites it).
@@ -28,6 +32,7 @@
 
 mod assertions;
 mod docs;
+mod handshake;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -142,9 +147,11 @@ fn disabled(service: &str) -> Value {
     json!({ service: {"enabled": false} })
 }
 
-/// The matrix of the issue: defaults; CloudWatch with IRSA; CloudWatch with
-/// the Secret; Elasticsearch; cert-manager TLS (with tokens and roles);
-/// existing-secret TLS; plaintext on the pod network; each service
+/// The matrix of the issue: defaults (TLS with generated certificates);
+/// CloudWatch with IRSA; CloudWatch with the Secret; Elasticsearch;
+/// cert-manager TLS (with tokens and roles); existing-secret TLS; the
+/// Kubernetes authenticator and authorizer with bindings;
+/// plaintext on the pod network as the explicit opt-in; each service
 /// disabled in turn; values the schema or the chart must refuse.
 const SCENARIOS: &[Scenario] = &[
     Scenario {
@@ -183,6 +190,16 @@ const SCENARIOS: &[Scenario] = &[
         expect: Expect::Render,
     },
     Scenario {
+        name: "tls-cert-manager-chart-roles",
+        values: || {
+            json!({"global": {
+                "tls": {"certManager": {"enabled": true, "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}},
+                        "clientCertificates": ["indexer", "query"]},
+                "auth": {"roles": "[[role]]\nname = \"team-a\"\npermissions = [\"read\"]\nclusters = [\"prod-a\"]\n\n[[binding]]\nrole = \"team-a\"\ngroups = [\"team-a\"]\n"}}})
+        },
+        expect: Expect::Render,
+    },
+    Scenario {
         name: "tls-existing-secrets",
         values: || {
             json!({"global": {"tls": {"enabled": true, "existingSecrets": {
@@ -192,9 +209,26 @@ const SCENARIOS: &[Scenario] = &[
         expect: Expect::Render,
     },
     Scenario {
+        name: "kubernetes-auth",
+        values: || {
+            json!({"global": {"auth": {
+                "kubernetes": {"authenticate": true, "authorize": true},
+                "rbac": {"bindings": {
+                    "viewer": [{"kind": "Group", "name": "sre"}],
+                    "admin": [{"kind": "User", "name": "alice"},
+                              {"kind": "ServiceAccount", "name": "ci", "namespace": "ci"}]}}}}})
+        },
+        expect: Expect::Render,
+    },
+    Scenario {
+        name: "plaintext-insecure-listen",
+        values: || json!({"global": {"tls": {"enabled": false}, "server": {"insecureListen": true}}}),
+        expect: Expect::Render,
+    },
+    Scenario {
         name: "bad-plaintext-without-insecure-listen",
-        values: || json!({"global": {"server": {"insecureListen": false}}}),
-        expect: Expect::Refused("global.server.insecureListen=false needs global.tls.enabled=true"),
+        values: || json!({"global": {"tls": {"enabled": false}}}),
+        expect: Expect::Refused("global.tls.enabled=false needs global.server.insecureListen=true"),
     },
     Scenario {
         name: "without-ingestor",
@@ -439,6 +473,11 @@ fn render_and_check(
             .unwrap_or_default();
         assertions::check(name, &values, objects, report);
         check_configs(binary, work.path(), name, objects, report)?;
+        if *name == "defaults"
+            && let Err(err) = handshake::check(binary, work.path(), objects, report)
+        {
+            report.fail(format!("handshake: {err:#}"));
+        }
     }
     Ok(())
 }

@@ -98,14 +98,80 @@ prometheus.io/port: {{ include "auditrail.metricsPort" . | quote }}
 prometheus.io/path: /metrics
 {{- end -}}
 
-{{/* Whether this component serves TLS (global.tls.enabled). */}}
+{{/*
+Where the certificates come from, with global.tls.enabled: "certManager"
+(tls.certManager.enabled), "existing" (any of tls.existingSecrets set), or
+"generated" (the umbrella chart's tls-generated.yaml: genCA and
+genSignedCert at install, reused by helm upgrade through lookup). "off"
+without TLS.
+*/}}
+{{- define "auditrail.tlsMode" -}}
+{{- $tls := .root.Values.global.tls -}}
+{{- if not $tls.enabled -}}
+off
+{{- else if $tls.certManager.enabled -}}
+certManager
+{{- else if (values $tls.existingSecrets | compact) -}}
+existing
+{{- else -}}
+generated
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret (tls.crt, tls.key, ca.crt) of a component ("test": the helm test pods' client certificate). */}}
 {{- define "auditrail.tlsSecretName" -}}
 {{- $tls := .root.Values.global.tls -}}
-{{- if $tls.certManager.enabled -}}
-{{- printf "%s-tls" (include "auditrail.fullname" .) -}}
-{{- else -}}
+{{- if eq (include "auditrail.tlsMode" .) "existing" -}}
 {{- $name := index $tls.existingSecrets .component -}}
-{{- required (printf "global.tls.existingSecrets.%s: the Secret (tls.crt, tls.key, ca.crt) of the %s, needed with global.tls.enabled and without global.tls.certManager.enabled" .component .component) $name -}}
+{{- if and (eq .component "test") (not $name) -}}
+{{- $name = index $tls.existingSecrets "indexer" -}}
+{{- end -}}
+{{- required (printf "global.tls.existingSecrets.%s: the Secret (tls.crt, tls.key, ca.crt) of the %s, needed once any existing Secret is given (and without global.tls.certManager.enabled)" .component .component) $name -}}
+{{- else -}}
+{{- printf "%s-tls" (include "auditrail.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The DNS names a component's Service is reached by, and localhost (through kubectl port-forward): its certificate's SANs (the first is also its identity as a client). */}}
+{{- define "auditrail.dnsNames" -}}
+{{- $name := include "auditrail.fullname" . -}}
+{{- $ns := .root.Release.Namespace -}}
+{{- list $name (printf "%s.%s" $name $ns) (printf "%s.%s.svc" $name $ns) (printf "%s.%s.svc.%s" $name $ns .root.Values.global.clusterDomain) "localhost" | toJson -}}
+{{- end -}}
+
+{{/* "true" when the component requires client certificates (mTLS, [server.tls] client_ca). */}}
+{{- define "auditrail.requiresClientCert" -}}
+{{- if and .root.Values.global.tls.enabled (has .component .root.Values.global.tls.clientCertificates) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the component's server has an identity source (client CA, token file, Kubernetes tokens): access control is on there, and it reads the roles file. */}}
+{{- define "auditrail.accessControl" -}}
+{{- $a := .root.Values.global.auth -}}
+{{- if or (include "auditrail.requiresClientCert" .) $a.tokenSecret $a.kubernetes.authenticate -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The ConfigMap of the roles file: the user's, or the chart's own (which binds the ingestor's identity). */}}
+{{- define "auditrail.rolesConfigMap" -}}
+{{- .root.Values.global.auth.rolesConfigMap | default (printf "%s-roles" .root.Release.Name) -}}
+{{- end -}}
+
+{{/* Whether the component's pod talks to the Kubernetes API for access reviews (TokenReview, SubjectAccessReview). */}}
+{{- define "auditrail.kubeAuth" -}}
+{{- $k := .root.Values.global.auth.kubernetes -}}
+{{- if or $k.authenticate $k.authorize -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* With the Kubernetes authenticator or authorizer: the workload's annotation saying why its pod mounts the service account token. */}}
+{{- define "auditrail.kubeAuthAnnotations" -}}
+{{- if include "auditrail.kubeAuth" . -}}
+annotations:
+  checkov.io/skip1: CKV_K8S_38=the token is mounted because the server asks the API server to review tokens and permissions (global.auth.kubernetes)
 {{- end -}}
 {{- end -}}
 
@@ -122,10 +188,10 @@ prometheus.io/path: /metrics
     secretName: {{ .root.Values.global.auth.tokenSecret }}
     defaultMode: 288  # 0440, in decimal: YAML 1.1 and 1.2 readers agree on it
 {{- end }}
-{{- if .root.Values.global.auth.rolesConfigMap }}
+{{- if include "auditrail.accessControl" . }}
 - name: auth-roles
   configMap:
-    name: {{ .root.Values.global.auth.rolesConfigMap }}
+    name: {{ include "auditrail.rolesConfigMap" . }}
 {{- end }}
 {{- end -}}
 
@@ -140,7 +206,7 @@ prometheus.io/path: /metrics
   mountPath: /etc/auditrail/auth
   readOnly: true
 {{- end }}
-{{- if .root.Values.global.auth.rolesConfigMap }}
+{{- if include "auditrail.accessControl" . }}
 - name: auth-roles
   mountPath: /etc/auditrail/authz
   readOnly: true
@@ -160,7 +226,7 @@ insecure_listen), each only when its value is set.
 {{- define "auditrail.configCommon" -}}
 {{- $g := .root.Values.global -}}
 {{- if not (or $g.tls.enabled $g.server.insecureListen) }}
-{{- fail "global.server.insecureListen=false needs global.tls.enabled=true: without TLS the servers refuse to listen on the pod's address" }}
+{{- fail "global.tls.enabled=false needs global.server.insecureListen=true, the explicit opt-in to plaintext on the pod network: without TLS the servers refuse to listen on the pod's address" }}
 {{- end -}}
 data_dir = {{ .dataDir | quote }}
 
@@ -177,16 +243,27 @@ insecure_listen = true
 [server.tls]
 cert = "/etc/auditrail/tls/tls.crt"
 key = "/etc/auditrail/tls/tls.key"
+{{- if include "auditrail.requiresClientCert" . }}
 client_ca = "/etc/auditrail/tls/ca.crt"
 {{- end }}
-{{- if or $g.auth.tokenSecret $g.auth.rolesConfigMap }}
+{{- end }}
+{{- if or $g.auth.tokenSecret (include "auditrail.accessControl" .) (include "auditrail.kubeAuth" .) }}
 
 [server.auth]
 {{- if $g.auth.tokenSecret }}
 token_file = "/etc/auditrail/auth/{{ $g.auth.tokenKey }}"
 {{- end }}
-{{- if $g.auth.rolesConfigMap }}
+{{- if include "auditrail.accessControl" . }}
 roles_file = "/etc/auditrail/authz/{{ $g.auth.rolesKey }}"
+{{- end }}
+{{- if $g.auth.kubernetes.authenticate }}
+kubernetes_tokens = true
+{{- end }}
+{{- if $g.auth.kubernetes.authorize }}
+kubernetes_authorization = true
+{{- end }}
+{{- if include "auditrail.kubeAuth" . }}
+cache_ttl_secs = {{ int $g.auth.kubernetes.cacheTtlSecs }}
 {{- end }}
 {{- end }}
 
@@ -319,7 +396,7 @@ One auditrail container: `auditrail run --service <component> --config
 
 {{- define "auditrail.podSpecCommon" -}}
 serviceAccountName: {{ include "auditrail.fullname" . }}
-automountServiceAccountToken: {{ .automountToken | default false }}
+automountServiceAccountToken: {{ if or .automountToken (include "auditrail.kubeAuth" .) }}true{{ else }}false{{ end }}
 securityContext:
   {{- include "auditrail.podSecurityContext" . | nindent 2 }}
 {{- with .root.Values.global.imagePullSecrets }}
@@ -465,11 +542,7 @@ spec:
   duration: {{ $tls.certManager.duration }}
   renewBefore: {{ $tls.certManager.renewBefore }}
   commonName: {{ $name }}
-  dnsNames:
-    - {{ $name }}
-    - {{ $name }}.{{ .root.Release.Namespace }}
-    - {{ $name }}.{{ .root.Release.Namespace }}.svc
-    - {{ $name }}.{{ .root.Release.Namespace }}.svc.{{ .root.Values.global.clusterDomain }}
+  dnsNames: {{ include "auditrail.dnsNames" . }}
   usages: ["server auth", "client auth", "digital signature", "key encipherment"]
   privateKey:
     algorithm: ECDSA

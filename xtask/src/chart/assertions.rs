@@ -49,6 +49,7 @@ pub(crate) fn check(scenario: &str, values: &Value, objects: &[Obj], report: &mu
     ingestor(scenario, values, objects, report);
     store(scenario, values, objects, report);
     tls(scenario, values, objects, report);
+    kubernetes_access(scenario, values, objects, report);
     tests(scenario, values, objects, report);
     network_policies(scenario, values, objects, report);
 }
@@ -112,7 +113,7 @@ fn posture(scenario: &str, objects: &[Obj], report: &mut Report) {
 /// container's own service on its gRPC port (TCP with TLS on: the grpc
 /// probe speaks plaintext only).
 fn probes(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
-    let tls = values["global"]["tls"]["enabled"] == true;
+    let tls = tls_on(values);
     for (obj, pod) in workload_pods(objects) {
         for c in list(&pod["containers"]) {
             let name = c["name"].as_str().unwrap_or("");
@@ -414,11 +415,63 @@ fn store(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
     }
 }
 
-/// With TLS: every auditrail container mounts its certificate, every config
-/// has `[server.tls]`, the ingestor's has `[client]` for mTLS to the
-/// indexer; cert-manager: one Certificate per enabled service.
+/// Whether the values leave TLS on (the default).
+fn tls_on(values: &Value) -> bool {
+    values["global"]["tls"]["enabled"] != false
+}
+
+/// Where the certificates come from, as the chart decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    Off,
+    CertManager,
+    Existing,
+    Generated,
+}
+
+fn tls_mode(values: &Value) -> TlsMode {
+    let tls = &values["global"]["tls"];
+    if !tls_on(values) {
+        TlsMode::Off
+    } else if tls["certManager"]["enabled"] == true {
+        TlsMode::CertManager
+    } else if tls["existingSecrets"].as_object().is_some_and(|m| {
+        m.values()
+            .any(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+    }) {
+        TlsMode::Existing
+    } else {
+        TlsMode::Generated
+    }
+}
+
+/// The servers that require client certificates (`global.tls.clientCertificates`).
+fn client_certificates(values: &Value) -> Vec<String> {
+    match values["global"]["tls"]["clientCertificates"].as_array() {
+        Some(list) => list
+            .iter()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect(),
+        None => vec!["indexer".to_owned()],
+    }
+}
+
+fn config_of<'a>(objects: &'a [Obj], svc: &str) -> &'a str {
+    find(objects, "ConfigMap", &format!("ar-{svc}-config"))
+        .and_then(|c| c.value["data"]["auditrail.toml"].as_str())
+        .unwrap_or("")
+}
+
+/// TLS on (the default): every auditrail container mounts its
+/// certificate, every server's config has `[server.tls]` with its
+/// certificate and key and no `insecure_listen`, a client CA exactly on
+/// the servers of `clientCertificates`, and the ingestor's
+/// `[ingestor.indexer_client]` the CA and its client certificate.
+/// Plaintext only as the explicit opt-in. cert-manager: one Certificate
+/// per enabled service; generated: [`generated_secrets`].
 fn tls(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
-    let on = values["global"]["tls"]["enabled"] == true;
+    let on = tls_on(values);
+    let mode = tls_mode(values);
     for (obj, pod) in workload_pods(objects) {
         for c in list(&pod["containers"]) {
             let mounted = mount(c, "/etc/auditrail/tls").is_some();
@@ -432,27 +485,460 @@ fn tls(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
             });
         }
     }
+    let mtls = client_certificates(values);
     for svc in SERVICES.iter().filter(|s| enabled(values, s)) {
-        let config = find(objects, "ConfigMap", &format!("ar-{svc}-config"))
-            .and_then(|c| c.value["data"]["auditrail.toml"].as_str())
-            .unwrap_or("");
+        let config = config_of(objects, svc);
+        let at = format!("{scenario}: ar-{svc}-config");
         report.check(config.contains("[server.tls]") == on, || {
-            format!(
-                "{scenario}: ar-{svc}-config: [server.tls] must be there iff global.tls.enabled"
-            )
+            format!("{at}: [server.tls] must be there iff global.tls.enabled")
         });
-        if *svc == "ingestor" {
+        report.check(config.contains("insecure_listen = true") != on, || {
+            format!("{at}: insecure_listen must be rendered only without TLS (the explicit opt-in)")
+        });
+        if on {
             report.check(
-                config.contains("tls_cert = ") == on
-                    && (!on || config.contains("indexer_url = \"https://")),
-                || format!("{scenario}: the ingestor's config lacks mTLS to the indexer"),
+                config.contains("cert = \"/etc/auditrail/tls/tls.crt\"")
+                    && config.contains("key = \"/etc/auditrail/tls/tls.key\""),
+                || format!("{at}: [server.tls] lacks the mounted certificate and key"),
+            );
+            let wants_ca = mtls.iter().any(|m| m == svc);
+            report.check(
+                config.contains("client_ca = \"/etc/auditrail/tls/ca.crt\"") == wants_ca,
+                || {
+                    format!(
+                        "{at}: client_ca must be set iff {svc} is in global.tls.clientCertificates"
+                    )
+                },
             );
         }
-        let cert_manager = on && values["global"]["tls"]["certManager"]["enabled"] == true;
+        if *svc == "ingestor" {
+            let client = config
+                .split("[ingestor.indexer_client]")
+                .nth(1)
+                .unwrap_or("");
+            report.check(
+                !on || (client.contains("tls_ca = \"/etc/auditrail/tls/ca.crt\"")
+                    && client.contains("tls_cert = \"/etc/auditrail/tls/tls.crt\"")
+                    && client.contains("tls_key = \"/etc/auditrail/tls/tls.key\"")
+                    && config.contains("indexer_url = \"https://ar-indexer:")),
+                || {
+                    format!(
+                        "{scenario}: the ingestor's [ingestor.indexer_client] lacks the CA or its \
+                         client certificate, or its indexer_url is not https"
+                    )
+                },
+            );
+        }
+        let cert_manager = mode == TlsMode::CertManager;
         report.check(
             find(objects, "Certificate", &format!("ar-{svc}")).is_some() == cert_manager,
             || format!("{scenario}: Certificate ar-{svc} iff cert-manager"),
         );
+    }
+    // Every TLS volume names a Secret the render makes or the user gives.
+    for (obj, pod) in workload_pods(objects).into_iter().chain(
+        objects
+            .iter()
+            .filter(|o| o.kind() == "Pod")
+            .map(|o| (o, &o.value["spec"])),
+    ) {
+        if let Some(v) = volume(pod, &Value::from("tls")) {
+            let secret = v["secret"]["secretName"].as_str().unwrap_or("");
+            let rendered = find(objects, "Secret", secret).is_some()
+                || objects
+                    .iter()
+                    .any(|o| o.kind() == "Certificate" && o.value["spec"]["secretName"] == secret);
+            report.check(rendered || mode == TlsMode::Existing, || {
+                format!(
+                    "{scenario}: {} mounts the TLS Secret {secret}, which nothing makes",
+                    obj.id()
+                )
+            });
+        }
+    }
+    if mode == TlsMode::Generated {
+        generated_secrets(scenario, values, objects, report);
+    } else {
+        report.check(find(objects, "Secret", "ar-tls-ca").is_none(), || {
+            format!("{scenario}: a generated CA although the certificates come from elsewhere")
+        });
+    }
+    ingestor_authorized(scenario, values, objects, report);
+}
+
+/// A PEM certificate from a Secret's base64 data.
+fn secret_cert(secret: &Obj, key: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let b64 = secret.value["data"][key].as_str()?;
+    let pem = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
+    Some(pem.contents)
+}
+
+/// The names of a certificate: its DNS SANs, subject, issuer, and whether
+/// it is a CA.
+struct CertNames {
+    dns: Vec<String>,
+    subject: String,
+    issuer: String,
+    ca: bool,
+    identity: Option<auditrail_access::Identity>,
+}
+
+fn cert_names(der: &[u8]) -> Option<CertNames> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let sans: Vec<GeneralName<'_>> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|ext| ext.value.general_names.clone())
+        .unwrap_or_default();
+    let dns: Vec<String> = sans
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some((*d).to_owned()),
+            _ => None,
+        })
+        .collect();
+    let uri = sans.iter().find_map(|n| match n {
+        GeneralName::URI(u) => Some((*u).to_owned()),
+        _ => None,
+    });
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|a| a.as_str().ok())
+        .map(str::to_owned);
+    // The server's rule (crates/server/src/auth_layer.rs,
+    // certificate_identity): the first URI SAN, else DNS SAN, else the CN;
+    // the groups are the subject's O values.
+    let identity =
+        uri.or_else(|| dns.first().cloned())
+            .or(cn)
+            .map(|name| auditrail_access::Identity {
+                name,
+                groups: cert
+                    .subject()
+                    .iter_organization()
+                    .filter_map(|a| a.as_str().ok().map(str::to_owned))
+                    .collect(),
+                via: auditrail_access::Via::Certificate,
+            });
+    Some(CertNames {
+        dns,
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        ca: cert.is_ca(),
+        identity,
+    })
+}
+
+/// Generated TLS (neither cert-manager nor existing Secrets): the CA's
+/// Secret, and per enabled service (and the helm test pods) a
+/// kubernetes.io/tls Secret whose certificate the CA issued, naming the
+/// Service's DNS names, with the CA as `ca.crt`.
+fn generated_secrets(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
+    let ca_secret = find(objects, "Secret", "ar-tls-ca");
+    report.check(ca_secret.is_some(), || {
+        format!("{scenario}: no generated CA Secret ar-tls-ca")
+    });
+    let Some(ca_secret) = ca_secret else { return };
+    let ca = secret_cert(ca_secret, "tls.crt").and_then(|der| cert_names(&der));
+    report.check(ca.as_ref().is_some_and(|c| c.ca), || {
+        format!("{scenario}: ar-tls-ca holds no CA certificate")
+    });
+    let Some(ca) = ca else { return };
+    let mut components: Vec<&str> = SERVICES
+        .iter()
+        .copied()
+        .filter(|s| enabled(values, s))
+        .collect();
+    if values["tests"]["enabled"] != false {
+        components.push("test");
+    }
+    for component in components {
+        let name = format!("ar-{component}-tls");
+        let at = format!("{scenario}: Secret {name}");
+        let Some(secret) = find(objects, "Secret", &name) else {
+            report.fail(format!("{at}: missing"));
+            continue;
+        };
+        report.check(
+            secret.value["type"] == "kubernetes.io/tls"
+                && secret.value["data"]["ca.crt"] == ca_secret.value["data"]["tls.crt"]
+                && secret.value["data"]["tls.key"]
+                    .as_str()
+                    .is_some_and(|k| !k.is_empty()),
+            || format!("{at}: not a kubernetes.io/tls Secret with its key and the CA as ca.crt"),
+        );
+        let cert = secret_cert(secret, "tls.crt").and_then(|der| cert_names(&der));
+        let Some(cert) = cert else {
+            report.fail(format!("{at}: tls.crt holds no certificate"));
+            continue;
+        };
+        report.check(cert.issuer == ca.subject && !cert.ca, || {
+            format!(
+                "{at}: issued by {:?}, not by the CA {:?}",
+                cert.issuer, ca.subject
+            )
+        });
+        let expected: Vec<String> = if component == "test" {
+            Vec::new()
+        } else {
+            let svc = format!("ar-{component}");
+            vec![
+                svc.clone(),
+                format!("{svc}.auditrail"),
+                format!("{svc}.auditrail.svc"),
+                format!("{svc}.auditrail.svc.cluster.local"),
+                "localhost".to_owned(),
+            ]
+        };
+        report.check(cert.dns == expected, || {
+            format!("{at}: DNS names {:?}, expected {expected:?}", cert.dns)
+        });
+    }
+}
+
+/// The roles file a container reads (`[server.auth] roles_file`), from the
+/// ConfigMap mounted on its folder.
+fn roles_file_of(objects: &[Obj], container: &str) -> Option<String> {
+    let config = config_of(objects, container);
+    let path = config
+        .lines()
+        .find_map(|l| l.strip_prefix("roles_file = "))?
+        .trim_matches('"');
+    let (folder, file) = path.rsplit_once('/')?;
+    workload_pods(objects).into_iter().find_map(|(_, pod)| {
+        let c = list(&pod["containers"])
+            .iter()
+            .find(|c| c["name"] == container)?;
+        let m = mount(c, folder)?;
+        let map_name = volume(pod, &m["name"])?["configMap"]["name"].as_str()?;
+        let map = find(objects, "ConfigMap", map_name)?;
+        map.value["data"][file].as_str().map(str::to_owned)
+    })
+}
+
+/// The ingestor's identity toward the indexer (the first DNS name of its
+/// certificate, as the server reads client certificates) is authorized to
+/// ingest by what the indexer decides with: the roles file it reads, or,
+/// with the Kubernetes authorizer, a ClusterRoleBinding to the ingestor's
+/// ClusterRole.
+fn ingestor_authorized(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
+    let mode = tls_mode(values);
+    if !enabled(values, "ingestor")
+        || !enabled(values, "indexer")
+        || !client_certificates(values).iter().any(|s| s == "indexer")
+        || !matches!(mode, TlsMode::Generated | TlsMode::CertManager)
+        // A roles file of the user's (global.auth.rolesConfigMap) is not
+        // rendered: binding the ingestor there is the user's part (README).
+        || values["global"]["auth"]["rolesConfigMap"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    {
+        return;
+    }
+    let identity = if mode == TlsMode::Generated {
+        find(objects, "Secret", "ar-ingestor-tls")
+            .and_then(|s| secret_cert(s, "tls.crt"))
+            .and_then(|der| cert_names(&der))
+            .and_then(|c| c.identity)
+    } else {
+        find(objects, "Certificate", "ar-ingestor").and_then(|c| {
+            Some(auditrail_access::Identity {
+                name: c.value["spec"]["dnsNames"][0].as_str()?.to_owned(),
+                groups: list(&c.value["spec"]["subject"]["organizations"])
+                    .iter()
+                    .filter_map(|o| o.as_str().map(str::to_owned))
+                    .collect(),
+                via: auditrail_access::Via::Certificate,
+            })
+        })
+    };
+    let Some(identity) = identity else {
+        report.fail(format!(
+            "{scenario}: the ingestor's certificate names no identity"
+        ));
+        return;
+    };
+    let indexer = config_of(objects, "indexer");
+    if indexer.contains("kubernetes_authorization = true") {
+        let bound = objects.iter().any(|o| {
+            o.kind() == "ClusterRoleBinding"
+                && o.value["roleRef"]["name"] == "ar-ingestor"
+                && list(&o.value["subjects"])
+                    .iter()
+                    .any(|s| s["kind"] == "User" && s["name"] == identity.name.as_str())
+        });
+        report.check(bound, || {
+            format!(
+                "{scenario}: with the Kubernetes authorizer, no ClusterRoleBinding gives the \
+                 ingestor's identity {:?} the ClusterRole ar-ingestor",
+                identity.name
+            )
+        });
+        return;
+    }
+    let allowed = roles_file_of(objects, "indexer").is_some_and(|text| {
+        auditrail_access::Roles::parse("roles file", &text).is_ok_and(|roles| {
+            matches!(
+                roles.decide(&identity, auditrail_access::Permission::Ingest),
+                auditrail_access::Decision::Allow(_)
+            )
+        })
+    });
+    report.check(allowed, || {
+        format!(
+            "{scenario}: the indexer's roles file does not let the ingestor's identity {:?} ingest",
+            identity.name
+        )
+    });
+}
+
+/// Whether a ClusterRole's rules allow `verb` on `resource` of
+/// `auditrail.io`.
+fn rules_allow(rules: &Value, verb: &str, resource: &str) -> bool {
+    let has =
+        |list_value: &Value, item: &str| list(list_value).iter().any(|v| v == item || v == "*");
+    list(rules).iter().any(|r| {
+        has(&r["apiGroups"], auditrail_access::KUBERNETES_GROUP)
+            && has(&r["resources"], resource)
+            && has(&r["verbs"], verb)
+    })
+}
+
+/// The Kubernetes authenticator and authorizer: with either, every
+/// service's account may create TokenReviews and SubjectAccessReviews,
+/// every workload mounts its token and may reach the API server; with the
+/// authorizer, a ClusterRole per built-in role allowing exactly the verbs
+/// and resources of the permissions that role holds (as
+/// `auditrail-access` decides and maps them), bound to the subjects of
+/// the values. Without them, none of it.
+fn kubernetes_access(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
+    let kube = &values["global"]["auth"]["kubernetes"];
+    let authorize = kube["authorize"] == true;
+    let review = authorize || kube["authenticate"] == true;
+    let review_role = find(objects, "ClusterRole", "ar-access-review");
+    report.check(review_role.is_some() == review, || {
+        format!("{scenario}: ClusterRole ar-access-review iff a Kubernetes option is on")
+    });
+    if let Some(role) = review_role {
+        let rules = &role.value["rules"];
+        let allows = |group: &str, resource: &str| {
+            list(rules).iter().any(|r| {
+                list(&r["apiGroups"]).iter().any(|g| g == group)
+                    && list(&r["resources"]).iter().any(|x| x == resource)
+                    && list(&r["verbs"]).iter().any(|v| v == "create")
+            })
+        };
+        report.check(
+            allows("authentication.k8s.io", "tokenreviews")
+                && allows("authorization.k8s.io", "subjectaccessreviews")
+                && list(rules).len() == 2,
+            || format!("{scenario}: ar-access-review is not exactly create on tokenreviews and subjectaccessreviews"),
+        );
+        let binding = find(objects, "ClusterRoleBinding", "ar-access-review");
+        for svc in SERVICES.iter().filter(|s| enabled(values, s)) {
+            let bound = binding.is_some_and(|b| {
+                b.value["roleRef"]["name"] == "ar-access-review"
+                    && list(&b.value["subjects"]).iter().any(|s| {
+                        s["kind"] == "ServiceAccount"
+                            && s["name"] == format!("ar-{svc}").as_str()
+                            && s["namespace"] == "auditrail"
+                    })
+            });
+            report.check(bound, || {
+                format!("{scenario}: the {svc}'s ServiceAccount may not create the reviews")
+            });
+        }
+        let flows = flows(objects);
+        for (obj, pod) in workload_pods(objects) {
+            report.check(pod["automountServiceAccountToken"] == true, || {
+                format!(
+                    "{scenario}: {} does not mount its token for the reviews",
+                    obj.id()
+                )
+            });
+            let c = component(obj);
+            report.check(
+                flows.contains(&format!("out {c} -> cidr:0.0.0.0/0 :443/TCP")),
+                || format!("{scenario}: {} may not reach the API server", obj.id()),
+            );
+        }
+    }
+    builtin_cluster_roles(scenario, values, objects, authorize, report);
+}
+
+/// With the authorizer: a ClusterRole per built-in role allowing exactly
+/// the verbs and resources of the permissions that role holds, bound to
+/// the subjects of the values (and the ingestor's certificate identity to
+/// the ingestor's).
+fn builtin_cluster_roles(
+    scenario: &str,
+    values: &Value,
+    objects: &[Obj],
+    authorize: bool,
+    report: &mut Report,
+) {
+    let roles = auditrail_access::Roles::builtin();
+    for role in ["viewer", "exporter", "ingestor", "admin"] {
+        let name = format!("ar-{role}");
+        let cluster_role = find(objects, "ClusterRole", &name);
+        report.check(cluster_role.is_some() == authorize, || {
+            format!("{scenario}: ClusterRole {name} iff global.auth.kubernetes.authorize")
+        });
+        let Some(cluster_role) = cluster_role else {
+            continue;
+        };
+        let who = auditrail_access::Identity {
+            name: String::new(),
+            groups: vec![role.to_owned()],
+            via: auditrail_access::Via::Token,
+        };
+        for permission in auditrail_access::Permission::ALL {
+            let held = matches!(
+                roles.decide(&who, permission),
+                auditrail_access::Decision::Allow(_)
+            );
+            let (verb, resources) = auditrail_access::kubernetes_attributes(permission);
+            for resource in resources {
+                let allowed = rules_allow(&cluster_role.value["rules"], verb, resource);
+                report.check(allowed == held, || {
+                    format!(
+                        "{scenario}: ClusterRole {name} {} {verb} on {resource} ({permission}), \
+                         which the role {role} {}",
+                        if allowed { "allows" } else { "does not allow" },
+                        if held { "holds" } else { "does not hold" }
+                    )
+                });
+            }
+        }
+        let mut expected: Vec<Value> =
+            list(&values["global"]["auth"]["rbac"]["bindings"][role]).to_vec();
+        if role == "ingestor" && enabled(values, "ingestor") {
+            expected.push(serde_json::json!({"kind": "User", "name": "ar-ingestor"}));
+        }
+        let binding = find(objects, "ClusterRoleBinding", &name);
+        let subjects: Vec<&Value> = binding
+            .map(|b| list(&b.value["subjects"]).iter().collect())
+            .unwrap_or_default();
+        let same = subjects.len() == expected.len()
+            && expected.iter().zip(&subjects).all(|(e, s)| {
+                s["kind"] == e["kind"]
+                    && s["name"] == e["name"]
+                    && (e["kind"] != "ServiceAccount"
+                        || s["namespace"]
+                            == *e.get("namespace").unwrap_or(&Value::from("auditrail")))
+            })
+            && binding.is_none_or(|b| b.value["roleRef"]["name"] == name.as_str());
+        report.check(same, || {
+            format!(
+                "{scenario}: ClusterRoleBinding {name} binds {subjects:?}, expected {expected:?}"
+            )
+        });
     }
 }
 
@@ -537,6 +1023,7 @@ const DEFAULT_FLOWS: &[&str] = &[
     "in indexer <- ns:monitoring :9467/TCP",
     "in indexer <- ns:monitoring :9468/TCP",
     "in indexer <- pod:ingestor :50054/TCP",
+    "in indexer <- pod:test :50054/TCP",
     "in indexer <- pod:reporter :50055/TCP",
     "in ingestor <- clients :50053/TCP",
     "in ingestor <- ns:monitoring :9466/TCP",
@@ -592,7 +1079,11 @@ fn network_policies(scenario: &str, values: &Value, objects: &[Obj], report: &mu
     let defaults: BTreeSet<String> = DEFAULT_FLOWS.iter().map(|s| (*s).to_owned()).collect();
     let extra: BTreeSet<&String> = flows.difference(&defaults).collect();
     let expected_extra: BTreeSet<String> = match scenario {
-        "defaults" | "tls-cert-manager" | "tls-existing-secrets" => BTreeSet::new(),
+        "defaults"
+        | "tls-cert-manager"
+        | "tls-cert-manager-chart-roles"
+        | "tls-existing-secrets"
+        | "plaintext-insecure-listen" => BTreeSet::new(),
         "elasticsearch" => ["indexer", "query"]
             .iter()
             .map(|c| format!("out {c} -> cidr:0.0.0.0/0 :9200/TCP"))
@@ -606,6 +1097,12 @@ fn network_policies(scenario: &str, values: &Value, objects: &[Obj], report: &mu
                 "out reporter -> pod:query :50055/TCP".to_owned(),
                 "out test -> pod:query :50055/TCP".to_owned(),
             ])
+            .collect(),
+        // The servers that were not calling the API server now do, for
+        // the reviews.
+        "kubernetes-auth" => ["ingestor", "indexer"]
+            .iter()
+            .flat_map(|c| [443, 6443].map(|port| format!("out {c} -> cidr:0.0.0.0/0 :{port}/TCP")))
             .collect(),
         "cloudwatch-irsa" | "cloudwatch-secret" => {
             ["out ingestor -> cidr:0.0.0.0/0 :443/TCP".to_owned()]
