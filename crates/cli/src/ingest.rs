@@ -22,7 +22,8 @@ fn time_field(t: Option<&prost_types::Timestamp>) -> Option<String> {
     t.is_some().then(|| time(t)).filter(|s| s != "-")
 }
 
-fn event_type(value: i32) -> &'static str {
+/// The name of an event type in documents and tables.
+pub(crate) fn event_type(value: i32) -> &'static str {
     match v1::EventType::try_from(value) {
         Ok(v1::EventType::Ee) => "ee",
         Ok(v1::EventType::Kube) => "kube",

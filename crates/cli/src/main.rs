@@ -58,14 +58,18 @@ pub(crate) async fn connect(server: &str) -> anyhow::Result<auditrail_server::cl
     ))
 }
 
+/// A protobuf time as a `jiff` time; `None` when out of range.
+pub(crate) fn jiff_time(t: &prost_types::Timestamp) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::new(t.seconds, t.nanos).ok()
+}
+
 /// A protobuf time as RFC 3339 UTC with microseconds (the audit log's own
 /// precision, and fixed width so that columns line up); `-` when unset.
 pub(crate) fn format_time(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
-        .map_or_else(
-            || "-".to_owned(),
-            |t| t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-        )
+    t.and_then(jiff_time).map_or_else(
+        || "-".to_owned(),
+        |t| t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+    )
 }
 
 /// The default address clients connect to: the local all-in-one server

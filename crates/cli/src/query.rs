@@ -201,15 +201,6 @@ pub(crate) struct SearchArgs {
     provenance: bool,
 }
 
-/// The name of an event type in documents.
-fn type_name(t: i32) -> &'static str {
-    match v1::EventType::try_from(t) {
-        Ok(v1::EventType::Kube) => "kube",
-        Ok(v1::EventType::Ee) => "ee",
-        _ => "",
-    }
-}
-
 /// The JSON an export with provenance writes for `p` (the store's form,
 /// documented at `ExportRequest.with_provenance`).
 fn provenance_json(p: &v1::Provenance) -> String {
@@ -230,7 +221,8 @@ fn provenance_json(p: &v1::Provenance) -> String {
         });
     let ingested_at = p
         .ingested_at
-        .and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
+        .as_ref()
+        .and_then(crate::jiff_time)
         .unwrap_or_default();
     Provenance {
         source: origin.map(|o| o.source.clone()).unwrap_or_default(),
@@ -360,7 +352,7 @@ pub(crate) async fn search(server: &str, args: SearchArgs) -> anyhow::Result<()>
                     let enveloped = Envelope {
                         id: &event.id,
                         cluster: &event.cluster,
-                        event_type: type_name(event.r#type),
+                        event_type: crate::ingest::event_type(event.r#type),
                         provenance: provenance.as_deref(),
                     }
                     .wrap(&event.raw);
