@@ -9,7 +9,8 @@
 //!   token ([`TokenFile`]: names, SHA-256 digests of tokens, groups; a
 //!   token is never kept in clear).
 //! - [`Permission`]: what an RPC needs ([`required`], one table of every
-//!   RPC of `auditrail.v1`, checked against the contract by a test).
+//!   RPC of `auditrail.v1`, checked against the contract by a test), and
+//!   whether a call leaves an access record ([`recorded`]).
 //! - [`Roles`]: the built-in roles (`viewer`, `exporter`, `ingestor`,
 //!   `admin`, bound to the groups of the same names) and those of a roles
 //!   file, each with a [`Scope`] of clusters and event types; [`Roles::decide`]
@@ -20,7 +21,7 @@ mod methods;
 mod roles;
 mod tokens;
 
-pub use methods::{Required, required};
+pub use methods::{Required, recorded, required, service_recorded};
 pub use roles::{Decision, Roles, Scope};
 pub use tokens::{TokenFile, digest_hex};
 
@@ -82,11 +83,18 @@ pub enum Permission {
     ReadReports,
     /// Create, change, delete and run report definitions.
     ManageReports,
+    /// Read the access records (the trail of the trail: who called what).
+    /// Separate from `read`, so that those who read the trail do not
+    /// also learn what others looked at.
+    ReadAccess,
+    /// Store access records (`RecordAccess`): the auditrail processes that
+    /// serve calls without an indexer beside them. Never an ingestor's.
+    RecordAccess,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Read,
         Self::Export,
         Self::Ingest,
@@ -96,6 +104,8 @@ impl Permission {
         Self::Delete,
         Self::ReadReports,
         Self::ManageReports,
+        Self::ReadAccess,
+        Self::RecordAccess,
     ];
 
     /// Its name in roles files and messages.
@@ -110,6 +120,8 @@ impl Permission {
             Self::Delete => "delete",
             Self::ReadReports => "read_reports",
             Self::ManageReports => "manage_reports",
+            Self::ReadAccess => "read_access",
+            Self::RecordAccess => "record_access",
         }
     }
 
@@ -153,5 +165,7 @@ pub fn kubernetes_attributes(permission: Permission) -> (&'static str, &'static 
         Permission::Apply => ("create", &["setups"]),
         Permission::ReadReports => ("get", &["reports"]),
         Permission::ManageReports => ("create", &["reports"]),
+        Permission::ReadAccess => ("get", &["accessrecords"]),
+        Permission::RecordAccess => ("create", &["accessrecords"]),
     }
 }

@@ -1,7 +1,15 @@
-//! The permission of every RPC, in one table. A method missing from it is
-//! refused (so a new RPC cannot be served before someone decides who may
-//! call it), and a test walks the `auditrail.v1` contract to check that
-//! none is missing.
+//! The permission of every RPC, and whether a call of it leaves an access
+//! record, in one table. A method missing from it is refused (so a new RPC
+//! cannot be served before someone decides who may call it and whether
+//! it is recorded), and a test walks the `auditrail.v1` contract to check
+//! that none is missing.
+//!
+//! Recorded are the calls that read or change the trail or the cluster:
+//! every query, export, report and statistics read, ingestion (one record
+//! per batch, a summary), retention and `ApplySetup`. Not recorded:
+//! health and reflection, the ingestor's own status, the provisioning
+//! calls that only compute from what the caller sends, and `RecordAccess`
+//! itself (recording it would never end).
 
 use crate::Permission;
 
@@ -17,81 +25,151 @@ pub enum Required {
     Unknown,
 }
 
-/// The gRPC path of every RPC and what it needs.
-const TABLE: [(&str, Permission); 24] = [
-    ("auditrail.v1.IngestService/IngestBatch", Permission::Ingest),
-    ("auditrail.v1.IngestService/GetIndexStats", Permission::Read),
+/// Whether a call of a method leaves an access record.
+const RECORDED: bool = true;
+/// Whether a call of a method leaves no access record.
+const UNRECORDED: bool = false;
+
+/// The gRPC path of every RPC, what it needs and whether it is recorded.
+const TABLE: [(&str, Permission, bool); 25] = [
+    (
+        "auditrail.v1.IngestService/IngestBatch",
+        Permission::Ingest,
+        RECORDED,
+    ),
+    (
+        "auditrail.v1.IngestService/GetIndexStats",
+        Permission::Read,
+        RECORDED,
+    ),
     (
         "auditrail.v1.IngestService/ApplyRetention",
         Permission::Delete,
+        RECORDED,
     ),
-    ("auditrail.v1.IngestorService/GetStatus", Permission::Status),
+    (
+        "auditrail.v1.IngestService/RecordAccess",
+        Permission::RecordAccess,
+        UNRECORDED,
+    ),
+    (
+        "auditrail.v1.IngestorService/GetStatus",
+        Permission::Status,
+        UNRECORDED,
+    ),
     (
         "auditrail.v1.IngestorService/ListDeadLetters",
         Permission::Status,
+        UNRECORDED,
     ),
     (
         "auditrail.v1.ProvisionService/GeneratePolicy",
         Permission::Policy,
+        UNRECORDED,
     ),
     (
         "auditrail.v1.ProvisionService/ValidatePolicy",
         Permission::Policy,
+        UNRECORDED,
     ),
     (
         "auditrail.v1.ProvisionService/EvaluatePolicy",
         Permission::Policy,
+        UNRECORDED,
     ),
     (
         "auditrail.v1.ProvisionService/RenderSetup",
         Permission::Policy,
+        UNRECORDED,
     ),
     (
         "auditrail.v1.ProvisionService/ApplySetup",
         Permission::Apply,
+        RECORDED,
     ),
-    ("auditrail.v1.QueryService/Search", Permission::Read),
-    ("auditrail.v1.QueryService/Histogram", Permission::Read),
-    ("auditrail.v1.QueryService/Export", Permission::Export),
-    ("auditrail.v1.QueryService/History", Permission::Read),
-    ("auditrail.v1.QueryService/Diff", Permission::Read),
+    (
+        "auditrail.v1.QueryService/Search",
+        Permission::Read,
+        RECORDED,
+    ),
+    (
+        "auditrail.v1.QueryService/Histogram",
+        Permission::Read,
+        RECORDED,
+    ),
+    (
+        "auditrail.v1.QueryService/Export",
+        Permission::Export,
+        RECORDED,
+    ),
+    (
+        "auditrail.v1.QueryService/History",
+        Permission::Read,
+        RECORDED,
+    ),
+    ("auditrail.v1.QueryService/Diff", Permission::Read, RECORDED),
     (
         "auditrail.v1.ReportService/CreateReportDefinition",
         Permission::ManageReports,
+        RECORDED,
     ),
     (
         "auditrail.v1.ReportService/GetReportDefinition",
         Permission::ReadReports,
+        RECORDED,
     ),
     (
         "auditrail.v1.ReportService/ListReportDefinitions",
         Permission::ReadReports,
+        RECORDED,
     ),
     (
         "auditrail.v1.ReportService/UpdateReportDefinition",
         Permission::ManageReports,
+        RECORDED,
     ),
     (
         "auditrail.v1.ReportService/DeleteReportDefinition",
         Permission::ManageReports,
+        RECORDED,
     ),
     (
         "auditrail.v1.ReportService/RunReport",
         Permission::ManageReports,
+        RECORDED,
     ),
     (
         "auditrail.v1.ReportService/ListReports",
         Permission::ReadReports,
+        RECORDED,
     ),
     (
         "auditrail.v1.ReportService/GetReport",
         Permission::ReadReports,
+        RECORDED,
     ),
     (
         "auditrail.v1.ReportService/DownloadReport",
         Permission::ReadReports,
+        RECORDED,
     ),
 ];
+
+/// Whether a call at `path` leaves an access record (unknown and public
+/// methods do not: they are refused before anything is read, or read
+/// nothing of the trail).
+pub fn recorded(path: &str) -> bool {
+    let path = path.trim_start_matches('/');
+    TABLE.iter().any(|(p, _, recorded)| *p == path && *recorded)
+}
+
+/// Whether some call of `service` (`auditrail.v1.QueryService`) is
+/// recorded.
+pub fn service_recorded(service: &str) -> bool {
+    TABLE.iter().any(|(path, _, recorded)| {
+        *recorded && path.split_once('/').is_some_and(|(s, _)| s == service)
+    })
+}
 
 /// Services every caller may use.
 const PUBLIC_SERVICES: [&str; 3] = [
@@ -103,7 +181,7 @@ const PUBLIC_SERVICES: [&str; 3] = [
 /// What the call at `path` (`/package.Service/Method`) needs.
 pub fn required(path: &str) -> Required {
     let path = path.trim_start_matches('/');
-    if let Some((_, permission)) = TABLE.iter().find(|(p, _)| *p == path) {
+    if let Some((_, permission, _)) = TABLE.iter().find(|(p, _, _)| *p == path) {
         return Required::Permission(*permission);
     }
     let service = path.split_once('/').map_or(path, |(s, _)| s);
@@ -158,6 +236,33 @@ mod tests {
         assert_eq!(
             required("/auditrail.v1.QueryService/Export"),
             Required::Permission(Permission::Export)
+        );
+    }
+
+    #[test]
+    fn reads_and_changes_are_recorded_and_recording_itself_is_not() {
+        for path in [
+            "/auditrail.v1.QueryService/Search",
+            "/auditrail.v1.QueryService/Export",
+            "/auditrail.v1.IngestService/IngestBatch",
+            "/auditrail.v1.IngestService/ApplyRetention",
+            "/auditrail.v1.ProvisionService/ApplySetup",
+            "/auditrail.v1.ReportService/DownloadReport",
+        ] {
+            assert!(recorded(path), "{path}");
+        }
+        for path in [
+            "/auditrail.v1.IngestService/RecordAccess",
+            "/auditrail.v1.IngestorService/GetStatus",
+            "/auditrail.v1.ProvisionService/GeneratePolicy",
+            "/grpc.health.v1.Health/Check",
+            "/auditrail.v1.QueryService/DropAll",
+        ] {
+            assert!(!recorded(path), "{path}");
+        }
+        assert_eq!(
+            required("/auditrail.v1.IngestService/RecordAccess"),
+            Required::Permission(Permission::RecordAccess)
         );
     }
 }

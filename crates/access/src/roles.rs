@@ -9,7 +9,8 @@
 //! | `viewer` | read, status, policy, read_reports |
 //! | `exporter` | the viewer's and export |
 //! | `ingestor` | ingest |
-//! | `admin` | every permission |
+//! | `recorder` | record_access (the auditrail processes that send access records to the indexer) |
+//! | `admin` | every permission (the only built-in role with read_access) |
 //!
 //! A roles file adds roles and bindings (it cannot change the built-in
 //! ones):
@@ -154,6 +155,7 @@ fn builtin_roles() -> Vec<Role> {
         role("viewer", &[Read, Status, Policy, ReadReports]),
         role("exporter", &[Read, Status, Policy, ReadReports, Export]),
         role("ingestor", &[Permission::Ingest]),
+        role("recorder", &[Permission::RecordAccess]),
         role("admin", &Permission::ALL),
     ]
 }
@@ -185,8 +187,8 @@ impl Roles {
         for entry in file.role {
             if roles.roles.iter().any(|r| r.name == entry.name) {
                 return Err(invalid(format!(
-                    "role {:?} is defined twice (viewer, exporter, ingestor and admin are \
-                     built in)",
+                    "role {:?} is defined twice (viewer, exporter, ingestor, recorder and \
+                     admin are built in)",
                     entry.name
                 )));
             }

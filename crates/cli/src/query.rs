@@ -90,9 +90,14 @@ pub(crate) struct FilterArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum TypeArg {
+    /// kube and ee events (the trail of the cluster).
     Any,
+    /// Kubernetes events.
     Kube,
+    /// Calico events.
     Ee,
+    /// Access records: the calls made to auditrail (needs read_access).
+    Access,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -115,6 +120,7 @@ impl FilterArgs {
                 TypeArg::Any => v1::TypeFilter::Any,
                 TypeArg::Kube => v1::TypeFilter::Kube,
                 TypeArg::Ee => v1::TypeFilter::Ee,
+                TypeArg::Access => v1::TypeFilter::Access,
             } as i32,
             clusters: self.cluster.clone(),
             from: self.from.clone().unwrap_or_default(),

@@ -66,6 +66,9 @@ pub struct NodeArgs {
     /// Who may call what.
     #[command(flatten)]
     pub auth: AuthArgs,
+    /// Where access records go.
+    #[command(flatten)]
+    pub access_log: AccessLogArgs,
     /// Log filter, in `tracing` EnvFilter syntax (e.g.
     /// `info,auditrail=debug`) [default: info].
     #[arg(long, value_name = "FILTER")]
@@ -122,15 +125,31 @@ pub struct AuthArgs {
     pub authz_kubernetes: bool,
 }
 
+/// The access-record flags (`[server.access_log]`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AccessLogArgs {
+    /// Query, provisioner and reporter without an indexer in the same
+    /// process: the indexer that stores the access records of their calls
+    /// (its TLS and token in `[server.access_log.client]`) [default: none;
+    /// such a process does not start without it or --no-access-log].
+    #[arg(long, value_name = "URL")]
+    pub access_log_indexer_url: Option<String>,
+    /// Do not record the calls that read or change the trail (logged at
+    /// WARN at start) [default: recorded].
+    #[arg(long, conflicts_with = "access_log_indexer_url")]
+    pub no_access_log: bool,
+}
+
 /// Which services each service-specific flag configures (by clap id).
 /// Flags not listed configure the process itself.
 fn owners(id: &str) -> Option<&'static [ServiceName]> {
-    use ServiceName::{Indexer, Ingestor, Query, Reporter};
+    use ServiceName::{Indexer, Ingestor, Provisioner, Query, Reporter};
     match id {
         "data_dir" => Some(&[Ingestor, Indexer, Query, Reporter]),
         "elasticsearch_urls" => Some(&[Indexer, Query]),
         "retention_days" => Some(&[Indexer]),
         "cluster" | "indexer_url" => Some(&[Ingestor]),
+        "access_log_indexer_url" => Some(&[Query, Provisioner, Reporter]),
         _ if source_ids().iter().any(|s| s == id) => Some(&[Ingestor]),
         _ => None,
     }
@@ -190,6 +209,10 @@ impl NodeArgs {
                     kubernetes_tokens: self.auth.auth_kubernetes.then_some(true),
                     kubernetes_authorization: self.auth.authz_kubernetes.then_some(true),
                 },
+                access_log: AccessLogFlags {
+                    enabled: self.access_log.no_access_log.then_some(false),
+                    indexer_url: self.access_log.access_log_indexer_url.clone(),
+                },
             },
             log: LogFlags {
                 level: self.log_level.clone(),
@@ -244,6 +267,22 @@ struct ServerFlags {
     insecure_listen: Option<bool>,
     #[serde(skip_serializing_if = "AuthFlags::is_empty")]
     auth: AuthFlags,
+    #[serde(skip_serializing_if = "AccessLogFlags::is_empty")]
+    access_log: AccessLogFlags,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct AccessLogFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    indexer_url: Option<String>,
+}
+
+impl AccessLogFlags {
+    fn is_empty(&self) -> bool {
+        self.enabled.is_none() && self.indexer_url.is_none()
+    }
 }
 
 #[derive(Debug, Default, Serialize)]

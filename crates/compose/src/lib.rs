@@ -108,7 +108,50 @@ pub fn load(
         service.check(&config)?;
     }
     check_own_ingestor(&config, selection)?;
+    check_access_log(&config, selection)?;
     Ok(config)
+}
+
+/// The calls of the query service, the provisioner and the reporter are
+/// recorded in the trail: by the indexer of the same process, or by the
+/// one `server.access_log.indexer_url` names. A process that has neither
+/// is refused at start (the server refuses it too, for other callers of
+/// `auditrail-server`), so that no call runs unrecorded.
+fn check_access_log(config: &NodeConfig, selection: &Selection) -> Result<(), ComposeError> {
+    let settings = &config.server.access_log;
+    let refuse = |message: String| {
+        Err(ComposeError::Service {
+            service: "access log",
+            message,
+        })
+    };
+    if let Err(message) = settings.check() {
+        return refuse(message);
+    }
+    let recorded: Vec<&str> = selection
+        .iter()
+        .filter(|s| {
+            matches!(
+                s,
+                ServiceName::Query | ServiceName::Provisioner | ServiceName::Reporter
+            )
+        })
+        .map(ServiceName::as_str)
+        .collect();
+    if recorded.is_empty()
+        || selection.contains(&ServiceName::Indexer)
+        || !settings.enabled
+        || settings.indexer_url.is_some()
+    {
+        return Ok(());
+    }
+    refuse(format!(
+        "the calls of the {} are recorded in the trail, and no indexer runs in this process \
+         to store the records: give --access-log-indexer-url (server.access_log.indexer_url, \
+         with [server.access_log.client] for its TLS and token; that identity needs the \
+         record_access permission, built-in role recorder), or --no-access-log",
+        recorded.join(", ")
+    ))
 }
 
 /// The ingestor of a process that also runs the indexer sends to this

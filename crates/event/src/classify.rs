@@ -22,14 +22,27 @@ pub enum EventType {
     Kube,
     /// Calico (`projectcalico.org`) resources.
     Ee,
+    /// auditrail's own access records: who read or changed the trail. Never
+    /// decided from an event's content (an ingested event is `kube` or
+    /// `ee` whatever it says): only the indexer's access-record path
+    /// writes them, so a client cannot forge one through ingestion.
+    Access,
 }
 
 impl EventType {
+    /// Every type.
+    pub const ALL: [Self; 3] = [Self::Kube, Self::Ee, Self::Access];
+
+    /// The types of the audit trail proper (what the cluster did), as
+    /// opposed to the access records (what was done with the trail).
+    pub const TRAIL: [Self; 2] = [Self::Kube, Self::Ee];
+
     /// The short name used in configuration, index names and the API.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Kube => "kube",
             Self::Ee => "ee",
+            Self::Access => "access",
         }
     }
 }
@@ -40,9 +53,9 @@ impl fmt::Display for EventType {
     }
 }
 
-/// An event type name that is neither `kube` nor `ee`.
+/// An event type name that is not `kube`, `ee` or `access`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown event type {0:?}; expected \"kube\" or \"ee\"")]
+#[error("unknown event type {0:?}; expected \"kube\", \"ee\" or \"access\"")]
 pub struct UnknownEventType(pub String);
 
 impl FromStr for EventType {
@@ -52,6 +65,7 @@ impl FromStr for EventType {
         match s {
             "kube" => Ok(Self::Kube),
             "ee" => Ok(Self::Ee),
+            "access" => Ok(Self::Access),
             other => Err(UnknownEventType(other.to_owned())),
         }
     }

@@ -27,7 +27,9 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use auditrail_access::{AccessError, Decision, Identity, Required, Roles, Scope, TokenFile, Via};
+use auditrail_access::{
+    AccessError, Decision, Identity, Permission, Required, Roles, Scope, TokenFile, Via,
+};
 use rustls::pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -35,6 +37,7 @@ use tower::{Layer, Service};
 
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use crate::access_log::{AccessLog, AccessNote, AccessRecord, Pending, RecordedBody};
 use crate::kube_auth::KubeAuth;
 
 /// The `[server.auth]` table.
@@ -123,6 +126,9 @@ pub struct Caller {
     pub identity: Identity,
     /// What the method's permission reaches for them.
     pub scope: Scope,
+    /// Whether they may read access records (the `read_access`
+    /// permission), decided for the calls that read events.
+    pub read_access: bool,
 }
 
 impl Caller {
@@ -136,6 +142,7 @@ impl Caller {
                 via: Via::Unchecked,
             },
             scope: Scope::all(),
+            read_access: true,
         })
     }
 }
@@ -243,6 +250,23 @@ const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct AuthLayer {
     state: Arc<AuthState>,
+    /// Where the records of recorded calls go, when they are recorded.
+    access: Option<AccessLog>,
+}
+
+/// A call refused by the layer, and who made it when that is known.
+struct Refusal {
+    status: tonic::Status,
+    identity: Option<Identity>,
+}
+
+impl From<tonic::Status> for Refusal {
+    fn from(status: tonic::Status) -> Self {
+        Self {
+            status,
+            identity: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for AuthLayer {
@@ -294,7 +318,14 @@ impl AuthLayer {
                 kube_tokens: kube.clone().filter(|_| config.kubernetes_tokens),
                 kube_authorization: kube.filter(|_| config.kubernetes_authorization),
             }),
+            access: None,
         })
+    }
+
+    /// The layer recording the calls that need it in `log`.
+    pub(crate) fn recording(mut self, log: AccessLog) -> Self {
+        self.access = Some(log);
+        self
     }
 
     /// Whether calls are checked.
@@ -371,7 +402,7 @@ impl AuthLayer {
         path: &str,
         token: Option<Result<String, &'static str>>,
         certificates: Option<&[CertificateDer<'static>]>,
-    ) -> Result<Option<Caller>, tonic::Status> {
+    ) -> Result<Option<Caller>, Refusal> {
         let permission = match auditrail_access::required(path) {
             Required::Public => return Ok(None),
             Required::Permission(p) => p,
@@ -379,7 +410,8 @@ impl AuthLayer {
                 deny(path, "-", "unknown_method");
                 return Err(tonic::Status::permission_denied(format!(
                     "{path} has no permission defined; it is not served"
-                )));
+                ))
+                .into());
             }
         };
         let identity = self
@@ -398,28 +430,63 @@ impl AuthLayer {
                     "call refused: {reason}"
                 );
             })?;
-        let decision = match &self.state.kube_authorization {
-            Some(kube) => kube.authorize(&identity, permission).await.map_err(|e| {
+        let decision = match self.decide(&identity, permission).await {
+            Ok(decision) => decision,
+            Err(status) => {
                 deny(path, &identity.name, "unavailable");
-                tonic::Status::unavailable(e.to_string())
-            })?,
-            None => self
+                return Err(Refusal {
+                    status,
+                    identity: Some(identity),
+                });
+            }
+        };
+        match decision {
+            Decision::Allow(scope) => {
+                // Calls that read events learn whether access records are
+                // theirs to read too.
+                let read_access = matches!(permission, Permission::Read | Permission::Export)
+                    && matches!(
+                        self.decide(&identity, Permission::ReadAccess).await,
+                        Ok(Decision::Allow(_))
+                    );
+                Ok(Some(Caller {
+                    identity,
+                    scope,
+                    read_access,
+                }))
+            }
+            Decision::Deny => {
+                deny(path, &identity.name, "permission");
+                Err(Refusal {
+                    status: tonic::Status::permission_denied(format!(
+                        "{} may not call {}: it needs the permission {permission}",
+                        identity.name,
+                        path.trim_start_matches('/')
+                    )),
+                    identity: Some(identity),
+                })
+            }
+        }
+    }
+
+    /// Whether `identity` holds `permission`, from Kubernetes RBAC or the
+    /// roles.
+    async fn decide(
+        &self,
+        identity: &Identity,
+        permission: Permission,
+    ) -> Result<Decision, tonic::Status> {
+        match &self.state.kube_authorization {
+            Some(kube) => kube
+                .authorize(identity, permission)
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string())),
+            None => Ok(self
                 .state
                 .roles
                 .as_ref()
                 .map_or_else(|| Arc::clone(&self.state.builtin), Watched::get)
-                .decide(&identity, permission),
-        };
-        match decision {
-            Decision::Allow(scope) => Ok(Some(Caller { identity, scope })),
-            Decision::Deny => {
-                deny(path, &identity.name, "permission");
-                Err(tonic::Status::permission_denied(format!(
-                    "{} may not call {}: it needs the permission {permission}",
-                    identity.name,
-                    path.trim_start_matches('/')
-                )))
-            }
+                .decide(identity, permission)),
         }
     }
 }
@@ -536,44 +603,180 @@ where
     S::Error: Send + 'static,
     B: Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<RecordedBody<R>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        if !self.layer.state.enabled {
-            return Box::pin(self.inner.call(request));
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let access = self
+            .layer
+            .access
+            .clone()
+            .filter(|_| auditrail_access::recorded(request.uri().path()));
+        if !self.layer.state.enabled && access.is_none() {
+            let answer = self.inner.call(request);
+            return Box::pin(async move { Ok(answer.await?.map(RecordedBody::plain)) });
         }
         // The service that was polled ready serves this call; a clone takes
         // its place for the next one.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
-        Box::pin(async move {
-            let certificates = request
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(self.layer.clone().serve(inner, request, access))
+    }
+}
+
+/// A call's facts for its access record, gathered before it runs.
+struct CallFacts {
+    received: SystemTime,
+    path: String,
+    source: Option<String>,
+    user_agent: Option<String>,
+    checked: bool,
+}
+
+impl CallFacts {
+    /// The record of this call by `identity` (none: not known), its
+    /// outcome filled in when the answer ends.
+    fn record(&self, identity: Option<&Identity>) -> AccessRecord {
+        let user = match identity {
+            Some(i) => i.name.clone(),
+            None if self.checked => "system:unauthenticated".to_owned(),
+            None => "anonymous".to_owned(),
+        };
+        AccessRecord {
+            audit_id: uuid::Uuid::new_v4().to_string(),
+            user,
+            groups: identity.map(|i| i.groups.clone()).unwrap_or_default(),
+            via: match identity.map(|i| i.via) {
+                Some(Via::Certificate) => "certificate",
+                Some(Via::Token) => "token",
+                Some(Via::Unchecked) | None if self.checked => "none",
+                Some(Via::Unchecked) | None => "unchecked",
+            },
+            source: self.source.clone(),
+            user_agent: self.user_agent.clone(),
+            path: self.path.clone(),
+            received: self.received,
+            completed: self.received,
+            code: tonic::Code::Ok,
+            message: String::new(),
+            request: None,
+            events: None,
+        }
+    }
+}
+
+/// `response` with a body that sends `pending`'s record when it ends.
+fn recorded<R>(
+    response: http::Response<R>,
+    pending: Option<Pending>,
+) -> http::Response<RecordedBody<R>> {
+    match pending {
+        Some(pending) => {
+            let (parts, body) = response.into_parts();
+            let body = RecordedBody::recording(body, pending, &parts.headers);
+            http::Response::from_parts(parts, body)
+        }
+        None => response.map(RecordedBody::plain),
+    }
+}
+
+impl AuthLayer {
+    /// Checks, records and serves one call with `inner`.
+    async fn serve<S, B, R>(
+        self,
+        mut inner: S,
+        mut request: http::Request<B>,
+        access: Option<AccessLog>,
+    ) -> Result<http::Response<RecordedBody<R>>, S::Error>
+    where
+        S: Service<http::Request<B>, Response = http::Response<R>>,
+        R: Default,
+    {
+        let tls = request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>();
+        let certificates = tls.and_then(TlsConnectInfo::peer_certs);
+        let peer = tls.and_then(|t| t.get_ref().remote_addr()).or_else(|| {
+            request
                 .extensions()
-                .get::<TlsConnectInfo<TcpConnectInfo>>()
-                .and_then(TlsConnectInfo::peer_certs);
-            let decision = layer
-                .check(
-                    request.uri().path(),
-                    bearer(request.headers()),
-                    certificates.as_deref().map(Vec::as_slice),
-                )
-                .await;
-            match decision {
-                Ok(caller) => {
-                    if let Some(caller) = caller {
-                        request.extensions_mut().insert(caller);
-                    }
-                    inner.call(request).await
-                }
-                Err(status) => Ok(status.into_http()),
+                .get::<TcpConnectInfo>()
+                .and_then(TcpConnectInfo::remote_addr)
+        });
+        let facts = CallFacts {
+            received: SystemTime::now(),
+            path: request.uri().path().to_owned(),
+            source: peer.map(|p| p.ip().to_string()),
+            user_agent: request
+                .headers()
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(256).collect()),
+            checked: self.state.enabled,
+        };
+        let decision = if self.state.enabled {
+            let token = bearer(request.headers());
+            self.check(
+                &facts.path,
+                token,
+                certificates.as_deref().map(Vec::as_slice),
+            )
+            .await
+        } else {
+            Ok(None)
+        };
+        let caller = match decision {
+            Ok(caller) => caller,
+            Err(refusal) => {
+                // A refused call ran nothing: it is recorded when there is
+                // room, and counted when there is none.
+                let pending = access.as_ref().and_then(|log| {
+                    let Some(reservation) = log.reserve() else {
+                        metrics::counter!(
+                            "access_records_dropped_total",
+                            "reason" => "refused_call_buffer_full"
+                        )
+                        .increment(1);
+                        return None;
+                    };
+                    Some(Pending {
+                        reservation,
+                        record: facts.record(refusal.identity.as_ref()),
+                        note: AccessNote::default(),
+                    })
+                });
+                return Ok(recorded(refusal.status.into_http::<R>(), pending));
             }
-        })
+        };
+        let pending = if let Some(log) = &access {
+            let Some(reservation) = log.reserve() else {
+                metrics::counter!("access_log_full_refusals_total").increment(1);
+                tracing::warn!(
+                    method = %facts.path,
+                    "call refused: the access trail is not taking records and this call must be recorded"
+                );
+                let status = tonic::Status::unavailable(
+                    "the access trail is not taking records (its buffer is full): this call \
+                     must be recorded, so it is refused; retry later",
+                );
+                return Ok(status.into_http::<R>().map(RecordedBody::plain));
+            };
+            let note = AccessNote::default();
+            request.extensions_mut().insert(note.clone());
+            Some(Pending {
+                reservation,
+                record: facts.record(caller.as_ref().map(|c| &c.identity)),
+                note,
+            })
+        } else {
+            None
+        };
+        if let Some(caller) = caller {
+            request.extensions_mut().insert(caller);
+        }
+        let response = inner.call(request).await?;
+        Ok(recorded(response, pending))
     }
 }

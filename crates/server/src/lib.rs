@@ -21,10 +21,13 @@
 //! - who may call what, checked for every call in one layer
 //!   ([`AuthLayer`]: client certificates and bearer tokens, the roles of
 //!   `auditrail-access`),
+//! - an access record of every call that reads or changes the trail,
+//!   stored in the trail itself ([`AccessLogConfig`], `access_log`),
 //! - graceful shutdown on SIGTERM or SIGINT ([`shutdown_signal`]): stop
 //!   accepting, let in-flight calls finish within a grace period, then exit;
 //! - how a listing RPC reads its `page_size` ([`PageBounds`]).
 
+mod access_log;
 mod auth_layer;
 pub mod client;
 mod connections;
@@ -40,6 +43,7 @@ mod tls;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -49,6 +53,7 @@ use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic_health::ServingStatus;
 
+pub use access_log::{ACCESS_RECORD_GROUP, AccessLogConfig, AccessNote, AccessSink, RecordedBody};
 pub use auth_layer::{AuthConfig, AuthError, AuthLayer, Caller, certificate_identity};
 pub use connections::raise_nofile_limit;
 pub use metrics_layer::{GrpcMetricsLayer, code_name};
@@ -94,6 +99,10 @@ pub struct ServerConfig {
     /// as a client CA or a token file is set.
     #[serde(default, skip_serializing_if = "AuthConfig::is_empty")]
     pub auth: AuthConfig,
+    /// Access records of the calls that read or change the trail
+    /// (`[server.access_log]`).
+    #[serde(default, skip_serializing_if = "AccessLogConfig::is_default")]
+    pub access_log: AccessLogConfig,
 }
 
 fn default_max_connections() -> usize {
@@ -130,6 +139,7 @@ impl ServerConfig {
             tls: None,
             insecure_listen: false,
             auth: AuthConfig::default(),
+            access_log: AccessLogConfig::default(),
         }
     }
 }
@@ -162,6 +172,9 @@ pub enum ServerError {
     /// Access control cannot start.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// Calls must be recorded and the records have nowhere to go.
+    #[error("{0}")]
+    AccessLog(String),
 }
 
 /// Adds gRPC reflection (v1 and v1alpha, for older clients such as some
@@ -177,6 +190,16 @@ fn add_reflection(routes: &mut RoutesBuilder) -> Result<(), ServerError> {
         .build_v1alpha()?;
     routes.add_service(v1).add_service(v1alpha);
     Ok(())
+}
+
+/// Awaits the access records' flusher (it ends once the server's layers
+/// are gone and the buffer is stored) within `grace`.
+async fn await_flusher(flusher: tokio::task::JoinHandle<()>, grace: Duration) {
+    if tokio::time::timeout(grace, flusher).await.is_err() {
+        tracing::error!(
+            "access records still waiting could not be stored within the grace period: they are lost"
+        );
+    }
 }
 
 /// Awaits background tasks, each within `grace`.
@@ -355,6 +378,7 @@ pub struct Services {
     routes: RoutesBuilder,
     names: Vec<&'static str>,
     tasks: Vec<(&'static str, Task)>,
+    access_sink: Option<Arc<dyn AccessSink>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -411,6 +435,15 @@ impl Services {
         self
     }
 
+    /// Stores the access records of this process's calls in `sink` (the
+    /// indexer does, when it runs in the process) instead of sending them
+    /// to `server.access_log.indexer_url`.
+    #[must_use]
+    pub fn access_sink(mut self, sink: Arc<dyn AccessSink>) -> Self {
+        self.access_sink = Some(sink);
+        self
+    }
+
     /// The fully qualified names of the services in this set.
     pub fn names(&self) -> &[&'static str] {
         &self.names
@@ -434,6 +467,8 @@ pub struct BoundServer {
     /// warned about every minute.
     clear_on_network: bool,
     auth: AuthLayer,
+    /// Stores the access records, when calls are recorded.
+    flusher: Option<access_log::Flusher>,
 }
 
 /// Binds the listeners of `config` for `services`.
@@ -446,7 +481,14 @@ pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServ
         .transpose()?
         .map(std::sync::Arc::new);
     let client_certificates = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-    let auth = AuthLayer::new(&config.auth, client_certificates).await?;
+    let mut auth = AuthLayer::new(&config.auth, client_certificates).await?;
+    let flusher = match access_log(config, &services)? {
+        Some((log, flusher)) => {
+            auth = auth.recording(log);
+            Some(flusher)
+        }
+        None => None,
+    };
     if !auth.enabled() && !config.listen.ip().is_loopback() {
         tracing::warn!(listen = %config.listen, "access control is off (no client CA, no token file): every caller that reaches this address may read, export and delete the trail");
     }
@@ -486,7 +528,55 @@ pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServ
         tls,
         clear_on_network: config.tls.is_none() && !config.listen.ip().is_loopback(),
         auth,
+        flusher,
     })
+}
+
+/// The access log of a process serving `services`, when some of their
+/// calls are recorded: into the process's own indexer when it runs one,
+/// else to `server.access_log.indexer_url`. A process with recorded calls
+/// and neither does not start, unless recording is turned off.
+fn access_log(
+    config: &ServerConfig,
+    services: &Services,
+) -> Result<Option<(access_log::AccessLog, access_log::Flusher)>, ServerError> {
+    let recorded: Vec<&str> = services
+        .names
+        .iter()
+        .copied()
+        .filter(|name| auditrail_access::service_recorded(name))
+        .collect();
+    if recorded.is_empty() {
+        return Ok(None);
+    }
+    let settings = &config.access_log;
+    if !settings.enabled {
+        tracing::warn!(
+            services = ?recorded,
+            "access records are off (server.access_log.enabled = false): reads and changes of the trail leave no record"
+        );
+        return Ok(None);
+    }
+    settings.check().map_err(ServerError::AccessLog)?;
+    let sink: Arc<dyn AccessSink> = match (&services.access_sink, &settings.indexer_url) {
+        (Some(own), _) => Arc::clone(own),
+        (None, Some(url)) => Arc::new(
+            access_log::RemoteSink::new(url, &settings.client).map_err(|e| {
+                ServerError::AccessLog(format!("server.access_log.indexer_url: {e}"))
+            })?,
+        ),
+        (None, None) => {
+            return Err(ServerError::AccessLog(format!(
+                "{} serve calls that must leave an access record, and no indexer runs in this \
+                 process to store them: set server.access_log.indexer_url (with \
+                 [server.access_log.client] for its TLS and token; the identity needs the \
+                 record_access permission), or turn recording off with \
+                 server.access_log.enabled = false",
+                recorded.join(", ")
+            )));
+        }
+    };
+    Ok(Some(access_log::AccessLog::new(settings, sink)))
 }
 
 impl BoundServer {
@@ -558,6 +648,9 @@ impl BoundServer {
         );
 
         tokio::spawn(self.auth.clone().reload_until(stop_rx.clone()));
+        // The flusher ends when the server's layers (holding the buffer)
+        // are gone and every record taken from it is stored.
+        let flusher = self.flusher.map(|f| tokio::spawn(f.run()));
         let serve = serve_connections(
             self.grpc,
             self.bounds,
@@ -602,6 +695,9 @@ impl BoundServer {
         // Background tasks were told to stop with the listeners; give them
         // what is left of the grace period to finish their current step.
         join_tasks(tasks, grace).await;
+        if let Some(flusher) = flusher {
+            await_flusher(flusher, grace).await;
+        }
         if let Some(task) = metrics_task {
             match tokio::time::timeout(Duration::from_secs(1), task).await {
                 Ok(Ok(Err(err))) => tracing::warn!(error = %err, "metrics endpoint failed"),

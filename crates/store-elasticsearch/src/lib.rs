@@ -493,11 +493,10 @@ fn stored_event(hit: &Json) -> Result<Option<StoredEvent>, StoreError> {
         .as_str()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("a valid id"))?;
-    let event_type = match source["type"].as_str() {
-        Some("ee") => EventType::Ee,
-        Some("kube") => EventType::Kube,
-        _ => return Err(bad("a type")),
-    };
+    let event_type: EventType = source["type"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| bad("a type"))?;
     Ok(Some(StoredEvent {
         id,
         cluster: source["cluster"]
@@ -747,10 +746,9 @@ impl Store for ElasticStore {
                 continue;
             };
             for t in cluster["types"]["buckets"].as_array().into_iter().flatten() {
-                let event_type = match t["key"].as_str() {
-                    Some("ee") => EventType::Ee,
-                    Some("kube") => EventType::Kube,
-                    _ => continue,
+                let Some(event_type) = t["key"].as_str().and_then(|k| k.parse::<EventType>().ok())
+                else {
+                    continue;
                 };
                 for index in t["indices"]["buckets"].as_array().into_iter().flatten() {
                     if let (Some(index), Some(events)) =

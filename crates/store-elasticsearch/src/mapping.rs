@@ -80,9 +80,9 @@ impl Naming {
         }
     }
 
-    /// The patterns of every index we write (both types, all clusters).
+    /// The patterns of every index we write (every type, all clusters).
     pub fn all_patterns(self) -> Vec<String> {
-        [EventType::Kube, EventType::Ee]
+        EventType::ALL
             .into_iter()
             .map(|t| match self {
                 Self::Auditrail => format!("auditrail-{}-*", t.as_str()),
@@ -93,7 +93,7 @@ impl Naming {
 
     /// The patterns of the undated indices.
     pub fn undated_patterns(self) -> Vec<String> {
-        [EventType::Kube, EventType::Ee]
+        EventType::ALL
             .into_iter()
             .map(|t| match self {
                 Self::Auditrail => format!("auditrail-{}-{UNDATED}", t.as_str()),
@@ -121,15 +121,13 @@ impl Naming {
         };
         let dated = day == UNDATED || jiff::civil::Date::strptime("%Y.%m.%d", day).is_ok();
         dated
-            && [EventType::Kube, EventType::Ee]
-                .into_iter()
-                .any(|t| match self {
-                    Self::Auditrail => series == format!("auditrail-{}", t.as_str()),
-                    Self::Product => series
-                        .strip_prefix(&format!("tigera_secure_ee_audit_{}.", t.as_str()))
-                        .and_then(|rest| rest.strip_suffix(".auditrail"))
-                        .is_some_and(|cluster| !cluster.is_empty()),
-                })
+            && EventType::ALL.into_iter().any(|t| match self {
+                Self::Auditrail => series == format!("auditrail-{}", t.as_str()),
+                Self::Product => series
+                    .strip_prefix(&format!("tigera_secure_ee_audit_{}.", t.as_str()))
+                    .and_then(|rest| rest.strip_suffix(".auditrail"))
+                    .is_some_and(|cluster| !cluster.is_empty()),
+            })
     }
 }
 

@@ -22,7 +22,7 @@ pub(crate) fn stats_blocking(index: &ClusterIndex) -> Result<Vec<IndexStats>, St
     let size_bytes = dir_size(&index.path)?;
     let view = View::of(index);
     let mut stats = Vec::new();
-    for event_type in [EventType::Kube, EventType::Ee] {
+    for event_type in EventType::ALL {
         let query = TermQuery::new(
             Term::from_field_text(fields().event_type, event_type.as_str()),
             IndexRecordOption::Basic,

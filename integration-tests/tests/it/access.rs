@@ -139,7 +139,7 @@ async fn every_rpc_answers_each_role_as_the_permissions_table_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 24, "every RPC of auditrail.v1");
+    assert_eq!(checked, 25, "every RPC of auditrail.v1");
 
     // Health stays open to probes without any identity.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
@@ -707,9 +707,14 @@ async fn kubernetes_reviews_identify_and_authorize_with_a_cache_and_fail_closed(
         .iter()
         .filter(|r| r["kind"] == "SubjectAccessReview")
         .collect();
-    // Read asks once per event type (kube, ee), export once; five searches
+    // Read asks once per event type (kube, ee) and once whether the access
+    // records are readable too (accessrecords), export once; five searches
     // reuse the first answers.
-    assert_eq!(access_reviews.len(), 3, "{access_reviews:#?}");
+    assert_eq!(access_reviews.len(), 4, "{access_reviews:#?}");
+    assert_eq!(
+        access_reviews[2]["spec"]["resourceAttributes"]["resource"],
+        "accessrecords"
+    );
     assert!(
         access_reviews
             .iter()

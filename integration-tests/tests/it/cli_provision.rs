@@ -875,7 +875,7 @@ fn a_server_reaches_an_https_cluster_without_a_panic() {
     .unwrap();
     let provisioner = Server::start(
         &binary("auditrail").unwrap(),
-        &["run", "--service", "provisioner"],
+        &["run", "--service", "provisioner", "--no-access-log"],
         &env,
     )
     .unwrap();

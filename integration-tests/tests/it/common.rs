@@ -69,8 +69,9 @@ pub(crate) async fn wait_for_count(server: &Server, at_least: u64) -> u64 {
     .unwrap()
 }
 
-/// Every stored event id, read from the store directory after the server
-/// stopped, with duplicates kept visible (a multiset as a sorted Vec).
+/// Every stored event id of the trail (not the access records of the
+/// calls made), read from the store directory after the server stopped,
+/// with duplicates kept visible (a multiset as a sorted Vec).
 pub(crate) async fn stored_ids(store_dir: &Path) -> Vec<EventId> {
     let store = auditrail_store_tantivy::TantivyStore::open(
         store_dir,
@@ -82,7 +83,13 @@ pub(crate) async fn stored_ids(store_dir: &Path) -> Vec<EventId> {
     loop {
         let page = store
             .search(SearchRequest {
-                query: Query::All,
+                query: Query::In(
+                    auditrail_store::Field::Type,
+                    vec![
+                        auditrail_store::Value::Str("kube".to_owned()),
+                        auditrail_store::Value::Str("ee".to_owned()),
+                    ],
+                ),
                 sort: SortOrder::OldestFirst,
                 limit: 1000,
                 after,

@@ -176,6 +176,7 @@ fn an_unreachable_elasticsearch_stops_the_start_with_a_clear_error() {
         "run",
         "--service",
         "query",
+        "--no-access-log",
         "--elasticsearch-url",
         "not-a-url",
     ]));
@@ -327,6 +328,7 @@ fn check_config_prints_the_effective_configuration_or_the_error() {
                 "run",
                 "--service",
                 "provisioner",
+                "--no-access-log",
                 "--check-config",
                 "--config",
             ])

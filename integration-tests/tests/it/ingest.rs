@@ -597,6 +597,7 @@ fn counts_by_type(files: &[(&[String], auditrail_event::EventType)]) -> (u64, u6
             match event.event_type {
                 auditrail_event::EventType::Kube => counts.0 += 1,
                 auditrail_event::EventType::Ee => counts.1 += 1,
+                auditrail_event::EventType::Access => panic!("a log line classified as access"),
             }
         }
     }

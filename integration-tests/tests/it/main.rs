@@ -13,6 +13,7 @@
 )]
 
 mod access;
+mod access_trail;
 mod all_in_one;
 mod cli_client;
 mod cli_provision;

@@ -58,6 +58,11 @@ async fn each_service_alone_serves_only_its_own_api() {
         if service != "provisioner" {
             args.extend(["--data-dir", dir.path().to_str().unwrap()]);
         }
+        if matches!(service, "query" | "provisioner" | "reporter") {
+            // No indexer runs beside them here to store their access
+            // records (tests/it/access_trail.rs covers recording).
+            args.push("--no-access-log");
+        }
         let server = Server::start(&exe, &args, &[]).unwrap();
         serves_exactly(&server, &[service]).await;
         let status = server.terminate().unwrap();

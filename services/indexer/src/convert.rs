@@ -14,6 +14,7 @@ pub(crate) fn type_name(value: i32) -> Option<&'static str> {
     match v1::EventType::try_from(value) {
         Ok(v1::EventType::Kube) => Some("kube"),
         Ok(v1::EventType::Ee) => Some("ee"),
+        Ok(v1::EventType::Access) => Some("access"),
         _ => None,
     }
 }
@@ -24,6 +25,7 @@ fn event_type_to_proto(t: EventType) -> v1::EventType {
     match t {
         EventType::Kube => v1::EventType::Kube,
         EventType::Ee => v1::EventType::Ee,
+        EventType::Access => v1::EventType::Access,
     }
 }
 

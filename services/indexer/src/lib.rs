@@ -113,15 +113,18 @@ impl auditrail_server::Service for Indexer {
         settings.check()?;
         let days = settings.retention_days;
         let retention_store = Arc::clone(&store);
-        Ok(services.with(Indexer::new(store, settings).server()).task(
-            "retention",
-            move |mut ctx| async move {
+        let indexer = Indexer::new(store, settings);
+        Ok(services
+            .with(indexer.clone().server())
+            // The access records of this process's calls go straight to
+            // its store, not over the network.
+            .access_sink(Arc::new(indexer))
+            .task("retention", move |mut ctx| async move {
                 run_retention(retention_store, days, RETENTION_INTERVAL, async move {
                     ctx.stop.stopped().await;
                 })
                 .await;
-            },
-        ))
+            }))
     }
 }
 
@@ -317,7 +320,17 @@ impl IngestService for Indexer {
     ) -> Result<Response<v1::IngestBatchResponse>, Status> {
         let caller = auditrail_server::Caller::of(&request);
         let sender = Sender::of(&request);
+        let note = auditrail_server::AccessNote::of(&request);
         let request = request.into_inner();
+        if let Some(note) = &note {
+            note.describe(format!(
+                "cluster={} batch_id={} source={} events={}",
+                request.cluster,
+                request.batch_id,
+                request.source,
+                request.events.len()
+            ));
+        }
         if !caller.scope.allows_cluster(&request.cluster) {
             return Err(IndexerError::Forbidden(format!(
                 "{} may not ingest into cluster {:?}: its permission ingest does not reach it",
@@ -325,7 +338,26 @@ impl IngestService for Indexer {
             ))
             .into());
         }
-        Ok(Response::new(self.ingest(request, sender).await?))
+        let answer = self.ingest(request, sender).await?;
+        if let Some(note) = note {
+            note.count(u64::from(answer.accepted));
+        }
+        Ok(Response::new(answer))
+    }
+
+    async fn record_access(
+        &self,
+        request: Request<v1::RecordAccessRequest>,
+    ) -> Result<Response<v1::RecordAccessResponse>, Status> {
+        let sender = Sender::of(&request);
+        let request = request.into_inner();
+        let (stored, duplicates) = self
+            .record(&request.cluster, request.records, &sender)
+            .await?;
+        Ok(Response::new(v1::RecordAccessResponse {
+            stored: u32::try_from(stored).unwrap_or(u32::MAX),
+            duplicates: u32::try_from(duplicates).unwrap_or(u32::MAX),
+        }))
     }
 
     async fn get_index_stats(
@@ -334,8 +366,12 @@ impl IngestService for Indexer {
     ) -> Result<Response<v1::GetIndexStatsResponse>, Status> {
         let caller = auditrail_server::Caller::of(&request);
         let mut answer = self.stats(request.into_inner()).await?;
-        // Statistics never show what the caller may not read.
+        // Statistics never show what the caller may not read: access
+        // records need read_access, other events the scope of read.
         answer.stats.retain(|s| {
+            if s.r#type == v1::EventType::Access as i32 {
+                return caller.read_access;
+            }
             caller.scope.allows_cluster(&s.cluster)
                 && caller
                     .scope
@@ -363,14 +399,104 @@ impl IngestService for Indexer {
         let peer = request
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-        Ok(Response::new(
-            self.retention(request.into_inner(), &peer).await?,
-        ))
+        let note = auditrail_server::AccessNote::of(&request);
+        let request = request.into_inner();
+        if let Some(note) = &note {
+            note.describe(format!(
+                "cutoff={:?} dry_run={} force={}",
+                request.cutoff, request.dry_run, request.force
+            ));
+        }
+        let answer = self.retention(request, &peer).await?;
+        if let Some(note) = note {
+            note.count(answer.deleted_count);
+        }
+        Ok(Response::new(answer))
+    }
+}
+
+/// The access records of the calls this process serves, stored in its
+/// own store.
+#[tonic::async_trait]
+impl auditrail_server::AccessSink for Indexer {
+    async fn record(&self, cluster: &str, records: Vec<Vec<u8>>) -> Result<(), String> {
+        let sender = Sender {
+            name: "auditrail".to_owned(),
+            groups: Vec::new(),
+            from: String::new(),
+        };
+        self.record(cluster, records, &sender)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
 /// The calls, answering [`IndexerError`]s.
 impl Indexer {
+    /// Stores access records (type `access`) under `cluster`: each must be
+    /// an audit event of the `auditrail.io` group. Answers how many were
+    /// new and how many stored before.
+    async fn record(
+        &self,
+        cluster: &str,
+        records: Vec<Vec<u8>>,
+        sender: &Sender,
+    ) -> Result<(u64, u64), IndexerError> {
+        if !auditrail_event::valid_cluster_name(cluster) {
+            return Err(IndexerError::invalid(format!(
+                "cluster {cluster:?} is not a valid cluster name"
+            )));
+        }
+        if records.len() > MAX_BATCH_EVENTS {
+            return Err(IndexerError::invalid(format!(
+                "a batch holds at most {MAX_BATCH_EVENTS} access records, this one {}",
+                records.len()
+            )));
+        }
+        let now = jiff::Timestamp::now();
+        let mut indexed = Vec::with_capacity(records.len());
+        for (index, raw) in records.iter().enumerate() {
+            if raw.len() > self.max_event_bytes {
+                return Err(IndexerError::invalid(format!(
+                    "access record {index} is {} bytes, over the limit of {}",
+                    raw.len(),
+                    self.max_event_bytes
+                )));
+            }
+            let mut event = IndexedEvent::from_raw(cluster, raw, EventType::Kube, now)
+                .map_err(|e| IndexerError::invalid(format!("access record {index}: {}", e.0)))?;
+            if event.api_group != auditrail_server::ACCESS_RECORD_GROUP {
+                return Err(IndexerError::invalid(format!(
+                    "access record {index} is not one: its objectRef.apiGroup is {:?}, not {:?}",
+                    event.api_group,
+                    auditrail_server::ACCESS_RECORD_GROUP
+                )));
+            }
+            event.event_type = EventType::Access;
+            event.provenance = Some(Provenance {
+                source: "access-log".to_owned(),
+                position: None,
+                ingested_by: sender.name.clone(),
+                ingested_by_groups: sender.groups.clone(),
+                ingested_from: sender.from.clone(),
+                ingested_at: now,
+            });
+            indexed.push(event);
+        }
+        let outcome = self.store.write(indexed).await?;
+        if let Some(refused) = outcome.refused.first() {
+            return Err(IndexerError::Store(auditrail_store::StoreError::Internal(
+                format!(
+                    "the store refused access record {}: {}",
+                    refused.position, refused.reason
+                ),
+            )));
+        }
+        metrics::counter!("indexer_access_records_total").increment(outcome.inserted);
+        Ok((outcome.inserted, outcome.duplicates))
+    }
+
     async fn ingest(
         &self,
         request: v1::IngestBatchRequest,
@@ -472,7 +598,14 @@ impl Indexer {
             .into_iter()
             .filter(|s| request.clusters.is_empty() || request.clusters.contains(&s.cluster))
             .map(convert::stats_to_proto)
-            .filter(|s| request.types.is_empty() || request.types.contains(&s.r#type))
+            // Access records are described only when asked for by type.
+            .filter(|s| {
+                if request.types.is_empty() {
+                    s.r#type != v1::EventType::Access as i32
+                } else {
+                    request.types.contains(&s.r#type)
+                }
+            })
             .collect();
         let damaged_segments = self
             .store

@@ -397,6 +397,9 @@ impl Pipeline {
                             let hint = match self.sources[source].config.fallback_for(&path) {
                                 EventType::Kube => v1::EventType::Kube,
                                 EventType::Ee => v1::EventType::Ee,
+                                // A source is never configured as access
+                                // records (SourceType has no such type).
+                                EventType::Access => v1::EventType::Unspecified,
                             } as i32;
                             filling.shown_path = Some((path.clone(), source, shown.clone(), hint));
                             (shown, hint)

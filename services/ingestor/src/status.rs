@@ -284,7 +284,7 @@ impl StatusBoard {
                         type_hint: match s.event_type {
                             Some(EventType::Kube) => v1::EventType::Kube,
                             Some(EventType::Ee) => v1::EventType::Ee,
-                            None => v1::EventType::Unspecified,
+                            Some(EventType::Access) | None => v1::EventType::Unspecified,
                         } as i32,
                         events_acknowledged: s.events_acknowledged,
                         events_expired: s.events_expired,

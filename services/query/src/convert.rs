@@ -15,6 +15,7 @@ fn event_type_to_proto(t: EventType) -> v1::EventType {
     match t {
         EventType::Kube => v1::EventType::Kube,
         EventType::Ee => v1::EventType::Ee,
+        EventType::Access => v1::EventType::Access,
     }
 }
 

@@ -64,6 +64,7 @@ pub(crate) fn start(
     now: Timestamp,
     slot: ExportSlot,
     caller: &auditrail_server::Caller,
+    note: Option<auditrail_server::AccessNote>,
 ) -> Result<BoxStream<v1::ExportChunk>, QueryError> {
     let format = format_from_proto(request.format)?;
     let sort = sort_order(request.sort)?;
@@ -96,6 +97,10 @@ pub(crate) fn start(
             Ok(()) => export.run(query, sort, limit).await,
             Err(status) => Err(Stop::Failed(status)),
         };
+        // The call's access record is sent when the stream ends, after this.
+        if let Some(note) = note {
+            note.count(export.writer.events());
+        }
         match result {
             Ok(()) => {}
             Err(Stop::ClientGone) => {

@@ -216,9 +216,14 @@ pub fn to_query(
 ) -> Result<Query, FilterError> {
     let mut all = Vec::new();
     match v1::TypeFilter::try_from(filter.r#type) {
-        Ok(v1::TypeFilter::Unspecified | v1::TypeFilter::Any) => {}
+        // Access records are searched only when asked for by name.
+        Ok(v1::TypeFilter::Unspecified | v1::TypeFilter::Any) => all.push(Query::In(
+            Field::Type,
+            vec![Value::Str("kube".to_owned()), Value::Str("ee".to_owned())],
+        )),
         Ok(v1::TypeFilter::Kube) => all.push(Query::eq(Field::Type, "kube")),
         Ok(v1::TypeFilter::Ee) => all.push(Query::eq(Field::Type, "ee")),
+        Ok(v1::TypeFilter::Access) => all.push(Query::eq(Field::Type, "access")),
         Err(_) => return Err(bad(format!("unknown type filter {}", filter.r#type))),
     }
     all.extend(strings(Field::Cluster, &filter.clusters));
@@ -296,6 +301,71 @@ impl<M: prost::Message> ErasedMessage for M {
     fn encoded(&self) -> Vec<u8> {
         self.encode_to_vec()
     }
+}
+
+/// A short description of what a query asked, for its access record:
+/// the filter's fields that are set, as `name=value`.
+pub(crate) fn summary(filter: Option<&v1::Filter>, timeline: bool) -> String {
+    let Some(filter) = filter else {
+        return if timeline {
+            "timeline".to_owned()
+        } else {
+            String::new()
+        };
+    };
+    let mut parts = Vec::new();
+    let list = |name: &str, values: &[String], parts: &mut Vec<String>| {
+        if !values.is_empty() {
+            parts.push(format!("{name}={}", values.join(",")));
+        }
+    };
+    if let Ok(t) = v1::TypeFilter::try_from(filter.r#type)
+        && !matches!(t, v1::TypeFilter::Unspecified)
+    {
+        parts.push(format!(
+            "type={}",
+            t.as_str_name()
+                .trim_start_matches("TYPE_FILTER_")
+                .to_ascii_lowercase()
+        ));
+    }
+    list("clusters", &filter.clusters, &mut parts);
+    if !filter.from.is_empty() {
+        parts.push(format!("from={}", filter.from));
+    }
+    if !filter.to.is_empty() {
+        parts.push(format!("to={}", filter.to));
+    }
+    list("kinds", &filter.kinds, &mut parts);
+    for object in &filter.object_refs {
+        parts.push(format!(
+            "object={}/{}/{}/{}",
+            object.api_group, object.resource, object.namespace, object.name
+        ));
+    }
+    list("subresources", &filter.subresources, &mut parts);
+    list("verbs", &filter.verbs, &mut parts);
+    list("users", &filter.authors, &mut parts);
+    if !filter.response_codes.is_empty() {
+        let codes: Vec<String> = filter
+            .response_codes
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        list("codes", &codes, &mut parts);
+    }
+    list("stages", &filter.stages, &mut parts);
+    list("levels", &filter.levels, &mut parts);
+    if filter.exclude_dry_run {
+        parts.push("exclude_dry_run".to_owned());
+    }
+    if !filter.selector.is_empty() {
+        parts.push(format!("selector={:?}", filter.selector));
+    }
+    if timeline {
+        parts.push("timeline".to_owned());
+    }
+    parts.join(" ")
 }
 
 #[cfg(test)]

@@ -75,13 +75,15 @@ fn versions_query(target: &Target<'_>) -> Query {
     Query::And(all)
 }
 
-/// The single cluster of the store, when the request names none.
+/// The single cluster of the store's trail (access records, kept under a
+/// cluster name of their own, do not count), when the request names none.
 async fn only_cluster(store: &dyn Store) -> Result<Option<String>, QueryError> {
     let mut clusters: Vec<String> = store
         .stats()
         .await
         .map_err(QueryError::from)?
         .into_iter()
+        .filter(|s| s.event_type != auditrail_event::EventType::Access)
         .map(|s| s.cluster)
         .collect();
     clusters.dedup();

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use auditrail_proto::v1;
 use auditrail_proto::v1::query_service_server::{QueryService, QueryServiceServer};
-use auditrail_server::Services;
+use auditrail_server::{AccessNote, Services};
 use auditrail_store::Store;
 use error::QueryError;
 use serde::{Deserialize, Serialize};
@@ -178,15 +178,16 @@ impl QueryService for Querier {
         request: Request<v1::SearchRequest>,
     ) -> Result<Response<v1::SearchResponse>, Status> {
         let caller = auditrail_server::Caller::of(&request);
-        search::search(
-            &*self.store,
-            request.into_inner(),
-            jiff::Timestamp::now(),
-            &caller,
-        )
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
+        let note = AccessNote::of(&request);
+        let request = request.into_inner();
+        if let Some(note) = &note {
+            note.describe(filter::summary(request.filter.as_ref(), request.timeline));
+        }
+        let answer = search::search(&*self.store, request, jiff::Timestamp::now(), &caller).await?;
+        if let Some(note) = note {
+            note.count(answer.events.len() as u64);
+        }
+        Ok(Response::new(answer))
     }
 
     async fn histogram(
@@ -194,15 +195,17 @@ impl QueryService for Querier {
         request: Request<v1::HistogramRequest>,
     ) -> Result<Response<v1::HistogramResponse>, Status> {
         let caller = auditrail_server::Caller::of(&request);
-        search::histogram(
-            &*self.store,
-            request.into_inner(),
-            jiff::Timestamp::now(),
-            &caller,
-        )
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
+        let note = AccessNote::of(&request);
+        let request = request.into_inner();
+        if let Some(note) = &note {
+            note.describe(filter::summary(request.filter.as_ref(), request.timeline));
+        }
+        let answer =
+            search::histogram(&*self.store, request, jiff::Timestamp::now(), &caller).await?;
+        if let Some(note) = note {
+            note.count(answer.total);
+        }
+        Ok(Response::new(answer))
     }
 
     type ExportStream = BoxStream<v1::ExportChunk>;
@@ -213,12 +216,20 @@ impl QueryService for Querier {
     ) -> Result<Response<Self::ExportStream>, Status> {
         let client = request.remote_addr().map(|a| a.ip());
         let slot = self.exports.take(client)?;
+        let note = AccessNote::of(&request);
+        if let Some(note) = &note {
+            note.describe(filter::summary(
+                request.get_ref().filter.as_ref(),
+                request.get_ref().timeline,
+            ));
+        }
         let stream = export::start(
             Arc::clone(&self.store),
             request.get_ref(),
             jiff::Timestamp::now(),
             slot,
             &auditrail_server::Caller::of(&request),
+            note,
         )?;
         Ok(Response::new(stream))
     }
@@ -228,15 +239,24 @@ impl QueryService for Querier {
         request: Request<v1::HistoryRequest>,
     ) -> Result<Response<v1::HistoryResponse>, Status> {
         let caller = auditrail_server::Caller::of(&request);
-        history::history(
-            &*self.store,
-            request.into_inner(),
-            jiff::Timestamp::now(),
-            &caller,
-        )
-        .await
-        .map(Response::new)
-        .map_err(Status::from)
+        let note = AccessNote::of(&request);
+        let request = request.into_inner();
+        if let Some(note) = &note {
+            note.describe(format!(
+                "cluster={} resource={} api_group={} namespace={} name={}",
+                request.cluster,
+                request.resource,
+                request.api_group,
+                request.namespace,
+                request.name
+            ));
+        }
+        let answer =
+            history::history(&*self.store, request, jiff::Timestamp::now(), &caller).await?;
+        if let Some(note) = note {
+            note.count(answer.versions.len() as u64);
+        }
+        Ok(Response::new(answer))
     }
 
     async fn diff(
@@ -244,9 +264,18 @@ impl QueryService for Querier {
         request: Request<v1::DiffRequest>,
     ) -> Result<Response<v1::DiffResponse>, Status> {
         let caller = auditrail_server::Caller::of(&request);
-        history::diff(&*self.store, request.into_inner(), &caller)
-            .await
-            .map(Response::new)
-            .map_err(Status::from)
+        let note = AccessNote::of(&request);
+        let request = request.into_inner();
+        if let Some(note) = &note {
+            note.describe(format!(
+                "from_event_id={} to_event_id={}",
+                request.from_event_id, request.to_event_id
+            ));
+        }
+        let answer = history::diff(&*self.store, request, &caller).await?;
+        if let Some(note) = note {
+            note.count(2);
+        }
+        Ok(Response::new(answer))
     }
 }

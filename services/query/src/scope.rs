@@ -19,6 +19,18 @@ pub(crate) fn restrict(
     caller: &Caller,
     verb: &str,
 ) -> Result<Query, QueryError> {
+    if filter.r#type == v1::TypeFilter::Access as i32 {
+        // Access records are their own permission, over every cluster;
+        // the filter already holds the query to them.
+        return if caller.read_access {
+            Ok(query)
+        } else {
+            Err(QueryError::Forbidden(format!(
+                "{} may not {verb} access records: it needs the permission read_access",
+                caller.identity.name
+            )))
+        };
+    }
     let scope = &caller.scope;
     if scope.is_all() {
         return Ok(query);
@@ -37,7 +49,8 @@ pub(crate) fn restrict(
     Ok(Query::And(vec![query, within(caller)]))
 }
 
-/// The query of everything `caller`'s scope reaches.
+/// The query of every event of the trail (kube and ee, never access
+/// records) that `caller`'s scope reaches.
 pub(crate) fn within(caller: &Caller) -> Query {
     let values = |set: &std::collections::BTreeSet<String>| {
         set.iter()
@@ -48,8 +61,12 @@ pub(crate) fn within(caller: &Caller) -> Query {
     if let Some(clusters) = &caller.scope.clusters {
         all.push(Query::In(Field::Cluster, values(clusters)));
     }
-    if let Some(types) = &caller.scope.types {
-        all.push(Query::In(Field::Type, values(types)));
+    match &caller.scope.types {
+        Some(types) => all.push(Query::In(Field::Type, values(types))),
+        None => all.push(Query::In(
+            Field::Type,
+            vec![Value::Str("kube".to_owned()), Value::Str("ee".to_owned())],
+        )),
     }
     Query::And(all)
 }
@@ -69,6 +86,16 @@ pub(crate) fn check_event(
     cluster: &str,
     event_type: &str,
 ) -> Result<(), QueryError> {
+    if event_type == "access" {
+        return if caller.read_access {
+            Ok(())
+        } else {
+            Err(QueryError::Forbidden(format!(
+                "{} may not read access records: it needs the permission read_access",
+                caller.identity.name
+            )))
+        };
+    }
     check_cluster(caller, cluster)?;
     if caller.scope.allows_type(event_type) {
         Ok(())

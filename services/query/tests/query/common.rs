@@ -352,6 +352,8 @@ pub fn filter_matches(e: &Ev, f: &v1::Filter, from: Option<Timestamp>, to: Times
         v1::TypeFilter::Unspecified | v1::TypeFilter::Any => true,
         v1::TypeFilter::Kube => !e.ee,
         v1::TypeFilter::Ee => e.ee,
+        // The oracle's events are all of the trail, never access records.
+        v1::TypeFilter::Access => false,
     };
     let refs_ok = f.object_refs.is_empty()
         || f.object_refs.iter().any(|r| {
