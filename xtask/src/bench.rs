@@ -22,8 +22,12 @@
 //!   (`services/query/benches/load.rs`); calls, errors, p50/p99 latency,
 //!   and the events ingested meanwhile.
 //! - `secure`: what access control costs: the same store served in clear
-//!   and over TLS with a token, the `load` clients and a full export each
-//!   time (`bench/secure.rs`).
+//!   without and with access records, and over TLS with a token and access
+//!   records, the `load` clients and a full export each time
+//!   (`bench/secure.rs`).
+//! - `access-crash`: what a SIGKILL under load loses of the access records
+//!   (`access_trail::crash_loss`, an ignored test of the integration tests
+//!   that prints its figures).
 
 use std::path::Path;
 use std::process::Command;
@@ -41,8 +45,9 @@ mod secure;
 /// Options of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
-    /// Which benchmark: `parse`, `ingest`, `store`, `query`, `load`, `secure`, or all.
-    #[arg(value_parser = ["parse", "ingest", "store", "query", "load", "secure", "all"], default_value = "all")]
+    /// Which benchmark: `parse`, `ingest`, `store`, `query`, `load`,
+    /// `secure`, `access-crash`, or all.
+    #[arg(value_parser = ["parse", "ingest", "store", "query", "load", "secure", "access-crash", "all"], default_value = "all")]
     which: String,
     /// Events in the `ingest` benchmark's log and the `query` benchmark's
     /// store.
@@ -79,6 +84,21 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if matches!(args.which.as_str(), "secure" | "all") {
         secure::run()?;
+    }
+    if matches!(args.which.as_str(), "access-crash" | "all") {
+        run_cmd(cargo().args(["build", "-p", "auditrail-cli"]))?;
+        run_cmd(cargo().args([
+            "test",
+            "-p",
+            "auditrail-integration-tests",
+            "--test",
+            "it",
+            "--",
+            "--ignored",
+            "--nocapture",
+            "--exact",
+            "access_trail::crash_loss",
+        ]))?;
     }
     Ok(())
 }

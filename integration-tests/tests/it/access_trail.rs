@@ -391,3 +391,71 @@ async fn a_query_service_without_an_indexer_for_its_records_does_not_start() {
         "{stderr}"
     );
 }
+
+/// `cargo xtask bench access-crash`: what a crash loses of the access
+/// records. `auditrail up` serves 8 clients searching as fast as they can;
+/// after 3 s it is killed (SIGKILL) mid-load and started again on the same
+/// store. The records stored are compared with the calls the clients saw
+/// answered: the difference is what the crash lost (the calls answered
+/// within the last flush interval, 200 ms), never more than the buffer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, printed; run by `cargo xtask bench access-crash`"]
+async fn crash_loss() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let exe = binary("auditrail").unwrap();
+    let start = || Server::start(&exe, &["up", "--data-dir", data.to_str().unwrap()], &[]).unwrap();
+    let server = start();
+    let answered = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let mut client = QueryServiceClient::new(as_user(&server, None).await);
+        let (answered, stop) = (Arc::clone(&answered), Arc::clone(&stop));
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                match client.search(search(v1::Filter::default())).await {
+                    Ok(_) => answered.fetch_add(1, Ordering::SeqCst),
+                    Err(_) => break,
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let at_kill = answered.load(Ordering::SeqCst);
+    server.kill_hard().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let answered = answered.load(Ordering::SeqCst);
+    let server = start();
+    let mut stats = IngestServiceClient::new(as_user(&server, None).await);
+    let stored: u64 = stats
+        .get_index_stats(v1::GetIndexStatsRequest {
+            types: vec![v1::EventType::Access as i32],
+            ..v1::GetIndexStatsRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .iter()
+        .map(|s| s.event_count)
+        .sum();
+    let lost = answered.saturating_sub(stored);
+    #[allow(clippy::cast_precision_loss, reason = "a printed ratio")]
+    let per_second = answered as f64 / 3.0;
+    println!(
+        "access-crash: {answered} calls answered in 3 s ({per_second:.0}/s; {at_kill} before the \
+         kill signal), {stored} access records stored after the SIGKILL and restart: {lost} lost \
+         ({:.2} % of the calls)",
+        // The ratio of a measurement, for people.
+        lost as f64 * 100.0 / answered.max(1) as f64
+    );
+    assert!(stored <= answered + 8, "no record of a call never made");
+    assert!(lost <= 10_000, "never more than the buffer is lost");
+    assert!(server.terminate().unwrap().success());
+}

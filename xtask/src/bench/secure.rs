@@ -1,10 +1,12 @@
 //! `cargo xtask bench secure`: what access control costs. One store of
 //! generated events, served by the release `auditrail run --service
-//! indexer,query` twice, in turn: in clear without access control, and over
-//! TLS with a token file (every call authenticated and authorized). Each
-//! time, the `load` bench's clients (20 for 30 s, timeline pages,
-//! histograms, look-ups, short exports) and one export of every event
-//! through the CLI (NDJSON to nowhere, wall time).
+//! indexer,query` three times, in turn: in clear without access control
+//! or access records, in clear with access records (every call recorded in
+//! the trail), and over TLS with a token file and access records (every
+//! call authenticated, authorized and recorded). Each time, the `load`
+//! bench's clients (20 for 30 s, timeline pages, histograms, look-ups,
+//! short exports) and one export of every event through the CLI (NDJSON to
+//! nowhere, wall time).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -80,24 +82,26 @@ fn run_in(dir: &Path, auditrail: &Path) -> anyhow::Result<()> {
     server.stop()?;
 
     let secure = crate::certs::make(&dir.join("tls"), "exporter")?;
-    for tls in [false, true] {
-        measure(auditrail, &data, &secure, tls)?;
+    for (tls, recorded) in [(false, false), (false, true), (true, true)] {
+        measure(auditrail, &data, &secure, tls, recorded)?;
     }
     Ok(())
 }
 
 /// The load clients and one full export against the store in `data`,
-/// served in clear or (`tls`) over TLS with a token file.
+/// served in clear or (`tls`) over TLS with a token file, each call
+/// leaving an access record when `recorded`.
 fn measure(
     auditrail: &Path,
     data: &Path,
     secure: &crate::certs::Secure,
     tls: bool,
+    recorded: bool,
 ) -> anyhow::Result<()> {
-    let mode = if tls {
-        "TLS + token + authorization"
-    } else {
-        "clear, no access control"
+    let mode = match (tls, recorded) {
+        (true, _) => "TLS + token + authorization + access records",
+        (false, true) => "clear, no access control, access records",
+        (false, false) => "clear, no access control, no access records",
     };
     println!("\nsecure: {mode}");
     let mut command = Command::new(auditrail);
@@ -122,6 +126,9 @@ fn measure(
         .env("AUDITRAIL_QUERY__MAX_EXPORTS_PER_CLIENT", "20");
     if tls {
         command.args(secure.server_args());
+    }
+    if !recorded {
+        command.arg("--no-access-log");
     }
     let server = ServerProcess::spawn(command, &[])?;
     let url = if tls {
