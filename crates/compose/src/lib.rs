@@ -216,6 +216,9 @@ pub async fn run(
     for service in shared.selection.iter() {
         services = service.add(services, &config, &shared)?;
     }
+    if let Some(store) = &shared.store {
+        services = services.cluster_catalog(Arc::new(StoreClusters(Arc::clone(store))));
+    }
     auditrail_server::run_service(
         shared.selection.process_name(),
         &config.server,
@@ -225,6 +228,27 @@ pub async fn run(
     )
     .await?;
     Ok(())
+}
+
+/// The clusters of the store, for Kubernetes authorization per cluster.
+struct StoreClusters(Arc<dyn auditrail_store::Store>);
+
+#[async_trait::async_trait]
+impl auditrail_server::ClusterCatalog for StoreClusters {
+    async fn clusters(&self) -> Result<Vec<String>, String> {
+        let mut clusters: Vec<String> = self
+            .0
+            .stats()
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter(|s| s.event_type != auditrail_event::EventType::Access)
+            .map(|s| s.cluster)
+            .collect();
+        clusters.sort();
+        clusters.dedup();
+        Ok(clusters)
+    }
 }
 
 /// How long the embedded store's verification report waits for logging:

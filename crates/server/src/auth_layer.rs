@@ -38,7 +38,7 @@ use tower::{Layer, Service};
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::access_log::{AccessLog, AccessNote, AccessRecord, Pending, RecordedBody};
-use crate::kube_auth::KubeAuth;
+use crate::kube_auth::{ClusterCatalog, KubeAuth};
 
 /// The `[server.auth]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +241,8 @@ struct AuthState {
     kube_tokens: Option<Arc<KubeAuth>>,
     /// SubjectAccessReview (with `kubernetes_authorization`).
     kube_authorization: Option<Arc<KubeAuth>>,
+    /// The clusters of the process's store, for reviews per cluster.
+    catalog: Option<Arc<dyn ClusterCatalog>>,
 }
 
 /// How often the token and roles files are looked at.
@@ -280,7 +282,11 @@ impl std::fmt::Debug for AuthLayer {
 impl AuthLayer {
     /// The layer of `config`; `client_certificates` says whether the
     /// server requires client certificates (a client CA is set).
-    pub async fn new(config: &AuthConfig, client_certificates: bool) -> Result<Self, AuthError> {
+    pub async fn new(
+        config: &AuthConfig,
+        client_certificates: bool,
+        catalog: Option<Arc<dyn ClusterCatalog>>,
+    ) -> Result<Self, AuthError> {
         let tokens = config
             .token_file
             .as_deref()
@@ -317,6 +323,7 @@ impl AuthLayer {
                 builtin: Arc::new(Roles::builtin()),
                 kube_tokens: kube.clone().filter(|_| config.kubernetes_tokens),
                 kube_authorization: kube.filter(|_| config.kubernetes_authorization),
+                catalog,
             }),
             access: None,
         })
@@ -478,7 +485,7 @@ impl AuthLayer {
     ) -> Result<Decision, tonic::Status> {
         match &self.state.kube_authorization {
             Some(kube) => kube
-                .authorize(identity, permission)
+                .authorize(identity, permission, self.state.catalog.as_deref())
                 .await
                 .map_err(|e| tonic::Status::unavailable(e.to_string())),
             None => Ok(self

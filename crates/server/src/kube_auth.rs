@@ -4,6 +4,13 @@
 //! may use an auditrail permission, as verbs on virtual resources of the
 //! `auditrail.io` group ([`auditrail_access::kubernetes_attributes`]).
 //!
+//! Reading may be granted per cluster: RBAC rules with `resourceNames`
+//! (the cluster names) on `kube` or `ee`. When RBAC grants reading a type
+//! on no cluster as a whole, each cluster the store holds is asked about
+//! by name, and the caller reads the clusters granted for every type it
+//! was granted anywhere. That never grants more than RBAC says (uneven
+//! grants, say `kube` on `a` and `ee` on `b`, read less than they could).
+//!
 //! Both answers are cached for a short time (positive and negative, at
 //! most `cache_entries` each, `cache_ttl_secs` long), so a page of calls
 //! costs the API server one review. When the API server cannot be asked,
@@ -70,7 +77,23 @@ impl<K: std::hash::Hash + Eq, V: Clone> Cache<K, V> {
 pub(crate) struct KubeAuth {
     client: kube::Client,
     tokens: Cache<[u8; 32], Option<Identity>>,
-    reviews: Cache<(String, Vec<String>, &'static str, &'static str), bool>,
+    reviews: Cache<ReviewKey, bool>,
+}
+
+/// A review asked: user, groups, verb, resource, resource name.
+type ReviewKey = (
+    String,
+    Vec<String>,
+    &'static str,
+    &'static str,
+    Option<String>,
+);
+
+/// The clusters whose trail a process serves, for reviews per cluster.
+#[tonic::async_trait]
+pub trait ClusterCatalog: Send + Sync + 'static {
+    /// The cluster names the store holds events of.
+    async fn clusters(&self) -> Result<Vec<String>, String>;
 }
 
 /// The API server could not be asked.
@@ -135,17 +158,21 @@ impl KubeAuth {
         &self,
         identity: &Identity,
         permission: Permission,
+        catalog: Option<&dyn ClusterCatalog>,
     ) -> Result<Decision, KubeAuthError> {
         let (verb, resources) = auditrail_access::kubernetes_attributes(permission);
         let mut allowed = Vec::new();
         for resource in resources {
-            if self.review(identity, verb, resource).await? {
+            if self.review(identity, verb, resource, None).await? {
                 allowed.push((*resource).to_owned());
             }
         }
-        Ok(match (permission, allowed.len()) {
-            (_, 0) => Decision::Deny,
-            (Permission::Read, n) if n < resources.len() => Decision::Allow(Scope {
+        Ok(match (permission, allowed.len(), catalog) {
+            (Permission::Read, 0, Some(catalog)) => {
+                self.per_cluster(identity, verb, resources, catalog).await?
+            }
+            (_, 0, _) => Decision::Deny,
+            (Permission::Read, n, _) if n < resources.len() => Decision::Allow(Scope {
                 clusters: None,
                 types: Some(allowed.into_iter().collect()),
             }),
@@ -153,17 +180,65 @@ impl KubeAuth {
         })
     }
 
+    /// Reading granted cluster by cluster: the clusters granted for every
+    /// type granted on some cluster.
+    async fn per_cluster(
+        &self,
+        identity: &Identity,
+        verb: &'static str,
+        types: &'static [&'static str],
+        catalog: &dyn ClusterCatalog,
+    ) -> Result<Decision, KubeAuthError> {
+        let clusters = catalog
+            .clusters()
+            .await
+            .map_err(|e| KubeAuthError(format!("the clusters to review: {e}")))?;
+        let mut granted: Vec<(String, Vec<&'static str>)> = Vec::new();
+        for cluster in clusters {
+            let mut on = Vec::new();
+            for resource in types {
+                if self
+                    .review(identity, verb, resource, Some(&cluster))
+                    .await?
+                {
+                    on.push(*resource);
+                }
+            }
+            if !on.is_empty() {
+                granted.push((cluster, on));
+            }
+        }
+        let types: std::collections::BTreeSet<&str> = granted
+            .iter()
+            .flat_map(|(_, on)| on.iter().copied())
+            .collect();
+        let clusters: std::collections::BTreeSet<String> = granted
+            .into_iter()
+            .filter(|(_, on)| types.iter().all(|t| on.contains(t)))
+            .map(|(cluster, _)| cluster)
+            .collect();
+        if clusters.is_empty() {
+            return Ok(Decision::Deny);
+        }
+        Ok(Decision::Allow(Scope {
+            clusters: Some(clusters),
+            types: Some(types.into_iter().map(str::to_owned).collect()),
+        }))
+    }
+
     async fn review(
         &self,
         identity: &Identity,
         verb: &'static str,
         resource: &'static str,
+        name: Option<&str>,
     ) -> Result<bool, KubeAuthError> {
         let key = (
             identity.name.clone(),
             identity.groups.clone(),
             verb,
             resource,
+            name.map(str::to_owned),
         );
         if let Some(allowed) = self.reviews.get(&key) {
             return Ok(allowed);
@@ -176,6 +251,7 @@ impl KubeAuth {
                     group: Some(auditrail_access::KUBERNETES_GROUP.to_owned()),
                     resource: Some(resource.to_owned()),
                     verb: Some(verb.to_owned()),
+                    name: name.map(str::to_owned),
                     ..ResourceAttributes::default()
                 }),
                 ..SubjectAccessReviewSpec::default()

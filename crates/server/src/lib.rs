@@ -56,6 +56,7 @@ use tonic_health::ServingStatus;
 pub use access_log::{ACCESS_RECORD_GROUP, AccessLogConfig, AccessNote, AccessSink, RecordedBody};
 pub use auth_layer::{AuthConfig, AuthError, AuthLayer, Caller, certificate_identity};
 pub use connections::raise_nofile_limit;
+pub use kube_auth::ClusterCatalog;
 pub use metrics_layer::{GrpcMetricsLayer, code_name};
 pub use paging::{PageBounds, PageSizeTooLarge};
 pub use panic_layer::{CatchPanicLayer, install_panic_hook};
@@ -379,6 +380,7 @@ pub struct Services {
     names: Vec<&'static str>,
     tasks: Vec<(&'static str, Task)>,
     access_sink: Option<Arc<dyn AccessSink>>,
+    catalog: Option<Arc<dyn ClusterCatalog>>,
 }
 
 impl std::fmt::Debug for Services {
@@ -444,6 +446,14 @@ impl Services {
         self
     }
 
+    /// Reviews reading per cluster (Kubernetes authorization) over the
+    /// clusters `catalog` names: the process's store.
+    #[must_use]
+    pub fn cluster_catalog(mut self, catalog: Arc<dyn ClusterCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
     /// The fully qualified names of the services in this set.
     pub fn names(&self) -> &[&'static str] {
         &self.names
@@ -481,7 +491,8 @@ pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServ
         .transpose()?
         .map(std::sync::Arc::new);
     let client_certificates = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-    let mut auth = AuthLayer::new(&config.auth, client_certificates).await?;
+    let mut auth =
+        AuthLayer::new(&config.auth, client_certificates, services.catalog.clone()).await?;
     let flusher = match access_log(config, &services)? {
         Some((log, flusher)) => {
             auth = auth.recording(log);

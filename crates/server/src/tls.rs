@@ -3,10 +3,11 @@
 //!
 //! The handshake runs in our own accept loop (tokio-rustls over the bounded
 //! connections of `connections`), not in tonic's, for two reasons: the
-//! certificate and key are re-read when their files change (cert-manager
-//! renews a Secret in place, and a restart to pick it up would drop every
-//! stream). tonic's own `TlsConnectInfo` carries the peer's certificate
-//! chain to the layer that decides who is calling.
+//! certificate and key, and the client CA, are re-read when their files
+//! change (cert-manager renews a Secret in place, a CA bundle gains the
+//! next CA before a rotation, and a restart to pick either up would drop
+//! every stream). tonic's own `TlsConnectInfo` carries the peer's
+//! certificate chain to the layer that decides who is calling.
 //!
 //! With `client_ca`, every client must present a certificate that CA
 //! signed (mTLS). Without TLS a server may listen only on a loopback
@@ -163,13 +164,44 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
+/// The acceptor of `config`: its client CA (when set) read now, the
+/// server's certificate from `cert`.
+fn acceptor(config: &TlsConfig, cert: &Arc<ReloadingCert>) -> Result<TlsAcceptor, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    let builder = match &config.client_ca {
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in read_certs("client CA", path)? {
+                roots.add(ca).map_err(|e| TlsError::File {
+                    what: "client CA",
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::Config(format!("client CA {}: {e}", path.display())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut server = builder.with_cert_resolver(Arc::clone(cert) as Arc<dyn ResolvesServerCert>);
+    server.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
 /// How often the certificate files are looked at.
 const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The TLS side of a server: the acceptor and what reloads its
 /// certificate.
 pub(crate) struct Tls {
-    acceptor: TlsAcceptor,
+    /// Rebuilt when the client CA changes; each handshake takes the
+    /// current one.
+    acceptor: RwLock<TlsAcceptor>,
     cert: Arc<ReloadingCert>,
     config: TlsConfig,
 }
@@ -192,71 +224,62 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 impl Tls {
     /// Loads the files of `config` and builds the acceptor (HTTP/2 only).
     pub(crate) fn new(config: &TlsConfig) -> Result<Self, TlsError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let cert = Arc::new(ReloadingCert {
             current: RwLock::new(Arc::new(load_key(&config.cert, &config.key)?)),
         });
-        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
-        let builder = match &config.client_ca {
-            Some(path) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for ca in read_certs("client CA", path)? {
-                    roots.add(ca).map_err(|e| TlsError::File {
-                        what: "client CA",
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    })?;
-                }
-                let verifier =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                        .build()
-                        .map_err(|e| {
-                            TlsError::Config(format!("client CA {}: {e}", path.display()))
-                        })?;
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let mut server =
-            builder.with_cert_resolver(Arc::clone(&cert) as Arc<dyn ResolvesServerCert>);
-        server.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(server)),
+            acceptor: RwLock::new(acceptor(config, &cert)?),
             cert,
             config: config.clone(),
         })
     }
 
-    /// Re-reads the certificate and key whenever their files change, until
-    /// `stop`. A pair that does not load (a half-written renewal) is
-    /// logged and the current one kept; the next change is tried again.
+    /// Re-reads the certificate and key, and the client CA, whenever their
+    /// files change, until `stop`. A pair or a CA that does not load (a
+    /// half-written renewal) is logged and the current one kept; the next
+    /// change is tried again.
     pub(crate) async fn reload_until(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
-        let stamps = |config: &TlsConfig| (stamp(&config.cert), stamp(&config.key));
-        let mut seen = stamps(&self.config);
+        let pair = |config: &TlsConfig| (stamp(&config.cert), stamp(&config.key));
+        let ca = |config: &TlsConfig| config.client_ca.as_deref().and_then(stamp);
+        let (mut seen_pair, mut seen_ca) = (pair(&self.config), ca(&self.config));
         loop {
             tokio::select! {
                 () = tokio::time::sleep(RELOAD_INTERVAL) => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let now = stamps(&self.config);
-            if now == seen {
-                continue;
-            }
-            match load_key(&self.config.cert, &self.config.key) {
-                Ok(key) => {
-                    *self
-                        .cert
-                        .current
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(key);
-                    seen = now;
-                    metrics::counter!("tls_certificate_reloads_total").increment(1);
-                    tracing::info!(cert = %self.config.cert.display(), "TLS certificate reloaded");
+            let now = pair(&self.config);
+            if now != seen_pair {
+                match load_key(&self.config.cert, &self.config.key) {
+                    Ok(key) => {
+                        *self
+                            .cert
+                            .current
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(key);
+                        seen_pair = now;
+                        metrics::counter!("tls_certificate_reloads_total").increment(1);
+                        tracing::info!(cert = %self.config.cert.display(), "TLS certificate reloaded");
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "TLS certificate changed but does not load; keeping the current one");
+                    }
                 }
-                Err(err) => {
-                    tracing::warn!(error = %err, "TLS certificate changed but does not load; keeping the current one");
+            }
+            let now = ca(&self.config);
+            if now != seen_ca {
+                match acceptor(&self.config, &self.cert) {
+                    Ok(acceptor) => {
+                        *self
+                            .acceptor
+                            .write()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = acceptor;
+                        seen_ca = now;
+                        metrics::counter!("tls_client_ca_reloads_total").increment(1);
+                        tracing::info!("TLS client CA reloaded");
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "TLS client CA changed but does not load; keeping the current one");
+                    }
                 }
             }
         }
@@ -283,7 +306,12 @@ impl Tls {
                         continue;
                     }
                 };
-                let (acceptor, tx) = (tls.acceptor.clone(), tx.clone());
+                let acceptor = tls
+                    .acceptor
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                let tx = tx.clone();
                 tokio::spawn(async move {
                     let remote = conn.remote_addr();
                     match tokio::time::timeout(timeout, acceptor.accept(conn)).await {

@@ -1,7 +1,8 @@
 //! TLS on a real server over real sockets, with certificates made here
 //! (rcgen): handshakes that must succeed and those that must fail (another
 //! CA, an expired certificate, a wrong name, no client certificate under
-//! mTLS), and a certificate rotated on disk taken without a restart.
+//! mTLS), and a certificate or a client CA rotated on disk taken without a
+//! restart.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -191,6 +192,52 @@ async fn with_a_client_ca_every_client_needs_its_certificate() {
     check(addr, "localhost", &ca.pem(), Some((&cert, &key)))
         .await
         .expect("a client certificate of the client CA");
+}
+
+#[tokio::test]
+async fn a_rotated_client_ca_is_trusted_without_a_restart() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("server CA");
+    let old_clients = Ca::new("old client CA");
+    let new_clients = Ca::new("new client CA");
+    let (cert, key) = ca.leaf(&["localhost"], false);
+    let client_ca = write(dir.path(), "client-ca.crt", &old_clients.pem());
+    let addr = serve(TlsConfig {
+        cert: write(dir.path(), "tls.crt", &cert),
+        key: write(dir.path(), "tls.key", &key),
+        client_ca: Some(client_ca.clone()),
+    })
+    .await;
+    let (old_cert, old_key) = old_clients.leaf(&["ingestor.auditrail"], false);
+    let (new_cert, new_key) = new_clients.leaf(&["ingestor.auditrail"], false);
+    check(addr, "localhost", &ca.pem(), Some((&old_cert, &old_key)))
+        .await
+        .expect("a certificate of the old client CA");
+    assert!(
+        check(addr, "localhost", &ca.pem(), Some((&new_cert, &new_key)))
+            .await
+            .is_err(),
+        "the new CA is not trusted yet"
+    );
+    // The CA bundle replaced in place (cert-manager's trust rotation).
+    std::fs::write(&client_ca, new_clients.pem()).expect("client CA");
+    // Looked at every 5 s: a hang guard of 30 s, not a timing assertion.
+    let mut trusted = Err(String::new());
+    for _ in 0..60 {
+        trusted = check(addr, "localhost", &ca.pem(), Some((&new_cert, &new_key))).await;
+        if trusted.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    trusted.expect("the new client CA, without a restart");
+    assert!(
+        check(addr, "localhost", &ca.pem(), Some((&old_cert, &old_key)))
+            .await
+            .is_err(),
+        "the old client CA is no longer trusted"
+    );
 }
 
 #[tokio::test]

@@ -571,7 +571,11 @@ mod mock_reviews {
     #[derive(Clone, Default)]
     pub(crate) struct MockReviews {
         pub(crate) tokens: Vec<(&'static str, &'static str, Vec<&'static str>)>,
+        /// RBAC rules without resource names: (user, verb, resource).
         pub(crate) allowed: Vec<(&'static str, &'static str, &'static str)>,
+        /// Rules with one resource name: (user, verb, resource, name),
+        /// which match only a review naming that resource.
+        pub(crate) allowed_named: Vec<(&'static str, &'static str, &'static str, &'static str)>,
         pub(crate) reviews: Arc<Mutex<Vec<serde_json::Value>>>,
         pub(crate) down: Arc<AtomicBool>,
     }
@@ -625,11 +629,19 @@ mod mock_reviews {
                 let spec = &review["spec"];
                 let attributes = &spec["resourceAttributes"];
                 let allowed = attributes["group"] == "auditrail.io"
-                    && mock.allowed.iter().any(|(user, verb, resource)| {
+                    && (mock.allowed.iter().any(|(user, verb, resource)| {
                         spec["user"] == *user
                             && attributes["verb"] == *verb
                             && attributes["resource"] == *resource
-                    });
+                    }) || mock
+                        .allowed_named
+                        .iter()
+                        .any(|(user, verb, resource, name)| {
+                            spec["user"] == *user
+                                && attributes["verb"] == *verb
+                                && attributes["resource"] == *resource
+                                && attributes["name"] == *name
+                        }));
                 serde_json::json!({ "allowed": allowed })
             }
             _ => return (StatusCode::NOT_FOUND, "not found").into_response(),
@@ -748,6 +760,100 @@ async fn kubernetes_reviews_identify_and_authorize_with_a_cache_and_fail_closed(
     assert_eq!(
         call(&channel, search, false, Some("other-token")).await,
         Code::Unavailable
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_rbac_can_grant_reading_one_cluster_by_name() {
+    use auditrail_proto::v1;
+    use auditrail_proto::v1::query_service_client::QueryServiceClient;
+    let mock = mock_reviews::MockReviews {
+        tokens: vec![
+            (
+                "sa-token",
+                "system:serviceaccount:auditrail:ingestor",
+                vec![],
+            ),
+            ("root-secret", "root", vec![]),
+            ("dave-token", "dave", vec![]),
+        ],
+        allowed: vec![
+            (
+                "system:serviceaccount:auditrail:ingestor",
+                "create",
+                "events",
+            ),
+            ("root", "create", "events"),
+            ("root", "get", "kube"),
+            ("root", "get", "ee"),
+        ],
+        // dave: a Role with resourceNames ["a"] on kube only.
+        allowed_named: vec![("dave", "get", "kube", "a")],
+        ..Default::default()
+    };
+    let url = mock.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = reviewed_server(dir.path(), &url);
+    let expected = ingest_two_clusters(&server).await;
+    let mut dave = QueryServiceClient::new(with_token(&server, "dave-token").await);
+    let page = dave
+        .search(v1::SearchRequest {
+            page_size: 1000,
+            exact_total: true,
+            ..v1::SearchRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        page.total_hits, expected,
+        "dave reads cluster a's kube events"
+    );
+    assert!(
+        page.events
+            .iter()
+            .all(|e| e.cluster == "a" && e.r#type == v1::EventType::Kube as i32)
+    );
+    let refused = dave
+        .search(v1::SearchRequest {
+            filter: Some(v1::Filter {
+                clusters: vec!["b".to_owned()],
+                ..v1::Filter::default()
+            }),
+            ..v1::SearchRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::PermissionDenied,
+        "{}",
+        refused.message()
+    );
+    let named: Vec<_> = mock
+        .reviews()
+        .into_iter()
+        .filter(|r| {
+            r["spec"]["user"] == "dave" && r["spec"]["resourceAttributes"]["name"].is_string()
+        })
+        .map(|r| {
+            (
+                r["spec"]["resourceAttributes"]["resource"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                r["spec"]["resourceAttributes"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    // One review per cluster and type, cached for the second search.
+    assert_eq!(
+        named,
+        [("kube", "a"), ("ee", "a"), ("kube", "b"), ("ee", "b")]
+            .map(|(t, c)| (t.to_owned(), c.to_owned()))
     );
 }
 

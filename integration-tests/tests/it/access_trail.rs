@@ -218,6 +218,15 @@ async fn the_access_records_of_a_scripted_sequence_are_exactly_its_calls() {
         "one record per call, in order, nothing else"
     );
 
+    records_stay_apart(&server, expected.len() as u64).await;
+    assert!(server.terminate().unwrap().success());
+}
+
+/// Access records never mix into the trail: an ordinary search and the
+/// default statistics leave them out, and only a reader of access records
+/// counts them (`recorded` at least).
+async fn records_stay_apart(server: &Server, recorded: u64) {
+    let mut admin = QueryServiceClient::new(as_user(server, Some("admin-secret")).await);
     // Access records never mix into the trail: an ordinary search and the
     // default statistics leave them out.
     let trail = admin
@@ -232,7 +241,7 @@ async fn the_access_records_of_a_scripted_sequence_are_exactly_its_calls() {
             .all(|e| e.r#type != v1::EventType::Access as i32),
         "a default search holds no access record"
     );
-    let mut stats = IngestServiceClient::new(as_user(&server, Some("viewer-secret")).await);
+    let mut stats = IngestServiceClient::new(as_user(server, Some("viewer-secret")).await);
     let viewer_stats = stats
         .get_index_stats(v1::GetIndexStatsRequest {
             types: vec![v1::EventType::Access as i32],
@@ -246,7 +255,7 @@ async fn the_access_records_of_a_scripted_sequence_are_exactly_its_calls() {
         viewer_stats.is_empty(),
         "a viewer does not count access records: {viewer_stats:?}"
     );
-    let mut stats = IngestServiceClient::new(as_user(&server, Some("admin-secret")).await);
+    let mut stats = IngestServiceClient::new(as_user(server, Some("admin-secret")).await);
     let admin_stats = stats
         .get_index_stats(v1::GetIndexStatsRequest {
             types: vec![v1::EventType::Access as i32],
@@ -259,10 +268,9 @@ async fn the_access_records_of_a_scripted_sequence_are_exactly_its_calls() {
     assert!(
         admin_stats
             .iter()
-            .any(|s| s.cluster == "auditrail" && s.event_count >= expected.len() as u64),
+            .any(|s| s.cluster == "auditrail" && s.event_count >= recorded),
         "{admin_stats:?}"
     );
-    assert!(server.terminate().unwrap().success());
 }
 
 /// A free loopback port (bound, then released).
@@ -400,6 +408,10 @@ async fn a_query_service_without_an_indexer_for_its_records_does_not_start() {
 /// within the last flush interval, 200 ms), never more than the buffer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement, printed; run by `cargo xtask bench access-crash`"]
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "printed ratios of a measurement"
+)]
 async fn crash_loss() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -446,13 +458,11 @@ async fn crash_loss() {
         .map(|s| s.event_count)
         .sum();
     let lost = answered.saturating_sub(stored);
-    #[allow(clippy::cast_precision_loss, reason = "a printed ratio")]
     let per_second = answered as f64 / 3.0;
     println!(
         "access-crash: {answered} calls answered in 3 s ({per_second:.0}/s; {at_kill} before the \
          kill signal), {stored} access records stored after the SIGKILL and restart: {lost} lost \
          ({:.2} % of the calls)",
-        // The ratio of a measurement, for people.
         lost as f64 * 100.0 / answered.max(1) as f64
     );
     assert!(stored <= answered + 8, "no record of a call never made");
