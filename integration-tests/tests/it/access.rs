@@ -881,6 +881,9 @@ fn reviewed_server(dir: &std::path::Path, url: &str) -> Server {
             data.to_str().unwrap(),
             "--auth-kubernetes",
             "--authz-kubernetes",
+            // The generated events are older than the default retention.
+            "--retention-days",
+            "0",
         ],
         &[
             ("KUBECONFIG", kubeconfig.to_str().unwrap()),
