@@ -694,7 +694,11 @@ fn checkov(
 
 /// Where a container's `--config` file comes from: the ConfigMap mounted
 /// on the file's folder.
-fn config_of(pod: &Value, container: &Value, objects: &[Obj]) -> Option<(String, String)> {
+pub(crate) fn config_of(
+    pod: &Value,
+    container: &Value,
+    objects: &[Obj],
+) -> Option<(String, String)> {
     let args: Vec<&str> = container["args"]
         .as_array()?
         .iter()
