@@ -972,8 +972,8 @@ fn recorders_authorized(scenario: &str, values: &Value, objects: &[Obj], report:
         .and_then(|text| auditrail_access::Roles::parse("roles file", &text).ok());
     for svc in RECORDERS.iter().filter(|s| enabled(values, s)) {
         let at = format!("{scenario}: the {svc}'s access records");
-        let identity = tls_secret_of(objects, svc)
-            .and_then(|secret| secret_identity(objects, mode, &secret));
+        let identity =
+            tls_secret_of(objects, svc).and_then(|secret| secret_identity(objects, mode, &secret));
         let Some(identity) = identity else {
             report.fail(format!("{at}: its certificate names no identity"));
             continue;
