@@ -20,9 +20,10 @@
 //!    checked by the service's own loader (`auditrail run --service S
 //!    --config FILE --check-config`, with the container's environment);
 //! 6. the default render's generated certificates are used for real
-//!    ([`handshake`]): its indexer and ingestor run as processes with the
-//!    rendered configs, and the ingestor's batches are stored over mTLS
-//!    while another certificate of the same CA is refused.
+//!    ([`handshake`]): its indexer, ingestor and query service run as
+//!    processes with the rendered configs, and the ingestor's batches and
+//!    the query service's access records are stored over mTLS while
+//!    another certificate of the same CA is refused.
 //!
 //! The README's values table must be what [`docs`] generates from
 //! `values.yaml` (`cargo xtask chart --bless-docs` rewrites it).
@@ -694,7 +695,11 @@ fn checkov(
 
 /// Where a container's `--config` file comes from: the ConfigMap mounted
 /// on the file's folder.
-fn config_of(pod: &Value, container: &Value, objects: &[Obj]) -> Option<(String, String)> {
+pub(crate) fn config_of(
+    pod: &Value,
+    container: &Value,
+    objects: &[Obj],
+) -> Option<(String, String)> {
     let args: Vec<&str> = container["args"]
         .as_array()?
         .iter()

@@ -193,11 +193,18 @@ annotations:
   configMap:
     name: {{ include "auditrail.rolesConfigMap" . }}
 {{- end }}
+{{- if and (eq .component "ingestor") .root.Values.global.auth.clientTokenSecret }}
+- name: client-token
+  secret:
+    secretName: {{ .root.Values.global.auth.clientTokenSecret }}
+    defaultMode: 288  # 0440, in decimal: YAML 1.1 and 1.2 readers agree on it
+{{- end }}
 {{- end -}}
 
+{{/* The mounts of auditrail.tlsVolume; "tlsVolumeName" names the certificate's volume when the pod has another's "tls" (query in the indexer's pod). */}}
 {{- define "auditrail.tlsMounts" -}}
 {{- if .root.Values.global.tls.enabled }}
-- name: tls
+- name: {{ .tlsVolumeName | default "tls" }}
   mountPath: /etc/auditrail/tls
   readOnly: true
 {{- end }}
@@ -209,6 +216,12 @@ annotations:
 {{- if include "auditrail.accessControl" . }}
 - name: auth-roles
   mountPath: /etc/auditrail/authz
+  readOnly: true
+{{- end }}
+{{- /* The ingestor's token toward the indexer ([ingestor.indexer_client] token_file). */}}
+{{- if and (eq .component "ingestor") .root.Values.global.auth.clientTokenSecret }}
+- name: client-token
+  mountPath: /etc/auditrail/client-token
   readOnly: true
 {{- end }}
 {{- end -}}
@@ -266,6 +279,9 @@ kubernetes_authorization = true
 cache_ttl_secs = {{ int $g.auth.kubernetes.cacheTtlSecs }}
 {{- end }}
 {{- end }}
+{{- if has .component (list "query" "provisioner" "reporter") }}
+{{- include "auditrail.configAccessLog" . }}
+{{- end }}
 
 [log]
 level = {{ $g.log.level | quote }}
@@ -297,6 +313,52 @@ tls_key = "/etc/auditrail/tls/tls.key"
 {{- if $g.auth.clientTokenSecret }}
 token_file = "/etc/auditrail/client-token/token"
 {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+"true" when the release runs the indexer (indexer.enabled). A subchart
+sees its own values only, never indexer.enabled: the indexer chart, which
+Helm loads only when indexer.enabled, defines this template as "true"
+(charts/indexer/templates/_in-release.tpl), and this empty definition
+stands for it otherwise. Go templates never replace a definition by an
+empty one, so the indexer's wins whichever file is parsed first.
+*/}}
+{{- define "auditrail.indexerInRelease" -}}{{- end -}}
+
+{{/*
+[server.access_log] of the query service, the provisioner and the
+reporter (#17): every call of theirs that reads or changes the trail
+leaves an access record, which an indexer stores, and none runs in their
+process. So they send the records to the release's indexer: query on the
+embedded store is a container of the indexer's pod and reaches it on
+localhost (a name of the indexer's certificate); the others, and query on
+Elasticsearch, reach its Service. With TLS the component's own
+certificate (client auth usage) is its client certificate: its identity
+<release>-<component> is bound to the built-in role recorder (roles.yaml,
+rbac-access.yaml). Without the indexer in the release, recording is off
+(enabled = false; the server logs it at WARN).
+*/}}
+{{- define "auditrail.configAccessLog" -}}
+{{- $g := .root.Values.global }}
+
+[server.access_log]
+{{- if include "auditrail.indexerInRelease" . }}
+{{- $indexer := dict "root" .root "component" "indexer" }}
+{{- if and (eq .component "query") (eq $g.store.type "embedded") }}
+indexer_url = "{{ ternary "https" "http" $g.tls.enabled }}://localhost:{{ include "auditrail.grpcPort" $indexer }}"
+{{- else }}
+indexer_url = {{ include "auditrail.url" $indexer | quote }}
+{{- end }}
+{{- if $g.tls.enabled }}
+
+[server.access_log.client]
+tls_ca = "/etc/auditrail/tls/ca.crt"
+tls_cert = "/etc/auditrail/tls/tls.crt"
+tls_key = "/etc/auditrail/tls/tls.key"
+{{- end }}
+{{- else }}
+enabled = false
 {{- end }}
 {{- end -}}
 

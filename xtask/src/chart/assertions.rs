@@ -49,6 +49,8 @@ pub(crate) fn check(scenario: &str, values: &Value, objects: &[Obj], report: &mu
     ingestor(scenario, values, objects, report);
     store(scenario, values, objects, report);
     tls(scenario, values, objects, report);
+    access_log(scenario, values, objects, report);
+    config_files_mounted(scenario, objects, report);
     kubernetes_access(scenario, values, objects, report);
     tests(scenario, values, objects, report);
     network_policies(scenario, values, objects, report);
@@ -798,6 +800,220 @@ fn ingestor_authorized(scenario: &str, values: &Value, objects: &[Obj], report: 
     });
 }
 
+/// The services whose calls leave access records that an indexer of
+/// another process stores (#17): the query service, the provisioner and
+/// the reporter.
+const RECORDERS: [&str; 3] = ["query", "provisioner", "reporter"];
+
+/// The lines of a config's `header` table (up to the next table), blank
+/// lines left out; `None` without that table.
+fn table<'a>(config: &'a str, header: &str) -> Option<Vec<&'a str>> {
+    let mut lines = config.lines().skip_while(|l| l.trim() != header);
+    lines.next()?;
+    Some(
+        lines
+            .map(str::trim)
+            .take_while(|l| !l.starts_with('['))
+            .filter(|l| !l.is_empty())
+            .collect(),
+    )
+}
+
+/// Access records (#17): the query service, provisioner and reporter send
+/// theirs to the release's indexer, query on the embedded store over
+/// localhost (it is a container of the indexer's pod; the indexer's
+/// certificate names `localhost`), the others and query on Elasticsearch
+/// to the indexer's Service; with TLS presenting their own certificate and
+/// trusting the CA. Without the indexer in the release, recording is off,
+/// and nothing else is said about it.
+fn access_log(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
+    let es = values["global"]["store"]["type"] == "elasticsearch";
+    let tls = tls_on(values);
+    let port = values["global"]["ports"]["indexer"]["grpc"]
+        .as_u64()
+        .unwrap_or(50054);
+    for svc in RECORDERS.iter().filter(|s| enabled(values, s)) {
+        let config = config_of(objects, svc);
+        let at = format!("{scenario}: ar-{svc}-config");
+        let settings = table(config, "[server.access_log]");
+        let client = table(config, "[server.access_log.client]");
+        if !enabled(values, "indexer") {
+            report.check(
+                settings.as_deref() == Some(&["enabled = false"][..]) && client.is_none(),
+                || {
+                    format!(
+                        "{at}: without the indexer, [server.access_log] must be exactly                          enabled = false: {settings:?}, client {client:?}"
+                    )
+                },
+            );
+            continue;
+        }
+        let scheme = if tls { "https" } else { "http" };
+        let host = if *svc == "query" && !es {
+            "localhost"
+        } else {
+            "ar-indexer"
+        };
+        let url = format!("indexer_url = \"{scheme}://{host}:{port}\"");
+        report.check(settings.as_deref() == Some(&[url.as_str()][..]), || {
+            format!("{at}: [server.access_log] is {settings:?}, expected only {url}")
+        });
+        let expected_client = tls.then(|| {
+            vec![
+                "tls_ca = \"/etc/auditrail/tls/ca.crt\"",
+                "tls_cert = \"/etc/auditrail/tls/tls.crt\"",
+                "tls_key = \"/etc/auditrail/tls/tls.key\"",
+            ]
+        });
+        report.check(client == expected_client, || {
+            format!(
+                "{at}: [server.access_log.client] is {client:?}, expected {expected_client:?} \
+                 (the CA and its own certificate with TLS, nothing without)"
+            )
+        });
+    }
+    recorders_authorized(scenario, values, objects, report);
+}
+
+/// Every file or folder under `/etc/auditrail/` that a container's config
+/// names (its certificates, tokens, roles file, credentials) is on one of that
+/// container's mounts: a config never points at a Secret the pod lacks.
+fn config_files_mounted(scenario: &str, objects: &[Obj], report: &mut Report) {
+    for (obj, pod) in workload_pods(objects) {
+        for c in list(&pod["containers"]) {
+            let Some((_, config)) = super::config_of(pod, c, objects) else {
+                continue;
+            };
+            let files = config
+                .split('"')
+                .skip(1)
+                .step_by(2)
+                .filter(|s| s.starts_with("/etc/auditrail/"));
+            for file in files {
+                let mounted = list(&c["volumeMounts"]).iter().any(|m| {
+                    m["mountPath"]
+                        .as_str()
+                        .is_some_and(|dir| file == dir || file.starts_with(&format!("{dir}/")))
+                });
+                report.check(mounted, || {
+                    format!(
+                        "{scenario}: {} container {}: its config names {file}, on no mount",
+                        obj.id(),
+                        c["name"]
+                    )
+                });
+            }
+        }
+    }
+}
+
+/// The Secret mounted at `/etc/auditrail/tls` in the container named
+/// `svc`: its certificate, also its client certificate.
+fn tls_secret_of(objects: &[Obj], svc: &str) -> Option<String> {
+    workload_pods(objects).into_iter().find_map(|(_, pod)| {
+        let c = list(&pod["containers"]).iter().find(|c| c["name"] == svc)?;
+        let m = mount(c, "/etc/auditrail/tls")?;
+        volume(pod, &m["name"])?["secret"]["secretName"]
+            .as_str()
+            .map(str::to_owned)
+    })
+}
+
+/// The identity the certificate of Secret `secret` proves, as the server
+/// reads client certificates: parsed from the generated Secret, or the
+/// first DNS name of the cert-manager Certificate that writes it.
+fn secret_identity(
+    objects: &[Obj],
+    mode: TlsMode,
+    secret: &str,
+) -> Option<auditrail_access::Identity> {
+    match mode {
+        TlsMode::Generated => find(objects, "Secret", secret)
+            .and_then(|s| secret_cert(s, "tls.crt"))
+            .and_then(|der| cert_names(&der))
+            .and_then(|c| c.identity),
+        TlsMode::CertManager => objects
+            .iter()
+            .find(|o| o.kind() == "Certificate" && o.value["spec"]["secretName"] == secret)
+            .and_then(|c| {
+                Some(auditrail_access::Identity {
+                    name: c.value["spec"]["dnsNames"][0].as_str()?.to_owned(),
+                    groups: list(&c.value["spec"]["subject"]["organizations"])
+                        .iter()
+                        .filter_map(|o| o.as_str().map(str::to_owned))
+                        .collect(),
+                    via: auditrail_access::Via::Certificate,
+                })
+            }),
+        TlsMode::Off | TlsMode::Existing => None,
+    }
+}
+
+/// The query service's, provisioner's and reporter's identities toward the
+/// indexer (their own certificates, `ar-<service>`, as mounted in their
+/// containers: query's too, in the indexer's pod) may `record_access` by
+/// what the indexer decides with: the roles file it reads, or, with the
+/// Kubernetes authorizer, a ClusterRoleBinding to the recorder's
+/// ClusterRole.
+fn recorders_authorized(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
+    let mode = tls_mode(values);
+    if !enabled(values, "indexer")
+        || !client_certificates(values).iter().any(|s| s == "indexer")
+        || !matches!(mode, TlsMode::Generated | TlsMode::CertManager)
+        // A roles file of the user's is the user's to write (README).
+        || values["global"]["auth"]["rolesConfigMap"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    {
+        return;
+    }
+    let kubernetes = config_of(objects, "indexer").contains("kubernetes_authorization = true");
+    let roles = roles_file_of(objects, "indexer")
+        .and_then(|text| auditrail_access::Roles::parse("roles file", &text).ok());
+    for svc in RECORDERS.iter().filter(|s| enabled(values, s)) {
+        let at = format!("{scenario}: the {svc}'s access records");
+        let identity =
+            tls_secret_of(objects, svc).and_then(|secret| secret_identity(objects, mode, &secret));
+        let Some(identity) = identity else {
+            report.fail(format!("{at}: its certificate names no identity"));
+            continue;
+        };
+        report.check(identity.name == format!("ar-{svc}"), || {
+            format!(
+                "{at}: its container presents the certificate of {:?}, not its own",
+                identity.name
+            )
+        });
+        let allowed = if kubernetes {
+            objects.iter().any(|o| {
+                o.kind() == "ClusterRoleBinding"
+                    && o.value["roleRef"]["name"] == "ar-recorder"
+                    && list(&o.value["subjects"])
+                        .iter()
+                        .any(|s| s["kind"] == "User" && s["name"] == identity.name.as_str())
+            })
+        } else {
+            roles.as_ref().is_some_and(|roles| {
+                matches!(
+                    roles.decide(&identity, auditrail_access::Permission::RecordAccess),
+                    auditrail_access::Decision::Allow(_)
+                )
+            })
+        };
+        report.check(allowed, || {
+            format!(
+                "{at}: the indexer does not let its identity {:?} record_access ({})",
+                identity.name,
+                if kubernetes {
+                    "no ClusterRoleBinding to ar-recorder"
+                } else {
+                    "the roles file it reads"
+                }
+            )
+        });
+    }
+}
+
 /// Whether a ClusterRole's rules allow `verb` on `resource` of
 /// `auditrail.io`.
 fn rules_allow(rules: &Value, verb: &str, resource: &str) -> bool {
@@ -875,7 +1091,8 @@ fn kubernetes_access(scenario: &str, values: &Value, objects: &[Obj], report: &m
 /// With the authorizer: a ClusterRole per built-in role allowing exactly
 /// the verbs and resources of the permissions that role holds, bound to
 /// the subjects of the values (and the ingestor's certificate identity to
-/// the ingestor's).
+/// the ingestor's, the query service's, provisioner's and reporter's to
+/// the recorder's).
 fn builtin_cluster_roles(
     scenario: &str,
     values: &Value,
@@ -884,7 +1101,7 @@ fn builtin_cluster_roles(
     report: &mut Report,
 ) {
     let roles = auditrail_access::Roles::builtin();
-    for role in ["viewer", "exporter", "ingestor", "admin"] {
+    for role in ["viewer", "exporter", "ingestor", "recorder", "admin"] {
         let name = format!("ar-{role}");
         let cluster_role = find(objects, "ClusterRole", &name);
         report.check(cluster_role.is_some() == authorize, || {
@@ -920,6 +1137,11 @@ fn builtin_cluster_roles(
             list(&values["global"]["auth"]["rbac"]["bindings"][role]).to_vec();
         if role == "ingestor" && enabled(values, "ingestor") {
             expected.push(serde_json::json!({"kind": "User", "name": "ar-ingestor"}));
+        }
+        if role == "recorder" && enabled(values, "indexer") {
+            for svc in RECORDERS.iter().filter(|s| enabled(values, s)) {
+                expected.push(serde_json::json!({"kind": "User", "name": format!("ar-{svc}")}));
+            }
         }
         let binding = find(objects, "ClusterRoleBinding", &name);
         let subjects: Vec<&Value> = binding
@@ -1023,6 +1245,8 @@ const DEFAULT_FLOWS: &[&str] = &[
     "in indexer <- ns:monitoring :9467/TCP",
     "in indexer <- ns:monitoring :9468/TCP",
     "in indexer <- pod:ingestor :50054/TCP",
+    "in indexer <- pod:provisioner :50054/TCP",
+    "in indexer <- pod:reporter :50054/TCP",
     "in indexer <- pod:test :50054/TCP",
     "in indexer <- pod:reporter :50055/TCP",
     "in ingestor <- clients :50053/TCP",
@@ -1040,10 +1264,12 @@ const DEFAULT_FLOWS: &[&str] = &[
     "out provisioner -> cidr:0.0.0.0/0 :6443/TCP",
     "out provisioner -> dns :53/TCP",
     "out provisioner -> dns :53/UDP",
+    "out provisioner -> pod:indexer :50054/TCP",
     "out reporter -> cidr:0.0.0.0/0 :443/TCP",
     "out reporter -> cidr:0.0.0.0/0 :6443/TCP",
     "out reporter -> dns :53/TCP",
     "out reporter -> dns :53/UDP",
+    "out reporter -> pod:indexer :50054/TCP",
     "out reporter -> pod:indexer :50055/TCP",
     "out test -> dns :53/TCP",
     "out test -> dns :53/UDP",
@@ -1056,7 +1282,9 @@ const DEFAULT_FLOWS: &[&str] = &[
 
 /// A NetworkPolicy (Ingress and Egress) on every workload's pods; the
 /// default install allows exactly [`DEFAULT_FLOWS`]; Elasticsearch adds
-/// only egress to it, CloudWatch only the ingestor's HTTPS egress.
+/// only egress to it and the flows of query's own pods (its clients, the
+/// reporter, DNS, and its access records to the indexer), CloudWatch only
+/// the ingestor's HTTPS egress.
 fn network_policies(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
     let policies: Vec<&Obj> = objects
         .iter()
@@ -1094,6 +1322,11 @@ fn network_policies(scenario: &str, values: &Value, objects: &[Obj], report: &mu
                 "in query <- pod:reporter :50055/TCP".to_owned(),
                 "out query -> dns :53/TCP".to_owned(),
                 "out query -> dns :53/UDP".to_owned(),
+                // ... and sends its access records to the indexer's
+                // Service (on the embedded store, over localhost in the
+                // indexer's pod: no flow).
+                "in indexer <- pod:query :50054/TCP".to_owned(),
+                "out query -> pod:indexer :50054/TCP".to_owned(),
                 "out reporter -> pod:query :50055/TCP".to_owned(),
                 "out test -> pod:query :50055/TCP".to_owned(),
             ])

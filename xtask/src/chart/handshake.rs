@@ -11,7 +11,12 @@
 //! - the same ingestor with the `helm test` pods' certificate is refused
 //!   (PERMISSION_DENIED: a valid certificate, not the ingestor's identity);
 //! - a client without a certificate does not get through the handshake,
-//!   and one with the test certificate reads the indexer's health.
+//!   and one with the test certificate reads the indexer's health;
+//! - the query service of the render (a container of the indexer's pod,
+//!   reading its store) sends the access record of a search to the
+//!   indexer over mTLS with its own certificate, which the roles file
+//!   binds to `recorder`, and the indexer stores it; the same query
+//!   service with the test pods' certificate gets its records refused.
 //!
 //! The certificates name `localhost`, so the clients dial
 //! `https://localhost:PORT` and verify the name as in the cluster.
@@ -98,10 +103,12 @@ struct Files {
     dir: PathBuf,
     indexer_tls: PathBuf,
     ingestor_tls: PathBuf,
+    query_tls: PathBuf,
     test_tls: PathBuf,
     roles: PathBuf,
     logs: PathBuf,
     ingestor_config: String,
+    query_config: String,
 }
 
 impl Files {
@@ -128,8 +135,10 @@ impl Files {
         Ok(Self {
             indexer_tls: tls("ar-indexer-tls")?,
             ingestor_tls: tls("ar-ingestor-tls")?,
+            query_tls: tls("ar-query-tls")?,
             test_tls: tls("ar-test-tls")?,
             ingestor_config: config(objects, "ar-ingestor-config")?,
+            query_config: config(objects, "ar-query-config")?,
             dir,
             roles,
             logs,
@@ -194,6 +203,50 @@ impl Files {
                 "--config",
                 &file,
                 "--indexer-url",
+                url,
+            ],
+            &[],
+        )
+    }
+
+    /// The query service of the render, reading the indexer's store (as in
+    /// their shared pod), sending its access records to the indexer at
+    /// `url` and presenting the certificate and key of `cert_dir` there.
+    fn start_query(
+        &self,
+        binary: &Path,
+        url: &str,
+        cert_dir: &Path,
+        name: &str,
+    ) -> anyhow::Result<ServerProcess> {
+        let own = self.query_tls.display();
+        let text = localize(
+            &self.query_config,
+            &self.query_tls,
+            &self.roles,
+            &self.dir.join("indexer-data"),
+            &self.logs,
+        )
+        .replace(
+            &format!("tls_cert = \"{own}/tls.crt\""),
+            &format!("tls_cert = \"{}/tls.crt\"", cert_dir.display()),
+        )
+        .replace(
+            &format!("tls_key = \"{own}/tls.key\""),
+            &format!("tls_key = \"{}/tls.key\"", cert_dir.display()),
+        );
+        let file = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&file, text)?;
+        let file = file.display().to_string();
+        ServerProcess::start(
+            binary,
+            &[
+                "run",
+                "--service",
+                "query",
+                "--config",
+                &file,
+                "--access-log-indexer-url",
                 url,
             ],
             &[],
@@ -264,7 +317,75 @@ pub(crate) fn check(
     });
 
     clients(binary, &url, &files, report)?;
+    recorders(binary, &url, &files, report)?;
     indexer.stop()?;
+    Ok(())
+}
+
+/// The query service's access records: stored by the indexer when it
+/// presents its own certificate, refused with the test pods' one.
+fn recorders(binary: &Path, url: &str, files: &Files, report: &mut Report) -> anyhow::Result<()> {
+    let ca = files.query_tls.join("ca.crt");
+    // One recorded call: a search of the query service (over TLS, the
+    // query's certificate naming localhost).
+    let search = |query: &ServerProcess| -> anyhow::Result<String> {
+        let port = query
+            .addr()
+            .rsplit_once(':')
+            .map(|(_, p)| p.to_owned())
+            .context("no port in the query service's address")?;
+        let out = Command::new(binary)
+            .args([
+                "search",
+                "--server",
+                &format!("https://localhost:{port}"),
+                "--tls-ca",
+            ])
+            .arg(&ca)
+            .output()?;
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    };
+    let query = files.start_query(binary, url, &files.query_tls, "query")?;
+    let metrics = query
+        .metrics_addr()
+        .context("the query service serves no metrics")?
+        .to_owned();
+    let answer = search(&query)?;
+    let stored = wait_for(&metrics, "access_records_stored_total", |v| v >= 1.0);
+    report.check(stored >= 1.0, || {
+        format!(
+            "handshake: the query service's access records were not stored by the indexer over \
+             mTLS with its own certificate (role recorder); search:\n{answer}\nquery logs:\n{}",
+            query.logs().join("\n")
+        )
+    });
+    query.stop()?;
+
+    let impostor = files.start_query(binary, url, &files.test_tls, "query-impostor")?;
+    let metrics = impostor
+        .metrics_addr()
+        .context("the query service serves no metrics")?
+        .to_owned();
+    let answer = search(&impostor)?;
+    let failures = wait_for(&metrics, "access_record_write_failures_total", |v| v >= 1.0);
+    let stored = gauge(&metrics, "access_records_stored_total");
+    let denied = impostor
+        .logs()
+        .iter()
+        .any(|l| l.contains("ar-test may not call auditrail.v1.IngestService/RecordAccess"));
+    report.check(failures >= 1.0 && stored < 0.5 && denied, || {
+        format!(
+            "handshake: the access records of a query service presenting the test certificate \
+             (ar-test) were not refused ({failures} failed writes, {stored} stored); \
+             search:\n{answer}\nlogs:\n{}",
+            impostor.logs().join("\n")
+        )
+    });
+    impostor.stop()?;
     Ok(())
 }
 
