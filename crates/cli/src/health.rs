@@ -1,4 +1,6 @@
-//! `auditrail health`: the gRPC health of each service on a server.
+//! `auditrail health`: the gRPC health of each service on a server, or of
+//! the one a one-service workload runs (`--service query`, as the chart's
+//! `helm test` pods ask).
 
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -6,13 +8,28 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::output::{Format, print_document};
 
-/// Checks each of the five services; fails unless all are `SERVING`. Text
-/// is one line per service; JSON and YAML map each service to its status.
-pub(crate) async fn run(server: &str, format: Format) -> anyhow::Result<()> {
+/// The services by the names `--service` takes (those of `auditrail run
+/// --service`) and the gRPC service each serves.
+pub(crate) const SERVICES: [(&str, &str); 5] = [
+    ("provisioner", "auditrail.v1.ProvisionService"),
+    ("ingestor", "auditrail.v1.IngestorService"),
+    ("indexer", "auditrail.v1.IngestService"),
+    ("query", "auditrail.v1.QueryService"),
+    ("reporter", "auditrail.v1.ReportService"),
+];
+
+/// Checks `only` (short names; empty: each of the five services); fails
+/// unless all checked are `SERVING`. Text is one line per service; JSON
+/// and YAML map each service to its status.
+pub(crate) async fn run(server: &str, only: &[String], format: Format) -> anyhow::Result<()> {
     let channel = crate::connect(server).await?;
     let mut client = HealthClient::new(channel);
     let mut statuses = Vec::new();
-    for service in auditrail_proto::SERVICE_NAMES {
+    let checked = SERVICES
+        .iter()
+        .filter(|(short, _)| only.is_empty() || only.iter().any(|o| o == short))
+        .map(|(_, full)| *full);
+    for service in checked {
         let status = match client
             .check(HealthCheckRequest {
                 service: service.to_owned(),

@@ -174,6 +174,11 @@ enum Command {
     Health {
         #[command(flatten)]
         server: ServerArg,
+        /// Check only this service (repeatable): ingestor, indexer, query,
+        /// provisioner or reporter, as a one-service workload runs [default:
+        /// all five].
+        #[arg(long = "service", value_name = "NAME", value_parser = health::SERVICES.map(|(short, _)| short))]
+        services: Vec<String>,
         #[command(flatten)]
         output: output::OutputArg,
     },
@@ -369,7 +374,11 @@ async fn run() -> anyhow::Result<()> {
                 .context("`run` was parsed without its arguments")?;
             up::run(*args, run_matches).await
         }
-        Command::Health { server, output } => health::run(&server.server, output.output).await,
+        Command::Health {
+            server,
+            services,
+            output,
+        } => health::run(&server.server, &services, output.output).await,
         Command::Services { server, output } => services::run(&server.server, output.output).await,
         Command::Stats { server, output } => ingest::stats(&server.server, output.output).await,
         Command::IngestStatus { server, output } => {

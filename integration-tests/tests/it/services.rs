@@ -65,6 +65,31 @@ async fn each_service_alone_serves_only_its_own_api() {
         }
         let server = Server::start(&exe, &args, &[]).unwrap();
         serves_exactly(&server, &[service]).await;
+        // `auditrail health --service`, as the chart's helm test pods ask a
+        // one-service workload; without it the others are SERVICE_UNKNOWN.
+        let health = |only: Option<&str>| {
+            let mut command = std::process::Command::new(&exe);
+            command.args(["health", "--server", &server.url()]);
+            if let Some(only) = only {
+                command.args(["--service", only]);
+            }
+            command.output().unwrap()
+        };
+        let own = health(Some(service));
+        assert!(
+            own.status.success(),
+            "{service}: {}",
+            String::from_utf8_lossy(&own.stderr)
+        );
+        let all = health(None);
+        assert!(
+            !all.status.success(),
+            "{service}: the other four are not served"
+        );
+        assert!(
+            String::from_utf8_lossy(&all.stdout).contains("SERVICE_UNKNOWN"),
+            "{service}"
+        );
         let status = server.terminate().unwrap();
         assert!(status.success(), "{service}: {status}");
     }

@@ -1186,6 +1186,26 @@ fn tests(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
                 && p.value["metadata"]["labels"]["auditrail.io/client"] == "true",
             || format!("{scenario}: {} is not a labelled helm test hook", p.id()),
         );
+        // A one-service workload serves only its own health entry: each
+        // health pod asks for exactly that service, at that service.
+        if let Some(svc) = p.name().strip_prefix("ar-test-health-") {
+            let args: Vec<&str> = p.value["spec"]["containers"][0]["args"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let asks = args.windows(2).any(|w| w == ["--service", svc]);
+            let at = args
+                .windows(2)
+                .any(|w| w[0] == "--server" && w[1].contains(&format!("ar-{svc}:")));
+            report.check(args.first() == Some(&"health") && asks && at, || {
+                format!(
+                    "{scenario}: {} does not ask {svc}'s health of {svc}: {args:?}",
+                    p.id()
+                )
+            });
+        }
     }
 }
 
