@@ -67,3 +67,16 @@ pub(crate) async fn run(server: &str, only: &[String], format: Format) -> anyhow
     anyhow::ensure!(down.is_empty(), "not serving: {}", down.join(", "));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// `--service` names every service of the contract, each once.
+    #[test]
+    fn every_service_of_the_contract_has_its_short_name() {
+        let mut ours: Vec<&str> = super::SERVICES.iter().map(|(_, full)| *full).collect();
+        let mut contract = auditrail_proto::SERVICE_NAMES.to_vec();
+        ours.sort_unstable();
+        contract.sort_unstable();
+        assert_eq!(ours, contract);
+    }
+}

@@ -343,6 +343,9 @@ async fn calls_that_cannot_be_recorded_are_refused_and_none_run_is_lost() {
         dir.path().join("indexer-data").to_str().unwrap(),
         "--listen",
         &format!("127.0.0.1:{indexer_port}"),
+        // Its own calls (the statistics read below) leave no record, so
+        // that what it stores is the query service's records alone.
+        "--no-access-log",
         "--metrics-listen",
         "127.0.0.1:0",
         "--log-format",
