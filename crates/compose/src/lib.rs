@@ -128,6 +128,13 @@ fn check_access_log(config: &NodeConfig, selection: &Selection) -> Result<(), Co
     if let Err(message) = settings.check() {
         return refuse(message);
     }
+    if !auditrail_event::valid_cluster_name(&settings.cluster) {
+        return refuse(format!(
+            "server.access_log.cluster = {:?} is not a valid cluster name: 1 to 253 ASCII \
+             letters, digits, '.', '_' or '-' (not '.' or '..')",
+            settings.cluster
+        ));
+    }
     let recorded: Vec<&str> = selection
         .iter()
         .filter(|s| {

@@ -69,6 +69,28 @@ fn up_with_tokens(dir: &Path) -> Server {
     .unwrap()
 }
 
+/// The statistics of access records `server` gives the caller of `token`
+/// (none: no identity), or the refusal.
+async fn access_stats(
+    server: &Server,
+    token: Option<&str>,
+) -> Result<Vec<v1::IndexStats>, tonic::Status> {
+    let mut stats = IngestServiceClient::new(as_user(server, token).await);
+    Ok(stats
+        .get_index_stats(v1::GetIndexStatsRequest {
+            types: vec![v1::EventType::Access as i32],
+            ..v1::GetIndexStatsRequest::default()
+        })
+        .await?
+        .into_inner()
+        .stats)
+}
+
+/// The access records counted in `stats`.
+fn records(stats: &[v1::IndexStats]) -> u64 {
+    stats.iter().map(|s| s.event_count).sum()
+}
+
 fn search(filter: v1::Filter) -> v1::SearchRequest {
     v1::SearchRequest {
         filter: Some(filter),
@@ -241,30 +263,12 @@ async fn records_stay_apart(server: &Server, recorded: u64) {
             .all(|e| e.r#type != v1::EventType::Access as i32),
         "a default search holds no access record"
     );
-    let mut stats = IngestServiceClient::new(as_user(server, Some("viewer-secret")).await);
-    let viewer_stats = stats
-        .get_index_stats(v1::GetIndexStatsRequest {
-            types: vec![v1::EventType::Access as i32],
-            ..v1::GetIndexStatsRequest::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .stats;
+    let viewer_stats = access_stats(server, Some("viewer-secret")).await.unwrap();
     assert!(
         viewer_stats.is_empty(),
         "a viewer does not count access records: {viewer_stats:?}"
     );
-    let mut stats = IngestServiceClient::new(as_user(server, Some("admin-secret")).await);
-    let admin_stats = stats
-        .get_index_stats(v1::GetIndexStatsRequest {
-            types: vec![v1::EventType::Access as i32],
-            ..v1::GetIndexStatsRequest::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .stats;
+    let admin_stats = access_stats(server, Some("admin-secret")).await.unwrap();
     assert!(
         admin_stats
             .iter()
@@ -352,19 +356,7 @@ async fn calls_that_cannot_be_recorded_are_refused_and_none_run_is_lost() {
         "json",
     ]);
     let indexer = Server::spawn(command, &[]).unwrap();
-    let stored = || async {
-        let mut stats = IngestServiceClient::connect(indexer.url()).await.ok()?;
-        let stats = stats
-            .get_index_stats(v1::GetIndexStatsRequest {
-                types: vec![v1::EventType::Access as i32],
-                ..v1::GetIndexStatsRequest::default()
-            })
-            .await
-            .ok()?
-            .into_inner()
-            .stats;
-        Some(stats.iter().map(|s| s.event_count).sum::<u64>())
-    };
+    let stored = || async { Some(records(&access_stats(&indexer, None).await.ok()?)) };
     let after_outage = eventually("the buffered records", || async {
         stored().await.filter(|&n| n >= served)
     })
@@ -447,19 +439,7 @@ async fn crash_loss() {
     }
     let answered = answered.load(Ordering::SeqCst);
     let server = start();
-    let mut stats = IngestServiceClient::new(as_user(&server, None).await);
-    let stored: u64 = stats
-        .get_index_stats(v1::GetIndexStatsRequest {
-            types: vec![v1::EventType::Access as i32],
-            ..v1::GetIndexStatsRequest::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .stats
-        .iter()
-        .map(|s| s.event_count)
-        .sum();
+    let stored = records(&access_stats(&server, None).await.unwrap());
     let lost = answered.saturating_sub(stored);
     let per_second = answered as f64 / 3.0;
     println!(
@@ -471,4 +451,31 @@ async fn crash_loss() {
     assert!(stored <= answered + 8, "no record of a call never made");
     assert!(lost <= 10_000, "never more than the buffer is lost");
     assert!(server.terminate().unwrap().success());
+}
+
+#[test]
+fn bad_access_log_settings_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for (variable, value, named) in [
+        (
+            "AUDITRAIL_SERVER__ACCESS_LOG__CLUSTER",
+            "../x",
+            "server.access_log.cluster",
+        ),
+        (
+            "AUDITRAIL_SERVER__ACCESS_LOG__BUFFER",
+            "0",
+            "server.access_log.buffer",
+        ),
+    ] {
+        let output = std::process::Command::new(binary("auditrail").unwrap())
+            .args(["up", "--check-config", "--data-dir"])
+            .arg(dir.path())
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{variable}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{variable}={value}: {stderr}");
+    }
 }
