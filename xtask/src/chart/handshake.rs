@@ -175,25 +175,13 @@ impl Files {
         cert_dir: &Path,
         name: &str,
     ) -> anyhow::Result<ServerProcess> {
-        let own = self.ingestor_tls.display();
-        let text = localize(
+        let file = self.client_config(
             &self.ingestor_config,
             &self.ingestor_tls,
-            &self.roles,
             &self.dir.join(format!("{name}-data")),
-            &self.logs,
-        )
-        .replace(
-            &format!("tls_cert = \"{own}/tls.crt\""),
-            &format!("tls_cert = \"{}/tls.crt\"", cert_dir.display()),
-        )
-        .replace(
-            &format!("tls_key = \"{own}/tls.key\""),
-            &format!("tls_key = \"{}/tls.key\"", cert_dir.display()),
-        );
-        let file = self.dir.join(format!("{name}.toml"));
-        std::fs::write(&file, text)?;
-        let file = file.display().to_string();
+            cert_dir,
+            name,
+        )?;
         ServerProcess::start(
             binary,
             &[
@@ -219,25 +207,13 @@ impl Files {
         cert_dir: &Path,
         name: &str,
     ) -> anyhow::Result<ServerProcess> {
-        let own = self.query_tls.display();
-        let text = localize(
+        let file = self.client_config(
             &self.query_config,
             &self.query_tls,
-            &self.roles,
             &self.dir.join("indexer-data"),
-            &self.logs,
-        )
-        .replace(
-            &format!("tls_cert = \"{own}/tls.crt\""),
-            &format!("tls_cert = \"{}/tls.crt\"", cert_dir.display()),
-        )
-        .replace(
-            &format!("tls_key = \"{own}/tls.key\""),
-            &format!("tls_key = \"{}/tls.key\"", cert_dir.display()),
-        );
-        let file = self.dir.join(format!("{name}.toml"));
-        std::fs::write(&file, text)?;
-        let file = file.display().to_string();
+            cert_dir,
+            name,
+        )?;
         ServerProcess::start(
             binary,
             &[
@@ -251,6 +227,32 @@ impl Files {
             ],
             &[],
         )
+    }
+
+    /// The rendered `config` of a client of the indexer, localized, with
+    /// the certificate and key of `cert_dir` in place of those of its own
+    /// mount `own_tls`, written as `<name>.toml`: the file's path.
+    fn client_config(
+        &self,
+        config: &str,
+        own_tls: &Path,
+        data: &Path,
+        cert_dir: &Path,
+        name: &str,
+    ) -> anyhow::Result<String> {
+        let own = own_tls.display();
+        let text = localize(config, own_tls, &self.roles, data, &self.logs)
+            .replace(
+                &format!("tls_cert = \"{own}/tls.crt\""),
+                &format!("tls_cert = \"{}/tls.crt\"", cert_dir.display()),
+            )
+            .replace(
+                &format!("tls_key = \"{own}/tls.key\""),
+                &format!("tls_key = \"{}/tls.key\"", cert_dir.display()),
+            );
+        let file = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&file, text)?;
+        Ok(file.display().to_string())
     }
 }
 
