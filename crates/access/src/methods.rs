@@ -18,7 +18,7 @@ pub enum Required {
 }
 
 /// The gRPC path of every RPC and what it needs.
-const TABLE: [(&str, Permission); 24] = [
+const TABLE: [(&str, Permission); 25] = [
     ("auditrail.v1.IngestService/IngestBatch", Permission::Ingest),
     ("auditrail.v1.IngestService/GetIndexStats", Permission::Read),
     (
@@ -90,6 +90,10 @@ const TABLE: [(&str, Permission); 24] = [
     (
         "auditrail.v1.ReportService/DownloadReport",
         Permission::ReadReports,
+    ),
+    (
+        "auditrail.v1.ReportService/ImportSnapshot",
+        Permission::ManageReports,
     ),
 ];
 
