@@ -589,3 +589,86 @@ async fn reports_replay_the_trail_and_match_an_independent_count() {
     let status = server.terminate().unwrap();
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_makes_the_last_full_interval_and_skips_suspended_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::up(
+        &dir.path().join("data"),
+        "prod",
+        &["--log-path", dir.path().join("none.log").to_str().unwrap()],
+        &[
+            ("AUDITRAIL_REPORTER__TRAIL_LAG_SECS", "0"),
+            ("AUDITRAIL_REPORTER__SCHEDULE_POLL_SECS", "1"),
+        ],
+    );
+    let url = server.url();
+    let sv = ["--server", url.as_str()];
+    let run = |args: &[&str]| auditrail(&[args, &sv[..]].concat());
+    let schedule = "*/5 * * * *";
+    let (ok, _, err) = run(&[
+        "report",
+        "define",
+        "paused",
+        "--type",
+        "inventory",
+        "--schedule",
+        schedule,
+        "--suspend",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&[
+        "report",
+        "define",
+        "every-5",
+        "--type",
+        "policy-audit",
+        "--schedule",
+        schedule,
+        "-o",
+        "json",
+    ]);
+    assert!(ok, "{err}");
+    let definition = json_of(&out);
+    // `--cluster prod` is the reporter's default cluster too.
+    assert_eq!(definition["cluster"], "prod");
+    let created: jiff::Timestamp = definition["createTime"].as_str().unwrap().parse().unwrap();
+    let tick = created.as_second() - created.as_second().rem_euclid(300);
+    let expected_start = jiff::Timestamp::from_second(tick - 300).unwrap();
+    let expected_end = jiff::Timestamp::from_second(tick).unwrap();
+
+    let report = auditrail_integration_tests::eventually("the scheduled report", || async {
+        let (ok, out, _) = run(&["report", "list", "--definition", "every-5", "-o", "json"]);
+        let listed = json_of(&out);
+        // The oldest: a run that crosses a tick may already have the next.
+        let done = listed["reports"]
+            .as_array()
+            .and_then(|r| r.last())
+            .filter(|r| r["status"] == "REPORT_STATUS_SUCCEEDED")
+            .cloned();
+        ok.then_some(done).flatten()
+    })
+    .await
+    .unwrap();
+    assert_eq!(report["trigger"], "REPORT_TRIGGER_SCHEDULE");
+    assert_eq!(report["cluster"], "prod");
+    let at = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert_eq!(at(&report["interval"]["start"]), expected_start);
+    assert_eq!(at(&report["interval"]["end"]), expected_end);
+    // The pass that made it also looked at the suspended definition.
+    let (ok, out, err) = run(&["report", "list", "--definition", "paused", "-o", "json"]);
+    assert!(ok, "{err}");
+    assert_eq!(json_of(&out)["reports"], Value::Null, "{out}");
+    // Its next tick is not shown while suspended; the active one's is.
+    let (ok, out, err) = run(&["report", "list-definitions", "-o", "json"]);
+    assert!(ok, "{err}");
+    let defs = json_of(&out);
+    let defs = defs["definitions"].as_array().unwrap();
+    assert_eq!(defs[0]["name"], "every-5");
+    assert!(defs[0]["nextRunTime"].is_string(), "{out}");
+    assert_eq!(defs[1]["name"], "paused");
+    assert!(defs[1]["nextRunTime"].is_null(), "{out}");
+
+    let status = server.terminate().unwrap();
+    assert!(status.success());
+}

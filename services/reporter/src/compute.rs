@@ -484,3 +484,330 @@ pub fn summarize(entries: &[v1::EndpointEntry]) -> v1::EndpointsSummary {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// A write event of `verb` on `resource` (group, namespace, name) at
+    /// `at`, answered `code` with `object`.
+    #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
+    fn event(
+        verb: &str,
+        resource: &str,
+        group: &str,
+        namespace: &str,
+        name: &str,
+        at: &str,
+        code: u16,
+        object: Value,
+    ) -> v1::AuditEvent {
+        let mut object_ref = json!({"resource": resource, "name": name, "apiVersion": "v1"});
+        if !group.is_empty() {
+            object_ref["apiGroup"] = json!(group);
+        }
+        if !namespace.is_empty() {
+            object_ref["namespace"] = json!(namespace);
+        }
+        let line = json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
+            "auditID": format!("{verb}-{name}-{at}"), "stage": "ResponseComplete",
+            "requestURI": format!("/x/{resource}/{name}"), "verb": verb,
+            "user": {"username": "u"}, "objectRef": object_ref,
+            "responseStatus": {"code": code}, "responseObject": object,
+            "requestReceivedTimestamp": at, "stageTimestamp": at
+        })
+        .to_string();
+        v1::AuditEvent {
+            id: auditrail_event::EventId::compute("c", line.as_bytes()).to_hex(),
+            raw: line.into_bytes().into(),
+            verb: verb.to_owned(),
+            ..Default::default()
+        }
+    }
+
+    fn netpol(ns: &str, name: &str, rv: &str, app: &str) -> Value {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": name, "namespace": ns, "resourceVersion": rv},
+               "spec": {"podSelector": {"matchLabels": {"app": app}}, "policyTypes": ["Ingress"],
+                        "ingress": [{"from": [{"podSelector": {}}]}]}})
+    }
+
+    fn pod(ns: &str, name: &str, rv: &str, app: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": name, "namespace": ns, "resourceVersion": rv, "labels": {"app": app}},
+               "spec": {"containers": []}})
+    }
+
+    fn input<'a>(
+        report_type: v1::ReportType,
+        endpoints: Option<&'a v1::EndpointsSelection>,
+        events: &'a [v1::AuditEvent],
+        snapshot: Option<&'a Snapshot>,
+    ) -> Input<'a> {
+        Input {
+            report_type,
+            endpoints,
+            cluster: "c",
+            start: t("2026-01-01T10:00:00Z"),
+            end: t("2026-01-01T11:00:00Z"),
+            snapshot,
+            events,
+        }
+    }
+
+    #[test]
+    #[allow(clippy::too_many_lines, reason = "one table of events")]
+    fn policy_audit_counts_successful_changes_in_the_interval_and_scope() {
+        let np = "networking.k8s.io";
+        let events = vec![
+            // Before the interval: not counted.
+            event(
+                "create",
+                "networkpolicies",
+                np,
+                "a",
+                "p0",
+                "2026-01-01T09:59:59Z",
+                201,
+                netpol("a", "p0", "1", "x"),
+            ),
+            event(
+                "create",
+                "networkpolicies",
+                np,
+                "a",
+                "p1",
+                "2026-01-01T10:00:00Z",
+                201,
+                netpol("a", "p1", "2", "x"),
+            ),
+            event(
+                "patch",
+                "networkpolicies",
+                np,
+                "b",
+                "p2",
+                "2026-01-01T10:10:00Z",
+                200,
+                netpol("b", "p2", "3", "x"),
+            ),
+            // Failed: not counted.
+            event(
+                "update",
+                "networkpolicies",
+                np,
+                "a",
+                "p1",
+                "2026-01-01T10:11:00Z",
+                403,
+                json!({"kind": "Status"}),
+            ),
+            event(
+                "delete",
+                "globalnetworkpolicies",
+                "projectcalico.org",
+                "",
+                "g1",
+                "2026-01-01T10:20:00Z",
+                200,
+                json!({"kind": "Status"}),
+            ),
+            event(
+                "deletecollection",
+                "networksets",
+                "projectcalico.org",
+                "a",
+                "",
+                "2026-01-01T10:30:00Z",
+                200,
+                json!({"kind": "NetworkSetList", "items": [{"metadata": {"name": "s1"}}, {"metadata": {"name": "s2"}}]}),
+            ),
+            // Not a policy resource.
+            event(
+                "create",
+                "pods",
+                "",
+                "a",
+                "web",
+                "2026-01-01T10:40:00Z",
+                201,
+                pod("a", "web", "9", "x"),
+            ),
+            // At the end: outside [start, end).
+            event(
+                "create",
+                "tiers",
+                "projectcalico.org",
+                "",
+                "t",
+                "2026-01-01T11:00:00Z",
+                201,
+                json!({"kind": "Tier", "metadata": {"name": "t"}}),
+            ),
+        ];
+        let out = compute(&input(v1::ReportType::PolicyAudit, None, &events, None)).unwrap();
+        let Some(v1::report_summary::Kind::PolicyAudit(s)) = out.summary.kind else {
+            panic!("{:?}", out.summary)
+        };
+        assert_eq!((s.created, s.modified, s.deleted, s.total), (1, 1, 3, 5));
+        let Some(v1::report_contents::Kind::PolicyAudit(c)) = out.contents.kind else {
+            panic!()
+        };
+        assert_eq!(c.events.len(), 4, "the deletecollection is one event");
+        assert!(
+            out.warnings[0].contains("no snapshot"),
+            "{:?}",
+            out.warnings
+        );
+        // Scoped to namespace a: b's patch is left out, the global delete kept.
+        let scope = v1::EndpointsSelection {
+            namespaces: Some(v1::NamesAndLabelsMatch {
+                names: vec!["a".into()],
+                selector: String::new(),
+            }),
+            ..Default::default()
+        };
+        let out = compute(&input(
+            v1::ReportType::PolicyAudit,
+            Some(&scope),
+            &events,
+            None,
+        ))
+        .unwrap();
+        let Some(v1::report_summary::Kind::PolicyAudit(s)) = out.summary.kind else {
+            panic!()
+        };
+        assert_eq!((s.created, s.modified, s.deleted), (1, 0, 3));
+    }
+
+    #[test]
+    fn an_endpoint_unprotected_at_any_instant_is_unprotected() {
+        let snapshot = Snapshot {
+            request_start: t("2026-01-01T00:00:00Z"),
+            request_completion: t("2026-01-01T00:00:00Z"),
+            objects: vec![
+                pod("a", "web", "1", "web"),
+                pod("a", "db", "2", "db"),
+                netpol("a", "p", "3", "web"),
+            ],
+        };
+        let events = vec![
+            // The policy is deleted within the interval, then a new pod comes.
+            event(
+                "delete",
+                "networkpolicies",
+                "networking.k8s.io",
+                "a",
+                "p",
+                "2026-01-01T10:30:00Z",
+                200,
+                json!({"kind": "Status"}),
+            ),
+            event(
+                "create",
+                "pods",
+                "",
+                "b",
+                "late",
+                "2026-01-01T10:45:00Z",
+                201,
+                pod("b", "late", "5", "web"),
+            ),
+            // After the end: not seen.
+            event(
+                "create",
+                "pods",
+                "",
+                "b",
+                "later",
+                "2026-01-01T11:30:00Z",
+                201,
+                pod("b", "later", "6", "web"),
+            ),
+        ];
+        let out = compute(&input(
+            v1::ReportType::Inventory,
+            None,
+            &events,
+            Some(&snapshot),
+        ))
+        .unwrap();
+        let Some(v1::report_contents::Kind::Inventory(c)) = out.contents.kind else {
+            panic!()
+        };
+        let names: Vec<&str> = c.endpoints.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["db", "web", "late"]);
+        let web = &c.endpoints[1];
+        assert!(!web.ingress_protected, "protected only until 10:30");
+        assert!(web.ingress_from_internet);
+        assert_eq!(
+            web.applied_policies.len(),
+            1,
+            "the policy applied at some instant"
+        );
+        let summary = c.summary.unwrap();
+        assert_eq!(summary.namespaces_in_scope, 2);
+        assert_eq!(summary.endpoints.unwrap().total, 3);
+        // Before the delete, over an interval that ends at 10:30, it is.
+        let mut before = input(v1::ReportType::Inventory, None, &events, Some(&snapshot));
+        before.end = t("2026-01-01T10:30:00Z");
+        let out = compute(&before).unwrap();
+        let Some(v1::report_contents::Kind::Inventory(c)) = out.contents.kind else {
+            panic!()
+        };
+        let web = c.endpoints.iter().find(|e| e.name == "web").unwrap();
+        assert!(web.ingress_protected && !web.ingress_from_internet);
+        // A selector narrows the endpoints.
+        let scope = v1::EndpointsSelection {
+            selector: "app == 'db'".into(),
+            ..Default::default()
+        };
+        let out = compute(&input(
+            v1::ReportType::Inventory,
+            Some(&scope),
+            &events,
+            Some(&snapshot),
+        ))
+        .unwrap();
+        let Some(v1::report_contents::Kind::Inventory(c)) = out.contents.kind else {
+            panic!()
+        };
+        assert_eq!(c.endpoints.len(), 1);
+        assert_eq!(c.endpoints[0].name, "db");
+    }
+
+    #[test]
+    fn a_write_without_its_object_is_a_warning_naming_the_event() {
+        let mut e = event(
+            "create",
+            "pods",
+            "",
+            "a",
+            "x",
+            "2026-01-01T09:00:00Z",
+            201,
+            Value::Null,
+        );
+        let mut line: Value = serde_json::from_slice(&e.raw).unwrap();
+        line.as_object_mut().unwrap().remove("responseObject");
+        let raw = line.to_string();
+        e.id = auditrail_event::EventId::compute("c", raw.as_bytes()).to_hex();
+        e.raw = raw.into_bytes().into();
+        let events = [e];
+        let out = compute(&input(v1::ReportType::Inventory, None, &events, None)).unwrap();
+        assert!(
+            out.warnings
+                .iter()
+                .any(|w| w.contains(&events[0].id) && w.contains("responseObject")),
+            "{:?}",
+            out.warnings
+        );
+    }
+}

@@ -11,8 +11,8 @@
 //!   up with the interval. Ticks missed while the reporter was down are
 //!   made up, oldest first, but not those older than
 //!   `max_catch_up_hours` (at most 7 days). A suspended definition's ticks
-//!   pass without reports. A new definition's first interval is the one
-//!   it was created in.
+//!   pass without reports. A new definition's first report is the last
+//!   full interval before it was created.
 //! - A run that fails on something that may pass (the query service or
 //!   the database unavailable) is retried after `retry_backoff_secs`,
 //!   doubled each time, up to `max_attempts`; then it is FAILED with the
@@ -112,10 +112,14 @@ pub fn from_ts(t: &prost_types::Timestamp) -> Option<Timestamp> {
     Timestamp::new(t.seconds, t.nanos).ok()
 }
 
-/// The first tick a new definition starts from (its create time's).
+/// Where a new definition's schedule starts: the tick before the last
+/// tick at or before its creation, so its first report is the last full
+/// interval before it was created (due as soon as the trail has caught
+/// up), and every later interval follows.
 fn first_tick(schedule: &Schedule, def: &v1::ReportDefinition) -> Option<Timestamp> {
     let created = def.create_time.as_ref().and_then(from_ts)?;
-    schedule.at_or_before(created)
+    let last = schedule.at_or_before(created)?;
+    schedule.at_or_before(last - SignedDuration::from_secs(1))
 }
 
 /// The next tick of `def`, for `ReportDefinition.next_run_time`.
@@ -414,6 +418,74 @@ mod tests {
 
     fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    fn core(dir: &std::path::Path) -> (Core, mpsc::UnboundedReceiver<String>) {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let core = Core {
+            store: Arc::new(Store::open(dir).unwrap()),
+            settings: Settings {
+                trail_lag_secs: 0,
+                ..Settings::default()
+            },
+            queue,
+        };
+        (core, receiver)
+    }
+
+    fn daily(name: &str, suspend: bool, created: Timestamp) -> v1::ReportDefinition {
+        v1::ReportDefinition {
+            name: name.to_owned(),
+            report_type: v1::ReportType::Inventory as i32,
+            schedule: "0 0 * * *".to_owned(),
+            suspend,
+            create_time: Some(ts(created)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_schedule_pass_queues_each_due_interval_once_and_skips_suspended_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (core, mut queue) = core(dir.path());
+        let midnight = Schedule::parse("0 0 * * *")
+            .unwrap()
+            .at_or_before(now())
+            .unwrap();
+        let day = SignedDuration::from_hours(24);
+        // Created two days ago, a little after midnight: its reports are the
+        // day before creation, the creation day and yesterday.
+        let created = midnight - day - day + SignedDuration::from_mins(5);
+        core.store
+            .create_definition(&daily("on", false, created))
+            .unwrap();
+        core.store
+            .create_definition(&daily("off", true, created))
+            .unwrap();
+        core.schedule_pass().unwrap();
+        let mut queued = Vec::new();
+        while let Ok(id) = queue.try_recv() {
+            queued.push(id);
+        }
+        let expected: Vec<String> = [3, 2, 1]
+            .map(|back| {
+                let start = midnight - day * back;
+                report_id("on", start, start + day)
+            })
+            .to_vec();
+        assert_eq!(queued, expected);
+        for id in &queued {
+            let report = core.store.report(id).unwrap().unwrap();
+            assert_eq!(report.status, v1::ReportStatus::Pending as i32);
+            assert_eq!(report.trigger, v1::ReportTrigger::Schedule as i32);
+        }
+        // The suspended one made none, but its ticks passed.
+        assert_eq!(core.store.last_tick("off").unwrap(), Some(midnight));
+        assert_eq!(core.store.reports().unwrap().len(), 3);
+        // A second pass finds nothing new.
+        core.schedule_pass().unwrap();
+        assert!(queue.try_recv().is_err());
+        assert_eq!(core.store.last_tick("on").unwrap(), Some(midnight));
     }
 
     #[test]
