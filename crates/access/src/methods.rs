@@ -31,7 +31,7 @@ const RECORDED: bool = true;
 const UNRECORDED: bool = false;
 
 /// The gRPC path of every RPC, what it needs and whether it is recorded.
-const TABLE: [(&str, Permission, bool); 25] = [
+const TABLE: [(&str, Permission, bool); 26] = [
     (
         "auditrail.v1.IngestService/IngestBatch",
         Permission::Ingest,
@@ -151,6 +151,11 @@ const TABLE: [(&str, Permission, bool); 25] = [
     (
         "auditrail.v1.ReportService/DownloadReport",
         Permission::ReadReports,
+        RECORDED,
+    ),
+    (
+        "auditrail.v1.ReportService/ImportSnapshot",
+        Permission::ManageReports,
         RECORDED,
     ),
 ];

@@ -16,6 +16,7 @@ mod ingest;
 mod output;
 mod provision;
 mod query;
+mod report;
 mod services;
 mod store;
 mod up;
@@ -242,6 +243,35 @@ enum Command {
     /// The embedded store's files, checked without a server.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Compliance reports: definitions, runs, downloads (a reporter).
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Snapshots of a cluster's network-security resources, where report
+    /// replays start (a reporter).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// Create (or with --update replace) a report definition.
+    Define(Box<report::DefineArgs>),
+    /// List report definitions.
+    ListDefinitions(report::ListDefinitionsArgs),
+    /// Run a report now over an interval (even when suspended).
+    Run(report::RunArgs),
+    /// List generated reports, newest interval first.
+    List(report::ListArgs),
+    /// Show one report: status, summary, warnings.
+    Show(report::ShowArgs),
+    /// Download a report file (JSON, CSV or YAML).
+    Download(report::DownloadArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCommand {
+    /// Store the output of `kubectl get … -o json` as a snapshot.
+    Import(report::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -406,6 +436,15 @@ async fn run() -> anyhow::Result<()> {
             SetupCommand::Apply { server, args } => provision::apply(server.server(), *args).await,
         },
         Command::Store(StoreCommand::Verify(args)) => store::verify(args).await,
+        Command::Report(command) => match command {
+            ReportCommand::Define(args) => report::define(*args).await,
+            ReportCommand::ListDefinitions(args) => report::list_definitions(args).await,
+            ReportCommand::Run(args) => report::run(args).await,
+            ReportCommand::List(args) => report::list(args).await,
+            ReportCommand::Show(args) => report::show(args).await,
+            ReportCommand::Download(args) => report::download(args).await,
+        },
+        Command::Snapshot(SnapshotCommand::Import(args)) => report::import(args).await,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The `-o text|json|yaml` flag shared by the commands that print one
 //! answer (`health`, `stats`, `ingest-status`, `services`, `policy`,
-//! `setup`), and how a document is printed. JSON and YAML documents have
+//! `setup`, `report`, `snapshot`), and how a document is printed. JSON and YAML documents have
 //! stable camelCase field names.
 
 use serde::Serialize;
@@ -8,7 +8,8 @@ use serde::Serialize;
 /// How to print an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
-    /// For people.
+    /// For people (`table` is the same).
+    #[value(alias = "table")]
     Text,
     /// One JSON document.
     Json,

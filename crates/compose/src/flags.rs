@@ -89,8 +89,8 @@ pub struct NodeArgs {
     /// stored ones are deleted once older (0: keep forever) [default: 91].
     #[arg(long, value_name = "DAYS")]
     pub retention_days: Option<u32>,
-    /// Ingestor: name of the cluster whose audit logs are collected
-    /// [default: cluster].
+    /// Ingestor and reporter: name of the cluster whose audit logs are
+    /// collected, and that reports replay by default [default: cluster].
     #[arg(long, value_name = "NAME")]
     pub cluster: Option<String>,
     /// Ingestor: gRPC address of the indexer, when the indexer runs in
@@ -148,7 +148,8 @@ fn owners(id: &str) -> Option<&'static [ServiceName]> {
         "data_dir" => Some(&[Ingestor, Indexer, Query, Reporter]),
         "elasticsearch_urls" => Some(&[Indexer, Query]),
         "retention_days" => Some(&[Indexer]),
-        "cluster" | "indexer_url" => Some(&[Ingestor]),
+        "cluster" => Some(&[Ingestor, Reporter]),
+        "indexer_url" => Some(&[Ingestor]),
         "access_log_indexer_url" => Some(&[Query, Provisioner, Reporter]),
         _ if source_ids().iter().any(|s| s == id) => Some(&[Ingestor]),
         _ => None,
@@ -236,6 +237,9 @@ impl NodeArgs {
             indexer: IndexerFlags {
                 retention_days: self.retention_days,
             },
+            reporter: ReporterFlags {
+                default_cluster: self.cluster.clone(),
+            },
         })
     }
 }
@@ -251,6 +255,13 @@ pub(crate) struct Overrides {
     store: StoreFlags,
     ingestor: IngestorFlags,
     indexer: IndexerFlags,
+    reporter: ReporterFlags,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ReporterFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_cluster: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]

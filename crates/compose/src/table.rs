@@ -5,7 +5,8 @@
 //! calls its crate's [`Service`] implementation; nothing else here knows a
 //! service's internals. What the services share is decided in one place:
 //! one store handle for the indexer and the query service, and the
-//! ingestor's indexer is this very process when the indexer runs in it.
+//! ingestor's indexer is this very process when the indexer runs in it,
+//! and so is the reporter's query service.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -128,7 +129,14 @@ impl ServiceName {
             Self::Reporter => add::<auditrail_reporter::Reporter>(
                 services,
                 &config.reporter,
-                config.reports_dir(),
+                auditrail_reporter::Shared {
+                    reports_dir: config.reports_dir(),
+                    query: if shared.selection.contains(&Self::Query) {
+                        auditrail_reporter::QueryTarget::ThisServer
+                    } else {
+                        auditrail_reporter::QueryTarget::Configured
+                    },
+                },
             ),
         }
     }

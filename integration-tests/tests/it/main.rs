@@ -28,4 +28,5 @@ mod ingest;
 mod otlp;
 #[path = "../../../crates/event/tests/support/real_data.rs"]
 mod real_data;
+mod reports;
 mod services;
