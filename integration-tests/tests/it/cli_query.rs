@@ -24,25 +24,7 @@ fn auditrail(args: &[&str]) -> (bool, String, String) {
 /// Starts `auditrail up` on a generated log and waits until it is indexed.
 async fn loaded(dir: &Path) -> (Server, Vec<String>) {
     let lines: Vec<String> = Generator::new(GenConfig::default()).take(EVENTS).collect();
-    let log = dir.join("kube-audit.log");
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(&log, text).unwrap();
-    let server = Server::start(
-        &binary("auditrail").unwrap(),
-        &[
-            "up",
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-            "--retention-days",
-            "0",
-            "--log-path",
-            log.to_str().unwrap(),
-        ],
-        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
-    )
-    .unwrap();
-    common::wait_for_count(&server, EVENTS as u64).await;
+    let server = common::up_on_lines(dir, &lines).await;
     (server, lines)
 }
 

@@ -48,6 +48,32 @@ pub(crate) fn up_following(data: &Path, cluster: &str, log: &Path, env: &[(&str,
     up(data, cluster, &["--log-path", log.to_str().unwrap()], &env)
 }
 
+/// Writes `lines` as a log in `dir`, starts `auditrail up` on it (store in
+/// `dir/data`, retention off, quick batches) and waits until every line
+/// is stored.
+pub(crate) async fn up_on_lines(dir: &Path, lines: &[String]) -> Server {
+    let log = dir.join("kube-audit.log");
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&log, text).unwrap();
+    let server = Server::start(
+        &binary("auditrail").unwrap(),
+        &[
+            "up",
+            "--data-dir",
+            dir.join("data").to_str().unwrap(),
+            "--retention-days",
+            "0",
+            "--log-path",
+            log.to_str().unwrap(),
+        ],
+        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
+    )
+    .unwrap();
+    wait_for_count(&server, lines.len() as u64).await;
+    server
+}
+
 pub(crate) async fn stored_count(url: &str) -> Option<u64> {
     let mut client = IngestServiceClient::connect(url.to_owned()).await.ok()?;
     let stats = client

@@ -210,25 +210,7 @@ async fn loaded(dir: &Path) -> (Server, Vec<String>) {
         .take(GENERATED)
         .collect();
     lines.push(policy_delete("2026-01-01T00:01:00.000000Z"));
-    let log = dir.join("kube-audit.log");
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(&log, text).unwrap();
-    let server = Server::start(
-        &binary("auditrail").unwrap(),
-        &[
-            "up",
-            "--data-dir",
-            dir.join("data").to_str().unwrap(),
-            "--retention-days",
-            "0",
-            "--log-path",
-            log.to_str().unwrap(),
-        ],
-        &[("AUDITRAIL_INGESTOR__BATCH__MAX_WAIT_MS", "50")],
-    )
-    .unwrap();
-    common::wait_for_count(&server, lines.len() as u64).await;
+    let server = common::up_on_lines(dir, &lines).await;
     (server, lines)
 }
 
