@@ -5,7 +5,8 @@
 //!   of about 1 KB events, the release `auditrail run --service ingestor` and
 //!   `--service indexer` as separate processes over loopback gRPC, timed
 //!   until the indexer has committed every event; events/s, MB/s and the
-//!   peak RSS of each process.
+//!   peak RSS of each process; once with the indexer's access records off
+//!   and once on (each batch leaves one).
 //! - `store`: the embedded store's own ceiling without gRPC or parsing
 //!   (`store_ceiling`, `crates/store-tantivy/tests/bench.rs`) and tantivy's
 //!   alone on the same documents (`tantivy_ceiling`, a unit test of that
@@ -148,6 +149,24 @@ fn ingest_in(dir: &Path, events: u64, auditrail: &Path) -> anyhow::Result<()> {
         auditrail_loggen::GenConfig::default().start,
     )?;
 
+    // Each batch the indexer takes leaves an access record: measured with
+    // recording off and on, each in a store of its own.
+    for recorded in [false, true] {
+        let data = dir.join(if recorded { "recorded" } else { "unrecorded" });
+        ingest_once(auditrail, &log, &data, events, bytes, recorded)?;
+    }
+    Ok(())
+}
+
+/// One run of the ingest benchmark into the data directory `data`.
+fn ingest_once(
+    auditrail: &Path,
+    log: &Path,
+    data: &Path,
+    events: u64,
+    bytes: u64,
+    recorded: bool,
+) -> anyhow::Result<()> {
     let mut command = Command::new(auditrail);
     command
         .args(["run", "--service", "indexer"])
@@ -161,7 +180,10 @@ fn ingest_in(dir: &Path, events: u64, auditrail: &Path) -> anyhow::Result<()> {
             "json",
         ])
         .arg("--data-dir")
-        .arg(dir);
+        .arg(data);
+    if !recorded {
+        command.arg("--no-access-log");
+    }
     let indexer = ServerProcess::spawn(command, &[])?;
     let indexer_metrics = indexer
         .metrics_addr()
@@ -187,9 +209,9 @@ fn ingest_in(dir: &Path, events: u64, auditrail: &Path) -> anyhow::Result<()> {
         .arg("--indexer-url")
         .arg(indexer.url())
         .arg("--data-dir")
-        .arg(dir)
+        .arg(data)
         .arg("--log-path")
-        .arg(&log);
+        .arg(log);
     let ingestor = ServerProcess::spawn(command, &[])?;
 
     #[allow(clippy::cast_precision_loss)]
@@ -216,8 +238,13 @@ fn ingest_in(dir: &Path, events: u64, auditrail: &Path) -> anyhow::Result<()> {
         bytes as f64 / secs / 1e6,
         bytes as f64 / target,
     );
+    let mode = if recorded {
+        "access records on"
+    } else {
+        "access records off"
+    };
     println!(
-        "ingest: {events} events ({mean:.0} B mean) file to committed in {secs:.1} s: \
+        "ingest ({mode}): {events} events ({mean:.0} B mean) file to committed in {secs:.1} s: \
          {rate:.0} events/s, {mbps:.1} MB/s; peak RSS ingestor {ingestor_rss:.1} MiB, \
          indexer {indexer_rss:.1} MiB"
     );
