@@ -27,6 +27,7 @@ pub(crate) fn event_type(value: i32) -> &'static str {
     match v1::EventType::try_from(value) {
         Ok(v1::EventType::Ee) => "ee",
         Ok(v1::EventType::Kube) => "kube",
+        Ok(v1::EventType::Access) => "access",
         _ => "unspecified",
     }
 }

@@ -269,6 +269,24 @@ async fn records_stay_apart(server: &Server, recorded: u64) {
         "a viewer does not count access records: {viewer_stats:?}"
     );
     let admin_stats = access_stats(server, Some("admin-secret")).await.unwrap();
+    // The CLI names their type in its envelopes.
+    let output = std::process::Command::new(binary("auditrail").unwrap())
+        .args(["search", "--type", "access", "-o", "ndjson", "--provenance"])
+        .args(["--server", &server.url(), "--token", "admin-secret"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let envelopes = String::from_utf8(output.stdout).unwrap();
+    assert!(envelopes.lines().count() as u64 >= recorded, "{envelopes}");
+    for line in envelopes.lines() {
+        let envelope: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(envelope["type"], "access", "{line}");
+        assert_eq!(envelope["event"]["objectRef"]["apiGroup"], "auditrail.io");
+    }
     assert!(
         admin_stats
             .iter()
