@@ -45,6 +45,15 @@ fn proto_json<M: prost::Message>(
     serde_json::to_value(&dynamic).map_err(|e| ReportError::Internal(format!("{name}: {e}")))
 }
 
+/// `messages` (each a `name`) as a JSON file of one array.
+fn json_list<M: prost::Message>(messages: &[M], name: &str) -> Result<Vec<u8>, ReportError> {
+    let list = messages
+        .iter()
+        .map(|m| proto_json(m, name))
+        .collect::<Result<Vec<_>, _>>()?;
+    json_file(&serde_json::Value::Array(list))
+}
+
 fn json_file(value: &serde_json::Value) -> Result<Vec<u8>, ReportError> {
     let mut data =
         serde_json::to_vec_pretty(value).map_err(|e| ReportError::Internal(e.to_string()))?;
@@ -400,23 +409,9 @@ pub fn render(
                 v1::ReportPart::Summary if csv => namespaces_csv(&summary, true)?,
                 v1::ReportPart::Summary => json_file(&proto_json(&summary, "EndpointsSummary")?)?,
                 v1::ReportPart::Namespaces if csv => namespaces_csv(&summary, false)?,
-                v1::ReportPart::Namespaces => {
-                    let list = summary
-                        .namespaces
-                        .iter()
-                        .map(|n| proto_json(n, "NamespaceSummary"))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    json_file(&serde_json::Value::Array(list))?
-                }
+                v1::ReportPart::Namespaces => json_list(&summary.namespaces, "NamespaceSummary")?,
                 v1::ReportPart::Endpoints if csv => endpoints_csv(&c.endpoints)?,
-                v1::ReportPart::Endpoints => {
-                    let list = c
-                        .endpoints
-                        .iter()
-                        .map(|e| proto_json(e, "EndpointEntry"))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    json_file(&serde_json::Value::Array(list))?
-                }
+                v1::ReportPart::Endpoints => json_list(&c.endpoints, "EndpointEntry")?,
                 _ => return Err(ReportError::Internal("part not resolved".into())),
             }
         }
