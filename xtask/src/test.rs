@@ -23,7 +23,7 @@ const FIXED_PROPTEST_SEED: &str = "20261204";
 /// Format check, `cargo xtask tidy` (see `tidy.rs`), clippy with warnings
 /// as errors, the Helm chart's checks (`chart.rs`), then every test of the
 /// workspace. Tools the tests need beyond cargo (moto's CloudWatch Logs
-/// emulator) are installed by this command into a folder it owns before the
+/// emulator, Chromium and ChromeDriver) are installed by this command into a folder it owns before the
 /// tests run (see `tools.rs`).
 pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     if !args.no_lint {
@@ -48,6 +48,16 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
     let moto = tools::ensure_moto()?;
     let mut test = cargo();
     test.env(tools::MOTO_SERVER_ENV, &moto);
+    match tools::ensure_browser() {
+        Ok((chromium, driver)) => {
+            test.env(tools::CHROMIUM_ENV, chromium);
+            test.env(tools::CHROMEDRIVER_ENV, driver);
+        }
+        Err(reason) => {
+            eprintln!("the console's browser tests will be reported ignored: {reason}");
+            test.env(tools::NO_BROWSER_ENV, reason);
+        }
+    }
     // The property tests draw their inputs from this seed, so that a run
     // is repeatable and CI judges the code, not the draw; set
     // PROPTEST_RNG_SEED (and PROPTEST_CASES) to explore further.

@@ -9,6 +9,10 @@
 //!   helm-python-sdk (the Helm v4 library, no `helm` binary) and
 //!   kubernetes-validate (Kubernetes' OpenAPI schemas); and checkov, the
 //!   policy scanner, in a virtualenv of its own (it pins many packages).
+//! - Chromium and ChromeDriver (Debian's `chromium` and `chromium-driver`)
+//!   for the console's browser tests: system packages, so they are
+//!   installed with apt-get when missing (as root); where that cannot be
+//!   done the browser tests report themselves ignored with the reason.
 //! - cargo-machete (crates.io, pinned): the unused-dependency check of
 //!   `cargo xtask tidy`, built from source with `cargo install --locked`.
 
@@ -33,6 +37,51 @@ fn tools_dir() -> PathBuf {
         || workspace_root().join("target/tools"),
         |home| PathBuf::from(home).join(".cache/auditrail/tools"),
     )
+}
+
+/// The browser tests find Chromium and ChromeDriver through these
+/// variables, or the reason they cannot run through the third.
+pub(crate) const CHROMIUM_ENV: &str = "AUDITRAIL_CHROMIUM";
+pub(crate) const CHROMEDRIVER_ENV: &str = "AUDITRAIL_CHROMEDRIVER";
+pub(crate) const NO_BROWSER_ENV: &str = "AUDITRAIL_NO_BROWSER";
+
+/// Debian's Chromium and its WebDriver, installed with apt-get when
+/// missing: their paths, or why they are not there.
+pub(crate) fn ensure_browser() -> Result<(PathBuf, PathBuf), String> {
+    let chromium = PathBuf::from("/usr/bin/chromium");
+    let driver = PathBuf::from("/usr/bin/chromedriver");
+    if chromium.is_file() && driver.is_file() {
+        return Ok((chromium, driver));
+    }
+    eprintln!("installing Debian's chromium and chromium-driver for the browser tests");
+    let install = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))
+            .and_then(|s| {
+                if s.success() {
+                    Ok(())
+                } else {
+                    Err(format!("apt-get {} failed ({s})", args.join(" ")))
+                }
+            })
+    };
+    let packages = ["install", "-y", "-q", "chromium", "chromium-driver"];
+    if install(&packages).is_err() {
+        install(&["update", "-q"])?;
+        install(&packages)?;
+    }
+    if chromium.is_file() && driver.is_file() {
+        Ok((chromium, driver))
+    } else {
+        Err(
+            "apt-get installed chromium and chromium-driver, yet /usr/bin/chromium or \
+             /usr/bin/chromedriver is missing"
+                .to_owned(),
+        )
+    }
 }
 
 /// Installs moto's server unless this version is already there, and

@@ -31,7 +31,7 @@ const RECORDED: bool = true;
 const UNRECORDED: bool = false;
 
 /// The gRPC path of every RPC, what it needs and whether it is recorded.
-const TABLE: [(&str, Permission, bool); 26] = [
+const TABLE: [(&str, Permission, bool); 27] = [
     (
         "auditrail.v1.IngestService/IngestBatch",
         Permission::Ingest,
@@ -108,6 +108,11 @@ const TABLE: [(&str, Permission, bool); 26] = [
         RECORDED,
     ),
     ("auditrail.v1.QueryService/Diff", Permission::Read, RECORDED),
+    (
+        "auditrail.v1.QueryService/GetEvent",
+        Permission::Read,
+        RECORDED,
+    ),
     (
         "auditrail.v1.ReportService/CreateReportDefinition",
         Permission::ManageReports,

@@ -12,6 +12,7 @@
 //! [query]
 //! [provisioner]
 //! [reporter]
+//! [console]
 //! ```
 //!
 //! Every table refuses unknown keys. A process reads all the tables, so one
@@ -53,6 +54,8 @@ pub struct NodeConfig {
     pub provisioner: auditrail_provisioner::Settings,
     /// The reporter.
     pub reporter: auditrail_reporter::Settings,
+    /// The web console.
+    pub console: auditrail_console::Settings,
 }
 
 impl NodeConfig {
@@ -71,6 +74,7 @@ impl NodeConfig {
             query: auditrail_query::Settings::default(),
             provisioner: auditrail_provisioner::Settings::default(),
             reporter: auditrail_reporter::Settings::default(),
+            console: auditrail_console::Settings::default(),
         }
     }
 

@@ -22,7 +22,7 @@ use crate::table::{Selection, ServiceName};
 #[derive(Debug, Clone, Default, Args)]
 pub struct NodeArgs {
     /// TOML configuration file, with the tables server, log, otlp, store,
-    /// ingestor, indexer, query, provisioner and reporter.
+    /// ingestor, indexer, query, provisioner, reporter and console.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print the effective configuration (secrets redacted) and exit 0, or
@@ -36,12 +36,12 @@ pub struct NodeArgs {
     pub data_dir: Option<PathBuf>,
     /// Address the gRPC API listens on [default: 127.0.0.1:50051; one
     /// service alone: its own port, ingestor 50053, indexer 50054, query
-    /// 50055, provisioner 50052, reporter 50056].
+    /// 50055, provisioner 50052, reporter 50056, console 50057].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Address of the Prometheus `/metrics` endpoint [default:
     /// 127.0.0.1:9464; one service alone: ingestor 9466, indexer 9467,
-    /// query 9468, provisioner 9465, reporter 9469].
+    /// query 9468, provisioner 9465, reporter 9469, console 9470].
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
     /// Turns the Prometheus endpoint off.
@@ -97,6 +97,10 @@ pub struct NodeArgs {
     /// another process [default: http://127.0.0.1:50054].
     #[arg(long, value_name = "URL")]
     pub indexer_url: Option<String>,
+    /// Console: address its pages and JSON API listen on [default:
+    /// 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub console_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub sources: SourceArgs,
 }
@@ -143,13 +147,14 @@ pub struct AccessLogArgs {
 /// Which services each service-specific flag configures (by clap id).
 /// Flags not listed configure the process itself.
 fn owners(id: &str) -> Option<&'static [ServiceName]> {
-    use ServiceName::{Indexer, Ingestor, Provisioner, Query, Reporter};
+    use ServiceName::{Console, Indexer, Ingestor, Provisioner, Query, Reporter};
     match id {
         "data_dir" => Some(&[Ingestor, Indexer, Query, Reporter]),
         "elasticsearch_urls" => Some(&[Indexer, Query]),
         "retention_days" => Some(&[Indexer]),
         "cluster" => Some(&[Ingestor, Reporter]),
         "indexer_url" => Some(&[Ingestor]),
+        "console_listen" => Some(&[Console]),
         "access_log_indexer_url" => Some(&[Query, Provisioner, Reporter]),
         _ if source_ids().iter().any(|s| s == id) => Some(&[Ingestor]),
         _ => None,
@@ -240,6 +245,9 @@ impl NodeArgs {
             reporter: ReporterFlags {
                 default_cluster: self.cluster.clone(),
             },
+            console: ConsoleFlags {
+                listen: self.console_listen.map(|a| a.to_string()),
+            },
         })
     }
 }
@@ -256,6 +264,13 @@ pub(crate) struct Overrides {
     ingestor: IngestorFlags,
     indexer: IndexerFlags,
     reporter: ReporterFlags,
+    console: ConsoleFlags,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ConsoleFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -419,6 +434,7 @@ mod tests {
             ("query", ports::QUERY),
             ("provisioner", ports::PROVISIONER),
             ("reporter", ports::REPORTER),
+            ("console", ports::CONSOLE),
         ] {
             assert!(
                 listen.contains(&format!("{name} {}", p.grpc)),

@@ -1,4 +1,4 @@
-//! The composition table: the five services a process can run, by name,
+//! The composition table: the six services a process can run, by name,
 //! with their default ports and what each is given to start.
 //!
 //! A service is added to a process only through `ServiceName::add`, which
@@ -32,15 +32,18 @@ pub enum ServiceName {
     Provisioner,
     /// Compliance reports.
     Reporter,
+    /// The web console and its JSON API.
+    Console,
 }
 
 /// Every service, in table order.
-pub const ALL: [ServiceName; 5] = [
+pub const ALL: [ServiceName; 6] = [
     ServiceName::Ingestor,
     ServiceName::Indexer,
     ServiceName::Query,
     ServiceName::Provisioner,
     ServiceName::Reporter,
+    ServiceName::Console,
 ];
 
 /// The gRPC port of a process running several services.
@@ -57,6 +60,7 @@ impl ServiceName {
             Self::Query => <auditrail_query::Querier as Service>::NAME,
             Self::Provisioner => <auditrail_provisioner::Provisioner as Service>::NAME,
             Self::Reporter => <auditrail_reporter::Reporter as Service>::NAME,
+            Self::Console => <auditrail_console::Console as Service>::NAME,
         }
     }
 
@@ -71,6 +75,7 @@ impl ServiceName {
             Self::Query => ports::<auditrail_query::Querier>(),
             Self::Provisioner => ports::<auditrail_provisioner::Provisioner>(),
             Self::Reporter => ports::<auditrail_reporter::Reporter>(),
+            Self::Console => ports::<auditrail_console::Console>(),
         }
     }
 
@@ -85,6 +90,7 @@ impl ServiceName {
             Self::Query => check::<auditrail_query::Querier>(&config.query),
             Self::Provisioner => check::<auditrail_provisioner::Provisioner>(&config.provisioner),
             Self::Reporter => check::<auditrail_reporter::Reporter>(&config.reporter),
+            Self::Console => check::<auditrail_console::Console>(&config.console),
         }
     }
 
@@ -138,6 +144,16 @@ impl ServiceName {
                     },
                 },
             ),
+            Self::Console => add::<auditrail_console::Console>(
+                services,
+                &config.console,
+                auditrail_console::Shared {
+                    query: shared.selection.contains(&Self::Query),
+                    reporter: shared.selection.contains(&Self::Reporter),
+                    ingestor: shared.selection.contains(&Self::Ingestor),
+                    indexer: shared.selection.contains(&Self::Indexer),
+                },
+            ),
         }
     }
 }
@@ -168,7 +184,7 @@ pub(crate) struct Shared {
 pub struct Selection(BTreeSet<ServiceName>);
 
 impl Selection {
-    /// All five services.
+    /// All six services.
     pub fn all() -> Self {
         Self(ALL.into_iter().collect())
     }
@@ -215,6 +231,7 @@ impl Selection {
             Some(ServiceName::Query) => "auditrail-query",
             Some(ServiceName::Provisioner) => "auditrail-provisioner",
             Some(ServiceName::Reporter) => "auditrail-reporter",
+            Some(ServiceName::Console) => "auditrail-console",
             None => "auditrail",
         }
     }
@@ -281,10 +298,14 @@ mod tests {
                 let (grpc, metrics) = s.default_ports();
                 [grpc, metrics]
             })
-            .chain([ALL_IN_ONE_PORT, ALL_IN_ONE_METRICS_PORT])
+            .chain([
+                ALL_IN_ONE_PORT,
+                ALL_IN_ONE_METRICS_PORT,
+                auditrail_console::settings::DEFAULT_HTTP_PORT,
+            ])
             .collect();
         ports.sort_unstable();
         ports.dedup();
-        assert_eq!(ports.len(), 12, "no two listeners share a default port");
+        assert_eq!(ports.len(), 15, "no two listeners share a default port");
     }
 }

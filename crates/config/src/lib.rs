@@ -35,7 +35,7 @@ pub const ENV_PREFIX: &str = "AUDITRAIL_";
 /// `AUDITRAIL_*` variables that are not server configuration: what the
 /// clients read (`AUDITRAIL_SERVER`, the server a command asks;
 /// `AUDITRAIL_TOKEN`, `AUDITRAIL_TOKEN_FILE`) and what the tests pass to
-/// each other (`AUDITRAIL_MOTO_SERVER`). A user who exports them for the
+/// each other (`AUDITRAIL_MOTO_SERVER`, the browser's paths). A user who exports them for the
 /// CLI starts servers in the same shell; they must never be read as the
 /// `[server]` table or anything else.
 pub const NOT_CONFIGURATION: &[&str] = &[
@@ -43,6 +43,9 @@ pub const NOT_CONFIGURATION: &[&str] = &[
     "AUDITRAIL_TOKEN",
     "AUDITRAIL_TOKEN_FILE",
     "AUDITRAIL_MOTO_SERVER",
+    "AUDITRAIL_CHROMIUM",
+    "AUDITRAIL_CHROMEDRIVER",
+    "AUDITRAIL_NO_BROWSER",
     "AUDITRAIL_TANTIVY_CRASH_CHILD_DIR",
 ];
 

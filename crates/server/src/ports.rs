@@ -44,6 +44,13 @@ pub const REPORTER: Ports = Ports {
     metrics: 9469,
 };
 
+/// The console alone (its pages and JSON API listen on their own HTTP
+/// port, 8080 by default, set in `[console] listen`).
+pub const CONSOLE: Ports = Ports {
+    grpc: 50057,
+    metrics: 9470,
+};
+
 /// The URL of a gRPC server on this host at `ports`.
 pub fn local_url(ports: Ports) -> String {
     format!("http://127.0.0.1:{}", ports.grpc)

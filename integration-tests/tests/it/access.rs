@@ -19,6 +19,7 @@ fn allowed(role: &str) -> Vec<&'static str> {
         "QueryService/Histogram",
         "QueryService/History",
         "QueryService/Diff",
+        "QueryService/GetEvent",
         "IngestService/GetIndexStats",
         "IngestorService/GetStatus",
         "IngestorService/ListDeadLetters",
@@ -139,7 +140,7 @@ async fn every_rpc_answers_each_role_as_the_permissions_table_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 26, "every RPC of auditrail.v1");
+    assert_eq!(checked, 27, "every RPC of auditrail.v1");
 
     // Health stays open to probes without any identity.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());

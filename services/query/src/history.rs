@@ -353,6 +353,19 @@ async fn diff_side(
     Ok((version, object))
 }
 
+/// One event by id, when the caller may read it.
+pub(crate) async fn get_event(
+    store: &dyn Store,
+    id: &str,
+    caller: &auditrail_server::Caller,
+) -> Result<v1::GetEventResponse, QueryError> {
+    let stored = event(store, id, "id").await?;
+    crate::scope::check_event(caller, &stored.cluster, stored.event_type.as_str())?;
+    Ok(v1::GetEventResponse {
+        event: Some(crate::convert::audit_event(stored, true)?),
+    })
+}
+
 pub(crate) async fn diff(
     store: &dyn Store,
     request: v1::DiffRequest,

@@ -278,4 +278,21 @@ impl QueryService for Querier {
         }
         Ok(Response::new(answer))
     }
+
+    async fn get_event(
+        &self,
+        request: Request<v1::GetEventRequest>,
+    ) -> Result<Response<v1::GetEventResponse>, Status> {
+        let caller = auditrail_server::Caller::of(&request);
+        let note = AccessNote::of(&request);
+        let request = request.into_inner();
+        if let Some(note) = &note {
+            note.describe(format!("id={}", request.id));
+        }
+        let answer = history::get_event(&*self.store, &request.id, &caller).await?;
+        if let Some(note) = note {
+            note.count(1);
+        }
+        Ok(Response::new(answer))
+    }
 }

@@ -46,7 +46,7 @@ const MAY_DEPEND_ON: [(Layer, &[Layer]); 5] = [
 const TEST_KITS: [&str; 2] = ["auditrail-loggen", "auditrail-store-conformance"];
 
 /// Every workspace crate and its layer; a new crate must be added here.
-const CRATES: [(&str, Layer); 32] = [
+const CRATES: [(&str, Layer); 33] = [
     ("auditrail-event", Domain),
     ("auditrail-policy", Domain),
     ("auditrail-policy-gen", Domain),
@@ -74,6 +74,7 @@ const CRATES: [(&str, Layer); 32] = [
     ("auditrail-indexer", Service),
     ("auditrail-query", Service),
     ("auditrail-reporter", Service),
+    ("auditrail-console", Service),
     ("auditrail-compose", Top),
     ("auditrail-cli", Top),
     ("auditrail-integration-tests", Top),

@@ -28,7 +28,7 @@ const ROOT_FILES: [&str; 11] = [
 /// file name after its last dot: `fuzz.proptest-regressions` is
 /// `proptest-regressions`, `lib.rs.orig` is `orig`). Code folders first, then the data folders, each
 /// listed on purpose.
-const FOLDERS: [(&str, &[&str]); 13] = [
+const FOLDERS: [(&str, &[&str]); 14] = [
     // Code.
     ("crates/", CODE),
     ("services/", CODE),
@@ -52,6 +52,9 @@ const FOLDERS: [(&str, &[&str]); 13] = [
         &["md", "yaml", "tpl", "txt", "json", "helmignore", "lock"],
     ),
     ("kibana/", &["md", "ndjson"]),
+    // The console's pages, embedded in its binary (written here, nothing
+    // vendored).
+    ("services/console/assets/", &["html", "js", "css"]),
 ];
 
 /// What code folders may hold: Rust, manifests, docs, proptest's
