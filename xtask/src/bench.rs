@@ -29,6 +29,10 @@
 //! - `access-crash`: what a SIGKILL under load loses of the access records
 //!   (`access_trail::crash_loss`, an ignored test of the integration tests
 //!   that prints its figures).
+//! - `report`: policy-audit and inventory over 30 days of a generated
+//!   cluster of 5,000 pods and 500 policies, each computed in a process of
+//!   its own (replay, policy calculator, "ever" fold) with its wall time and
+//!   peak RSS (`services/reporter/benches/report.rs`).
 
 use std::path::Path;
 use std::process::Command;
@@ -47,8 +51,8 @@ mod secure;
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
     /// Which benchmark: `parse`, `ingest`, `store`, `query`, `load`,
-    /// `secure`, `access-crash`, or all.
-    #[arg(value_parser = ["parse", "ingest", "store", "query", "load", "secure", "access-crash", "all"], default_value = "all")]
+    /// `secure`, `access-crash`, `report`, or all.
+    #[arg(value_parser = ["parse", "ingest", "store", "query", "load", "secure", "access-crash", "report", "all"], default_value = "all")]
     which: String,
     /// Events in the `ingest` benchmark's log and the `query` benchmark's
     /// store.
@@ -100,6 +104,26 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "--exact",
             "access_trail::crash_loss",
         ]))?;
+    }
+    if matches!(args.which.as_str(), "report" | "all") {
+        for report_type in ["policy-audit", "inventory"] {
+            run_cmd(cargo().args([
+                "bench",
+                "-p",
+                "auditrail-reporter",
+                "--bench",
+                "report",
+                "--",
+                "--type",
+                report_type,
+                "--days",
+                "30",
+                "--pods",
+                "5000",
+                "--policies",
+                "500",
+            ]))?;
+        }
     }
     Ok(())
 }

@@ -142,6 +142,12 @@ impl ServiceName {
                     } else {
                         auditrail_reporter::QueryTarget::Configured
                     },
+                    ingestor: if shared.selection.contains(&Self::Ingestor) {
+                        auditrail_reporter::IngestorTarget::ThisServer
+                    } else {
+                        auditrail_reporter::IngestorTarget::Configured
+                    },
+                    trail_retention_days: config.indexer.retention_days,
                 },
             ),
             Self::Console => add::<auditrail_console::Console>(

@@ -22,8 +22,11 @@ pub(crate) fn describe(err: &figment::Error, figment: &figment::Figment) -> Stri
 
 fn one(e: &figment::Error, figment: &figment::Figment) -> String {
     let mut path = e.path.clone();
-    // An unknown key is reported at its table; name the key itself.
-    if let Kind::UnknownField(field, _) = &e.kind {
+    // An unknown key is reported at its table, or (in a nested table) at
+    // the key itself: name the key once.
+    if let Kind::UnknownField(field, _) = &e.kind
+        && path.last() != Some(field)
+    {
         path.push(field.clone());
     }
     let key = path.join(".");

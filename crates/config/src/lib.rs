@@ -404,7 +404,7 @@ mod tests {
             .extract::<Cfg>()
             .unwrap_err()
             .to_string();
-        assert!(err.contains("unknown key server.workerz"), "{err}");
+        assert!(err.contains("unknown key server.workerz (in file"), "{err}");
         assert!(err.contains("c.toml"), "{err}");
         assert!(err.contains("did you mean workers?"), "{err}");
 

@@ -245,6 +245,26 @@ fn unknown_keys_stop_the_start_with_the_closest_known_key() {
     assert!(err.contains("auditrail.toml"), "{err}");
     assert!(err.contains("did you mean retention_days?"), "{err}");
 
+    // A key of a nested table is named once, with its tables.
+    std::fs::write(&config, "[reporter.snapshots]\nhour = 2\n").unwrap();
+    let err = refused(auditrail().args(["up", "--config"]).arg(&config));
+    assert!(
+        err.contains("unknown key reporter.snapshots.hour (in file"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean hour_utc?"), "{err}");
+    // And a value out of range names its key.
+    std::fs::write(&config, "[reporter.snapshots]\nhour_utc = 24\n").unwrap();
+    let err = refused(
+        auditrail()
+            .args(["up", "--check-config", "--config"])
+            .arg(&config),
+    );
+    assert!(
+        err.contains("snapshots.hour_utc = 24: must be 0 to 23"),
+        "{err}"
+    );
+
     // The old flat layout of `up` (cluster at the top) is refused too.
     std::fs::write(&config, "cluster = \"prod\"\n").unwrap();
     let err = refused(auditrail().args(["up", "--config"]).arg(&config));

@@ -579,8 +579,14 @@ async fn a_schedule_makes_the_last_full_interval_and_skips_suspended_definitions
         &dir.path().join("data"),
         "prod",
         &["--log-path", dir.path().join("none.log").to_str().unwrap()],
+        // The ingestor of the process decides when a tick's report starts:
+        // its only source waits for a file that is not there, so it has
+        // caught up at once (no settling time). The fixed lag of a day
+        // would hold the report back: were the ingestor not asked, no
+        // report would come.
         &[
-            ("AUDITRAIL_REPORTER__TRAIL_LAG_SECS", "0"),
+            ("AUDITRAIL_REPORTER__TRAIL_LAG_SECS", "86400"),
+            ("AUDITRAIL_REPORTER__TRAIL_SETTLE_SECS", "0"),
             ("AUDITRAIL_REPORTER__SCHEDULE_POLL_SECS", "1"),
         ],
     );

@@ -7,18 +7,24 @@
 //!   embedded database (`redb`; why is in its docs).
 //! - [`definition`]: what a valid definition is; schedules; report ids.
 //! - [`trail`]: reading the trail through the query service.
+//! - [`catch_up`]: when the trail holds an interval (the ingestor's
+//!   status, or a fixed wait).
+//! - [`snapshots`]: the reporter's own daily snapshots (LIST through the
+//!   Kubernetes API) and their retention.
 //! - [`compute`]: the three report types, from a snapshot and events,
 //!   with `auditrail-replay` and `auditrail-protection` (no I/O).
 //! - [`runner`]: the queue, the scheduler, retries, metrics.
 //! - [`download`]: report files (parts, formats, CSV columns).
 //! - [`error`]: every failure and its gRPC code.
 
+pub mod catch_up;
 pub mod compute;
 pub mod definition;
 pub mod download;
 pub mod error;
 pub mod runner;
 pub mod settings;
+pub mod snapshots;
 pub mod store;
 pub mod trail;
 
@@ -49,6 +55,15 @@ pub enum QueryTarget {
     ThisServer,
 }
 
+/// Which ingestor tells the reporter how far the trail has caught up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestorTarget {
+    /// `settings.ingestor_url`, when set; else none (`trail_lag_secs`).
+    Configured,
+    /// The ingestor of this very process, at the address it listens on.
+    ThisServer,
+}
+
 /// What the process gives the reporter.
 #[derive(Debug, Clone)]
 pub struct Shared {
@@ -56,6 +71,11 @@ pub struct Shared {
     pub reports_dir: PathBuf,
     /// Where it reads the trail.
     pub query: QueryTarget,
+    /// Which ingestor says when the trail has caught up.
+    pub ingestor: IngestorTarget,
+    /// The trail's retention in days (`[indexer] retention_days`; 0: keep
+    /// all), the default of the snapshots' retention.
+    pub trail_retention_days: u32,
 }
 
 /// Why the reporter cannot start.
@@ -99,28 +119,53 @@ impl auditrail_server::Service for Reporter {
             store,
             settings: settings.clone(),
             queue,
+            held_warning: std::sync::Mutex::new(None),
         });
-        // The client is made now, so a bad URL or TLS file stops the start.
+        // The clients are made now, so a bad URL or TLS file stops the start.
         if shared.query == QueryTarget::Configured {
             trail::Trail::connect(&settings.query_url, &settings.query_client)?;
+        }
+        if shared.ingestor == IngestorTarget::Configured
+            && let Some(url) = &settings.ingestor_url
+        {
+            catch_up::Ingestor::connect(url, &settings.ingestor_client)?;
         }
         let reporter = Self {
             core: Arc::clone(&core),
         };
-        let query = shared.query;
-        Ok(services.with(ReportServiceServer::new(reporter)).task(
-            "reports",
-            move |ctx| async move {
+        let (query, ingestor) = (shared.query, shared.ingestor);
+        let snapshot_store = Arc::clone(&core.store);
+        let snapshot_settings = settings.clone();
+        let retention_days = shared.trail_retention_days;
+        Ok(services
+            .with(ReportServiceServer::new(reporter))
+            .task("reports", move |ctx| async move {
                 let url = match query {
                     QueryTarget::Configured => core.settings.query_url.clone(),
                     QueryTarget::ThisServer => ctx.grpc_url.clone(),
                 };
+                let ingestor_url = match ingestor {
+                    IngestorTarget::Configured => core.settings.ingestor_url.clone(),
+                    IngestorTarget::ThisServer => Some(ctx.grpc_url.clone()),
+                };
+                let ingestor = match ingestor_url
+                    .map(|u| catch_up::Ingestor::connect(&u, &core.settings.ingestor_client))
+                    .transpose()
+                {
+                    Ok(ingestor) => ingestor,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the reporter cannot reach the ingestor");
+                        None
+                    }
+                };
                 match trail::Trail::connect(&url, &core.settings.query_client) {
-                    Ok(trail) => runner::run(core, receiver, trail, ctx.stop).await,
+                    Ok(trail) => runner::run(core, receiver, trail, ingestor, ctx.stop).await,
                     Err(e) => tracing::error!(error = %e, "the reporter cannot reach the trail"),
                 }
-            },
-        ))
+            })
+            .task("snapshots", move |ctx| {
+                snapshots::run(snapshot_store, snapshot_settings, retention_days, ctx.stop)
+            }))
     }
 }
 

@@ -7,8 +7,9 @@
 //!   process are queued again: a report is never left half made.
 //! - The scheduler looks at every definition each `schedule_poll_secs`.
 //!   A tick's report (the interval since the previous tick) is due once
-//!   `trail_lag_secs` have passed after the tick, so the trail has caught
-//!   up with the interval. Ticks missed while the reporter was down are
+//!   the trail has caught up with the interval: as the ingestor's status
+//!   says when one is named (`ingestor_url`, or the process's own), else
+//!   `trail_lag_secs` after the tick (see [`crate::catch_up`]). Ticks missed while the reporter was down are
 //!   made up, oldest first, but not those older than
 //!   `max_catch_up_hours` (at most 7 days). A suspended definition's ticks
 //!   pass without reports. A new definition's first report is the last
@@ -23,7 +24,7 @@
 //!   `reporter_events_replayed_total{type}`.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use auditrail_proto::v1;
@@ -32,6 +33,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use crate::catch_up::{Gate, Ingestor};
 use crate::compute::{Input, compute};
 use crate::definition::{Schedule, report_id};
 use crate::download::type_name;
@@ -49,7 +51,13 @@ pub struct Core {
     pub settings: Settings,
     /// Report ids to generate.
     pub queue: mpsc::UnboundedSender<String>,
+    /// When the reporter last warned that the ingestor holds reports back.
+    pub held_warning: Mutex<Option<Timestamp>>,
 }
+
+/// How often, at most, the reporter warns that reports wait for the
+/// ingestor.
+const HELD_WARNING_EVERY: SignedDuration = SignedDuration::from_mins(10);
 
 /// The intervals a schedule has due.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,12 +70,13 @@ pub struct Due {
     pub skipped: bool,
 }
 
-/// The reports due for `schedule` after the tick `last`, at `now`.
+/// The reports due for `schedule` after the tick `last`, at `now`: each
+/// interval whose end `ready` says the trail has caught up with.
 pub fn due(
     schedule: &Schedule,
     last: Timestamp,
     now: Timestamp,
-    lag: SignedDuration,
+    ready: &dyn Fn(Timestamp) -> bool,
     max_catch_up: SignedDuration,
     limit: usize,
 ) -> Due {
@@ -86,7 +95,7 @@ pub fn due(
         let Some(next) = schedule.next_after(prev) else {
             break;
         };
-        if next + lag > now {
+        if next > now || !ready(next) {
             break;
         }
         intervals.push((prev, next));
@@ -173,10 +182,14 @@ impl Core {
         Ok(id)
     }
 
-    /// One look at every schedule: queues what is due.
-    fn schedule_pass(&self) -> Result<(), ReportError> {
-        let lag =
-            SignedDuration::from_secs(self.settings.trail_lag_secs.try_into().unwrap_or(i64::MAX));
+    /// The fixed wait after an interval's end.
+    pub fn trail_lag(&self) -> SignedDuration {
+        SignedDuration::from_secs(self.settings.trail_lag_secs.try_into().unwrap_or(i64::MAX))
+    }
+
+    /// One look at every schedule: queues what `gate` says is due.
+    pub fn schedule_pass(&self, gate: &Gate) -> Result<(), ReportError> {
+        let lag = self.trail_lag();
         let catch_up =
             SignedDuration::from_hours(self.settings.max_catch_up_hours.try_into().unwrap_or(168));
         let now = now();
@@ -194,7 +207,14 @@ impl Core {
                     None => continue,
                 },
             };
-            let due = due(&schedule, last, now, lag, catch_up, 100);
+            let due = due(&schedule, last, now, &|end| gate.ready(end), catch_up, 100);
+            if let Gate::Ingestor(view) = gate
+                && let Some(next) = schedule.next_after(due.last)
+                && next + lag <= now
+                && due.intervals.len() < 100
+            {
+                self.warn_held(&def.name, next, &view.behind(next), now);
+            }
             if due.skipped {
                 tracing::warn!(
                     definition = %def.name,
@@ -214,6 +234,28 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Warns (at most every ten minutes) that the ingestor holds back the
+    /// report of `name` ending at `end`, longer than `trail_lag_secs`.
+    fn warn_held(&self, name: &str, end: Timestamp, behind: &[String], now: Timestamp) {
+        let mut last = self
+            .held_warning
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t + HELD_WARNING_EVERY > now) {
+            return;
+        }
+        *last = Some(now);
+        tracing::warn!(
+            definition = %name,
+            interval_end = %end,
+            sources = %behind.join(", "),
+            "a scheduled report waits for the ingestor to catch up with its interval \
+             (longer than trail_lag_secs); it starts once these sources have"
+        );
+    }
+}
+
 /// Generates one report's contents.
 async fn generate(
     store: &Arc<Store>,
@@ -229,7 +271,10 @@ async fn generate(
             "a stored report without interval".into(),
         ));
     };
-    let snapshot = store.snapshot_before(&report.cluster, start)?;
+    let (snapshot, notes) = match store.snapshot_before(&report.cluster, start)? {
+        Some(kept) => (Some(kept.snapshot), kept.notes),
+        None => (None, Vec::new()),
+    };
     let from = snapshot.as_ref().map(|s| s.request_start);
     let events = trail.changes(&report.cluster, from, end).await?;
     let definition = report.definition.clone().unwrap_or_default();
@@ -248,6 +293,11 @@ async fn generate(
         })
         .map(|mut out| {
             out.events_replayed = events.len() as u64;
+            if let Some(s) = &snapshot {
+                let at = s.request_start.strftime("%Y-%m-%dT%H:%M:%SZ");
+                out.warnings
+                    .extend(notes.iter().map(|note| format!("snapshot of {at}: {note}")));
+            }
             out
         })
     })
@@ -332,6 +382,7 @@ pub async fn run(
     core: Arc<Core>,
     mut queue: mpsc::UnboundedReceiver<String>,
     trail: Trail,
+    ingestor: Option<Ingestor>,
     mut stop: StopSignal,
 ) {
     // Reports a stopped process left unfinished.
@@ -397,8 +448,12 @@ pub async fn run(
                 }
             }
             _ = poll.tick() => {
+                let settle = SignedDuration::from_secs(
+                    core.settings.trail_settle_secs.try_into().unwrap_or(i64::MAX),
+                );
+                let gate = Ingestor::gate(ingestor.as_ref(), core.trail_lag(), settle).await;
                 let core = Arc::clone(&core);
-                let pass = tokio::task::spawn_blocking(move || core.schedule_pass()).await;
+                let pass = tokio::task::spawn_blocking(move || core.schedule_pass(&gate)).await;
                 match pass {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "schedule pass failed"),
@@ -429,6 +484,7 @@ mod tests {
                 ..Settings::default()
             },
             queue,
+            held_warning: Mutex::new(None),
         };
         (core, receiver)
     }
@@ -462,7 +518,11 @@ mod tests {
         core.store
             .create_definition(&daily("off", true, created))
             .unwrap();
-        core.schedule_pass().unwrap();
+        let gate = Gate::Fixed {
+            lag: SignedDuration::ZERO,
+            now: now(),
+        };
+        core.schedule_pass(&gate).unwrap();
         let mut queued = Vec::new();
         while let Ok(id) = queue.try_recv() {
             queued.push(id);
@@ -483,7 +543,7 @@ mod tests {
         assert_eq!(core.store.last_tick("off").unwrap(), Some(midnight));
         assert_eq!(core.store.reports().unwrap().len(), 3);
         // A second pass finds nothing new.
-        core.schedule_pass().unwrap();
+        core.schedule_pass(&gate).unwrap();
         assert!(queue.try_recv().is_err());
         assert_eq!(core.store.last_tick("on").unwrap(), Some(midnight));
     }
@@ -497,7 +557,7 @@ mod tests {
             &hourly,
             t("2026-05-01T10:00:00Z"),
             t("2026-05-01T11:29:00Z"),
-            lag,
+            &|end| end + lag <= t("2026-05-01T11:29:00Z"),
             week,
             100,
         );
@@ -507,13 +567,52 @@ mod tests {
             &hourly,
             t("2026-05-01T10:00:00Z"),
             t("2026-05-01T11:30:00Z"),
-            lag,
+            &|end| end + lag <= t("2026-05-01T11:30:00Z"),
             week,
             100,
         );
         assert_eq!(
             d.intervals,
             vec![(t("2026-05-01T10:00:00Z"), t("2026-05-01T11:00:00Z"))]
+        );
+        assert_eq!(d.last, t("2026-05-01T11:00:00Z"));
+    }
+
+    #[test]
+    fn with_an_ingestor_the_ticks_it_has_caught_up_with_are_due_in_order() {
+        use crate::catch_up::{IngestorView, SourceView};
+        let hourly = Schedule::parse("0 * * * *").unwrap();
+        let week = SignedDuration::from_hours(168);
+        // A CloudWatch source that has read up to 11:10: 10:00 and 11:00
+        // are caught up, 12:00 is not, whatever trail_lag_secs says.
+        let view = IngestorView {
+            observed: t("2026-05-01T12:40:00Z"),
+            sources: vec![SourceView {
+                name: "eks".into(),
+                state: v1::SourceState::Running,
+                last_event_time: Some(t("2026-05-01T11:10:00Z")),
+                lag_seconds: 5400.0,
+                pending_bytes: 0,
+                error: String::new(),
+            }],
+            in_flight_batches: 1,
+            settle: SignedDuration::from_secs(60),
+        };
+        let gate = Gate::Ingestor(view);
+        let d = due(
+            &hourly,
+            t("2026-05-01T09:00:00Z"),
+            t("2026-05-01T12:40:00Z"),
+            &|end| gate.ready(end),
+            week,
+            100,
+        );
+        assert_eq!(
+            d.intervals,
+            vec![
+                (t("2026-05-01T09:00:00Z"), t("2026-05-01T10:00:00Z")),
+                (t("2026-05-01T10:00:00Z"), t("2026-05-01T11:00:00Z")),
+            ]
         );
         assert_eq!(d.last, t("2026-05-01T11:00:00Z"));
     }
@@ -528,7 +627,7 @@ mod tests {
             &daily,
             t("2026-04-01T00:00:00Z"),
             t("2026-05-01T12:00:00Z"),
-            lag,
+            &|end| end + lag <= t("2026-05-01T12:00:00Z"),
             week,
             100,
         );
@@ -548,7 +647,7 @@ mod tests {
             &daily,
             t("2026-04-29T00:00:00Z"),
             t("2026-05-01T12:00:00Z"),
-            lag,
+            &|end| end + lag <= t("2026-05-01T12:00:00Z"),
             week,
             100,
         );
@@ -559,7 +658,7 @@ mod tests {
             &daily,
             t("2026-04-29T00:00:00Z"),
             t("2026-05-01T12:00:00Z"),
-            lag,
+            &|end| end + lag <= t("2026-05-01T12:00:00Z"),
             week,
             1,
         );

@@ -48,12 +48,32 @@ struct StoredSnapshot {
     request_start: Timestamp,
     request_completion: Timestamp,
     objects: Vec<serde_json::Value>,
+    /// What the reader of a report built on it must know (resource types
+    /// the API server did not serve when the reporter took it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    notes: Vec<String>,
+}
+
+/// A stored snapshot and its notes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptSnapshot {
+    /// The objects and times.
+    pub snapshot: Snapshot,
+    /// What was missing when it was taken (empty for imports).
+    pub notes: Vec<String>,
 }
 
 fn snapshot_key(cluster: &str, start: Timestamp) -> String {
     // Fixed width, so keys sort by time; times before 1970 are refused
     // when imported.
     format!("{cluster}\0{:024}", start.as_nanosecond())
+}
+
+/// The cluster and start of a snapshot key.
+fn parse_snapshot_key(key: &str) -> Option<(&str, Timestamp)> {
+    let (cluster, nanos) = key.rsplit_once('\0')?;
+    let nanos: i128 = nanos.parse().ok()?;
+    Some((cluster, Timestamp::from_nanosecond(nanos).ok()?))
 }
 
 fn decode<M: prost::Message + Default>(bytes: &[u8]) -> Result<M, ReportError> {
@@ -258,11 +278,23 @@ impl Store {
 
     /// Stores a snapshot of `cluster`; its id.
     pub fn put_snapshot(&self, cluster: &str, snapshot: &Snapshot) -> Result<String, ReportError> {
+        self.put_snapshot_noted(cluster, snapshot, &[])
+    }
+
+    /// Stores a snapshot of `cluster` with notes for the reports built on
+    /// it, in one transaction (all of it or nothing); its id.
+    pub fn put_snapshot_noted(
+        &self,
+        cluster: &str,
+        snapshot: &Snapshot,
+        notes: &[String],
+    ) -> Result<String, ReportError> {
         let key = snapshot_key(cluster, snapshot.request_start);
         let stored = StoredSnapshot {
             request_start: snapshot.request_start,
             request_completion: snapshot.request_completion,
             objects: snapshot.objects.clone(),
+            notes: notes.to_vec(),
         };
         let bytes = serde_json::to_vec(&stored).map_err(ReportError::db)?;
         let txn = self.db.begin_write().map_err(ReportError::db)?;
@@ -284,7 +316,7 @@ impl Store {
         &self,
         cluster: &str,
         at: Timestamp,
-    ) -> Result<Option<Snapshot>, ReportError> {
+    ) -> Result<Option<KeptSnapshot>, ReportError> {
         let txn = self.db.begin_read().map_err(ReportError::db)?;
         let table = txn.open_table(SNAPSHOTS).map_err(ReportError::db)?;
         let low = format!("{cluster}\0");
@@ -297,14 +329,59 @@ impl Store {
                 let (_, v) = entry.map_err(ReportError::db)?;
                 let s: StoredSnapshot = serde_json::from_slice(v.value())
                     .map_err(|e| ReportError::db(format!("undecodable snapshot: {e}")))?;
-                Ok(Some(Snapshot {
-                    request_start: s.request_start,
-                    request_completion: s.request_completion,
-                    objects: s.objects,
+                Ok(Some(KeptSnapshot {
+                    snapshot: Snapshot {
+                        request_start: s.request_start,
+                        request_completion: s.request_completion,
+                        objects: s.objects,
+                    },
+                    notes: s.notes,
                 }))
             }
             None => Ok(None),
         }
+    }
+
+    /// The start of every stored snapshot, by cluster then time (read from
+    /// the keys: no snapshot is decoded).
+    pub fn snapshot_times(&self) -> Result<Vec<(String, Timestamp)>, ReportError> {
+        let txn = self.db.begin_read().map_err(ReportError::db)?;
+        let table = txn.open_table(SNAPSHOTS).map_err(ReportError::db)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(ReportError::db)? {
+            let (k, _) = entry.map_err(ReportError::db)?;
+            let key = k.value();
+            let (cluster, start) = parse_snapshot_key(key)
+                .ok_or_else(|| ReportError::db(format!("malformed snapshot key {key:?}")))?;
+            out.push((cluster.to_owned(), start));
+        }
+        Ok(out)
+    }
+
+    /// Deletes the snapshots of `cluster` that started at `starts`, in one
+    /// transaction; how many there were.
+    pub fn delete_snapshots(
+        &self,
+        cluster: &str,
+        starts: &[Timestamp],
+    ) -> Result<usize, ReportError> {
+        let txn = self.db.begin_write().map_err(ReportError::db)?;
+        let mut deleted = 0;
+        {
+            let mut table = txn.open_table(SNAPSHOTS).map_err(ReportError::db)?;
+            for start in starts {
+                let key = snapshot_key(cluster, *start);
+                if table
+                    .remove(key.as_str())
+                    .map_err(ReportError::db)?
+                    .is_some()
+                {
+                    deleted += 1;
+                }
+            }
+        }
+        txn.commit().map_err(ReportError::db)?;
+        Ok(deleted)
     }
 
     /// The end of the last scheduled interval of definition `name`.
@@ -420,12 +497,14 @@ mod tests {
         let got = store
             .snapshot_before("c", t("2026-01-02T12:00:00Z"))
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .snapshot;
         assert_eq!(got.request_start, t("2026-01-01T00:00:00Z"));
         let got = store
             .snapshot_before("c", t("2026-01-03T00:00:00Z"))
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .snapshot;
         assert_eq!(got.request_start, t("2026-01-03T00:00:00Z"));
         assert!(
             store
@@ -437,6 +516,22 @@ mod tests {
             .snapshot_before("d", t("2027-01-01T00:00:00Z"))
             .unwrap()
             .unwrap();
-        assert_eq!(got.objects[0]["cluster"], "d");
+        assert_eq!(got.snapshot.objects[0]["cluster"], "d");
+        assert!(got.notes.is_empty());
+        assert_eq!(
+            store.snapshot_times().unwrap(),
+            vec![
+                ("c".to_owned(), t("2026-01-01T00:00:00Z")),
+                ("c".to_owned(), t("2026-01-03T00:00:00Z")),
+                ("d".to_owned(), t("2026-01-02T00:00:00Z")),
+            ]
+        );
+        assert_eq!(
+            store
+                .delete_snapshots("c", &[t("2026-01-01T00:00:00Z"), t("2026-01-05T00:00:00Z")])
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.snapshot_times().unwrap().len(), 2);
     }
 }
