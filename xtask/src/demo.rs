@@ -69,6 +69,8 @@ fn demo(exe: &Path, dir: &Path) -> anyhow::Result<()> {
             "127.0.0.1:0",
             "--log-format",
             "json",
+            "--console-listen",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(&data)
@@ -117,6 +119,7 @@ fn demo(exe: &Path, dir: &Path) -> anyhow::Result<()> {
         &["search", "--timeline", "--limit", "10", "--server", &url],
     )?;
     history_and_diff(exe, &url)?;
+    console(&server)?;
 
     println!("\n==> SIGTERM: graceful shutdown");
     let status = server.stop()?;
@@ -273,6 +276,40 @@ fn client(exe: &Path, args: &[&str]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot run auditrail {}", args.join(" ")))?;
     if !status.success() {
         bail!("auditrail {} failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The console's address (from its log line), and one page of its JSON
+/// API, as a browser's timeline would ask for it.
+fn console(server: &ServerProcess) -> anyhow::Result<()> {
+    let addr = server
+        .logs()
+        .iter()
+        .find_map(|line| {
+            let log: serde_json::Value = serde_json::from_str(line).ok()?;
+            (log["message"] == "console serving")
+                .then(|| log["console_addr"].as_str().map(str::to_owned))
+                .flatten()
+        })
+        .context("the console did not report its address")?;
+    let base = format!("http://{addr}");
+    println!("\n==> the web console: {base}/timeline");
+    println!("    (while `auditrail up` runs, open it in a browser; `--console-listen` sets the");
+    println!("    address, 127.0.0.1:8080 by default)");
+    let api = format!("{base}/api/v1/search?timeline=true&pageSize=3");
+    println!("\n==> curl '{api}'");
+    let mut answer = ureq::get(&api)
+        .call()
+        .with_context(|| format!("cannot reach the console at {base}"))?;
+    let page: serde_json::Value = serde_json::from_str(&answer.body_mut().read_to_string()?)?;
+    for event in page["events"].as_array().into_iter().flatten() {
+        println!(
+            "    {}  {}  {}",
+            event["stageTimestamp"].as_str().unwrap_or_default(),
+            event["summary"].as_str().unwrap_or_default(),
+            event["user"]["username"].as_str().unwrap_or_default()
+        );
     }
     Ok(())
 }

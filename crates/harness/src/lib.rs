@@ -41,10 +41,14 @@ struct Serving {
     metrics: String,
 }
 
+/// The console's listen address in the environment (`[console] listen`).
+pub const CONSOLE_LISTEN_ENV: &str = "AUDITRAIL_CONSOLE__LISTEN";
+
 impl ServerProcess {
     /// Starts `binary` with `args` (after which the harness adds
-    /// `--listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --log-format json`)
-    /// and `env`, and waits until it serves.
+    /// `--listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 --log-format json`,
+    /// and a free port for the console) and `env`, and waits until it
+    /// serves.
     pub fn start(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let mut command = Command::new(binary);
         command
@@ -69,6 +73,10 @@ impl ServerProcess {
 
     fn launch(mut command: Command, env: &[(&str, &str)], echo: bool) -> anyhow::Result<Self> {
         let mut child = command
+            // The console of a process that runs it takes a free port, so
+            // that servers started side by side never share 8080; `env` or
+            // `--console-listen` override it.
+            .env(CONSOLE_LISTEN_ENV, "127.0.0.1:0")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

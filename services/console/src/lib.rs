@@ -72,6 +72,14 @@ pub enum StartError {
     /// A service's address or TLS files are wrong.
     #[error("[console] {0}")]
     Client(#[from] auditrail_server::client::ClientError),
+    /// The HTTP port cannot be bound.
+    #[error("[console] listen = \"{addr}\": cannot listen there: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
 }
 
 /// What every request handler shares.
@@ -108,13 +116,17 @@ impl auditrail_server::Service for Console {
         let addr = settings.listen_addr()?;
         // Checked now, so a bad URL or TLS file stops the start.
         Backends::connect(&urls(settings, shared, None), &settings.client)?;
+        // Bound now, so a port in use stops the start too.
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|source| StartError::Listen { addr, source })?;
         let settings = settings.clone();
         Ok(services.task("console", move |ctx| async move {
             let urls = urls(&settings, shared, Some(&ctx.grpc_url));
             let backends = match Backends::connect(&urls, &settings.client) {
                 Ok(b) => b,
                 Err(e) => {
-                    tracing::error!(error = %e, "the console cannot reach the services");
+                    tracing::error!(error = %e, "the console does not serve: it cannot reach the services (with [server.tls] in this process, set [console.client] tls_ca)");
                     return;
                 }
             };
@@ -125,7 +137,11 @@ impl auditrail_server::Service for Console {
                     settings.max_sessions,
                 ),
             });
-            if let Err(e) = serve(addr, app, ctx.stop).await {
+            let served = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => serve(listener, app, ctx.stop).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, listen = %addr, "the console stopped");
             }
         }))
@@ -147,13 +163,12 @@ fn urls(settings: &Settings, shared: Shared, own: Option<&str>) -> Urls {
     }
 }
 
-/// Binds `addr` and serves the console until `stop`.
+/// Serves the console on `listener` until `stop`.
 pub async fn serve(
-    addr: std::net::SocketAddr,
+    listener: tokio::net::TcpListener,
     app: Arc<App>,
     mut stop: StopSignal,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tracing::info!(console_addr = %local, url = %format!("http://{local}/"), "console serving");
     axum::serve(listener, router(app))
