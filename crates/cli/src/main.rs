@@ -1,7 +1,7 @@
 //! `auditrail`: the all-in-one server and the command line of auditrail.
 //!
-//! `auditrail run --service …` runs any set of the five services in one
-//! process (one per workload in a cluster), `auditrail up` all five (a
+//! `auditrail run --service …` runs any set of the six services in one
+//! process (one per workload in a cluster), `auditrail up` all six (a
 //! laptop, a demo, CI, a small cluster). `policy` and `setup` do their
 //! work in this process (the provisioner's own code) unless `--server` names
 //! a provisioner; the other subcommands are clients of a running server,
@@ -166,7 +166,7 @@ struct ClientArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run all five services in one process (`run --service all`).
+    /// Run all six services (the console included) in one process (`run --service all`).
     Up(Box<auditrail_compose::NodeArgs>),
     /// Run some of the services in one process: `--service
     /// ingestor,indexer`; one per workload in a cluster.
@@ -177,7 +177,7 @@ enum Command {
         server: ServerArg,
         /// Check only this service (repeatable): ingestor, indexer, query,
         /// provisioner or reporter, as a one-service workload runs [default:
-        /// all five].
+        /// the five gRPC services].
         #[arg(long = "service", value_name = "NAME", value_parser = health::SERVICES.map(|(short, _)| short))]
         services: Vec<String>,
         #[command(flatten)]

@@ -1,7 +1,7 @@
 //! Runs any set of auditrail services in one process, as Loki's module
 //! manager and Quickwit's `--service` do: `auditrail run --service
 //! ingestor,indexer` on a laptop, one `--service` per workload in a
-//! cluster, `auditrail up` for all five.
+//! cluster, `auditrail up` for all six.
 //!
 //! - [`table`]: the composition table: each service's name, default ports,
 //!   and how it is added to a server through its crate's

@@ -289,7 +289,23 @@ async function timelinePage() {
   const hq = new URLSearchParams(query);
   hq.set("timeline", "true");
   api("histogram", hq)
-    .then((h) => histogramSlot.replaceChildren(histogramView(h, query)))
+    .then(async (h) => {
+      // Without a time range the histogram spans the oldest event to now;
+      // where the events sit in a small part of it, draw that part alone
+      // (a few times over, down to one-second buckets).
+      for (let zooms = 0; zooms < 4 && !query.has("from") && !query.has("to"); zooms++) {
+        const nonEmpty = h.buckets.map((b, i) => (Number(b.count) ? i : -1)).filter((i) => i >= 0);
+        if (!nonEmpty.length || nonEmpty[nonEmpty.length - 1] - nonEmpty[0] + 1 >= h.buckets.length / 4) break;
+        if (parseFloat(h.interval) <= 1) break;
+        const zoom = new URLSearchParams(hq);
+        const first = new Date(h.buckets[nonEmpty[0]].start);
+        const last = new Date(h.buckets[nonEmpty[nonEmpty.length - 1]].start);
+        zoom.set("from", first.toISOString());
+        zoom.set("to", new Date(last.getTime() + parseFloat(h.interval) * 1000).toISOString());
+        h = await api("histogram", zoom);
+      }
+      histogramSlot.replaceChildren(histogramView(h, query));
+    })
     .catch((err) => histogramSlot.replaceChildren(errorBox(err)));
 
   const sq = new URLSearchParams(query);

@@ -28,7 +28,7 @@ const ROOT_FILES: [&str; 11] = [
 /// file name after its last dot: `fuzz.proptest-regressions` is
 /// `proptest-regressions`, `lib.rs.orig` is `orig`). Code folders first, then the data folders, each
 /// listed on purpose.
-const FOLDERS: [(&str, &[&str]); 14] = [
+const FOLDERS: [(&str, &[&str]); 15] = [
     // Code.
     ("crates/", CODE),
     ("services/", CODE),
@@ -55,6 +55,8 @@ const FOLDERS: [(&str, &[&str]); 14] = [
     // The console's pages, embedded in its binary (written here, nothing
     // vendored).
     ("services/console/assets/", &["html", "js", "css"]),
+    // Pictures the README shows (the console's timeline).
+    ("docs/", &["png"]),
 ];
 
 /// What code folders may hold: Rust, manifests, docs, proptest's
