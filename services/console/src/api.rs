@@ -52,6 +52,21 @@ fn ok(value: Value) -> Answer {
     Ok(Json(value).into_response())
 }
 
+/// `request` as a unary call with the token of the request's session.
+fn call_of<T>(app: &App, headers: &HeaderMap, request: T) -> Result<tonic::Request<T>, ApiError> {
+    unary(request, token(app, headers).as_deref())
+}
+
+/// The answer of a unary call, `name` its message in the contract.
+async fn answer<T, F>(call: F, name: &str) -> Answer
+where
+    T: prost::Message,
+    F: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let response = call.await?;
+    ok(to_json(response.get_ref(), name)?)
+}
+
 /// Refuses a state-changing request that does not come from the console's
 /// own pages (see the module docs).
 fn check_origin(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -193,13 +208,8 @@ pub async fn search(
         exact_total: p.switch("exactTotal", false)?,
     };
     p.finish()?;
-    let token = token(&app, &headers);
-    let answer = app
-        .backends
-        .query()
-        .search(unary(request, token.as_deref())?)
-        .await?;
-    ok(to_json(answer.get_ref(), "SearchResponse")?)
+    let call = call_of(&app, &headers, request)?;
+    answer(app.backends.query().search(call), "SearchResponse").await
 }
 
 /// A bucket width as people write it: `30s`, `5m`, `1h`, `1d`, `1w`.
@@ -255,13 +265,8 @@ pub async fn histogram(
         timeline: p.switch("timeline", false)?,
     };
     p.finish()?;
-    let token = token(&app, &headers);
-    let answer = app
-        .backends
-        .query()
-        .histogram(unary(request, token.as_deref())?)
-        .await?;
-    ok(to_json(answer.get_ref(), "HistogramResponse")?)
+    let call = call_of(&app, &headers, request)?;
+    answer(app.backends.query().histogram(call), "HistogramResponse").await
 }
 
 /// The original bytes of an event as a document: JSON (unchanged) or
@@ -369,13 +374,8 @@ pub async fn history(
         page_token: p.text("pageToken")?,
     };
     p.finish()?;
-    let token = token(&app, &headers);
-    let answer = app
-        .backends
-        .query()
-        .history(unary(request, token.as_deref())?)
-        .await?;
-    ok(to_json(answer.get_ref(), "HistoryResponse")?)
+    let call = call_of(&app, &headers, request)?;
+    answer(app.backends.query().history(call), "HistoryResponse").await
 }
 
 /// `GET /api/v1/diff?from=ID&to=ID`: `QueryService.Diff`.
@@ -392,13 +392,8 @@ pub async fn diff(
         context_lines: p.number("context")?,
     };
     p.finish()?;
-    let token = token(&app, &headers);
-    let answer = app
-        .backends
-        .query()
-        .diff(unary(request, token.as_deref())?)
-        .await?;
-    ok(to_json(answer.get_ref(), "DiffResponse")?)
+    let call = call_of(&app, &headers, request)?;
+    answer(app.backends.query().diff(call), "DiffResponse").await
 }
 
 /// A stream of a service's chunks as a download: the first chunk is
@@ -478,7 +473,9 @@ pub async fn ingest(
     let token = token.as_deref();
     let part = |r: Result<Value, ApiError>| match r {
         Ok(v) => v,
-        Err(e) => json!({"error": {"code": crate::error::code_name(e.code), "message": e.message}}),
+        Err(e) => {
+            json!({"error": {"code": auditrail_server::code_name(e.code), "message": e.message}})
+        }
     };
     let ingestor_status = async {
         let answer = app
@@ -529,13 +526,12 @@ pub async fn report_definitions(
         cluster: p.text("cluster")?,
     };
     p.finish()?;
-    let token = token(&app, &headers);
-    let answer = app
-        .backends
-        .reporter()
-        .list_report_definitions(unary(request, token.as_deref())?)
-        .await?;
-    ok(to_json(answer.get_ref(), "ListReportDefinitionsResponse")?)
+    let call = call_of(&app, &headers, request)?;
+    answer(
+        app.backends.reporter().list_report_definitions(call),
+        "ListReportDefinitionsResponse",
+    )
+    .await
 }
 
 /// `GET /api/v1/reports`: `ReportService.ListReports`.
@@ -551,13 +547,12 @@ pub async fn reports(
         page_token: p.text("pageToken")?,
     };
     p.finish()?;
-    let token = token(&app, &headers);
-    let answer = app
-        .backends
-        .reporter()
-        .list_reports(unary(request, token.as_deref())?)
-        .await?;
-    ok(to_json(answer.get_ref(), "ListReportsResponse")?)
+    let call = call_of(&app, &headers, request)?;
+    answer(
+        app.backends.reporter().list_reports(call),
+        "ListReportsResponse",
+    )
+    .await
 }
 
 /// `GET /api/v1/reports/{id}`: `ReportService.GetReport` (with
@@ -574,13 +569,12 @@ pub async fn report(
         include_contents: p.switch("contents", false)?,
     };
     p.finish()?;
-    let token = token(&app, &headers);
-    let answer = app
-        .backends
-        .reporter()
-        .get_report(unary(request, token.as_deref())?)
-        .await?;
-    ok(to_json(answer.get_ref(), "GetReportResponse")?)
+    let call = call_of(&app, &headers, request)?;
+    answer(
+        app.backends.reporter().get_report(call),
+        "GetReportResponse",
+    )
+    .await
 }
 
 /// `GET /api/v1/reports/{id}/download?part=…&format=…`:

@@ -83,29 +83,6 @@ impl ApiError {
     }
 }
 
-/// The name of a code as the gRPC specification spells it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 impl From<tonic::Status> for ApiError {
     fn from(status: tonic::Status) -> Self {
         Self {
@@ -118,7 +95,7 @@ impl From<tonic::Status> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Body {
-            code: code_name(self.code),
+            code: auditrail_server::code_name(self.code),
             message: &self.message,
         };
         (self.status(), Json(body)).into_response()
@@ -151,6 +128,5 @@ mod tests {
             };
             assert_eq!(err.status().as_u16(), status, "{code:?}");
         }
-        assert_eq!(code_name(Code::InvalidArgument), "INVALID_ARGUMENT");
     }
 }
