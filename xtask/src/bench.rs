@@ -29,6 +29,9 @@
 //! - `access-crash`: what a SIGKILL under load loses of the access records
 //!   (`access_trail::crash_loss`, an ignored test of the integration tests
 //!   that prints its figures).
+//! - `console`: the JSON API's timeline page against the same gRPC call,
+//!   and the time to the first timeline page in headless Chromium, on a
+//!   store of `--events` events (`bench/console.rs`).
 //! - `report`: policy-audit and inventory over 30 days of a generated
 //!   cluster of 5,000 pods and 500 policies, each computed in a process of
 //!   its own (replay, policy calculator, "ever" fold) with its wall time and
@@ -44,6 +47,7 @@ use auditrail_harness::{ServerProcess, scrape};
 use crate::cargo::{build_binary, cargo, run_cmd};
 use crate::gen_logs::write_log;
 
+mod console;
 mod load;
 mod secure;
 
@@ -51,11 +55,11 @@ mod secure;
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
     /// Which benchmark: `parse`, `ingest`, `store`, `query`, `load`,
-    /// `secure`, `access-crash`, `report`, or all.
-    #[arg(value_parser = ["parse", "ingest", "store", "query", "load", "secure", "access-crash", "report", "all"], default_value = "all")]
+    /// `secure`, `access-crash`, `report`, `console`, or all.
+    #[arg(value_parser = ["parse", "ingest", "store", "query", "load", "secure", "access-crash", "report", "console", "all"], default_value = "all")]
     which: String,
-    /// Events in the `ingest` benchmark's log and the `query` benchmark's
-    /// store.
+    /// Events in the `ingest` benchmark's log and the `query` and `console`
+    /// benchmarks' stores.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
 }
@@ -89,6 +93,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if matches!(args.which.as_str(), "secure" | "all") {
         secure::run()?;
+    }
+    if matches!(args.which.as_str(), "console" | "all") {
+        console::run(args.events)?;
     }
     if matches!(args.which.as_str(), "access-crash" | "all") {
         run_cmd(cargo().args(["build", "-p", "auditrail-cli"]))?;
