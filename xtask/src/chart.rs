@@ -230,7 +230,8 @@ const SCENARIOS: &[Scenario] = &[
         values: || {
             json!({"global": {"tls": {"enabled": true, "existingSecrets": {
                 "ingestor": "tls-ingestor", "indexer": "tls-indexer", "query": "tls-query",
-                "provisioner": "tls-provisioner", "reporter": "tls-reporter"}}}})
+                "provisioner": "tls-provisioner", "reporter": "tls-reporter",
+                "console": "tls-console"}}}})
         },
         expect: Expect::Render,
     },
