@@ -1521,6 +1521,17 @@ fn console(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report)
         }),
         || format!("{scenario}: Service ar-console has no http port {service_port}"),
     );
+    console_ingress(scenario, v, objects, report);
+    let replicas = v["replicas"].as_u64().unwrap_or(1);
+    report.check(
+        (replicas > 1) == find(objects, "PodDisruptionBudget", "ar-console").is_some(),
+        || format!("{scenario}: ar-console: a PodDisruptionBudget iff replicas > 1"),
+    );
+}
+
+/// The console's Ingress iff `console.ingress.enabled`, routing the
+/// values' hosts to the Service's `http` port with the values' TLS.
+fn console_ingress(scenario: &str, v: &Value, objects: &[Obj], report: &mut Report) {
     let ingress = find(objects, "Ingress", "ar-console");
     let wanted = v["ingress"]["enabled"] == true;
     report.check(ingress.is_some() == wanted, || {
@@ -1546,9 +1557,4 @@ fn console(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report)
             },
         );
     }
-    let replicas = v["replicas"].as_u64().unwrap_or(1);
-    report.check(
-        (replicas > 1) == find(objects, "PodDisruptionBudget", "ar-console").is_some(),
-        || format!("{scenario}: ar-console: a PodDisruptionBudget iff replicas > 1"),
-    );
 }
