@@ -28,6 +28,6 @@ LABEL org.opencontainers.image.title="auditrail" \
       org.opencontainers.image.revision="${REVISION}"
 COPY --from=build /out/auditrail /usr/local/bin/auditrail
 USER 65532:65532
-EXPOSE 50052 50053 50054 50055 50056 9465 9466 9467 9468 9469
+EXPOSE 50052 50053 50054 50055 50056 50057 9465 9466 9467 9468 9469 9470 8080
 ENTRYPOINT ["/usr/local/bin/auditrail"]
 CMD ["--help"]

@@ -65,17 +65,26 @@ pub(crate) struct ChartArgs {
 pub(crate) const CHART: &str = "charts/auditrail";
 
 /// The charts whose `file://` dependencies are built, dependents last.
-const BUILD_ORDER: [&str; 6] = [
+const BUILD_ORDER: [&str; 7] = [
     "charts/ingestor",
     "charts/indexer",
     "charts/query",
     "charts/provisioner",
     "charts/reporter",
+    "charts/console",
     "charts/auditrail",
 ];
 
-/// The five services, each a subchart and a `--service` name.
-pub(crate) const SERVICES: [&str; 5] = ["ingestor", "indexer", "query", "provisioner", "reporter"];
+/// The services, each a subchart and a `--service` name: the five and the
+/// web console.
+pub(crate) const SERVICES: [&str; 6] = [
+    "ingestor",
+    "indexer",
+    "query",
+    "provisioner",
+    "reporter",
+    "console",
+];
 
 /// checkov's checks left out, each with its reason (the chart README lists
 /// them; [`docs`] checks that it does). Exceptions that concern one object
@@ -138,6 +147,20 @@ fn elasticsearch() -> Value {
         "auth": {"type": "basic", "existingSecret": "es-credentials"}}}}})
 }
 
+fn console_ingress() -> Value {
+    json!({"console": {
+        "replicas": 2,
+        "ingress": {
+            "enabled": true,
+            "className": "nginx",
+            "hosts": ["audit.example.com"],
+            "tls": [{"secretName": "audit-example-tls", "hosts": ["audit.example.com"]}],
+            "annotations": {"nginx.ingress.kubernetes.io/affinity": "cookie"}},
+        "networkPolicy": {"httpFrom": [{"namespaceSelector": {"matchLabels":
+            {"kubernetes.io/metadata.name": "ingress-nginx"}}}]},
+        "urls": {"ingestor": "https://ar-ingestor.auditrail.svc:50053"}}})
+}
+
 fn disabled(service: &str) -> Value {
     // Without the indexer, the query service needs a store of its own.
     if service == "indexer" {
@@ -153,7 +176,9 @@ fn disabled(service: &str) -> Value {
 /// cert-manager TLS (with tokens and roles); existing-secret TLS; the
 /// Kubernetes authenticator and authorizer with bindings;
 /// plaintext on the pod network as the explicit opt-in; each service
-/// disabled in turn; values the schema or the chart must refuse.
+/// disabled in turn; the console behind an Ingress (TLS, two replicas with
+/// session affinity, its HTTP port open to the controller's namespace
+/// only); values the schema or the chart must refuse.
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "defaults",
@@ -205,7 +230,8 @@ const SCENARIOS: &[Scenario] = &[
         values: || {
             json!({"global": {"tls": {"enabled": true, "existingSecrets": {
                 "ingestor": "tls-ingestor", "indexer": "tls-indexer", "query": "tls-query",
-                "provisioner": "tls-provisioner", "reporter": "tls-reporter"}}}})
+                "provisioner": "tls-provisioner", "reporter": "tls-reporter",
+                "console": "tls-console"}}}})
         },
         expect: Expect::Render,
     },
@@ -255,6 +281,21 @@ const SCENARIOS: &[Scenario] = &[
         name: "without-reporter",
         values: || disabled("reporter"),
         expect: Expect::Render,
+    },
+    Scenario {
+        name: "without-console",
+        values: || disabled("console"),
+        expect: Expect::Render,
+    },
+    Scenario {
+        name: "console-ingress",
+        values: console_ingress,
+        expect: Expect::Render,
+    },
+    Scenario {
+        name: "bad-console-ingress-without-host",
+        values: || json!({"console": {"ingress": {"enabled": true}}}),
+        expect: Expect::Refused("console.ingress.hosts"),
     },
     Scenario {
         name: "bad-store-type",

@@ -1,7 +1,7 @@
 {{/*
 auditrail-lib: the templates every service chart of auditrail shares.
 Each takes a dict: "root" (the calling chart's top context) and
-"component" (ingestor, indexer, query, provisioner, reporter).
+"component" (ingestor, indexer, query, provisioner, reporter, console).
 */}}
 
 {{/* The name of a component's objects: <release>-<component>. */}}
@@ -92,6 +92,28 @@ probe speaks plaintext only: with TLS on, a TCP probe of the same port.
 {{- end }}
 {{- end -}}
 
+{{/*
+The console's probes: its HTTP server (pages, JSON API) answers GET
+/healthz with "ok" on the port named http; plain HTTP whatever
+global.tls says (its gRPC port serves only health and reflection).
+*/}}
+{{- define "auditrail.httpProbes" -}}
+{{- $p := .root.Values.global.probes -}}
+{{- range $kind := list "readinessProbe" "livenessProbe" }}
+{{ $kind }}:
+  httpGet:
+    path: /healthz
+    port: http
+    scheme: HTTP
+  periodSeconds: {{ $p.periodSeconds }}
+  timeoutSeconds: {{ $p.timeoutSeconds }}
+  failureThreshold: {{ $p.failureThreshold }}
+  {{- if eq $kind "livenessProbe" }}
+  initialDelaySeconds: {{ $p.livenessInitialDelaySeconds }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "auditrail.prometheusAnnotations" -}}
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ include "auditrail.metricsPort" . | quote }}
@@ -142,6 +164,21 @@ generated
 {{/* "true" when the component requires client certificates (mTLS, [server.tls] client_ca). */}}
 {{- define "auditrail.requiresClientCert" -}}
 {{- if and .root.Values.global.tls.enabled (has .component .root.Values.global.tls.clientCertificates) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when the console presents its own certificate to the services it
+calls ([console.client] tls_cert, tls_key): with TLS, once one of them
+(query, reporter, ingestor, indexer) requires client certificates. A
+server that gets a client certificate takes it as the caller, before any
+token: there the console's calls are <release>-console's, not the
+signed-in user's (chart README, "The console").
+*/}}
+{{- define "auditrail.consoleClientCert" -}}
+{{- $tls := .root.Values.global.tls -}}
+{{- if and $tls.enabled (or (has "query" $tls.clientCertificates) (has "reporter" $tls.clientCertificates) (has "ingestor" $tls.clientCertificates) (has "indexer" $tls.clientCertificates)) -}}
 true
 {{- end -}}
 {{- end -}}
@@ -405,7 +442,8 @@ enabled = false
 {{/*
 One auditrail container: `auditrail run --service <component> --config
 /etc/auditrail/auditrail.toml`, its ports, probes and posture. Extra
-"mounts" and "env" (YAML lists as strings) are appended.
+"mounts" and "env" (YAML lists as strings) are appended. With "httpPort"
+(the console) a third port, http, which the probes ask (auditrail.httpProbes).
 */}}
 {{- define "auditrail.container" -}}
 - name: {{ .component }}
@@ -419,7 +457,16 @@ One auditrail container: `auditrail run --service <component> --config
     - name: metrics-{{ .component | trunc 7 }}
       containerPort: {{ include "auditrail.metricsPort" . }}
       protocol: TCP
+    {{- with .httpPort }}
+    - name: http
+      containerPort: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- if .httpPort }}
+  {{- include "auditrail.httpProbes" . | nindent 2 }}
+  {{- else }}
   {{- include "auditrail.probes" . | nindent 2 }}
+  {{- end }}
   securityContext:
     {{- include "auditrail.containerSecurityContext" . | nindent 4 }}
   resources:

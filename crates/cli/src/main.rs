@@ -176,7 +176,8 @@ enum Command {
         #[command(flatten)]
         server: ServerArg,
         /// Check only this service (repeatable): ingestor, indexer, query,
-        /// provisioner or reporter, as a one-service workload runs [default:
+        /// provisioner, reporter, as a one-service workload runs, or console
+        /// (the console's server itself: it serves no gRPC API) [default:
         /// the five gRPC services].
         #[arg(long = "service", value_name = "NAME", value_parser = health::SERVICES.map(|(short, _)| short))]
         services: Vec<String>,

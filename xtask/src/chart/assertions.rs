@@ -54,6 +54,7 @@ pub(crate) fn check(scenario: &str, values: &Value, objects: &[Obj], report: &mu
     kubernetes_access(scenario, values, objects, report);
     tests(scenario, values, objects, report);
     network_policies(scenario, values, objects, report);
+    console(scenario, values, objects, report);
 }
 
 /// Every pod: non-root, seccomp RuntimeDefault, no host namespaces; every
@@ -113,7 +114,8 @@ fn posture(scenario: &str, objects: &[Obj], report: &mut Report) {
 
 /// Readiness and liveness on the gRPC health service, asking for the
 /// container's own service on its gRPC port (TCP with TLS on: the grpc
-/// probe speaks plaintext only).
+/// probe speaks plaintext only); the console's on `GET /healthz` of its
+/// HTTP port.
 fn probes(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
     let tls = tls_on(values);
     for (obj, pod) in workload_pods(objects) {
@@ -127,9 +129,15 @@ fn probes(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) 
                     .is_some_and(|n| n.starts_with("grpc")),
                 || format!("{at}: the first port is not the gRPC port"),
             );
+            // The console: its HTTP server's /healthz on the port named http.
+            let http = list(&c["ports"]).iter().any(|p| p["name"] == "http");
             for probe in ["readinessProbe", "livenessProbe"] {
                 let p = &c[probe];
-                let ok = if tls {
+                let ok = if http {
+                    p["httpGet"]["path"] == "/healthz"
+                        && p["httpGet"]["port"] == "http"
+                        && p["httpGet"]["scheme"] == "HTTP"
+                } else if tls {
                     p["tcpSocket"]["port"] == *port && p["grpc"].is_null()
                 } else {
                     p["grpc"]["port"] == *port && p["grpc"]["service"] == name
@@ -1211,6 +1219,9 @@ fn tests(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
 
 /// A peer of a NetworkPolicy rule, as the flows below name it.
 fn peer(p: &Value) -> String {
+    if p["any"] == true {
+        return "any".to_owned();
+    }
     if let Some(cidr) = p["ipBlock"]["cidr"].as_str() {
         return format!("cidr:{cidr}");
     }
@@ -1242,7 +1253,14 @@ pub(crate) fn flows(objects: &[Obj]) -> BTreeSet<String> {
             .unwrap_or("?");
         for (dir, key, arrow) in [("in", "ingress", "from"), ("out", "egress", "to")] {
             for rule in list(&spec[key]) {
-                for p in list(&rule[arrow]) {
+                // A rule without peers allows every peer.
+                let any = [serde_json::json!({"any": true})];
+                let peers = if rule[arrow].is_null() {
+                    &any[..]
+                } else {
+                    list(&rule[arrow])
+                };
+                for p in peers {
                     for port in list(&rule["ports"]) {
                         let proto = port["protocol"].as_str().unwrap_or("TCP");
                         let sign = if dir == "in" { "<-" } else { "->" };
@@ -1261,6 +1279,20 @@ pub(crate) fn flows(objects: &[Obj]) -> BTreeSet<String> {
 
 /// The documented flows of the default install (chart README).
 const DEFAULT_FLOWS: &[&str] = &[
+    "in console <- any :8080/TCP",
+    "in console <- clients :50057/TCP",
+    "in console <- ns:monitoring :9470/TCP",
+    "in indexer <- pod:console :50054/TCP",
+    "in indexer <- pod:console :50055/TCP",
+    "in ingestor <- pod:console :50053/TCP",
+    "in reporter <- pod:console :50056/TCP",
+    "out console -> dns :53/TCP",
+    "out console -> dns :53/UDP",
+    "out console -> pod:indexer :50054/TCP",
+    "out console -> pod:indexer :50055/TCP",
+    "out console -> pod:ingestor :50053/TCP",
+    "out console -> pod:reporter :50056/TCP",
+    "out test -> pod:console :50057/TCP",
     "in indexer <- clients :50055/TCP",
     "in indexer <- ns:monitoring :9467/TCP",
     "in indexer <- ns:monitoring :9468/TCP",
@@ -1340,6 +1372,8 @@ fn network_policies(scenario: &str, values: &Value, objects: &[Obj], report: &mu
                 "in query <- clients :50055/TCP".to_owned(),
                 "in query <- ns:monitoring :9468/TCP".to_owned(),
                 "in query <- pod:reporter :50055/TCP".to_owned(),
+                "in query <- pod:console :50055/TCP".to_owned(),
+                "out console -> pod:query :50055/TCP".to_owned(),
                 "out query -> dns :53/TCP".to_owned(),
                 "out query -> dns :53/UDP".to_owned(),
                 // ... and sends its access records to the indexer's
@@ -1353,9 +1387,13 @@ fn network_policies(scenario: &str, values: &Value, objects: &[Obj], report: &mu
             .collect(),
         // The servers that were not calling the API server now do, for
         // the reviews.
-        "kubernetes-auth" => ["ingestor", "indexer"]
+        "kubernetes-auth" => ["ingestor", "indexer", "console"]
             .iter()
             .flat_map(|c| [443, 6443].map(|port| format!("out {c} -> cidr:0.0.0.0/0 :{port}/TCP")))
+            .collect(),
+        // Browsers from the ingress controller's namespace only.
+        "console-ingress" => ["in console <- ns:ingress-nginx :8080/TCP".to_owned()]
+            .into_iter()
             .collect(),
         "cloudwatch-irsa" | "cloudwatch-secret" => {
             ["out ingestor -> cidr:0.0.0.0/0 :443/TCP".to_owned()]
@@ -1401,5 +1439,122 @@ fn check_subset(
         report.check(!named, || {
             format!("{scenario}: flows of the disabled {svc}")
         });
+    }
+}
+
+/// The console: its `[console]` table listening on the pod's address at
+/// the container's `http` port and naming the release's Services (or the
+/// URLs of the values), `https` with TLS; `[console.client]` with the CA,
+/// its own certificate only when a service it calls requires one, never a
+/// token file; the Service's `http` port; an Ingress iff
+/// `console.ingress.enabled`, to that port, with the values' hosts and
+/// TLS; a PodDisruptionBudget iff replicas > 1.
+fn console(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
+    if !enabled(values, "console") {
+        report.check(find(objects, "Ingress", "ar-console").is_none(), || {
+            format!("{scenario}: an Ingress for the disabled console")
+        });
+        return;
+    }
+    let v = &values["console"];
+    let tls = tls_on(values);
+    let config = config_of(objects, "console");
+    let at = format!("{scenario}: ar-console-config");
+    let settings = table(config, "[console]").unwrap_or_default();
+    let scheme = if tls { "https" } else { "http" };
+    let mut expected = vec!["listen = \"0.0.0.0:8080\"".to_owned()];
+    for (svc, port) in [
+        ("query", 50055),
+        ("reporter", 50056),
+        ("ingestor", 50053),
+        ("indexer", 50054),
+    ] {
+        let url = v["urls"][svc]
+            .as_str()
+            .map_or_else(|| format!("{scheme}://ar-{svc}:{port}"), str::to_owned);
+        expected.push(format!("{svc}_url = \"{url}\""));
+    }
+    expected.push("session_ttl_mins = 480".to_owned());
+    expected.push("max_sessions = 10000".to_owned());
+    report.check(settings == expected, || {
+        format!("{at}: [console] is {settings:?}, expected {expected:?}")
+    });
+    let client = table(config, "[console.client]");
+    let mtls = client_certificates(values);
+    let cert = tls
+        && ["query", "reporter", "ingestor", "indexer"]
+            .iter()
+            .any(|s| mtls.iter().any(|m| m == s));
+    let expected_client = tls.then(|| {
+        let mut c = vec!["tls_ca = \"/etc/auditrail/tls/ca.crt\""];
+        if cert {
+            c.push("tls_cert = \"/etc/auditrail/tls/tls.crt\"");
+            c.push("tls_key = \"/etc/auditrail/tls/tls.key\"");
+        }
+        c
+    });
+    report.check(client == expected_client, || {
+        format!(
+            "{at}: [console.client] is {client:?}, expected {expected_client:?} (the CA with \
+             TLS, its certificate only under mTLS, never a token file)"
+        )
+    });
+    let container = workload_pods(objects)
+        .into_iter()
+        .flat_map(|(_, pod)| list(&pod["containers"]))
+        .find(|c| c["name"] == "console");
+    report.check(
+        container.is_some_and(|c| {
+            list(&c["ports"])
+                .iter()
+                .any(|p| p["name"] == "http" && p["containerPort"] == 8080)
+        }),
+        || format!("{scenario}: the console container has no http port 8080"),
+    );
+    let service = find(objects, "Service", "ar-console");
+    let service_port = v["service"]["port"].as_u64().unwrap_or(8080);
+    report.check(
+        service.is_some_and(|s| {
+            list(&s.value["spec"]["ports"]).iter().any(|p| {
+                p["name"] == "http" && p["port"] == service_port && p["targetPort"] == "http"
+            })
+        }),
+        || format!("{scenario}: Service ar-console has no http port {service_port}"),
+    );
+    console_ingress(scenario, v, objects, report);
+    let replicas = v["replicas"].as_u64().unwrap_or(1);
+    report.check(
+        (replicas > 1) == find(objects, "PodDisruptionBudget", "ar-console").is_some(),
+        || format!("{scenario}: ar-console: a PodDisruptionBudget iff replicas > 1"),
+    );
+}
+
+/// The console's Ingress iff `console.ingress.enabled`, routing the
+/// values' hosts to the Service's `http` port with the values' TLS.
+fn console_ingress(scenario: &str, v: &Value, objects: &[Obj], report: &mut Report) {
+    let ingress = find(objects, "Ingress", "ar-console");
+    let wanted = v["ingress"]["enabled"] == true;
+    report.check(ingress.is_some() == wanted, || {
+        format!("{scenario}: an Ingress ar-console iff console.ingress.enabled")
+    });
+    if let Some(ingress) = ingress {
+        let spec = &ingress.value["spec"];
+        let hosts: Vec<&Value> = list(&spec["rules"]).iter().map(|r| &r["host"]).collect();
+        let expected_hosts: Vec<&Value> = list(&v["ingress"]["hosts"]).iter().collect();
+        let backends_ok = list(&spec["rules"]).iter().all(|r| {
+            list(&r["http"]["paths"]).iter().all(|p| {
+                p["backend"]["service"]["name"] == "ar-console"
+                    && p["backend"]["service"]["port"]["name"] == "http"
+            })
+        });
+        report.check(
+            hosts == expected_hosts && backends_ok && spec["tls"] == v["ingress"]["tls"],
+            || {
+                format!(
+                    "{scenario}: the Ingress does not route the hosts {expected_hosts:?} to \
+                     ar-console's http port with the values' TLS: {spec}"
+                )
+            },
+        );
     }
 }
