@@ -5,8 +5,8 @@
 use auditrail_replay::State;
 use serde::Serialize;
 
-use crate::model::{Cluster, EndpointId, LabelMap, NamespacedName};
-use crate::policy::{PolicyError, PolicyRef, read_policies};
+use crate::model::{Cluster, Endpoint, EndpointId, LabelMap, NamespacedName};
+use crate::policy::{Policy, PolicyError, PolicyRef, read_policies};
 
 /// What the policies do for one endpoint (see the crate docs for each
 /// flag's meaning).
@@ -87,66 +87,80 @@ pub struct Calculation {
     pub warnings: Vec<PolicyError>,
 }
 
-/// Works out every endpoint's flags, policies and services in `state`.
+/// Works out every endpoint's flags, policies and services in `state`,
+/// from scratch. [`crate::incremental::Tracker`] gives the same answers
+/// while the state changes, working out again only what a change can
+/// affect.
 pub fn calculate(state: &State) -> Calculation {
     let cluster = Cluster::from_state(state);
     let (policies, warnings) = read_policies(state, &cluster);
     let mut endpoints: Vec<EndpointReport> = cluster
         .endpoints
-        .iter()
+        .values()
         .map(|endpoint| {
-            let mut flags = Flags::default();
-            let mut applied = Vec::new();
-            for policy in policies.iter().filter(|p| p.selects(endpoint, &cluster)) {
-                applied.push(AppliedPolicy {
-                    policy: policy.reference.clone(),
-                    enforced: policy.enforced,
-                    ingress: policy.ingress.is_some(),
-                    egress: policy.egress.is_some(),
-                });
-                if !policy.enforced {
-                    continue;
-                }
-                let own = &endpoint.id.namespace;
-                if let Some(admits) = &policy.ingress {
-                    flags.ingress_protected = true;
-                    flags.ingress_from_internet |= admits.internet;
-                    flags.ingress_from_other_namespaces |= admits.other_than(own);
-                }
-                if let Some(admits) = &policy.egress {
-                    flags.egress_protected = true;
-                    flags.egress_to_internet |= admits.internet;
-                    flags.egress_to_other_namespaces |= admits.other_than(own);
-                }
-            }
-            // A direction no policy protects lets everything through,
-            // unless the endpoint denies by default.
-            if !flags.ingress_protected && endpoint.open_by_default {
-                flags.ingress_from_internet = true;
-                flags.ingress_from_other_namespaces = true;
-            }
-            if !flags.egress_protected && endpoint.open_by_default {
-                flags.egress_to_internet = true;
-                flags.egress_to_other_namespaces = true;
-            }
-            let services = cluster
-                .services
-                .get(&(endpoint.id.namespace.clone(), endpoint.id.name.clone()))
-                .map(|s| s.iter().cloned().collect())
-                .unwrap_or_default();
-            EndpointReport {
-                id: endpoint.id.clone(),
-                service_account: endpoint.service_account.clone(),
-                labels: endpoint.labels.clone(),
-                flags,
-                applied_policies: applied,
-                services,
-            }
+            let selecting = policies.iter().filter(|p| p.selects(endpoint, &cluster));
+            report(endpoint, selecting, &cluster)
         })
         .collect();
     endpoints.sort_by(|a, b| a.id.cmp(&b.id));
     Calculation {
         endpoints,
         warnings,
+    }
+}
+
+/// One endpoint's answer, given the policies that select it in evaluation
+/// order.
+pub(crate) fn report<'p>(
+    endpoint: &Endpoint,
+    selecting: impl Iterator<Item = &'p Policy>,
+    cluster: &Cluster,
+) -> EndpointReport {
+    let mut flags = Flags::default();
+    let mut applied = Vec::new();
+    for policy in selecting {
+        applied.push(AppliedPolicy {
+            policy: policy.reference.clone(),
+            enforced: policy.enforced,
+            ingress: policy.ingress.is_some(),
+            egress: policy.egress.is_some(),
+        });
+        if !policy.enforced {
+            continue;
+        }
+        let own = &endpoint.id.namespace;
+        if let Some(admits) = &policy.ingress {
+            flags.ingress_protected = true;
+            flags.ingress_from_internet |= admits.internet;
+            flags.ingress_from_other_namespaces |= admits.other_than(own);
+        }
+        if let Some(admits) = &policy.egress {
+            flags.egress_protected = true;
+            flags.egress_to_internet |= admits.internet;
+            flags.egress_to_other_namespaces |= admits.other_than(own);
+        }
+    }
+    // A direction no policy protects lets everything through,
+    // unless the endpoint denies by default.
+    if !flags.ingress_protected && endpoint.open_by_default {
+        flags.ingress_from_internet = true;
+        flags.ingress_from_other_namespaces = true;
+    }
+    if !flags.egress_protected && endpoint.open_by_default {
+        flags.egress_to_internet = true;
+        flags.egress_to_other_namespaces = true;
+    }
+    let services = cluster
+        .services
+        .get(&(endpoint.id.namespace.clone(), endpoint.id.name.clone()))
+        .map(|s| s.iter().cloned().collect())
+        .unwrap_or_default();
+    EndpointReport {
+        id: endpoint.id.clone(),
+        service_account: endpoint.service_account.clone(),
+        labels: endpoint.labels.clone(),
+        flags,
+        applied_policies: applied,
+        services,
     }
 }

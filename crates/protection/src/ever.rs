@@ -26,34 +26,43 @@ impl Ever {
     /// Adds the calculation of one more instant.
     pub fn add(&mut self, calculation: &Calculation) {
         for report in &calculation.endpoints {
-            match self.endpoints.get_mut(&report.id) {
-                None => {
-                    self.endpoints.insert(report.id.clone(), report.clone());
-                }
-                Some(seen) => {
-                    seen.flags = seen.flags.ever(report.flags);
-                    for applied in &report.applied_policies {
-                        match seen
-                            .applied_policies
-                            .iter_mut()
-                            .find(|a| a.policy == applied.policy)
-                        {
-                            Some(a) => {
-                                a.ingress |= applied.ingress;
-                                a.egress |= applied.egress;
-                            }
-                            None => seen.applied_policies.push(applied.clone()),
+            self.add_report(report);
+        }
+    }
+
+    /// Adds one endpoint's answer at one more instant. Adding the same
+    /// answer twice in a row changes nothing (the flags' rule and the
+    /// unions are idempotent, the labels and account are the last seen),
+    /// so a caller may skip an endpoint whose answer is the one it added
+    /// last.
+    pub fn add_report(&mut self, report: &EndpointReport) {
+        match self.endpoints.get_mut(&report.id) {
+            None => {
+                self.endpoints.insert(report.id.clone(), report.clone());
+            }
+            Some(seen) => {
+                seen.flags = seen.flags.ever(report.flags);
+                for applied in &report.applied_policies {
+                    match seen
+                        .applied_policies
+                        .iter_mut()
+                        .find(|a| a.policy == applied.policy)
+                    {
+                        Some(a) => {
+                            a.ingress |= applied.ingress;
+                            a.egress |= applied.egress;
                         }
+                        None => seen.applied_policies.push(applied.clone()),
                     }
-                    for service in &report.services {
-                        if !seen.services.contains(service) {
-                            seen.services.push(service.clone());
-                        }
-                    }
-                    seen.services.sort();
-                    seen.labels.clone_from(&report.labels);
-                    seen.service_account.clone_from(&report.service_account);
                 }
+                for service in &report.services {
+                    if !seen.services.contains(service) {
+                        seen.services.push(service.clone());
+                    }
+                }
+                seen.services.sort();
+                seen.labels.clone_from(&report.labels);
+                seen.service_account.clone_from(&report.service_account);
             }
         }
     }

@@ -17,6 +17,8 @@
 //!   they select, in which directions, and what their allow rules admit.
 //! - [`calc`]: the per-endpoint [`Flags`], applied policies and services.
 //! - [`ever`]: the "ever" aggregation of flags over a report's interval.
+//! - [`incremental`]: the calculator kept up to date through an interval,
+//!   working out again only the answers a change can affect.
 //!
 //! What the flags mean (the reports' documentation repeats it):
 //!
@@ -46,6 +48,7 @@
 
 pub mod calc;
 pub mod ever;
+pub mod incremental;
 pub mod k8s;
 pub mod model;
 pub mod nets;
@@ -53,5 +56,6 @@ pub mod policy;
 
 pub use calc::{AppliedPolicy, Calculation, EndpointReport, Flags, calculate};
 pub use ever::Ever;
+pub use incremental::{Changed, Tracker};
 pub use model::{EndpointId, EndpointKind, NamespacedName};
 pub use policy::{PolicyError, PolicyRef};

@@ -106,7 +106,7 @@ pub struct NetworkSet {
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
     /// Pods and host endpoints, by id.
-    pub endpoints: Vec<Endpoint>,
+    pub endpoints: BTreeMap<EndpointId, Endpoint>,
     /// Namespace name → labels as namespace selectors see them (also for
     /// namespaces that only appear as a pod's namespace).
     pub namespaces: BTreeMap<String, LabelMap>,
@@ -133,7 +133,7 @@ pub fn labels_of(object: &Value) -> LabelMap {
         .unwrap_or_default()
 }
 
-fn namespace_labels(name: &str, own: LabelMap) -> LabelMap {
+pub(crate) fn namespace_labels(name: &str, own: LabelMap) -> LabelMap {
     let mut labels = own;
     labels
         .entry(K8S_NAMESPACE_NAME_LABEL.to_owned())
@@ -166,72 +166,31 @@ impl Cluster {
     }
 
     fn read_pods(&mut self, state: &State) {
-        let cluster = self;
         for (key, pod) in state.of("pods", "") {
-            let spec = pod.get("spec");
-            if spec
-                .and_then(|s| s.get("hostNetwork"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-            {
+            let Some(endpoint) = pod_endpoint(&key.namespace, &key.name, pod) else {
                 continue;
-            }
-            let service_account = spec
-                .and_then(|s| {
-                    s.get("serviceAccountName")
-                        .or_else(|| s.get("serviceAccount"))
-                })
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .unwrap_or("default")
-                .to_owned();
-            let labels = labels_of(pod);
-            let mut calico_labels = labels.clone();
-            calico_labels.insert(NAMESPACE_LABEL.to_owned(), key.namespace.clone());
-            calico_labels.insert(ORCHESTRATOR_LABEL.to_owned(), "k8s".to_owned());
-            calico_labels.insert(SERVICE_ACCOUNT_LABEL.to_owned(), service_account.clone());
-            cluster
-                .namespaces
+            };
+            self.namespaces
                 .entry(key.namespace.clone())
                 .or_insert_with(|| namespace_labels(&key.namespace, LabelMap::new()));
-            cluster.endpoints.push(Endpoint {
-                id: EndpointId {
-                    kind: EndpointKind::Pod,
-                    namespace: key.namespace.clone(),
-                    name: key.name.clone(),
-                },
-                labels,
-                calico_labels,
-                service_account,
-                open_by_default: true,
-            });
+            self.endpoints.insert(endpoint.id.clone(), endpoint);
         }
     }
 
     fn read_host_endpoints(&mut self, state: &State) {
-        let cluster = self;
         for (key, hep) in state.of("hostendpoints", CALICO_GROUP) {
-            let labels = labels_of(hep);
-            cluster.endpoints.push(Endpoint {
-                id: EndpointId {
-                    kind: EndpointKind::HostEndpoint,
-                    namespace: String::new(),
-                    name: key.name.clone(),
-                },
-                calico_labels: labels.clone(),
-                labels,
-                service_account: String::new(),
-                open_by_default: hep
-                    .get("spec")
-                    .and_then(|s| s.get("profiles"))
-                    .and_then(Value::as_array)
-                    .is_some_and(|p| !p.is_empty()),
-            });
+            let endpoint = host_endpoint(&key.name, hep);
+            self.endpoints.insert(endpoint.id.clone(), endpoint);
         }
     }
 
     fn read_network_sets(&mut self, state: &State) {
-        let cluster = self;
+        self.network_sets = Self::from_state_network_sets(state);
+    }
+
+    /// The network sets and global network sets of `state`.
+    pub fn from_state_network_sets(state: &State) -> Vec<NetworkSet> {
+        let mut sets = Vec::new();
         for resource in ["networksets", "globalnetworksets"] {
             for (key, set) in state.of(resource, CALICO_GROUP) {
                 let namespace = (!key.namespace.is_empty()).then(|| key.namespace.clone());
@@ -250,49 +209,116 @@ impl Cluster {
                             .collect()
                     })
                     .unwrap_or_default();
-                cluster.network_sets.push(NetworkSet {
+                sets.push(NetworkSet {
                     namespace,
                     calico_labels,
                     nets,
                 });
             }
         }
+        sets
     }
 
     fn read_services(&mut self, state: &State) {
-        let cluster = self;
         for (key, endpoints) in state.of("endpoints", "") {
             let service = NamespacedName {
                 namespace: key.namespace.clone(),
                 name: key.name.clone(),
             };
-            let subsets = endpoints.get("subsets").and_then(Value::as_array);
-            for subset in subsets.into_iter().flatten() {
-                for list in ["addresses", "notReadyAddresses"] {
-                    let addresses = subset.get(list).and_then(Value::as_array);
-                    for target in addresses
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|a| a.get("targetRef"))
-                    {
-                        if target.get("kind").and_then(Value::as_str) != Some("Pod") {
-                            continue;
-                        }
-                        let Some(name) = target.get("name").and_then(Value::as_str) else {
-                            continue;
-                        };
-                        let namespace = target
-                            .get("namespace")
-                            .and_then(Value::as_str)
-                            .unwrap_or(&key.namespace);
-                        cluster
-                            .services
-                            .entry((namespace.to_owned(), name.to_owned()))
-                            .or_default()
-                            .insert(service.clone());
-                    }
-                }
+            for pod in service_targets(&key.namespace, endpoints) {
+                self.services
+                    .entry(pod)
+                    .or_default()
+                    .insert(service.clone());
             }
         }
     }
+}
+
+/// The endpoint of pod `namespace`/`name`; `None` for a host-networked
+/// pod, which Calico does not police.
+pub(crate) fn pod_endpoint(namespace: &str, name: &str, pod: &Value) -> Option<Endpoint> {
+    let spec = pod.get("spec");
+    if spec
+        .and_then(|s| s.get("hostNetwork"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        return None;
+    }
+    let service_account = spec
+        .and_then(|s| {
+            s.get("serviceAccountName")
+                .or_else(|| s.get("serviceAccount"))
+        })
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default")
+        .to_owned();
+    let labels = labels_of(pod);
+    let mut calico_labels = labels.clone();
+    calico_labels.insert(NAMESPACE_LABEL.to_owned(), namespace.to_owned());
+    calico_labels.insert(ORCHESTRATOR_LABEL.to_owned(), "k8s".to_owned());
+    calico_labels.insert(SERVICE_ACCOUNT_LABEL.to_owned(), service_account.clone());
+    Some(Endpoint {
+        id: EndpointId {
+            kind: EndpointKind::Pod,
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        },
+        labels,
+        calico_labels,
+        service_account,
+        open_by_default: true,
+    })
+}
+
+/// The endpoint of host endpoint `name`.
+pub(crate) fn host_endpoint(name: &str, hep: &Value) -> Endpoint {
+    let labels = labels_of(hep);
+    Endpoint {
+        id: EndpointId {
+            kind: EndpointKind::HostEndpoint,
+            namespace: String::new(),
+            name: name.to_owned(),
+        },
+        calico_labels: labels.clone(),
+        labels,
+        service_account: String::new(),
+        open_by_default: hep
+            .get("spec")
+            .and_then(|s| s.get("profiles"))
+            .and_then(Value::as_array)
+            .is_some_and(|p| !p.is_empty()),
+    }
+}
+
+/// The pods (namespace, name) an Endpoints object of `namespace` lists,
+/// ready or not, in the order it lists them (possibly repeated).
+pub(crate) fn service_targets(namespace: &str, endpoints: &Value) -> Vec<(String, String)> {
+    let mut pods = Vec::new();
+    let subsets = endpoints.get("subsets").and_then(Value::as_array);
+    for subset in subsets.into_iter().flatten() {
+        for list in ["addresses", "notReadyAddresses"] {
+            let addresses = subset.get(list).and_then(Value::as_array);
+            for target in addresses
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.get("targetRef"))
+            {
+                if target.get("kind").and_then(Value::as_str) != Some("Pod") {
+                    continue;
+                }
+                let Some(name) = target.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                let pod_namespace = target
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or(namespace);
+                pods.push((pod_namespace.to_owned(), name.to_owned()));
+            }
+        }
+    }
+    pods
 }

@@ -9,6 +9,7 @@
 //! that does not parse, a bad CIDR) is left out and reported as a
 //! [`PolicyError`] naming the policy and the field.
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -122,7 +123,7 @@ impl Admits {
 }
 
 /// Whom a policy selects.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Scope {
     /// A Kubernetes policy: pods of its namespace matching `pods`.
     Kubernetes {
@@ -139,7 +140,7 @@ enum Scope {
 }
 
 /// A policy read for the calculator.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// Which policy.
     pub reference: PolicyRef,
@@ -156,6 +157,19 @@ pub struct Policy {
     /// What its egress allow rules admit; `None` when it does not apply to
     /// egress.
     pub egress: Option<Admits>,
+    /// Whether reading it looked at the endpoints (a rule peer that picks
+    /// pods by selector or service account admits their namespaces), so
+    /// that a pod's change may change what it admits.
+    pub reads_endpoints: bool,
+}
+
+/// Which endpoints a policy can select at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// Only pods of this namespace.
+    Namespace(String),
+    /// Any endpoint (a global policy).
+    Everywhere,
 }
 
 impl Policy {
@@ -169,6 +183,21 @@ impl Policy {
             .then_with(|| self.reference.name.cmp(&other.reference.name))
             .then_with(|| self.reference.namespace.cmp(&other.reference.namespace))
             .then_with(|| self.reference.kind.cmp(&other.reference.kind))
+    }
+
+    /// Which endpoints it can select: what must be worked out again when
+    /// it comes, goes or changes.
+    pub fn reach(&self) -> Reach {
+        match &self.scope {
+            Scope::Kubernetes { namespace, .. }
+            | Scope::Calico {
+                namespace: Some(namespace),
+                ..
+            } => Reach::Namespace(namespace.clone()),
+            Scope::Calico {
+                namespace: None, ..
+            } => Reach::Everywhere,
+        }
     }
 
     /// Whether the policy selects `endpoint`.
@@ -227,6 +256,36 @@ impl Policy {
     }
 }
 
+/// The policy resources: (resource, group, kind, enforced).
+const SOURCES: [(&str, &str, &str, bool); 6] = [
+    ("networkpolicies", NETWORKING_GROUP, "NetworkPolicy", true),
+    (
+        "stagedkubernetesnetworkpolicies",
+        CALICO_GROUP,
+        "StagedKubernetesNetworkPolicy",
+        false,
+    ),
+    ("networkpolicies", CALICO_GROUP, "NetworkPolicy", true),
+    (
+        "globalnetworkpolicies",
+        CALICO_GROUP,
+        "GlobalNetworkPolicy",
+        true,
+    ),
+    (
+        "stagednetworkpolicies",
+        CALICO_GROUP,
+        "StagedNetworkPolicy",
+        false,
+    ),
+    (
+        "stagedglobalnetworkpolicies",
+        CALICO_GROUP,
+        "StagedGlobalNetworkPolicy",
+        false,
+    ),
+];
+
 /// Reads every policy of the state, in evaluation order, and the ones that
 /// could not be read.
 pub fn read_policies(state: &State, cluster: &Cluster) -> (Vec<Policy>, Vec<PolicyError>) {
@@ -244,37 +303,9 @@ pub fn read_policies(state: &State, cluster: &Cluster) -> (Vec<Policy>, Vec<Poli
             f64::INFINITY
         })
     };
-    let sources: [(&str, &str, &str, bool); 6] = [
-        ("networkpolicies", NETWORKING_GROUP, "NetworkPolicy", true),
-        (
-            "stagedkubernetesnetworkpolicies",
-            CALICO_GROUP,
-            "StagedKubernetesNetworkPolicy",
-            false,
-        ),
-        ("networkpolicies", CALICO_GROUP, "NetworkPolicy", true),
-        (
-            "globalnetworkpolicies",
-            CALICO_GROUP,
-            "GlobalNetworkPolicy",
-            true,
-        ),
-        (
-            "stagednetworkpolicies",
-            CALICO_GROUP,
-            "StagedNetworkPolicy",
-            false,
-        ),
-        (
-            "stagedglobalnetworkpolicies",
-            CALICO_GROUP,
-            "StagedGlobalNetworkPolicy",
-            false,
-        ),
-    ];
     let mut policies = Vec::new();
     let mut errors = Vec::new();
-    for (resource, group, kind, enforced) in sources {
+    for (resource, group, kind, enforced) in SOURCES {
         for (key, object) in state.of(resource, group) {
             let spec = object.get("spec").unwrap_or(&Value::Null);
             let kubernetes = kind.ends_with("KubernetesNetworkPolicy") || group == NETWORKING_GROUP;
@@ -297,6 +328,7 @@ pub fn read_policies(state: &State, cluster: &Cluster) -> (Vec<Policy>, Vec<Poli
                 },
                 namespace: (!key.namespace.is_empty()).then(|| key.namespace.clone()),
                 cluster,
+                reads_endpoints: Cell::new(false),
             };
             let read = if kubernetes {
                 reader.kubernetes(spec)
@@ -320,6 +352,7 @@ pub fn read_policies(state: &State, cluster: &Cluster) -> (Vec<Policy>, Vec<Poli
                         scope,
                         ingress,
                         egress,
+                        reads_endpoints: reader.reads_endpoints.get(),
                         reference: reader.reference,
                     });
                 }
@@ -341,6 +374,8 @@ struct Reader<'a> {
     reference: PolicyRef,
     namespace: Option<String>,
     cluster: &'a Cluster,
+    /// Set when a rule peer looked at the endpoints.
+    reads_endpoints: Cell<bool>,
 }
 
 fn array<'v>(value: &'v Value, key: &str) -> &'v [Value] {
@@ -597,7 +632,8 @@ impl Reader<'_> {
             }
         } else {
             let selector = selector.clone().unwrap_or(Selector::All);
-            for endpoint in &self.cluster.endpoints {
+            self.reads_endpoints.set(true);
+            for endpoint in self.cluster.endpoints.values() {
                 if endpoint.id.kind != EndpointKind::Pod
                     || !scope.contains(Some(&endpoint.id.namespace))
                     || !selector.matches(&endpoint.calico_labels)

@@ -188,6 +188,9 @@ pub struct Replayer {
     warnings: Vec<Warning>,
     counts: Counts,
     started_from: Option<Timestamp>,
+    /// The keys put or removed since the last [`Replayer::take_changed`],
+    /// when the caller asked for them ([`Replayer::track_changes`]).
+    changed: Option<Vec<ObjectKey>>,
 }
 
 fn response_object(event: &Event<'_>) -> Result<Option<Value>, String> {
@@ -225,6 +228,29 @@ impl Replayer {
     /// The state so far.
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// From now on, records which keys each applied event put or removed,
+    /// for a caller that recomputes only what changed (the reports'
+    /// incremental calculator); [`Replayer::take_changed`] hands them over.
+    pub fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Vec::new);
+    }
+
+    /// The keys put or removed since the last call (or since
+    /// [`Replayer::track_changes`]), in the order they changed, possibly
+    /// repeated; empty when changes are not tracked.
+    pub fn take_changed(&mut self) -> Vec<ObjectKey> {
+        self.changed
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn note(&mut self, key: &ObjectKey) {
+        if let Some(changed) = &mut self.changed {
+            changed.push(key.clone());
+        }
     }
 
     /// The warnings so far.
@@ -325,6 +351,7 @@ impl Replayer {
         if self.is_stale(&key, &object) {
             return Applied::Stale;
         }
+        self.note(&key);
         self.state.insert(key, object);
         Applied::Put
     }
@@ -336,8 +363,15 @@ impl Replayer {
             return Applied::Stale;
         }
         let mut removed = usize::from(self.state.remove(key).is_some());
+        if removed > 0 {
+            self.note(key);
+        }
         if t.resource == "namespaces" && t.api_group.is_empty() {
-            removed += self.state.remove_namespace(&key.name);
+            let gone = self.state.remove_namespace(&key.name);
+            removed += gone.len();
+            if let Some(changed) = &mut self.changed {
+                changed.extend(gone);
+            }
         }
         Applied::Removed(removed)
     }

@@ -120,10 +120,17 @@ impl State {
         self.objects.remove(key)
     }
 
-    /// Removes every namespaced object in `namespace`; how many there were.
-    pub(crate) fn remove_namespace(&mut self, namespace: &str) -> usize {
-        let before = self.objects.len();
-        self.objects.retain(|k, _| k.namespace != namespace);
-        before - self.objects.len()
+    /// Removes every namespaced object in `namespace`; their keys.
+    pub(crate) fn remove_namespace(&mut self, namespace: &str) -> Vec<ObjectKey> {
+        let gone: Vec<ObjectKey> = self
+            .objects
+            .keys()
+            .filter(|k| k.namespace == namespace)
+            .cloned()
+            .collect();
+        for key in &gone {
+            self.objects.remove(key);
+        }
+        gone
     }
 }

@@ -13,10 +13,16 @@
 //! - **inventory** and **network-access**: the configuration is replayed
 //!   to the interval's start (`auditrail-replay`), then through every
 //!   change in the interval; after each instant that changed it the policy
-//!   calculator (`auditrail-protection`) runs again and the endpoints in
-//!   scope are folded with the "ever" rule: an endpoint is in scope if it
-//!   existed at any instant, protected only if protected at every instant
-//!   it existed, exposed (internet, other namespaces) if exposed at any.
+//!   calculator's answers (`auditrail-protection`) are brought up to date
+//!   and the endpoints in scope are folded with the "ever" rule: an
+//!   endpoint is in scope if it existed at any instant, protected only if
+//!   protected at every instant it existed, exposed (internet, other
+//!   namespaces) if exposed at any. The calculator works out again only
+//!   the answers a change can affect (`auditrail_protection::Tracker`),
+//!   and only an answer that differs from the one last folded for its
+//!   endpoint is folded again (folding the same answer twice changes
+//!   nothing): the same report as calculating everything at every
+//!   instant, which the tests keep as the reference.
 //!
 //! Whatever could not be used is a warning of the report, never dropped
 //! silently: no snapshot, writes without their object, unreadable policies.
@@ -26,7 +32,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use auditrail_calico_selector::{Labels, Selector};
 use auditrail_event::CALICO_API_GROUP;
 use auditrail_protection::model::Cluster;
-use auditrail_protection::{Calculation, EndpointReport, Ever, calculate};
+use auditrail_protection::{
+    Calculation, Changed, EndpointId, EndpointReport, Ever, Tracker, calculate,
+};
 use auditrail_proto::v1;
 use auditrail_replay::{Applied, Recorded, Replayer, Snapshot, State, tracked};
 use jiff::Timestamp;
@@ -159,8 +167,23 @@ fn is_policy_resource(resource: &str, group: &str) -> bool {
     }
 }
 
+/// How the endpoints' answers are worked out through the interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    /// Only what each change can affect.
+    Incremental,
+    /// Everything after every instant: the reference the tests compare
+    /// the incremental way with.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Full,
+}
+
 /// Computes the report.
 pub fn compute(input: &Input<'_>) -> Result<Output, ReportError> {
+    compute_with(input, Method::Incremental)
+}
+
+fn compute_with(input: &Input<'_>, method: Method) -> Result<Output, ReportError> {
     let scope = Scope::new(input.endpoints)?;
     let mut warnings = Vec::new();
     if input.snapshot.is_none() {
@@ -196,9 +219,15 @@ pub fn compute(input: &Input<'_>) -> Result<Output, ReportError> {
         v1::ReportType::PolicyAudit => {
             policy_audit(input, &scope, &records, &mut replayer, from, &mut warnings)
         }
-        v1::ReportType::Inventory | v1::ReportType::NetworkAccess => {
-            endpoints(input, &scope, &records, &mut replayer, from, &mut warnings)
-        }
+        v1::ReportType::Inventory | v1::ReportType::NetworkAccess => endpoints(
+            input,
+            &scope,
+            &records,
+            &mut replayer,
+            from,
+            method,
+            &mut warnings,
+        ),
         v1::ReportType::Unspecified => {
             return Err(ReportError::invalid(
                 "definition.report_type",
@@ -324,12 +353,95 @@ fn scoped(state: &State, scope: &Scope, warnings: &mut BTreeSet<String>) -> Calc
     calc
 }
 
+/// The "ever" fold fed from a [`Tracker`]: after each instant, the
+/// answers that changed and are in scope, each unless it is the answer
+/// last folded for its endpoint.
+struct Folder {
+    ever: Ever,
+    last: BTreeMap<EndpointId, EndpointReport>,
+    generation: Option<u64>,
+}
+
+impl Folder {
+    fn fold(&mut self, tracker: &mut Tracker, scope: &Scope, warnings: &mut BTreeSet<String>) {
+        let changed = tracker.take_changed();
+        let cluster = tracker.cluster();
+        let mut add = |report: &EndpointReport| {
+            if scope.endpoint(report, cluster) && self.last.get(&report.id) != Some(report) {
+                self.ever.add_report(report);
+                self.last.insert(report.id.clone(), report.clone());
+            }
+        };
+        match &changed {
+            Changed::All => tracker.reports().for_each(&mut add),
+            Changed::Some(ids) => ids
+                .iter()
+                .filter_map(|id| tracker.report(id))
+                .for_each(&mut add),
+        }
+        if self.generation != Some(tracker.generation()) {
+            self.generation = Some(tracker.generation());
+            for w in tracker.warnings() {
+                warnings.insert(format!("policy left out: {w}"));
+            }
+        }
+    }
+}
+
+/// The endpoints' answers through the interval, folded.
+enum Fold {
+    Incremental(Box<Tracker>, Folder),
+    Full(Ever),
+}
+
+impl Fold {
+    fn new(method: Method, state: &State, scope: &Scope, warnings: &mut BTreeSet<String>) -> Self {
+        match method {
+            Method::Incremental => {
+                let mut tracker = Box::new(Tracker::new(state));
+                let mut folder = Folder {
+                    ever: Ever::new(),
+                    last: BTreeMap::new(),
+                    generation: None,
+                };
+                folder.fold(&mut tracker, scope, warnings);
+                Self::Incremental(tracker, folder)
+            }
+            Method::Full => {
+                let mut ever = Ever::new();
+                ever.add(&scoped(state, scope, warnings));
+                Self::Full(ever)
+            }
+        }
+    }
+
+    /// The state changed (the replayer says which objects).
+    fn add(&mut self, replayer: &mut Replayer, scope: &Scope, warnings: &mut BTreeSet<String>) {
+        match self {
+            Self::Incremental(tracker, folder) => {
+                let keys = replayer.take_changed();
+                tracker.update(replayer.state(), &keys);
+                folder.fold(tracker, scope, warnings);
+            }
+            Self::Full(ever) => ever.add(&scoped(replayer.state(), scope, warnings)),
+        }
+    }
+
+    fn finish(self) -> Vec<EndpointReport> {
+        match self {
+            Self::Incremental(_, folder) => folder.ever.finish(),
+            Self::Full(ever) => ever.finish(),
+        }
+    }
+}
+
 fn endpoints(
     input: &Input<'_>,
     scope: &Scope,
     records: &[(Recorded<'_>, &v1::AuditEvent)],
     replayer: &mut Replayer,
     from: Option<Timestamp>,
+    method: Method,
     warnings: &mut Vec<String>,
 ) -> Output {
     let mut policy_warnings = BTreeSet::new();
@@ -348,9 +460,9 @@ fn endpoints(
         }
         i += 1;
     }
-    let mut ever = Ever::new();
-    ever.add(&scoped(replayer.state(), scope, &mut policy_warnings));
-    // Through the interval: one calculation per instant that changed it.
+    replayer.track_changes();
+    let mut fold = Fold::new(method, replayer.state(), scope, &mut policy_warnings);
+    // Through the interval: one update per instant that changed it.
     let mut changed = false;
     while i < records.len() {
         let rec = &records[i].0;
@@ -365,13 +477,13 @@ fn endpoints(
         }
         let next_time = records.get(i + 1).and_then(|(r, _)| time_of(r));
         if changed && next_time != t {
-            ever.add(&scoped(replayer.state(), scope, &mut policy_warnings));
+            fold.add(replayer, scope, &mut policy_warnings);
             changed = false;
         }
         i += 1;
     }
     if changed {
-        ever.add(&scoped(replayer.state(), scope, &mut policy_warnings));
+        fold.add(replayer, scope, &mut policy_warnings);
     }
     if no_time > 0 {
         warnings.push(format!(
@@ -379,7 +491,7 @@ fn endpoints(
         ));
     }
     warnings.extend(policy_warnings);
-    let reports = ever.finish();
+    let reports = fold.finish();
     let entries: Vec<v1::EndpointEntry> = reports.iter().map(entry).collect();
     let summary = summarize(&entries);
     let contents = v1::EndpointsContents {
@@ -809,5 +921,312 @@ mod tests {
             "{:?}",
             out.warnings
         );
+    }
+
+    /// A small deterministic generator for the random histories.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            usize::try_from(self.0 % n as u64).unwrap()
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    /// One random write of a tracked object: (verb, resource, group,
+    /// namespace, name, object).
+    #[allow(clippy::too_many_lines, reason = "one case per kind of change")]
+    fn random_write(
+        rng: &mut Rng,
+        rv: u64,
+    ) -> (String, &'static str, &'static str, String, String, Value) {
+        // "c" has no Namespace object: it exists only through its pods.
+        let nss = ["a", "b", "c"];
+        let apps = ["web", "db", "api"];
+        let ns = rng.pick(&nss).to_owned();
+        let rv_s = rv.to_string();
+        let delete = rng.below(4) == 0;
+        let verb = |create: bool| {
+            if delete {
+                "delete"
+            } else if create {
+                "create"
+            } else {
+                "update"
+            }
+        };
+        match rng.below(12) {
+            0..=3 => {
+                let name = format!("p{}", rng.below(8));
+                let app = rng.pick(&apps);
+                let mut object = json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "namespace": ns, "resourceVersion": rv_s,
+                                 "labels": {"app": app}},
+                    "spec": {"serviceAccountName": rng.pick(&["sa1", "sa2", ""])}});
+                if rng.below(10) == 0 {
+                    object["spec"]["hostNetwork"] = json!(true);
+                }
+                if rng.below(3) == 0 {
+                    object["metadata"]["labels"]["env"] = json!(rng.pick(&["prod", "dev"]));
+                }
+                (verb(true).into(), "pods", "", ns, name, object)
+            }
+            4 => {
+                let name = format!("np{}", rng.below(4));
+                let peer = match rng.below(4) {
+                    0 => json!({"namespaceSelector": {"matchLabels": {"env": "prod"}}}),
+                    1 => json!({"podSelector": {"matchLabels": {"app": rng.pick(&apps)}}}),
+                    2 => json!({"ipBlock": {"cidr": rng.pick(&["10.0.0.0/8", "0.0.0.0/0"])}}),
+                    _ => json!({"namespaceSelector": {}}),
+                };
+                let object = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                    "metadata": {"name": name, "namespace": ns, "resourceVersion": rv_s},
+                    "spec": {"podSelector": {"matchLabels": {"app": rng.pick(&apps)}},
+                             "policyTypes": if rng.below(2) == 0 { json!(["Ingress"]) } else { json!(["Ingress", "Egress"]) },
+                             "ingress": [{"from": [peer]}],
+                             "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}});
+                (
+                    verb(false).into(),
+                    "networkpolicies",
+                    "networking.k8s.io",
+                    ns,
+                    name,
+                    object,
+                )
+            }
+            5 => {
+                let name = format!("cnp{}", rng.below(3));
+                let source = match rng.below(4) {
+                    0 => json!({"selector": format!("app == '{}'", rng.pick(&apps))}),
+                    1 => {
+                        json!({"serviceAccounts": {"names": ["sa1"]}, "namespaceSelector": "all()"})
+                    }
+                    2 => json!({"selector": "has(env)", "namespaceSelector": "env == 'prod'"}),
+                    _ => json!({"nets": ["8.8.8.0/24"]}),
+                };
+                let selector = if rng.below(8) == 0 {
+                    "app =="
+                } else {
+                    rng.pick(&["all()", "app == 'web'", "has(env)"])
+                };
+                let mut spec = json!({"tier": rng.pick(&["default", "sec"]), "order": rng.below(3),
+                    "selector": selector,
+                    "ingress": [{"action": "Allow", "source": source}],
+                    "egress": [{"action": "Allow", "destination": {"selector": "all()"}}]});
+                if rng.below(3) == 0 {
+                    spec["serviceAccountSelector"] = json!("role == 'x'");
+                }
+                let staged = rng.below(4) == 0;
+                let object = json!({"apiVersion": "projectcalico.org/v3",
+                    "kind": if staged { "StagedNetworkPolicy" } else { "NetworkPolicy" },
+                    "metadata": {"name": name, "namespace": ns, "resourceVersion": rv_s}, "spec": spec});
+                let resource = if staged {
+                    "stagednetworkpolicies"
+                } else {
+                    "networkpolicies"
+                };
+                (
+                    verb(false).into(),
+                    resource,
+                    "projectcalico.org",
+                    ns,
+                    name,
+                    object,
+                )
+            }
+            6 => {
+                let name = format!("gnp{}", rng.below(2));
+                let object = json!({"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkPolicy",
+                    "metadata": {"name": name, "resourceVersion": rv_s},
+                    "spec": {"selector": rng.pick(&["app == 'db'", "all()", "has(host)"]),
+                             "namespaceSelector": rng.pick(&["", "env == 'prod'"]),
+                             "order": rng.below(5),
+                             "ingress": [{"action": "Allow", "source": {"selector": "app == 'api'"}}],
+                             "egress": [{"action": "Allow", "destination": {"selector": "role == 'public'"}}]}});
+                (
+                    verb(false).into(),
+                    "globalnetworkpolicies",
+                    "projectcalico.org",
+                    String::new(),
+                    name,
+                    object,
+                )
+            }
+            7 => {
+                let ns = rng.pick(&["a", "b"]).to_owned();
+                let mut labels = json!({});
+                if rng.below(2) == 0 {
+                    labels["env"] = json!(rng.pick(&["prod", "dev"]));
+                }
+                let object = json!({"apiVersion": "v1", "kind": "Namespace",
+                    "metadata": {"name": ns, "resourceVersion": rv_s, "labels": labels}});
+                let verb = if rng.below(6) == 0 {
+                    "delete"
+                } else {
+                    "update"
+                };
+                (verb.into(), "namespaces", "", String::new(), ns, object)
+            }
+            8 => {
+                let name = rng.pick(&["sa1", "sa2"]).to_owned();
+                let object = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": name, "namespace": ns, "resourceVersion": rv_s,
+                                 "labels": {"role": rng.pick(&["x", "y"])}}});
+                (verb(true).into(), "serviceaccounts", "", ns, name, object)
+            }
+            9 => {
+                let name = format!("svc{}", rng.below(2));
+                let addresses: Vec<Value> = (0..rng.below(3))
+                    .map(|_| json!({"ip": "10.0.0.1", "targetRef": {"kind": "Pod", "name": format!("p{}", rng.below(8))}}))
+                    .collect();
+                let object = json!({"apiVersion": "v1", "kind": "Endpoints",
+                    "metadata": {"name": name, "namespace": ns, "resourceVersion": rv_s},
+                    "subsets": [{"addresses": addresses}]});
+                (verb(true).into(), "endpoints", "", ns, name, object)
+            }
+            10 => {
+                let name = format!("set{}", rng.below(2));
+                let object = json!({"apiVersion": "projectcalico.org/v3", "kind": "GlobalNetworkSet",
+                    "metadata": {"name": name, "resourceVersion": rv_s, "labels": {"role": "public"}},
+                    "spec": {"nets": [rng.pick(&["1.2.3.0/24", "10.1.0.0/16"])]}});
+                (
+                    verb(true).into(),
+                    "globalnetworksets",
+                    "projectcalico.org",
+                    String::new(),
+                    name,
+                    object,
+                )
+            }
+            _ => {
+                if rng.below(2) == 0 {
+                    let object = json!({"apiVersion": "projectcalico.org/v3", "kind": "Tier",
+                        "metadata": {"name": "sec", "resourceVersion": rv_s},
+                        "spec": {"order": rng.below(3) * 1_000_000}});
+                    (
+                        verb(true).into(),
+                        "tiers",
+                        "projectcalico.org",
+                        String::new(),
+                        "sec".into(),
+                        object,
+                    )
+                } else {
+                    let name = format!("h{}", rng.below(2));
+                    let object = json!({"apiVersion": "projectcalico.org/v3", "kind": "HostEndpoint",
+                        "metadata": {"name": name, "resourceVersion": rv_s, "labels": {"host": "y", "app": rng.pick(&apps)}},
+                        "spec": {"profiles": if rng.below(2) == 0 { json!([]) } else { json!(["p"]) }}});
+                    (
+                        verb(true).into(),
+                        "hostendpoints",
+                        "projectcalico.org",
+                        String::new(),
+                        name,
+                        object,
+                    )
+                }
+            }
+        }
+    }
+
+    /// A random history from 09:00 to 12:00 (some writes sharing their
+    /// instant) over an empty start.
+    fn random_history(seed: u64) -> Vec<v1::AuditEvent> {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut events = Vec::new();
+        let mut second = 9 * 3600;
+        for rv in 1..=400u64 {
+            if rng.below(3) != 0 {
+                second += 1 + rng.below(40);
+            }
+            let at = format!(
+                "2026-01-01T{:02}:{:02}:{:02}Z",
+                second / 3600,
+                second / 60 % 60,
+                second % 60
+            );
+            let (verb, resource, group, ns, name, object) = random_write(&mut rng, rv);
+            let code = if verb == "create" { 201 } else { 200 };
+            events.push(event(&verb, resource, group, &ns, &name, &at, code, object));
+        }
+        events
+    }
+
+    #[test]
+    fn incremental_reports_equal_full_recalculation_on_random_histories() {
+        let scopes = [
+            None,
+            Some(v1::EndpointsSelection {
+                namespaces: Some(v1::NamesAndLabelsMatch {
+                    names: vec![],
+                    selector: "env == 'prod'".into(),
+                }),
+                ..Default::default()
+            }),
+            Some(v1::EndpointsSelection {
+                selector: "app != 'db'".into(),
+                service_accounts: Some(v1::NamesAndLabelsMatch {
+                    names: vec![],
+                    selector: "role == 'x'".into(),
+                }),
+                ..Default::default()
+            }),
+        ];
+        let mut compared = 0;
+        for seed in 0..24 {
+            let events = random_history(seed);
+            for report_type in [v1::ReportType::Inventory, v1::ReportType::NetworkAccess] {
+                for scope in &scopes {
+                    let input = input(report_type, scope.as_ref(), &events, None);
+                    let full = compute_with(&input, Method::Full).unwrap();
+                    let incremental = compute_with(&input, Method::Incremental).unwrap();
+                    assert_eq!(incremental.contents, full.contents, "seed {seed}");
+                    assert_eq!(incremental.summary, full.summary, "seed {seed}");
+                    assert_eq!(incremental.warnings, full.warnings, "seed {seed}");
+                    let Some(
+                        v1::report_contents::Kind::Inventory(c)
+                        | v1::report_contents::Kind::NetworkAccess(c),
+                    ) = &full.contents.kind
+                    else {
+                        panic!()
+                    };
+                    compared += c.endpoints.len();
+                }
+            }
+        }
+        assert!(compared > 500, "the histories have endpoints: {compared}");
+    }
+
+    #[test]
+    fn the_tracker_answers_as_the_calculator_after_every_instant() {
+        for seed in 0..24 {
+            let events = random_history(seed);
+            let records: Vec<Recorded<'_>> = events
+                .iter()
+                .map(|e| Recorded::parse("c", &e.raw).unwrap())
+                .collect();
+            let mut replayer = Replayer::new();
+            replayer.track_changes();
+            let mut tracker = Tracker::new(replayer.state());
+            for (i, rec) in records.iter().enumerate() {
+                replayer.apply(rec);
+                if records.get(i + 1).is_some_and(|n| n.time() == rec.time()) {
+                    continue;
+                }
+                let keys = replayer.take_changed();
+                tracker.update(replayer.state(), &keys);
+                assert_eq!(
+                    tracker.calculation(),
+                    calculate(replayer.state()),
+                    "seed {seed}, after event {i}"
+                );
+            }
+        }
     }
 }
