@@ -110,16 +110,8 @@ impl Fixture {
         .unwrap();
         let console = runtime().block_on(async {
             auditrail_integration_tests::eventually("the console's address", || {
-                let logs = server.logs();
-                async move {
-                    logs.iter().find_map(|line| {
-                        let log: Value = serde_json::from_str(line).ok()?;
-                        if log["message"] != "console serving" {
-                            return None;
-                        }
-                        Some(format!("http://{}", log["console_addr"].as_str()?))
-                    })
-                }
+                let url = server.console_url();
+                async move { url }
             })
             .await
             .unwrap()

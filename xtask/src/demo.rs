@@ -283,17 +283,9 @@ fn client(exe: &Path, args: &[&str]) -> anyhow::Result<()> {
 /// The console's address (from its log line), and one page of its JSON
 /// API, as a browser's timeline would ask for it.
 fn console(server: &ServerProcess) -> anyhow::Result<()> {
-    let addr = server
-        .logs()
-        .iter()
-        .find_map(|line| {
-            let log: serde_json::Value = serde_json::from_str(line).ok()?;
-            (log["message"] == "console serving")
-                .then(|| log["console_addr"].as_str().map(str::to_owned))
-                .flatten()
-        })
+    let base = server
+        .console_url()
         .context("the console did not report its address")?;
-    let base = format!("http://{addr}");
     println!("\n==> the web console: {base}/timeline");
     println!("    (while `auditrail up` runs, open it in a browser; `--console-listen` sets the");
     println!("    address, 127.0.0.1:8080 by default)");

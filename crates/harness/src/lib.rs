@@ -145,6 +145,18 @@ impl ServerProcess {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// `http://ADDR` of the console, once its `console serving` line is
+    /// logged (a process that runs the console, with JSON logs).
+    pub fn console_url(&self) -> Option<String> {
+        self.logs().iter().find_map(|line| {
+            let log: serde_json::Value = serde_json::from_str(line).ok()?;
+            if log["message"] != "console serving" {
+                return None;
+            }
+            Some(format!("http://{}", log["console_addr"].as_str()?))
+        })
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

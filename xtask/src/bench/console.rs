@@ -91,14 +91,7 @@ fn run_in(dir: &Path, auditrail: &Path, events: u64) -> anyhow::Result<()> {
         began.elapsed().as_secs_f64()
     );
     let console = server
-        .logs()
-        .iter()
-        .find_map(|line| {
-            let log: Value = serde_json::from_str(line).ok()?;
-            (log["message"] == "console serving")
-                .then(|| log["console_addr"].as_str().map(|a| format!("http://{a}")))
-                .flatten()
-        })
+        .console_url()
         .context("the console did not report its address")?;
 
     api_against_grpc(&console, &server.url())?;
