@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use auditrail_proto::v1;
 
 pub use auditrail_harness::{
     PROCESS_DEADLINE, ServerProcess as Server, run_to_end, scrape, wait_deadline,
@@ -58,4 +59,44 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// One `IngestBatch` per cluster of `clusters`, each holding the same
+/// `count` generated events (Kubernetes and Calico kinds), batch ids
+/// `batch-<cluster>`: the trail several access tests compare scopes on.
+pub fn generated_batches(clusters: &[&str], count: usize) -> Vec<v1::IngestBatchRequest> {
+    let events: Vec<v1::RawEvent> =
+        auditrail_loggen::Generator::new(auditrail_loggen::GenConfig::default())
+            .take(count)
+            .map(|line| v1::RawEvent {
+                raw: line.into_bytes().into(),
+                type_hint: v1::EventType::Kube as i32,
+                origin: None,
+            })
+            .collect();
+    clusters
+        .iter()
+        .map(|cluster| v1::IngestBatchRequest {
+            batch_id: format!("batch-{cluster}"),
+            cluster: (*cluster).to_owned(),
+            source: "test".to_owned(),
+            events: events.clone(),
+        })
+        .collect()
+}
+
+/// An interceptor giving every call `authorization: Bearer <token>`.
+pub fn bearer(
+    token: &str,
+) -> anyhow::Result<
+    impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone + use<>,
+> {
+    let value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> =
+        format!("Bearer {token}").parse()?;
+    Ok(move |mut request: tonic::Request<()>| {
+        request
+            .metadata_mut()
+            .insert("authorization", value.clone());
+        Ok(request)
+    })
 }

@@ -135,45 +135,21 @@ async fn grpc(
     >,
 > {
     let channel = auditrail_integration_tests::channel(server).await.unwrap();
-    let value: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-    QueryServiceClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
-        r.metadata_mut().insert("authorization", value.clone());
-        Ok(r)
-    })
+    QueryServiceClient::with_interceptor(
+        channel,
+        auditrail_integration_tests::bearer(token).unwrap(),
+    )
 }
 
 /// The same generated events for clusters `a` and `b`, as the admin.
 async fn ingest(server: &Server) {
-    let lines: Vec<Vec<u8>> =
-        auditrail_loggen::Generator::new(auditrail_loggen::GenConfig::default())
-            .take(EVENTS)
-            .map(String::into_bytes)
-            .collect();
     let channel = auditrail_integration_tests::channel(server).await.unwrap();
-    let value: tonic::metadata::MetadataValue<_> = format!("Bearer {ROOT}").parse().unwrap();
-    let mut ingest =
-        IngestServiceClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
-            r.metadata_mut().insert("authorization", value.clone());
-            Ok(r)
-        });
-    for cluster in ["a", "b"] {
-        let answer = ingest
-            .ingest_batch(v1::IngestBatchRequest {
-                batch_id: format!("batch-{cluster}"),
-                cluster: cluster.to_owned(),
-                source: "test".to_owned(),
-                events: lines
-                    .iter()
-                    .map(|raw| v1::RawEvent {
-                        raw: raw.clone().into(),
-                        type_hint: v1::EventType::Kube as i32,
-                        origin: None,
-                    })
-                    .collect(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+    let mut ingest = IngestServiceClient::with_interceptor(
+        channel,
+        auditrail_integration_tests::bearer(ROOT).unwrap(),
+    );
+    for batch in auditrail_integration_tests::generated_batches(&["a", "b"], EVENTS) {
+        let answer = ingest.ingest_batch(batch).await.unwrap().into_inner();
         assert!(answer.committed);
     }
 }

@@ -176,7 +176,8 @@ fn disabled(service: &str) -> Value {
 /// cert-manager TLS (with tokens and roles); existing-secret TLS; the
 /// Kubernetes authenticator and authorizer with bindings;
 /// plaintext on the pod network as the explicit opt-in; each service
-/// disabled in turn; the console behind an Ingress (TLS, two replicas with
+/// disabled in turn; the reporter reading another query service, without
+/// snapshots; the console behind an Ingress (TLS, two replicas with
 /// session affinity, its HTTP port open to the controller's namespace
 /// only); values the schema or the chart must refuse.
 const SCENARIOS: &[Scenario] = &[
@@ -285,6 +286,14 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "without-console",
         values: || disabled("console"),
+        expect: Expect::Render,
+    },
+    Scenario {
+        name: "reporter-own-query-without-snapshots",
+        values: || {
+            json!({"reporter": {"queryUrl": "https://query.audit.example:50055",
+                                "snapshots": {"enabled": false}}})
+        },
         expect: Expect::Render,
     },
     Scenario {

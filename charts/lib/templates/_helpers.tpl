@@ -171,14 +171,30 @@ true
 {{/*
 "true" when the console presents its own certificate to the services it
 calls ([console.client] tls_cert, tls_key): with TLS, once one of them
-(query, reporter, ingestor, indexer) requires client certificates. A
-server that gets a client certificate takes it as the caller, before any
-token: there the console's calls are <release>-console's, not the
-signed-in user's (chart README, "The console").
+(query, reporter, ingestor, indexer) requires client certificates. Such a
+server takes the certificate as the caller, unless it names
+<release>-console in token_forwarders (auditrail.forwardsConsoleTokens):
+then each call is the signed-in user's whose token it carries (chart
+README, "The console").
 */}}
 {{- define "auditrail.consoleClientCert" -}}
 {{- $tls := .root.Values.global.tls -}}
 {{- if and $tls.enabled (or (has "query" $tls.clientCertificates) (has "reporter" $tls.clientCertificates) (has "ingestor" $tls.clientCertificates) (has "indexer" $tls.clientCertificates)) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+"true" when the component's server takes the console's certificate as a
+carrier of its users' tokens ([server.auth] token_forwarders): one the
+console calls (query, reporter, ingestor, indexer) that requires client
+certificates and checks tokens (token file or Kubernetes tokens). Without
+a token source a forwarded token could not be checked, so the console's
+calls there stay <release>-console's own.
+*/}}
+{{- define "auditrail.forwardsConsoleTokens" -}}
+{{- $a := .root.Values.global.auth -}}
+{{- if and (has .component (list "query" "reporter" "ingestor" "indexer")) (include "auditrail.requiresClientCert" .) (or $a.tokenSecret $a.kubernetes.authenticate) -}}
 true
 {{- end -}}
 {{- end -}}
@@ -311,6 +327,9 @@ kubernetes_tokens = true
 {{- end }}
 {{- if $g.auth.kubernetes.authorize }}
 kubernetes_authorization = true
+{{- end }}
+{{- if include "auditrail.forwardsConsoleTokens" . }}
+token_forwarders = [{{ include "auditrail.fullname" (dict "root" .root "component" "console") | quote }}]
 {{- end }}
 {{- if include "auditrail.kubeAuth" . }}
 cache_ttl_secs = {{ int $g.auth.kubernetes.cacheTtlSecs }}

@@ -108,7 +108,21 @@ pub fn load(
         service.check(&config)?;
     }
     check_own_ingestor(&config, selection)?;
+    check_own_console(&config, selection)?;
     check_access_log(&config, selection)?;
+    let client_certificates = config
+        .server
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca.is_some());
+    config
+        .server
+        .auth
+        .check(client_certificates)
+        .map_err(|message| ComposeError::Service {
+            service: "server",
+            message,
+        })?;
     Ok(config)
 }
 
@@ -194,6 +208,64 @@ fn check_own_ingestor(config: &NodeConfig, selection: &Selection) -> Result<(), 
              with the ingest permission ([ingestor.indexer_client] token_file, or tls_cert and \
              tls_key under mTLS)"
                 .to_owned(),
+        );
+    }
+    Ok(())
+}
+
+/// The console of a process that also runs a service it shows calls this
+/// very server: over TLS it must trust the server's certificate, and under
+/// mTLS present its own, which the server must trust to carry the
+/// signed-in users' tokens (`token_forwarders`), since the console has no
+/// identity of its own. Refused at start rather than found when the first
+/// page cannot load.
+fn check_own_console(config: &NodeConfig, selection: &Selection) -> Result<(), ComposeError> {
+    let calls_own = [
+        ServiceName::Query,
+        ServiceName::Reporter,
+        ServiceName::Ingestor,
+        ServiceName::Indexer,
+    ]
+    .iter()
+    .any(|s| selection.contains(s));
+    if !(selection.contains(&ServiceName::Console) && calls_own) {
+        return Ok(());
+    }
+    let client = &config.console.client;
+    let server = &config.server;
+    let refuse = |message: &str| {
+        Err(ComposeError::Service {
+            service: "console",
+            message: message.to_owned(),
+        })
+    };
+    let Some(tls) = &server.tls else {
+        return Ok(());
+    };
+    if client.tls_ca.is_none() {
+        return refuse(
+            "with [server.tls] the console calls this server at https://localhost:PORT: set \
+             [console.client] tls_ca to the CA of the server's certificate (which must name \
+             localhost), or leave the console out (--service without console)",
+        );
+    }
+    if tls.client_ca.is_none() {
+        return Ok(());
+    }
+    if client.tls_cert.is_none() {
+        return refuse(
+            "this server requires client certificates ([server.tls] client_ca), and the console \
+             calls it: give the console a certificate ([console.client] tls_cert, tls_key) and \
+             name it in [server.auth] token_forwarders, so that its calls carry the signed-in \
+             users' tokens",
+        );
+    }
+    if server.auth.token_forwarders.is_empty() {
+        return refuse(
+            "the console presents its certificate ([console.client] tls_cert) to this server, \
+             which requires client certificates: name that certificate (its first URI SAN, else \
+             DNS SAN, else CN) in [server.auth] token_forwarders, else every console call is \
+             the certificate's own, not the signed-in user's",
         );
     }
     Ok(())

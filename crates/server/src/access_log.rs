@@ -221,6 +221,9 @@ pub(crate) struct AccessRecord {
     pub(crate) user: String,
     pub(crate) groups: Vec<String>,
     pub(crate) via: &'static str,
+    /// The token forwarder (the console's certificate) that brought the
+    /// call on the user's behalf.
+    pub(crate) forwarded_by: Option<String>,
     pub(crate) source: Option<String>,
     pub(crate) user_agent: Option<String>,
     pub(crate) path: String,
@@ -279,6 +282,12 @@ impl AccessRecord {
             crate::code_name(self.code).into(),
         );
         annotations.insert("auditrail.io/authenticated-by".to_owned(), self.via.into());
+        if let Some(forwarder) = &self.forwarded_by {
+            annotations.insert(
+                "auditrail.io/forwarded-by".to_owned(),
+                forwarder.clone().into(),
+            );
+        }
         if let Some(request) = &self.request {
             annotations.insert("auditrail.io/request".to_owned(), request.clone().into());
         }
@@ -600,6 +609,7 @@ mod tests {
             user: "alice".to_owned(),
             groups: vec!["viewer".to_owned()],
             via: "token",
+            forwarded_by: None,
             source: Some("10.0.0.7".to_owned()),
             user_agent: Some("auditrail/0.1".to_owned()),
             path: "/auditrail.v1.QueryService/Search".to_owned(),
@@ -635,6 +645,22 @@ mod tests {
             json["annotations"]["auditrail.io/authenticated-by"],
             "token"
         );
+        assert!(
+            json["annotations"]
+                .get("auditrail.io/forwarded-by")
+                .is_none()
+        );
+        let forwarded = AccessRecord {
+            forwarded_by: Some("auditrail-console".to_owned()),
+            ..record()
+        };
+        let json: serde_json::Value =
+            serde_json::from_slice(&forwarded.render()).expect("valid JSON");
+        assert_eq!(
+            json["annotations"]["auditrail.io/forwarded-by"],
+            "auditrail-console"
+        );
+        assert_eq!(json["user"]["username"], "alice");
     }
 
     #[test]

@@ -5,11 +5,16 @@
 //! client certificate (over mTLS; the name is the first URI SAN, else DNS
 //! SAN, else the CN, and the groups are the subject's O values, as
 //! Kubernetes reads client certificates), then an `authorization: Bearer`
-//! token checked against the token file. It then asks
-//! [`auditrail_access::Roles`] whether that identity holds the permission
-//! the method needs ([`auditrail_access::required`]) and puts the
-//! [`Caller`] (identity and scope) in the request's extensions for the
-//! handler to narrow what it reads. Refusals are UNAUTHENTICATED (no or
+//! token checked against the token file. A certificate named in
+//! `token_forwarders` (the web console, which calls the services with
+//! its users' tokens over its own mTLS connection) is a carrier, not the
+//! caller, when it brings a token: the call is the token's user, and its
+//! access record names the forwarder (`auditrail.io/forwarded-by`), as
+//! Kubernetes trusts a front proxy only by its certificate's name. It
+//! then asks [`auditrail_access::Roles`] whether that identity holds the
+//! permission the method needs ([`auditrail_access::required`]) and puts
+//! the [`Caller`] (identity and scope) in the request's extensions for
+//! the handler to narrow what it reads. Refusals are UNAUTHENTICATED (no or
 //! unknown identity) or PERMISSION_DENIED (naming the permission),
 //! counted in `auth_denied_total{service,method,reason}` and logged with
 //! the identity, never the token.
@@ -61,6 +66,14 @@ pub struct AuthConfig {
     /// `auditrail.io` resources) instead of the roles.
     #[serde(default)]
     pub kubernetes_authorization: bool,
+    /// Client certificates trusted to forward their users' bearer tokens
+    /// (the web console under mTLS), by the name the certificate gives its
+    /// holder: a call over such a certificate that carries a token is the
+    /// token's user, and its access record names the forwarder; one
+    /// without a token is the certificate's own. Needs a client CA and a
+    /// token source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_forwarders: Vec<String>,
     /// Seconds a Kubernetes answer is reused (positive and negative).
     #[serde(default = "default_cache_ttl_secs")]
     pub cache_ttl_secs: u64,
@@ -84,6 +97,7 @@ impl Default for AuthConfig {
             roles_file: None,
             kubernetes_tokens: false,
             kubernetes_authorization: false,
+            token_forwarders: Vec::new(),
             cache_ttl_secs: default_cache_ttl_secs(),
             cache_entries: default_cache_entries(),
         }
@@ -94,6 +108,33 @@ impl AuthConfig {
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
+    }
+
+    /// Why these settings cannot work on a server that does
+    /// (`client_certificates`) or does not ask for client certificates.
+    pub fn check(&self, client_certificates: bool) -> Result<(), String> {
+        if self.token_forwarders.is_empty() {
+            return Ok(());
+        }
+        if self.token_forwarders.iter().any(|n| n.trim().is_empty()) {
+            return Err("server.auth.token_forwarders holds an empty name".to_owned());
+        }
+        if !client_certificates {
+            return Err(format!(
+                "server.auth.token_forwarders = {:?} names client certificates, and this server \
+                 asks for none: set [server.tls] client_ca (mTLS), or drop token_forwarders",
+                self.token_forwarders
+            ));
+        }
+        if self.token_file.is_none() && !self.kubernetes_tokens {
+            return Err(format!(
+                "server.auth.token_forwarders = {:?}: a forwarded token is checked against the \
+                 token file or by Kubernetes, and neither is set: set server.auth.token_file or \
+                 server.auth.kubernetes_tokens",
+                self.token_forwarders
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -117,6 +158,9 @@ pub enum AuthError {
     /// account, no kubeconfig).
     #[error("cannot reach the Kubernetes API for token or access reviews: {0}")]
     Kubernetes(String),
+    /// The settings contradict each other ([`AuthConfig::check`]).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The caller of a request, as the handlers see it in its extensions.
@@ -129,6 +173,9 @@ pub struct Caller {
     /// Whether they may read access records (the `read_access`
     /// permission), decided for the calls that read events.
     pub read_access: bool,
+    /// The client certificate that brought the caller's token, when a
+    /// token forwarder (the console) made the call on their behalf.
+    pub forwarded_by: Option<String>,
 }
 
 impl Caller {
@@ -143,6 +190,7 @@ impl Caller {
             },
             scope: Scope::all(),
             read_access: true,
+            forwarded_by: None,
         })
     }
 }
@@ -241,6 +289,9 @@ struct AuthState {
     kube_tokens: Option<Arc<KubeAuth>>,
     /// SubjectAccessReview (with `kubernetes_authorization`).
     kube_authorization: Option<Arc<KubeAuth>>,
+    /// The names of the client certificates that forward their users'
+    /// tokens (`token_forwarders`).
+    forwarders: Vec<String>,
     /// The clusters of the process's store, for reviews per cluster.
     catalog: Option<Arc<dyn ClusterCatalog>>,
 }
@@ -260,6 +311,8 @@ pub struct AuthLayer {
 struct Refusal {
     status: tonic::Status,
     identity: Option<Identity>,
+    /// The token forwarder that brought the call, when one did.
+    forwarded_by: Option<String>,
 }
 
 impl From<tonic::Status> for Refusal {
@@ -267,6 +320,7 @@ impl From<tonic::Status> for Refusal {
         Self {
             status,
             identity: None,
+            forwarded_by: None,
         }
     }
 }
@@ -287,6 +341,9 @@ impl AuthLayer {
         client_certificates: bool,
         catalog: Option<Arc<dyn ClusterCatalog>>,
     ) -> Result<Self, AuthError> {
+        config
+            .check(client_certificates)
+            .map_err(AuthError::Config)?;
         let tokens = config
             .token_file
             .as_deref()
@@ -323,6 +380,7 @@ impl AuthLayer {
                 builtin: Arc::new(Roles::builtin()),
                 kube_tokens: kube.clone().filter(|_| config.kubernetes_tokens),
                 kube_authorization: kube.filter(|_| config.kubernetes_authorization),
+                forwarders: config.token_forwarders.clone(),
                 catalog,
             }),
             access: None,
@@ -361,17 +419,38 @@ impl AuthLayer {
 
     /// The caller of a request with `token` (its bearer token, if any)
     /// over a connection whose client presented `certificates`, or why
-    /// there is none.
+    /// there is none; and the token forwarder that brought the token,
+    /// when one did (known even when the token is refused).
     async fn identify(
         &self,
         token: Option<Result<String, &'static str>>,
         certificates: Option<&[CertificateDer<'static>]>,
+    ) -> (Result<Identity, tonic::Status>, Option<String>) {
+        let Some(leaf) = certificates.and_then(<[_]>::first) else {
+            return (self.token_identity(token).await, None);
+        };
+        let Some(holder) = certificate_identity(leaf) else {
+            return (
+                Err(tonic::Status::unauthenticated(
+                    "the client certificate names no one",
+                )),
+                None,
+            );
+        };
+        if token.is_none() || !self.state.forwarders.contains(&holder.name) {
+            return (Ok(holder), None);
+        }
+        // A forwarder's call is its user's: the token decides, and an
+        // unknown token is refused, never taken as the forwarder's own.
+        (self.token_identity(token).await, Some(holder.name))
+    }
+
+    /// The identity a bearer token proves, or why it proves none.
+    async fn token_identity(
+        &self,
+        token: Option<Result<String, &'static str>>,
     ) -> Result<Identity, tonic::Status> {
         let unauthenticated = |reason: &str| tonic::Status::unauthenticated(reason.to_owned());
-        if let Some(leaf) = certificates.and_then(<[_]>::first) {
-            return certificate_identity(leaf)
-                .ok_or_else(|| unauthenticated("the client certificate names no one"));
-        }
         let token = match token {
             None => {
                 return Err(unauthenticated(
@@ -421,10 +500,10 @@ impl AuthLayer {
                 .into());
             }
         };
-        let identity = self
-            .identify(token, certificates)
-            .await
-            .inspect_err(|status| {
+        let (identity, forwarded_by) = self.identify(token, certificates).await;
+        let identity = match identity {
+            Ok(identity) => identity,
+            Err(status) => {
                 let reason = if status.code() == tonic::Code::Unavailable {
                     "unavailable"
                 } else {
@@ -434,9 +513,16 @@ impl AuthLayer {
                 tracing::info!(
                     method = path,
                     reason = status.message(),
+                    forwarded_by,
                     "call refused: {reason}"
                 );
-            })?;
+                return Err(Refusal {
+                    status,
+                    identity: None,
+                    forwarded_by,
+                });
+            }
+        };
         let decision = match self.decide(&identity, permission).await {
             Ok(decision) => decision,
             Err(status) => {
@@ -444,6 +530,7 @@ impl AuthLayer {
                 return Err(Refusal {
                     status,
                     identity: Some(identity),
+                    forwarded_by,
                 });
             }
         };
@@ -460,6 +547,7 @@ impl AuthLayer {
                     identity,
                     scope,
                     read_access,
+                    forwarded_by,
                 }))
             }
             Decision::Deny => {
@@ -471,6 +559,7 @@ impl AuthLayer {
                         path.trim_start_matches('/')
                     )),
                     identity: Some(identity),
+                    forwarded_by,
                 })
             }
         }
@@ -648,7 +737,8 @@ struct CallFacts {
 impl CallFacts {
     /// The record of this call by `identity` (none: not known), its
     /// outcome filled in when the answer ends.
-    fn record(&self, identity: Option<&Identity>) -> AccessRecord {
+    /// `forwarded_by` names the token forwarder that brought the call.
+    fn record(&self, identity: Option<&Identity>, forwarded_by: Option<&str>) -> AccessRecord {
         let user = match identity {
             Some(i) => i.name.clone(),
             None if self.checked => "system:unauthenticated".to_owned(),
@@ -664,6 +754,7 @@ impl CallFacts {
                 Some(Via::Unchecked) | None if self.checked => "none",
                 Some(Via::Unchecked) | None => "unchecked",
             },
+            forwarded_by: forwarded_by.map(str::to_owned),
             source: self.source.clone(),
             user_agent: self.user_agent.clone(),
             path: self.path.clone(),
@@ -750,7 +841,8 @@ impl AuthLayer {
                     };
                     Some(Pending {
                         reservation,
-                        record: facts.record(refusal.identity.as_ref()),
+                        record: facts
+                            .record(refusal.identity.as_ref(), refusal.forwarded_by.as_deref()),
                         note: AccessNote::default(),
                     })
                 });
@@ -774,7 +866,10 @@ impl AuthLayer {
             request.extensions_mut().insert(note.clone());
             Some(Pending {
                 reservation,
-                record: facts.record(caller.as_ref().map(|c| &c.identity)),
+                record: facts.record(
+                    caller.as_ref().map(|c| &c.identity),
+                    caller.as_ref().and_then(|c| c.forwarded_by.as_deref()),
+                ),
                 note,
             })
         } else {
@@ -785,5 +880,46 @@ impl AuthLayer {
         }
         let response = inner.call(request).await?;
         Ok(recorded(response, pending))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarding(token_file: bool, kubernetes_tokens: bool, names: &[&str]) -> AuthConfig {
+        AuthConfig {
+            token_file: token_file.then(|| PathBuf::from("tokens.toml")),
+            kubernetes_tokens,
+            token_forwarders: names.iter().map(|n| (*n).to_owned()).collect(),
+            ..AuthConfig::default()
+        }
+    }
+
+    #[test]
+    fn token_forwarders_need_client_certificates_and_a_token_source() {
+        assert_eq!(forwarding(false, false, &[]).check(false), Ok(()));
+        assert_eq!(forwarding(true, false, &["console"]).check(true), Ok(()));
+        assert_eq!(forwarding(false, true, &["console"]).check(true), Ok(()));
+        let no_ca = forwarding(true, false, &["console"])
+            .check(false)
+            .unwrap_err();
+        assert!(
+            no_ca.starts_with("server.auth.token_forwarders = [\"console\"] names client certificates, and this server asks for none"),
+            "{no_ca}"
+        );
+        let no_tokens = forwarding(false, false, &["console"])
+            .check(true)
+            .unwrap_err();
+        assert!(
+            no_tokens.contains(
+                "neither is set: set server.auth.token_file or server.auth.kubernetes_tokens"
+            ),
+            "{no_tokens}"
+        );
+        assert_eq!(
+            forwarding(true, false, &["console", " "]).check(true),
+            Err("server.auth.token_forwarders holds an empty name".to_owned())
+        );
     }
 }

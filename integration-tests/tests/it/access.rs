@@ -3,11 +3,15 @@
 //! tokens of a viewer, an exporter, an ingestor and an admin. The allowed
 //! calls are written out here by hand, not derived from the permission
 //! table, so a wrong row there fails here. Then over mTLS, where the client
-//! certificate (made here with rcgen) is the identity and its O the group.
+//! certificate (made here with rcgen) is the identity and its O the group,
+//! and the console's certificate forwards its users' tokens.
 
 use std::str::FromStr as _;
 
 use auditrail_integration_tests::{Server, binary, channel, scrape};
+use auditrail_proto::v1;
+use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
+use auditrail_proto::v1::query_service_client::QueryServiceClient;
 use prost_reflect::DescriptorPool;
 use tonic::Code;
 
@@ -219,10 +223,14 @@ async fn over_mtls_the_client_certificate_is_the_identity() {
     let (own_cert, own_key) = client_ca.leaf(&["ingestor.auditrail"], Some("ingestor"));
     let (own_cert, own_key) = (write("own.crt", &own_cert), write("own.key", &own_key));
     let data = dir.path().join("data");
+    // The console is left out: under mTLS it needs a certificate and token
+    // forwarding (the next test).
     let server = Server::start(
         &binary("auditrail").unwrap(),
         &[
-            "up",
+            "run",
+            "--service",
+            "ingestor,indexer,query",
             "--data-dir",
             data.to_str().unwrap(),
             "--tls-cert",
@@ -288,6 +296,340 @@ async fn over_mtls_the_client_certificate_is_the_identity() {
     assert!(refusal.is_some(), "the refusal is logged with the identity");
 }
 
+/// `auditrail up` under mTLS with certificates of `ca`, tokens for root
+/// (admin) and alice (reader of cluster `a`), and the console presenting
+/// `console` (its certificate and key), named in `token_forwarders`.
+fn forwarding_server(dir: &std::path::Path, ca: &Ca, console: &(String, String)) -> Server {
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let (cert, key) = ca.leaf(&["localhost"], None);
+    let (cert, key) = (write("tls.crt", &cert), write("tls.key", &key));
+    let ca_file = write("ca.crt", &ca.0.pem());
+    let (own_cert, own_key) = ca.leaf(&["ingestor.auditrail"], Some("ingestor"));
+    let (own_cert, own_key) = (write("own.crt", &own_cert), write("own.key", &own_key));
+    let (console_cert, console_key) = (
+        write("console.crt", &console.0),
+        write("console.key", &console.1),
+    );
+    let token = |name: &str, groups: &str| {
+        format!(
+            "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ngroups = [{groups}]\n",
+            auditrail_access::digest_hex(&format!("{name}-secret"))
+        )
+    };
+    let tokens = write(
+        "tokens.toml",
+        &[token("root", "\"admin\""), token("alice", "")].concat(),
+    );
+    let roles = write(
+        "roles.toml",
+        "[[role]]\nname = \"a-reader\"\npermissions = [\"read\"]\nclusters = [\"a\"]\n\n\
+         [[binding]]\nrole = \"a-reader\"\nusers = [\"alice\"]\n",
+    );
+    let config = write(
+        "auditrail.toml",
+        &format!(
+            "[server.auth]\ntoken_forwarders = [\"console.auditrail\"]\n\n\
+             [console.client]\ntls_ca = {ca_file:?}\ntls_cert = {console_cert:?}\n\
+             tls_key = {console_key:?}\n"
+        ),
+    );
+    let data = dir.join("data");
+    Server::start(
+        &binary("auditrail").unwrap(),
+        &[
+            "up",
+            "--config",
+            &config,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--retention-days",
+            "0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &ca_file,
+            "--auth-token-file",
+            &tokens,
+            "--authz-file",
+            &roles,
+            "--console-listen",
+            "127.0.0.1:0",
+        ],
+        &[
+            ("AUDITRAIL_INGESTOR__INDEXER_CLIENT__TLS_CA", &ca_file),
+            ("AUDITRAIL_INGESTOR__INDEXER_CLIENT__TLS_CERT", &own_cert),
+            ("AUDITRAIL_INGESTOR__INDEXER_CLIENT__TLS_KEY", &own_key),
+        ],
+    )
+    .unwrap()
+}
+
+/// The clusters of the store statistics the console's ingest page shows
+/// the user of `token` (`GET /api/v1/ingest` after signing in at `url`).
+fn store_clusters_via_console(url: &str, token: &str) -> Vec<String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut signed_in = agent
+        .post(format!("{url}/api/v1/session"))
+        .header("Origin", url)
+        .header("Content-Type", "application/json")
+        .send(serde_json::json!({ "token": token }).to_string())
+        .unwrap();
+    let status = signed_in.status().as_u16();
+    let body = signed_in.body_mut().read_to_string().unwrap();
+    assert_eq!(status, 200, "sign-in: {body}");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let body = agent
+        .get(format!("{url}/api/v1/ingest"))
+        .header("Cookie", &cookie)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut clusters: Vec<String> = page["store"]["stats"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no store statistics: {page}"))
+        .iter()
+        .map(|s| s["cluster"].as_str().unwrap().to_owned())
+        .collect();
+    clusters.dedup();
+    clusters
+}
+
+/// The first access record of `user` calling `uri`, once stored, read
+/// over `admin` (a channel whose identity may read access records).
+async fn access_record(
+    admin: &tonic::transport::Channel,
+    user: &str,
+    uri: &str,
+) -> serde_json::Value {
+    auditrail_integration_tests::eventually("the access record", || {
+        let mut query = QueryServiceClient::new(admin.clone());
+        async move {
+            let events = query
+                .search(v1::SearchRequest {
+                    filter: Some(v1::Filter {
+                        r#type: v1::TypeFilter::Access as i32,
+                        authors: vec![user.to_owned()],
+                        ..v1::Filter::default()
+                    }),
+                    page_size: 1000,
+                    include_raw: true,
+                    ..v1::SearchRequest::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .events;
+            events.iter().find_map(|e| {
+                let raw: serde_json::Value = serde_json::from_slice(&e.raw).unwrap();
+                (raw["requestURI"] == uri).then_some(raw)
+            })
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// The web console under mTLS: it reaches a server that requires client
+/// certificates with its own certificate, and that server, naming it in
+/// `token_forwarders`, takes each call as the signed-in user whose token
+/// it carries. So a viewer of one cluster sees that cluster's store
+/// statistics on the ingest page (the indexer's `GetIndexStats`), the
+/// admin sees both, the access records name the user and the forwarder,
+/// and the console's certificate alone is no one with a role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mtls_the_console_forwards_each_users_token() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new();
+    let console_identity = ca.leaf(&["console.auditrail"], None);
+    let server = forwarding_server(dir.path(), &ca, &console_identity);
+    let port = server.addr().rsplit_once(':').unwrap().1.to_owned();
+    let connect = |identity: (String, String)| {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca.0.pem()))
+            .domain_name("localhost")
+            .identity(Identity::from_pem(identity.0, identity.1));
+        let url = format!("https://127.0.0.1:{port}");
+        async move {
+            Endpoint::from_shared(url)
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap()
+        }
+    };
+
+    // The same events in clusters a and b, sent with the ingestor's
+    // certificate.
+    let ingestor = connect(ca.leaf(&["ingestor.auditrail"], Some("ingestor"))).await;
+    for batch in auditrail_integration_tests::generated_batches(&["a", "b"], 20) {
+        let answer = IngestServiceClient::new(ingestor.clone())
+            .ingest_batch(batch)
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(answer.committed);
+    }
+
+    // Over gRPC: the console's certificate carries a token, and is no one
+    // with a role without one.
+    let console = connect(console_identity.clone()).await;
+    let search = "/auditrail.v1.QueryService/Search";
+    let ingest = "/auditrail.v1.IngestService/IngestBatch";
+    assert_eq!(
+        call(&console, search, false, Some("alice-secret")).await,
+        Code::Ok
+    );
+    assert_eq!(
+        call(&console, ingest, false, Some("alice-secret")).await,
+        Code::PermissionDenied,
+        "the forwarded call has alice's permissions, not more"
+    );
+    assert_eq!(
+        call(&console, search, false, None).await,
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        call(&console, search, false, Some("nobody-secret")).await,
+        Code::Unauthenticated,
+        "an unknown forwarded token is refused, never taken as the console's own call"
+    );
+    // A certificate not named a forwarder stays the caller, token or not.
+    let other = connect(ca.leaf(&["other.auditrail"], None)).await;
+    assert_eq!(
+        call(&other, search, false, Some("root-secret")).await,
+        Code::PermissionDenied
+    );
+
+    // Through the console's pages' API.
+    let console_url = auditrail_integration_tests::eventually("the console's address", || {
+        let url = server.console_url();
+        async move { url }
+    })
+    .await
+    .unwrap();
+    let store_clusters = |token: &'static str| {
+        let url = console_url.clone();
+        tokio::task::spawn_blocking(move || store_clusters_via_console(&url, token))
+    };
+    assert_eq!(store_clusters("alice-secret").await.unwrap(), ["a"]);
+    assert_eq!(store_clusters("root-secret").await.unwrap(), ["a", "b"]);
+
+    // The access records name alice and the console that brought her call.
+    let admin = connect(ca.leaf(&["admin.auditrail"], Some("admin"))).await;
+    let forwarded =
+        access_record(&admin, "alice", "/auditrail.v1.IngestService/GetIndexStats").await;
+    assert_eq!(
+        forwarded["annotations"]["auditrail.io/forwarded-by"], "console.auditrail",
+        "{forwarded}"
+    );
+    assert_eq!(
+        forwarded["annotations"]["auditrail.io/authenticated-by"],
+        "token"
+    );
+}
+
+/// Token forwarding that could never work is refused at start, naming
+/// what to set: forwarders on a server that asks for no certificates or
+/// checks no tokens, and a console in the process that could not reach
+/// its own server or whose calls would not be its users'.
+#[test]
+fn impossible_token_forwarding_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = "[server.tls]\ncert = \"tls.crt\"\nkey = \"tls.key\"\n";
+    let mtls = "[server.tls]\ncert = \"tls.crt\"\nkey = \"tls.key\"\nclient_ca = \"ca.crt\"\n";
+    let console_ca = "[console.client]\ntls_ca = \"ca.crt\"\n";
+    let console_cert =
+        "[console.client]\ntls_ca = \"ca.crt\"\ntls_cert = \"c.crt\"\ntls_key = \"c.key\"\n";
+    let forwarders = "[server.auth]\ntoken_forwarders = [\"console.auditrail\"]\n";
+    let forwarders_tokens =
+        "[server.auth]\ntoken_file = \"tokens.toml\"\ntoken_forwarders = [\"console.auditrail\"]\n";
+    let ingestor = "[ingestor.indexer_client]\ntls_ca = \"ca.crt\"\ntls_cert = \"i.crt\"\ntls_key = \"i.key\"\n";
+    let cases: [(&[&str], String, &str); 5] = [
+        (
+            &["run", "--service", "indexer"],
+            forwarders.to_owned(),
+            "invalid configuration of the server: server.auth.token_forwarders = \
+             [\"console.auditrail\"] names client certificates, and this server asks for none",
+        ),
+        (
+            &["run", "--service", "indexer"],
+            [mtls, forwarders].concat(),
+            "a forwarded token is checked against the token file or by Kubernetes, and neither \
+             is set",
+        ),
+        (
+            &["up"],
+            [tls, ingestor].concat(),
+            "invalid configuration of the console: with [server.tls] the console calls this \
+             server at https://localhost:PORT: set [console.client] tls_ca",
+        ),
+        (
+            &["up"],
+            [mtls, ingestor, console_ca].concat(),
+            "this server requires client certificates ([server.tls] client_ca), and the console \
+             calls it: give the console a certificate",
+        ),
+        (
+            &["up"],
+            [mtls, ingestor, console_cert].concat(),
+            "name that certificate (its first URI SAN, else DNS SAN, else CN) in [server.auth] \
+             token_forwarders",
+        ),
+    ];
+    for (args, config, expected) in cases {
+        let file = dir.path().join("auditrail.toml");
+        std::fs::write(&file, &config).unwrap();
+        let output = std::process::Command::new(binary("auditrail").unwrap())
+            .args(args)
+            .arg("--check-config")
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "accepted: {config}");
+        assert!(stderr.contains(expected), "{config}\n{stderr}");
+    }
+    // The complete set-up is accepted.
+    let file = dir.path().join("auditrail.toml");
+    std::fs::write(
+        &file,
+        [mtls, ingestor, console_cert, forwarders_tokens].concat(),
+    )
+    .unwrap();
+    let output = std::process::Command::new(binary("auditrail").unwrap())
+        .args(["up", "--check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A client of `server` sending `token`.
 async fn with_token(
     server: &Server,
@@ -296,21 +638,14 @@ async fn with_token(
     tonic::transport::Channel,
     impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone,
 > {
-    let value: tonic::metadata::MetadataValue<_> = format!("Bearer {token}").parse().unwrap();
-    let intercept = move |mut request: tonic::Request<()>| {
-        request
-            .metadata_mut()
-            .insert("authorization", value.clone());
-        Ok(request)
-    };
-    tonic::service::interceptor::InterceptedService::new(channel(server).await.unwrap(), intercept)
+    tonic::service::interceptor::InterceptedService::new(
+        channel(server).await.unwrap(),
+        auditrail_integration_tests::bearer(token).unwrap(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scoped_reader_sees_exactly_its_clusters_and_types() {
-    use auditrail_proto::v1;
-    use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
-    use auditrail_proto::v1::query_service_client::QueryServiceClient;
     use tokio_stream::StreamExt as _;
 
     let dir = tempfile::tempdir().unwrap();
@@ -409,33 +744,10 @@ async fn a_scoped_reader_sees_exactly_its_clusters_and_types() {
 /// Stores the same generated events for clusters `a` and `b` as the admin;
 /// the number of events of cluster `a` and type kube.
 async fn ingest_two_clusters(server: &Server) -> u64 {
-    use auditrail_proto::v1;
-    use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
     // Two clusters of generated events (kube and Calico's ee kinds).
-    let lines: Vec<Vec<u8>> =
-        auditrail_loggen::Generator::new(auditrail_loggen::GenConfig::default())
-            .take(400)
-            .map(String::into_bytes)
-            .collect();
     let mut ingest = IngestServiceClient::new(with_token(server, "root-secret").await);
-    for cluster in ["a", "b"] {
-        let answer = ingest
-            .ingest_batch(v1::IngestBatchRequest {
-                batch_id: format!("batch-{cluster}"),
-                cluster: cluster.to_owned(),
-                source: "test".to_owned(),
-                events: lines
-                    .iter()
-                    .map(|raw| v1::RawEvent {
-                        raw: raw.clone().into(),
-                        type_hint: v1::EventType::Kube as i32,
-                        origin: None,
-                    })
-                    .collect(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+    for batch in auditrail_integration_tests::generated_batches(&["a", "b"], 400) {
+        let answer = ingest.ingest_batch(batch).await.unwrap().into_inner();
         assert!(answer.committed);
     }
     let all_stats = ingest
@@ -458,9 +770,6 @@ async fn ingest_two_clusters(server: &Server) -> u64 {
 /// What lies outside alice's scope is refused by name, never answered
 /// empty.
 async fn outside_the_scope_is_refused(server: &Server) {
-    use auditrail_proto::v1;
-    use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
-    use auditrail_proto::v1::query_service_client::QueryServiceClient;
     let alice = with_token(server, "alice-secret").await;
     let mut query = QueryServiceClient::new(alice.clone());
     let search = |filter: v1::Filter| v1::SearchRequest {
@@ -766,8 +1075,6 @@ async fn kubernetes_reviews_identify_and_authorize_with_a_cache_and_fail_closed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubernetes_rbac_can_grant_reading_one_cluster_by_name() {
-    use auditrail_proto::v1;
-    use auditrail_proto::v1::query_service_client::QueryServiceClient;
     let mock = mock_reviews::MockReviews {
         tokens: vec![
             (

@@ -10,6 +10,11 @@
 //!   navigation start to the moment the page has its rows on screen (the
 //!   `auditrail-first-page` performance mark of the page's script), median
 //!   of fresh loads, through ChromeDriver's WebDriver API.
+//!
+//! Both are measured twice: right after the last event was stored, while
+//! the store may still be merging segments, and once the server has
+//! settled (its CPU use has fallen to almost nothing), the store as it
+//! serves most of its life.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -94,10 +99,65 @@ fn run_in(dir: &Path, auditrail: &Path, events: u64) -> anyhow::Result<()> {
         .console_url()
         .context("the console did not report its address")?;
 
+    println!("console: right after the last event was stored (the store may still be merging)");
+    api_against_grpc(&console, &server.url())?;
+    first_page(&console)?;
+    let settled = settle(server.pid())?;
+    println!(
+        "console: settled (the server used under {QUIET_CPU:.0} % of a core for {} s) after \
+         another {settled:.0} s",
+        QUIET_WINDOW.as_secs()
+    );
     api_against_grpc(&console, &server.url())?;
     first_page(&console)?;
     server.stop()?;
     Ok(())
+}
+
+/// CPU time (user and system) of process `pid` so far, from
+/// `/proc/<pid>/stat`, in seconds.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("no command name in /proc/PID/stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12
+    // after the state.
+    let ticks = |i: usize| -> anyhow::Result<f64> {
+        Ok(fields
+            .get(i)
+            .context("a short /proc/PID/stat")?
+            .parse::<f64>()?)
+    };
+    // The kernel's USER_HZ, 100 on every Linux this runs on.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// The share of one core under which the server counts as settled.
+const QUIET_CPU: f64 = 5.0;
+/// How long it must stay under it.
+const QUIET_WINDOW: Duration = Duration::from_secs(5);
+
+/// Waits until the server's background work after ingest (commits,
+/// segment merges) has ended: its CPU use over [`QUIET_WINDOW`] stays under
+/// [`QUIET_CPU`] % of a core. The seconds waited.
+fn settle(pid: u32) -> anyhow::Result<f64> {
+    let began = Instant::now();
+    loop {
+        let before = cpu_seconds(pid)?;
+        std::thread::sleep(QUIET_WINDOW);
+        let used = cpu_seconds(pid)? - before;
+        if used / QUIET_WINDOW.as_secs_f64() * 100.0 < QUIET_CPU {
+            return Ok(began.elapsed().as_secs_f64());
+        }
+        if began.elapsed() > Duration::from_mins(30) {
+            bail!("the server was still busy 30 minutes after the last event was stored");
+        }
+    }
 }
 
 /// p50 and p99 of the first timeline page through the JSON API and over

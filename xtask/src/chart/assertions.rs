@@ -55,6 +55,8 @@ pub(crate) fn check(scenario: &str, values: &Value, objects: &[Obj], report: &mu
     tests(scenario, values, objects, report);
     network_policies(scenario, values, objects, report);
     console(scenario, values, objects, report);
+    console_forwarding(scenario, values, objects, report);
+    reporter(scenario, values, objects, report);
 }
 
 /// Every pod: non-root, seccomp RuntimeDefault, no host namespaces; every
@@ -751,23 +753,7 @@ fn ingestor_authorized(scenario: &str, values: &Value, objects: &[Obj], report: 
     {
         return;
     }
-    let identity = if mode == TlsMode::Generated {
-        find(objects, "Secret", "ar-ingestor-tls")
-            .and_then(|s| secret_cert(s, "tls.crt"))
-            .and_then(|der| cert_names(&der))
-            .and_then(|c| c.identity)
-    } else {
-        find(objects, "Certificate", "ar-ingestor").and_then(|c| {
-            Some(auditrail_access::Identity {
-                name: c.value["spec"]["dnsNames"][0].as_str()?.to_owned(),
-                groups: list(&c.value["spec"]["subject"]["organizations"])
-                    .iter()
-                    .filter_map(|o| o.as_str().map(str::to_owned))
-                    .collect(),
-                via: auditrail_access::Via::Certificate,
-            })
-        })
-    };
+    let identity = certificate_identity(objects, mode, "ingestor");
     let Some(identity) = identity else {
         report.fail(format!(
             "{scenario}: the ingestor's certificate names no identity"
@@ -805,6 +791,170 @@ fn ingestor_authorized(scenario: &str, values: &Value, objects: &[Obj], report: 
             "{scenario}: the indexer's roles file does not let the ingestor's identity {:?} ingest",
             identity.name
         )
+    });
+}
+
+/// The identity a component's certificate gives it as a client, as the
+/// servers read client certificates: from the generated Secret
+/// `ar-<component>-tls`, or the cert-manager Certificate `ar-<component>`
+/// (its first DNS name, its organizations as groups). `None` in the other
+/// modes, where the certificate is the user's.
+fn certificate_identity(
+    objects: &[Obj],
+    mode: TlsMode,
+    component: &str,
+) -> Option<auditrail_access::Identity> {
+    match mode {
+        TlsMode::Generated => find(objects, "Secret", &format!("ar-{component}-tls"))
+            .and_then(|s| secret_cert(s, "tls.crt"))
+            .and_then(|der| cert_names(&der))
+            .and_then(|c| c.identity),
+        TlsMode::CertManager => {
+            find(objects, "Certificate", &format!("ar-{component}")).and_then(|c| {
+                Some(auditrail_access::Identity {
+                    name: c.value["spec"]["dnsNames"][0].as_str()?.to_owned(),
+                    groups: list(&c.value["spec"]["subject"]["organizations"])
+                        .iter()
+                        .filter_map(|o| o.as_str().map(str::to_owned))
+                        .collect(),
+                    via: auditrail_access::Via::Certificate,
+                })
+            })
+        }
+        TlsMode::Off | TlsMode::Existing => None,
+    }
+}
+
+/// Under mTLS the console presents its own certificate: each server it
+/// calls that requires client certificates and checks tokens names the
+/// console's certificate identity (for an existing Secret, the documented
+/// `ar-console`) in `[server.auth] token_forwarders`, so a signed-in
+/// user's calls are the user's; without a token source it names none (a
+/// forwarded token could not be checked, and the server would refuse to
+/// start).
+fn console_forwarding(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
+    let mode = tls_mode(values);
+    if mode == TlsMode::Off || !enabled(values, "console") {
+        return;
+    }
+    let auth = &values["global"]["auth"];
+    let tokens = auth["tokenSecret"].as_str().is_some_and(|s| !s.is_empty())
+        || auth["kubernetes"]["authenticate"] == true;
+    let console = if mode == TlsMode::Existing {
+        Some("ar-console".to_owned())
+    } else {
+        certificate_identity(objects, mode, "console").map(|i| i.name)
+    };
+    let Some(console) = console else {
+        report.fail(format!(
+            "{scenario}: the console's certificate names no identity"
+        ));
+        return;
+    };
+    let mtls = client_certificates(values);
+    for svc in ["query", "reporter", "ingestor", "indexer"] {
+        if !enabled(values, svc) || !mtls.iter().any(|m| m == svc) {
+            continue;
+        }
+        let auth_table = table(config_of(objects, svc), "[server.auth]").unwrap_or_default();
+        let forwarders: Vec<&str> = auth_table
+            .iter()
+            .filter_map(|l| l.strip_prefix("token_forwarders = "))
+            .collect();
+        let expected = if tokens {
+            vec![format!("[\"{console}\"]")]
+        } else {
+            Vec::new()
+        };
+        report.check(forwarders == expected, || {
+            format!(
+                "{scenario}: ar-{svc}-config: token_forwarders is {forwarders:?}, expected \
+                 {expected:?} (the console's certificate identity, when the server checks tokens)"
+            )
+        });
+    }
+}
+
+/// The reporter reads the trail at `reporter.queryUrl` (default the
+/// release's query Service) and, with `reporter.snapshots.enabled`, takes
+/// its daily snapshots in-cluster: `[reporter.snapshots]` with
+/// `in_cluster`, its pod mounting its token, and (with `rbac.create`) a
+/// ClusterRole bound to its ServiceAccount that may get and list every
+/// kind the replay tracks (`auditrail_replay::TRACKED`). Without
+/// snapshots, none of the three.
+fn reporter(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
+    if !enabled(values, "reporter") {
+        return;
+    }
+    let v = &values["reporter"];
+    let config = config_of(objects, "reporter");
+    let at = format!("{scenario}: ar-reporter-config");
+    let scheme = if tls_on(values) { "https" } else { "http" };
+    let query = v["queryUrl"]
+        .as_str()
+        .filter(|u| !u.is_empty())
+        .map_or_else(|| format!("{scheme}://ar-query:50055"), str::to_owned);
+    let settings = table(config, "[reporter]").unwrap_or_default();
+    report.check(
+        settings.contains(&format!("query_url = \"{query}\"").as_str()),
+        || format!("{at}: [reporter] is {settings:?}, expected query_url = {query:?}"),
+    );
+    let snapshots = v["snapshots"]["enabled"] != false;
+    let hour = v["snapshots"]["hourUtc"].as_u64().unwrap_or(0);
+    let expected = snapshots.then(|| {
+        vec![
+            "enabled = true".to_owned(),
+            "in_cluster = true".to_owned(),
+            format!("hour_utc = {hour}"),
+        ]
+    });
+    let rendered = table(config, "[reporter.snapshots]")
+        .map(|lines| lines.into_iter().map(str::to_owned).collect::<Vec<_>>());
+    report.check(rendered == expected, || {
+        format!("{at}: [reporter.snapshots] is {rendered:?}, expected {expected:?}")
+    });
+    let kube_auth = values["global"]["auth"]["kubernetes"]["authenticate"] == true
+        || values["global"]["auth"]["kubernetes"]["authorize"] == true;
+    let mounted = workload_pods(objects)
+        .into_iter()
+        .find(|(o, _)| o.kind() == "Deployment" && o.name() == "ar-reporter")
+        .is_some_and(|(_, pod)| pod["automountServiceAccountToken"] == true);
+    report.check(mounted == (snapshots || kube_auth), || {
+        format!(
+            "{scenario}: the reporter's pod mounts its token: {mounted}, expected {} (for \
+             snapshots or access reviews only)",
+            snapshots || kube_auth
+        )
+    });
+    let role = find(objects, "ClusterRole", "ar-reporter");
+    let wanted = snapshots && v["rbac"]["create"] != false;
+    report.check(role.is_some() == wanted, || {
+        format!("{scenario}: a ClusterRole ar-reporter iff snapshots and rbac.create")
+    });
+    let Some(role) = role else { return };
+    for (resource, group) in auditrail_replay::TRACKED {
+        let may = |verb: &str| {
+            list(&role.value["rules"]).iter().any(|rule| {
+                list(&rule["apiGroups"]).iter().any(|g| g == group)
+                    && list(&rule["resources"]).iter().any(|r| r == resource)
+                    && list(&rule["verbs"]).iter().any(|v| v == verb)
+            })
+        };
+        report.check(may("list") && may("get"), || {
+            format!(
+                "{scenario}: ClusterRole ar-reporter may not get and list {resource} of the \
+                 group {group:?}, which snapshots list"
+            )
+        });
+    }
+    let bound = find(objects, "ClusterRoleBinding", "ar-reporter").is_some_and(|b| {
+        b.value["roleRef"]["name"] == "ar-reporter"
+            && list(&b.value["subjects"])
+                .iter()
+                .any(|s| s["kind"] == "ServiceAccount" && s["name"] == "ar-reporter")
+    });
+    report.check(bound, || {
+        format!("{scenario}: ClusterRole ar-reporter is not bound to the reporter's ServiceAccount")
     });
 }
 
