@@ -65,6 +65,20 @@ pub(crate) fn write_log(
     write_events(path, events, config, false)
 }
 
+/// The start of `events` generated events that end just before now: the
+/// generator's mean interval times the count, and 1 % more, so that the
+/// random spread of the intervals never carries the last events past now
+/// (a timeline ending now would then skip them, and the figures would
+/// measure a store whose newest events are in the future).
+pub(crate) fn start_ending_now(events: u64) -> anyhow::Result<jiff::Timestamp> {
+    let mean = GenConfig::default().mean_interval.as_nanos();
+    let span = i64::try_from(mean * i128::from(events) * 101 / 100)
+        .context("a span of generated events out of range")?;
+    jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_nanos(span))
+        .context("clock out of range")
+}
+
 /// Writes the log, with a progress bar when `progress`; returns its size.
 fn write_events(
     path: &Path,

@@ -205,9 +205,30 @@ impl Ca {
     }
 }
 
+/// A channel to the server on loopback `port` over TLS, trusting `ca` for
+/// its certificate (which names `localhost`) and presenting `identity`
+/// (certificate and key, PEM).
+async fn mtls_channel(
+    port: &str,
+    ca: &Ca,
+    identity: (String, String),
+) -> tonic::transport::Channel {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca.0.pem()))
+        .domain_name("localhost")
+        .identity(Identity::from_pem(identity.0, identity.1));
+    Endpoint::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_mtls_the_client_certificate_is_the_identity() {
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| {
         let path = dir.path().join(name);
@@ -251,22 +272,7 @@ async fn over_mtls_the_client_certificate_is_the_identity() {
     )
     .unwrap();
     let port = server.addr().rsplit_once(':').unwrap().1.to_owned();
-    let connect = |identity: (String, String)| {
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(server_ca.0.pem()))
-            .domain_name("localhost")
-            .identity(Identity::from_pem(identity.0, identity.1));
-        let url = format!("https://127.0.0.1:{port}");
-        async move {
-            Endpoint::from_shared(url)
-                .unwrap()
-                .tls_config(tls)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap()
-        }
-    };
+    let connect = |identity: (String, String)| mtls_channel(&port, &server_ca, identity);
     let viewer = connect(client_ca.leaf(&["spiffe://auditrail/alice"], Some("viewer"))).await;
     let search = "/auditrail.v1.QueryService/Search";
     let export = "/auditrail.v1.QueryService/Export";
@@ -456,28 +462,12 @@ async fn access_record(
 /// and the console's certificate alone is no one with a role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_mtls_the_console_forwards_each_users_token() {
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
     let dir = tempfile::tempdir().unwrap();
     let ca = Ca::new();
     let console_identity = ca.leaf(&["console.auditrail"], None);
     let server = forwarding_server(dir.path(), &ca, &console_identity);
     let port = server.addr().rsplit_once(':').unwrap().1.to_owned();
-    let connect = |identity: (String, String)| {
-        let tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(ca.0.pem()))
-            .domain_name("localhost")
-            .identity(Identity::from_pem(identity.0, identity.1));
-        let url = format!("https://127.0.0.1:{port}");
-        async move {
-            Endpoint::from_shared(url)
-                .unwrap()
-                .tls_config(tls)
-                .unwrap()
-                .connect()
-                .await
-                .unwrap()
-        }
-    };
+    let connect = |identity: (String, String)| mtls_channel(&port, &ca, identity);
 
     // The same events in clusters a and b, sent with the ingestor's
     // certificate.
@@ -597,9 +587,10 @@ fn impossible_token_forwarding_is_refused_at_start() {
              token_forwarders",
         ),
     ];
-    for (args, config, expected) in cases {
+    // `--check-config` with `args` and `config`: success, and stderr.
+    let check = |args: &[&str], config: &str| {
         let file = dir.path().join("auditrail.toml");
-        std::fs::write(&file, &config).unwrap();
+        std::fs::write(&file, config).unwrap();
         let output = std::process::Command::new(binary("auditrail").unwrap())
             .args(args)
             .arg("--check-config")
@@ -607,27 +598,20 @@ fn impossible_token_forwarding_is_refused_at_start() {
             .arg(&file)
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "accepted: {config}");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.success(), stderr)
+    };
+    for (args, config, expected) in cases {
+        let (accepted, stderr) = check(args, &config);
+        assert!(!accepted, "accepted: {config}");
         assert!(stderr.contains(expected), "{config}\n{stderr}");
     }
     // The complete set-up is accepted.
-    let file = dir.path().join("auditrail.toml");
-    std::fs::write(
-        &file,
-        [mtls, ingestor, console_cert, forwarders_tokens].concat(),
-    )
-    .unwrap();
-    let output = std::process::Command::new(binary("auditrail").unwrap())
-        .args(["up", "--check-config", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let (accepted, stderr) = check(
+        &["up"],
+        &[mtls, ingestor, console_cert, forwarders_tokens].concat(),
     );
+    assert!(accepted, "{stderr}");
 }
 
 /// A client of `server` sending `token`.

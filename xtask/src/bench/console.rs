@@ -1,6 +1,7 @@
 //! `cargo xtask bench console`: what the web console adds to a timeline
 //! page. The release `auditrail up` on a store of `--events` generated
-//! events (ending now), and:
+//! events (ending just before now, so the timeline's first page holds the
+//! newest of them), and:
 //!
 //! - the latency of the JSON API's first timeline page
 //!   (`/api/v1/search?timeline=true&pageSize=50`, HTTP keep-alive) against
@@ -26,7 +27,7 @@ use serde_json::{Value, json};
 
 use super::events_stored;
 use crate::cargo::build_binary;
-use crate::gen_logs::write_log;
+use crate::gen_logs::{start_ending_now, write_log};
 
 /// Alternating API and gRPC calls.
 const CALLS: usize = 300;
@@ -54,10 +55,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn run_in(dir: &Path, auditrail: &Path, events: u64) -> anyhow::Result<()> {
     let log = dir.join("logs/kube-audit.log");
-    let start = jiff::Timestamp::now()
-        .checked_sub(jiff::SignedDuration::from_hours(24))
-        .context("clock out of range")?;
-    println!("console: storing {events} generated events");
+    let start = start_ending_now(events)?;
+    println!("console: storing {events} generated events, ending just before now");
     write_log(&log, events, 11, start)?;
     let mut command = Command::new(auditrail);
     command

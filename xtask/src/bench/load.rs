@@ -21,7 +21,7 @@ use auditrail_loggen::{GenConfig, Generator};
 
 use super::events_stored;
 use crate::cargo::{build_binary, cargo, run_cmd};
-use crate::gen_logs::write_log;
+use crate::gen_logs::{start_ending_now, write_log};
 
 /// Events in the log before the server starts.
 const EVENTS_BEFORE: u64 = 200_000;
@@ -52,10 +52,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
 
 fn run_in(dir: &Path, auditrail: &Path) -> anyhow::Result<()> {
     let log = dir.join("logs/kube-audit.log");
-    let now = jiff::Timestamp::now();
-    // The generator's events are 50 ms apart on average.
-    let span = jiff::SignedDuration::from_millis(50 * i64::try_from(EVENTS_BEFORE)?);
-    let start = now.checked_sub(span).context("clock out of range")?;
+    let start = start_ending_now(EVENTS_BEFORE)?;
     println!("load: writing {EVENTS_BEFORE} generated events");
     write_log(&log, EVENTS_BEFORE, 42, start)?;
 

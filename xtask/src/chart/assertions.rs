@@ -753,7 +753,7 @@ fn ingestor_authorized(scenario: &str, values: &Value, objects: &[Obj], report: 
     {
         return;
     }
-    let identity = certificate_identity(objects, mode, "ingestor");
+    let identity = secret_identity(objects, mode, "ar-ingestor-tls");
     let Some(identity) = identity else {
         report.fail(format!(
             "{scenario}: the ingestor's certificate names no identity"
@@ -794,37 +794,6 @@ fn ingestor_authorized(scenario: &str, values: &Value, objects: &[Obj], report: 
     });
 }
 
-/// The identity a component's certificate gives it as a client, as the
-/// servers read client certificates: from the generated Secret
-/// `ar-<component>-tls`, or the cert-manager Certificate `ar-<component>`
-/// (its first DNS name, its organizations as groups). `None` in the other
-/// modes, where the certificate is the user's.
-fn certificate_identity(
-    objects: &[Obj],
-    mode: TlsMode,
-    component: &str,
-) -> Option<auditrail_access::Identity> {
-    match mode {
-        TlsMode::Generated => find(objects, "Secret", &format!("ar-{component}-tls"))
-            .and_then(|s| secret_cert(s, "tls.crt"))
-            .and_then(|der| cert_names(&der))
-            .and_then(|c| c.identity),
-        TlsMode::CertManager => {
-            find(objects, "Certificate", &format!("ar-{component}")).and_then(|c| {
-                Some(auditrail_access::Identity {
-                    name: c.value["spec"]["dnsNames"][0].as_str()?.to_owned(),
-                    groups: list(&c.value["spec"]["subject"]["organizations"])
-                        .iter()
-                        .filter_map(|o| o.as_str().map(str::to_owned))
-                        .collect(),
-                    via: auditrail_access::Via::Certificate,
-                })
-            })
-        }
-        TlsMode::Off | TlsMode::Existing => None,
-    }
-}
-
 /// Under mTLS the console presents its own certificate: each server it
 /// calls that requires client certificates and checks tokens names the
 /// console's certificate identity (for an existing Secret, the documented
@@ -843,7 +812,9 @@ fn console_forwarding(scenario: &str, values: &Value, objects: &[Obj], report: &
     let console = if mode == TlsMode::Existing {
         Some("ar-console".to_owned())
     } else {
-        certificate_identity(objects, mode, "console").map(|i| i.name)
+        tls_secret_of(objects, "console")
+            .and_then(|secret| secret_identity(objects, mode, &secret))
+            .map(|i| i.name)
     };
     let Some(console) = console else {
         report.fail(format!(
