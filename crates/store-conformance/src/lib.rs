@@ -323,6 +323,20 @@ async fn every_filter_matches_the_oracle(store: Arc<dyn Store>) -> Result<(), St
         // `""` matches events without a value.
         queries.push(Query::eq(field, ""));
     }
+    // A long list of values too: a backend may read it otherwise than a
+    // short one (the embedded store: a term set beyond 16 values, a union
+    // of terms up to it).
+    let names = sample_values(&events, Field::Name, 40);
+    if names.len() <= 16 {
+        return Err(format!(
+            "the generated events hold only {} names; the long list needs more than 16",
+            names.len()
+        ));
+    }
+    queries.push(Query::In(
+        Field::Name,
+        names.into_iter().map(Value::Str).collect(),
+    ));
     queries.push(Query::eq(Field::Kind, "networkpolicy"));
     queries.push(Query::eq(Field::Kind, "NETWORKPOLICY"));
     queries.push(Query::eq(Field::Id, events[5].id.to_hex()));

@@ -271,6 +271,11 @@ fn eq(field: Field, value: &Value) -> Result<Box<dyn TQuery>, StoreError> {
     )))
 }
 
+/// The most values of an `In` read as a union of term queries; more
+/// become one term set query (Lucene draws its line between the two
+/// rewrites at 16 terms too).
+const MAX_UNION_TERMS: usize = 16;
+
 /// Translates `query` into a tantivy query over the auditrail schema.
 ///
 /// Fails with [`StoreError::InvalidRequest`] when a value does not fit its
@@ -295,7 +300,18 @@ pub fn to_tantivy(query: &Query) -> Result<Box<dyn TQuery>, StoreError> {
                 .iter()
                 .map(|v| term(*field, k, v))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Box::new(TermSetQuery::new(terms)))
+            if terms.len() > MAX_UNION_TERMS {
+                return Ok(Box::new(TermSetQuery::new(terms)));
+            }
+            // A few terms: a union of their postings, read lazily. A term
+            // set builds a bitset of every match in each segment before the
+            // first document is read, and on a large segment that bitset
+            // was most of a timeline page's time (its four verbs).
+            let alternatives = terms
+                .into_iter()
+                .map(|t| Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn TQuery>)
+                .collect();
+            Ok(Box::new(BooleanQuery::union(alternatives)))
         }
         Query::Range {
             field,
