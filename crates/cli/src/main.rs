@@ -338,15 +338,7 @@ async fn main() -> std::process::ExitCode {
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // The reader of standard output went away (`| head`): no error.
-        Err(error)
-            if error.chain().any(|cause| {
-                cause
-                    .downcast_ref::<std::io::Error>()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            }) =>
-        {
-            std::process::ExitCode::from(141)
-        }
+        Err(error) if stdout_closed(&error) => std::process::ExitCode::from(141),
         // `store verify` found damage: its report is printed already.
         Err(error) if error.downcast_ref::<store::Damaged>().is_some() => {
             eprintln!("{}", error::render(&error));
@@ -357,6 +349,25 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `error` is standard output's reader going away: a broken pipe
+/// that did not come from a connection. A server that closes the
+/// connection while the client writes (the TLS handshake of a server that
+/// requires a client certificate, refusing one without) gives a broken
+/// pipe too, and that is a failure to report, never a quiet exit.
+fn stdout_closed(error: &anyhow::Error) -> bool {
+    let from_network = error.chain().any(|cause| {
+        cause.is::<tonic::transport::Error>()
+            || cause.is::<tonic::Status>()
+            || cause.is::<error::RpcError>()
+    });
+    !from_network
+        && error.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        })
 }
 
 /// `auditrail search … | head` closes standard output early; printing then
@@ -452,6 +463,24 @@ async fn run() -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_broken_pipe_outside_a_connection_ends_quietly() {
+        let broken = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let printing = anyhow::Error::new(broken()).context("cannot print the page");
+        assert!(stdout_closed(&printing));
+        // The connection's write failed: a status whose source is the pipe.
+        let refused = anyhow::Error::new(tonic::Status::from_error(Box::new(broken())))
+            .context("cannot reach https://localhost:50054");
+        assert!(!stdout_closed(&refused));
+        let rpc = error::rpc(
+            "health check",
+            &tonic::Status::from_error(Box::new(broken())),
+        );
+        assert!(!stdout_closed(&rpc));
+        let other = anyhow::anyhow!("something else");
+        assert!(!stdout_closed(&other));
+    }
 
     #[test]
     fn the_default_server_is_the_all_in_one_process() {
