@@ -110,15 +110,10 @@ pub fn load(
     check_own_ingestor(&config, selection)?;
     check_own_console(&config, selection)?;
     check_access_log(&config, selection)?;
-    let client_certificates = config
-        .server
-        .tls
-        .as_ref()
-        .is_some_and(|t| t.client_ca.is_some());
     config
         .server
         .auth
-        .check(client_certificates)
+        .check(config.server.requires_client_certificates())
         .map_err(|message| ComposeError::Service {
             service: "server",
             message,
@@ -199,9 +194,9 @@ fn check_own_ingestor(config: &NodeConfig, selection: &Selection) -> Result<(), 
                 .to_owned(),
         );
     }
-    let client_ca = server.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-    let access_control =
-        client_ca || server.auth.token_file.is_some() || server.auth.kubernetes_tokens;
+    let access_control = server.requires_client_certificates()
+        || server.auth.token_file.is_some()
+        || server.auth.kubernetes_tokens;
     if access_control && client.token_file.is_none() && client.tls_cert.is_none() {
         return refuse(
             "access control is on, and the ingestor sends to this server: give it an identity \
@@ -239,9 +234,9 @@ fn check_own_console(config: &NodeConfig, selection: &Selection) -> Result<(), C
             message: message.to_owned(),
         })
     };
-    let Some(tls) = &server.tls else {
+    if server.tls.is_none() {
         return Ok(());
-    };
+    }
     if client.tls_ca.is_none() {
         return refuse(
             "with [server.tls] the console calls this server at https://localhost:PORT: set \
@@ -249,7 +244,7 @@ fn check_own_console(config: &NodeConfig, selection: &Selection) -> Result<(), C
              localhost), or leave the console out (--service without console)",
         );
     }
-    if tls.client_ca.is_none() {
+    if !server.requires_client_certificates() {
         return Ok(());
     }
     if client.tls_cert.is_none() {

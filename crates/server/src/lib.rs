@@ -143,6 +143,12 @@ impl ServerConfig {
             access_log: AccessLogConfig::default(),
         }
     }
+
+    /// Whether the server requires client certificates (mTLS: a client CA
+    /// is set), so that a client's certificate is its identity.
+    pub fn requires_client_certificates(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.client_ca.is_some())
+    }
 }
 
 /// Why a server could not start or stopped with an error.
@@ -490,9 +496,12 @@ pub async fn bind(config: &ServerConfig, services: Services) -> Result<BoundServ
         .map(tls::Tls::new)
         .transpose()?
         .map(std::sync::Arc::new);
-    let client_certificates = config.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-    let mut auth =
-        AuthLayer::new(&config.auth, client_certificates, services.catalog.clone()).await?;
+    let mut auth = AuthLayer::new(
+        &config.auth,
+        config.requires_client_certificates(),
+        services.catalog.clone(),
+    )
+    .await?;
     let flusher = match access_log(config, &services)? {
         Some((log, flusher)) => {
             auth = auth.recording(log);
