@@ -6,6 +6,8 @@
 //! tests' is here: where the built binaries are, a gRPC channel to a
 //! server, and polling until something holds.
 
+pub mod console_http;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -99,4 +101,15 @@ pub fn bearer(
             .insert("authorization", value.clone());
         Ok(request)
     })
+}
+
+/// A `[[token]]` entry of a token file: user `name` proving itself with
+/// `token` (kept as its SHA-256), in `groups`.
+pub fn token_entry(name: &str, token: &str, groups: &[&str]) -> String {
+    let groups: Vec<String> = groups.iter().map(|g| format!("{g:?}")).collect();
+    format!(
+        "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ngroups = [{}]\n",
+        auditrail_access::digest_hex(token),
+        groups.join(", ")
+    )
 }

@@ -34,7 +34,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use auditrail_integration_tests::{Server, binary, run_to_end};
+use auditrail_integration_tests::console_http::{http, sign_in};
+use auditrail_integration_tests::{Server, binary, run_to_end, token_entry};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
@@ -65,16 +66,14 @@ fn runtime() -> tokio::runtime::Runtime {
 impl Fixture {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let token = |name: &str, groups: &str| {
-            format!(
-                "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ngroups = [{groups}]\n",
-                auditrail_access::digest_hex(&format!("{name}-secret"))
-            )
-        };
         let tokens = dir.path().join("tokens.toml");
         std::fs::write(
             &tokens,
-            [token("root", "\"admin\""), token("alice", "")].concat(),
+            [
+                token_entry("root", ROOT, &["admin"]),
+                token_entry("alice", ALICE, &[]),
+            ]
+            .concat(),
         )
         .unwrap();
         let roles = dir.path().join("roles.toml");
@@ -151,107 +150,6 @@ async fn ingest(server: &Server) {
     for batch in auditrail_integration_tests::generated_batches(&["a", "b"], EVENTS) {
         let answer = ingest.ingest_batch(batch).await.unwrap().into_inner();
         assert!(answer.committed);
-    }
-}
-
-// ---- HTTP ----------------------------------------------------------------
-
-/// An HTTP answer: status, headers, body.
-struct Answer {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{e}: {}", String::from_utf8_lossy(&self.body));
-        })
-    }
-}
-
-fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Answer {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_mins(1)))
-        .build()
-        .into();
-    let mut response = match method {
-        "GET" | "DELETE" => {
-            let mut r = if method == "GET" {
-                agent.get(url)
-            } else {
-                agent.delete(url)
-            };
-            for (k, v) in headers {
-                r = r.header(*k, *v);
-            }
-            r.call().unwrap()
-        }
-        _ => {
-            let mut r = agent.post(url).header("Content-Type", "application/json");
-            for (k, v) in headers {
-                r = r.header(*k, *v);
-            }
-            r.send(serde_json::to_vec(body.unwrap_or(&json!({}))).unwrap())
-                .unwrap()
-        }
-    };
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(1 << 30)
-        .read_to_vec()
-        .unwrap();
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
-
-/// A signed-in browser, as far as HTTP goes: its cookie and CSRF token.
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-fn sign_in(console: &str, token: &str) -> Session {
-    let origin = console.to_owned();
-    let answer = http(
-        "POST",
-        &format!("{console}/api/v1/session"),
-        &[("Origin", &origin)],
-        Some(&json!({"token": token})),
-    );
-    assert_eq!(
-        answer.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&answer.body)
-    );
-    let set_cookie = answer.headers["set-cookie"].to_str().unwrap().to_owned();
-    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
-        assert!(set_cookie.contains(attribute), "{set_cookie}");
-    }
-    let cookie = set_cookie.split(';').next().unwrap().to_owned();
-    Session {
-        cookie,
-        csrf: answer.json()["csrfToken"].as_str().unwrap().to_owned(),
-    }
-}
-
-impl Session {
-    fn get(&self, console: &str, path: &str) -> Answer {
-        http(
-            "GET",
-            &format!("{console}{path}"),
-            &[("Cookie", &self.cookie)],
-            None,
-        )
     }
 }
 

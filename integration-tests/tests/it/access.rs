@@ -8,7 +8,7 @@
 
 use std::str::FromStr as _;
 
-use auditrail_integration_tests::{Server, binary, channel, scrape};
+use auditrail_integration_tests::{Server, binary, channel, scrape, token_entry};
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
@@ -81,16 +81,10 @@ async fn call(
 async fn every_rpc_answers_each_role_as_the_permissions_table_says() {
     let dir = tempfile::tempdir().unwrap();
     let roles = ["viewer", "exporter", "ingestor", "admin"];
-    let mut tokens = String::new();
-    for role in roles {
-        use std::fmt::Write as _;
-        let digest = auditrail_access::digest_hex(&format!("{role}-secret"));
-        writeln!(
-            tokens,
-            "[[token]]\nname = \"{role}-user\"\nsha256 = \"{digest}\"\ngroups = [\"{role}\"]\n"
-        )
-        .unwrap();
-    }
+    let tokens: String = roles
+        .iter()
+        .map(|role| token_entry(&format!("{role}-user"), &format!("{role}-secret"), &[role]))
+        .collect();
     let token_file = dir.path().join("tokens.toml");
     std::fs::write(&token_file, tokens).unwrap();
     // The process's own ingestor sends with the ingestor's token.
@@ -320,15 +314,13 @@ fn forwarding_server(dir: &std::path::Path, ca: &Ca, console: &(String, String))
         write("console.crt", &console.0),
         write("console.key", &console.1),
     );
-    let token = |name: &str, groups: &str| {
-        format!(
-            "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ngroups = [{groups}]\n",
-            auditrail_access::digest_hex(&format!("{name}-secret"))
-        )
-    };
     let tokens = write(
         "tokens.toml",
-        &[token("root", "\"admin\""), token("alice", "")].concat(),
+        &[
+            token_entry("root", "root-secret", &["admin"]),
+            token_entry("alice", "alice-secret", &[]),
+        ]
+        .concat(),
     );
     let roles = write(
         "roles.toml",
@@ -379,35 +371,9 @@ fn forwarding_server(dir: &std::path::Path, ca: &Ca, console: &(String, String))
 /// The clusters of the store statistics the console's ingest page shows
 /// the user of `token` (`GET /api/v1/ingest` after signing in at `url`).
 fn store_clusters_via_console(url: &str, token: &str) -> Vec<String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut signed_in = agent
-        .post(format!("{url}/api/v1/session"))
-        .header("Origin", url)
-        .header("Content-Type", "application/json")
-        .send(serde_json::json!({ "token": token }).to_string())
-        .unwrap();
-    let status = signed_in.status().as_u16();
-    let body = signed_in.body_mut().read_to_string().unwrap();
-    assert_eq!(status, 200, "sign-in: {body}");
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let body = agent
-        .get(format!("{url}/api/v1/ingest"))
-        .header("Cookie", &cookie)
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_to_string()
-        .unwrap();
-    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let page = auditrail_integration_tests::console_http::sign_in(url, token)
+        .get(url, "/api/v1/ingest")
+        .json();
     let mut clusters: Vec<String> = page["store"]["stats"]
         .as_array()
         .unwrap_or_else(|| panic!("no store statistics: {page}"))
@@ -806,16 +772,14 @@ async fn outside_the_scope_is_refused(server: &Server) {
 /// `auditrail up` with a token for `root` (admin) and `alice`, and a roles
 /// file that lets alice read and export cluster `a`'s kube events only.
 fn scoped_server(dir: &std::path::Path) -> Server {
-    let token = |name: &str, groups: &str| {
-        format!(
-            "[[token]]\nname = \"{name}\"\nsha256 = \"{}\"\ngroups = [{groups}]\n",
-            auditrail_access::digest_hex(&format!("{name}-secret"))
-        )
-    };
     let tokens = dir.join("tokens.toml");
     std::fs::write(
         &tokens,
-        [token("root", "\"admin\""), token("alice", "")].concat(),
+        [
+            token_entry("root", "root-secret", &["admin"]),
+            token_entry("alice", "alice-secret", &[]),
+        ]
+        .concat(),
     )
     .unwrap();
     let roles = dir.join("roles.toml");

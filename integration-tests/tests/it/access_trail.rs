@@ -5,7 +5,6 @@
 //! unrecorded, and stores every record of the calls it ran once the
 //! indexer is back.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use auditrail_integration_tests::{Server, binary, eventually};
@@ -39,15 +38,16 @@ async fn as_user(
 /// `auditrail up` with a token per built-in role (`<role>-secret`, user
 /// `<role>-user`).
 fn up_with_tokens(dir: &Path) -> Server {
-    let mut tokens = String::new();
-    for role in ["viewer", "exporter", "ingestor", "admin"] {
-        let digest = auditrail_access::digest_hex(&format!("{role}-secret"));
-        writeln!(
-            tokens,
-            "[[token]]\nname = \"{role}-user\"\nsha256 = \"{digest}\"\ngroups = [\"{role}\"]\n"
-        )
-        .unwrap();
-    }
+    let tokens: String = ["viewer", "exporter", "ingestor", "admin"]
+        .iter()
+        .map(|role| {
+            auditrail_integration_tests::token_entry(
+                &format!("{role}-user"),
+                &format!("{role}-secret"),
+                &[role],
+            )
+        })
+        .collect();
     let token_file = dir.join("tokens.toml");
     std::fs::write(&token_file, tokens).unwrap();
     let own_token = dir.join("ingestor.token");
