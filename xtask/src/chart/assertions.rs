@@ -884,8 +884,7 @@ fn reporter(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report
     report.check(rendered == expected, || {
         format!("{at}: [reporter.snapshots] is {rendered:?}, expected {expected:?}")
     });
-    let kube_auth = values["global"]["auth"]["kubernetes"]["authenticate"] == true
-        || values["global"]["auth"]["kubernetes"]["authorize"] == true;
+    let kube_auth = kubernetes_reviews(values);
     let mounted = workload_pods(objects)
         .into_iter()
         .find(|(o, _)| o.kind() == "Deployment" && o.name() == "ar-reporter")
@@ -1155,6 +1154,13 @@ fn rules_allow(rules: &Value, verb: &str, resource: &str) -> bool {
     })
 }
 
+/// Whether the servers ask the API server for reviews (the Kubernetes
+/// authenticator or authorizer): every pod then mounts its token.
+fn kubernetes_reviews(values: &Value) -> bool {
+    let kube = &values["global"]["auth"]["kubernetes"];
+    kube["authenticate"] == true || kube["authorize"] == true
+}
+
 /// The Kubernetes authenticator and authorizer: with either, every
 /// service's account may create TokenReviews and SubjectAccessReviews,
 /// every workload mounts its token and may reach the API server; with the
@@ -1163,9 +1169,8 @@ fn rules_allow(rules: &Value, verb: &str, resource: &str) -> bool {
 /// `auditrail-access` decides and maps them), bound to the subjects of
 /// the values. Without them, none of it.
 fn kubernetes_access(scenario: &str, values: &Value, objects: &[Obj], report: &mut Report) {
-    let kube = &values["global"]["auth"]["kubernetes"];
-    let authorize = kube["authorize"] == true;
-    let review = authorize || kube["authenticate"] == true;
+    let authorize = values["global"]["auth"]["kubernetes"]["authorize"] == true;
+    let review = kubernetes_reviews(values);
     let review_role = find(objects, "ClusterRole", "ar-access-review");
     report.check(review_role.is_some() == review, || {
         format!("{scenario}: ClusterRole ar-access-review iff a Kubernetes option is on")
