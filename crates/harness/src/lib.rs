@@ -140,9 +140,40 @@ impl ServerProcess {
         self.metrics.as_deref()
     }
 
-    /// The log lines so far.
+    /// The log lines read so far. A line the server has written may not
+    /// have been read yet: to check for a line logged by something just
+    /// done, wait for it ([`Self::wait_for_log`]).
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// The log lines matching `matches`, once there is at least one: the
+    /// server writes its log to a pipe that a thread of this harness reads,
+    /// so a line logged before an RPC answered may be read after it.
+    /// Fails after [`PROCESS_DEADLINE`] naming `what` (a hang guard).
+    pub fn wait_for_log(
+        &self,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Vec<String>> {
+        let start = Instant::now();
+        loop {
+            let found: Vec<String> = self
+                .logs()
+                .into_iter()
+                .filter(|line| matches(line))
+                .collect();
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            if start.elapsed() > PROCESS_DEADLINE {
+                bail!(
+                    "timed out waiting for {what} in the log:\n{}",
+                    self.logs().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `http://ADDR` of the console, once its `console serving` line is

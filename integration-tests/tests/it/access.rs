@@ -289,11 +289,12 @@ async fn over_mtls_the_client_certificate_is_the_identity() {
         call(&nobody, search, false, Some("admin-secret")).await,
         Code::PermissionDenied
     );
-    let refusal = server
-        .logs()
-        .into_iter()
-        .find(|line| line.contains("permission denied") && line.contains("bob.example"));
-    assert!(refusal.is_some(), "the refusal is logged with the identity");
+    // The refusal is logged with the identity.
+    server
+        .wait_for_log("the refusal of bob.example", |line| {
+            line.contains("permission denied") && line.contains("bob.example")
+        })
+        .unwrap();
 }
 
 /// `auditrail up` under mTLS with certificates of `ca`, tokens for root

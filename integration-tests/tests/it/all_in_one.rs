@@ -148,10 +148,13 @@ async fn sigterm_turns_health_not_serving_then_exits_after_the_grace_period() {
     assert_eq!(next.status, ServingStatus::NotServing as i32);
     // The stream ends when the server closes it after the grace period.
     assert!(watch.next().await.is_none_or(|r| r.is_err()));
-    let logs = server.logs().join("\n");
+    server
+        .wait_for_log("the end of the grace period", |l| {
+            l.contains("grace period over")
+        })
+        .unwrap();
     let status = server.wait().unwrap();
     assert!(status.success(), "exit status {status}");
-    assert!(logs.contains("grace period over"), "{logs}");
 }
 
 #[test]

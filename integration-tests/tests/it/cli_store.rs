@@ -301,14 +301,12 @@ async fn store_verify_names_damaged_segments_and_exits_2() {
     }
     let counted: u64 = stats.stats.iter().map(|s| s.event_count).sum();
     assert_eq!(counted, (total - total_damaged) as u64);
-    let logs = server.logs().join("\n");
     for want in &wants {
-        assert!(
-            logs.lines().any(|l| l.contains("ERROR")
-                && l.contains("damaged segment")
-                && l.contains(&want.segment)),
-            "{logs}"
-        );
+        server
+            .wait_for_log(&format!("the error about {}", want.segment), |l| {
+                l.contains("ERROR") && l.contains("damaged segment") && l.contains(&want.segment)
+            })
+            .unwrap();
     }
 
     // `store verify` beside the running server (which holds the writer lock).

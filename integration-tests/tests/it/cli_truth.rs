@@ -354,10 +354,10 @@ async fn a_directory_given_as_log_path_is_named_in_ingest_status() {
     );
     assert!(!status.contains("WAITING"), "{status}");
     let warnings = server
-        .logs()
-        .iter()
-        .filter(|l| l.contains("is a directory, not a log file"))
-        .count();
-    assert_eq!(warnings, 1, "logged once, not at every poll");
+        .wait_for_log("the directory warning", |l| {
+            l.contains("is a directory, not a log file")
+        })
+        .unwrap();
+    assert_eq!(warnings.len(), 1, "logged once, not at every poll");
     server.terminate().unwrap();
 }

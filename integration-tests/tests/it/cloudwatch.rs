@@ -334,12 +334,12 @@ async fn every_matching_event_exactly_once_across_new_streams_and_a_kill() {
     assert!(!letters[0].event_id.is_empty());
     assert!(letters[0].reason.starts_with("invalid_json"), "{letters:?}");
     assert_eq!(letters[0].excerpt, b"E1125 not an audit event");
-    let logs = server.logs();
-    assert!(
-        logs.iter()
-            .any(|l| l.contains("CloudWatch ingestion started"))
-    );
-    assert!(!logs.iter().any(|l| l.contains(SECRET_KEY)));
+    server
+        .wait_for_log("the start of CloudWatch ingestion", |l| {
+            l.contains("CloudWatch ingestion started")
+        })
+        .unwrap();
+    assert!(!server.logs().iter().any(|l| l.contains(SECRET_KEY)));
 
     server.terminate().unwrap();
     let stored = stored_ids(&data.join("store")).await;
@@ -617,11 +617,11 @@ async fn events_past_the_retention_are_counted_not_dead_lettered() {
     };
     assert_eq!(status.dead_letters.as_ref().unwrap().count, 0, "{status:?}");
     assert_eq!(counter_sum(&server, "ingestor_events_expired_total"), 37);
-    let warnings: Vec<String> = server
-        .logs()
-        .into_iter()
-        .filter(|l| l.contains("older than the retention of 91 days"))
-        .collect();
+    let warnings = server
+        .wait_for_log("the retention warning", |l| {
+            l.contains("older than the retention of 91 days")
+        })
+        .unwrap();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     server.terminate().unwrap();
     let stored = stored_ids(&data.join("store")).await;

@@ -546,10 +546,15 @@ async fn events_past_the_retention_are_counted_not_stored_nor_dead_lettered() {
     );
     // Logged once (not per event, not per batch), with the retention and
     // the flag that keeps them.
-    let warnings: Vec<String> = log_messages(&server, "WARN")
-        .into_iter()
-        .filter(|m| m.contains("older than the retention"))
-        .collect();
+    let warnings = eventually("the retention warning", || {
+        let warnings: Vec<String> = log_messages(&server, "WARN")
+            .into_iter()
+            .filter(|m| m.contains("older than the retention"))
+            .collect();
+        async move { (!warnings.is_empty()).then_some(warnings) }
+    })
+    .await
+    .unwrap();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
         warnings[0].contains(&format!("events read from {source} so far are older than the retention of 91 days and were not stored"))
@@ -744,13 +749,13 @@ async fn a_missing_file_or_empty_glob_is_waited_for_and_read_when_it_appears() {
     .await
     .unwrap();
     assert_eq!(status.sources[1].state, waiting, "{status:?}");
-    assert!(
-        log_messages(&server, "INFO")
-            .iter()
-            .any(|m| m == &format!("a file matching {live_name} appeared: reading it")),
-        "{:?}",
-        server.logs()
-    );
+    let appeared = format!("a file matching {live_name} appeared: reading it");
+    eventually("the log of the file appearing", || {
+        let logged = log_messages(&server, "INFO").contains(&appeared);
+        async move { logged.then_some(()) }
+    })
+    .await
+    .unwrap();
     drop(client);
     assert!(server.terminate().unwrap().success());
     let stored = stored_ids(&data.join("store")).await;

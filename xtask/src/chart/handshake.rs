@@ -293,17 +293,11 @@ pub(crate) fn check(
 
     // The same ingestor with the helm test pods' certificate: refused.
     let impostor = files.start_ingestor(binary, &url, &files.test_tls, "impostor")?;
-    let started = Instant::now();
-    let refused = loop {
-        let refused = impostor
-            .logs()
-            .iter()
-            .any(|l| l.contains("PermissionDenied") && l.contains("ar-test may not call"));
-        if refused || started.elapsed() > DEADLINE {
-            break refused;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let refused = impostor
+        .wait_for_log("the refusal", |l| {
+            l.contains("PermissionDenied") && l.contains("ar-test may not call")
+        })
+        .is_ok();
     let denied = gauge(&metrics, "auth_denied_total");
     report.check(denied > 0.0 && refused, || {
         format!(
@@ -376,9 +370,10 @@ fn recorders(binary: &Path, url: &str, files: &Files, report: &mut Report) -> an
     let failures = wait_for(&metrics, "access_record_write_failures_total", |v| v >= 1.0);
     let stored = gauge(&metrics, "access_records_stored_total");
     let denied = impostor
-        .logs()
-        .iter()
-        .any(|l| l.contains("ar-test may not call auditrail.v1.IngestService/RecordAccess"));
+        .wait_for_log("the refusal of its access records", |l| {
+            l.contains("ar-test may not call auditrail.v1.IngestService/RecordAccess")
+        })
+        .is_ok();
     report.check(failures >= 1.0 && stored < 0.5 && denied, || {
         format!(
             "handshake: the access records of a query service presenting the test certificate \
