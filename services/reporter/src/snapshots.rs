@@ -23,9 +23,14 @@
 //!   the API server does not serve (404: Calico not installed, or an old
 //!   Calico without staged policies) is left out and noted in the
 //!   snapshot, and the notes become warnings of every report built on it.
-//!   Any other failure (an error status, a broken page, an expired
-//!   `continue` token) fails the whole snapshot: nothing is stored, never
-//!   half a cluster.
+//!   A `continue` token the API server no longer honours (410 Gone,
+//!   reason `Expired`: etcd compacted the revision the list started at,
+//!   five minutes by default) restarts that type's list from its first
+//!   page, its pages so far dropped, as the API documents; any start after
+//!   `request_start` is as good as the first. After
+//!   [`MAX_LIST_RESTARTS`] restarts of one type the snapshot fails.
+//!   Any other failure (an error status, a broken page) fails the whole
+//!   snapshot: nothing is stored, never half a cluster.
 //! - **Stored** with `Store::put_snapshot_noted`, the shape
 //!   `ImportSnapshot` stores, in one transaction.
 //! - **Retention** ([`expired`]): snapshots older than the retention
@@ -81,6 +86,12 @@ pub enum TakeError {
     },
 }
 
+/// How many times the list of one resource type restarts after its
+/// `continue` token expired before the snapshot fails: a type whose list
+/// outlasts the API server's compaction interval every time will not get
+/// through by trying more.
+pub const MAX_LIST_RESTARTS: usize = 3;
+
 /// A snapshot as taken, before it is stored.
 #[derive(Debug)]
 pub struct Taken {
@@ -90,6 +101,9 @@ pub struct Taken {
     pub notes: Vec<String>,
     /// LIST requests made.
     pub requests: usize,
+    /// Lists restarted from their first page after a `continue` token
+    /// expired.
+    pub restarts: usize,
 }
 
 /// The LIST path of a tracked resource: the version the reporter reads
@@ -129,9 +143,12 @@ pub async fn take(client: &kube::Client, page_size: u32) -> Result<Taken, TakeEr
     let mut objects = Vec::new();
     let mut notes = Vec::new();
     let mut requests = 0;
+    let mut restarts = 0;
     for (resource, group) in TRACKED {
         let path = list_path(resource, group);
         let mut token: Option<String> = None;
+        let first_of_type = objects.len();
+        let mut restarts_of_type = 0;
         loop {
             let mut params = ListParams::default().limit(page_size);
             if let Some(t) = &token {
@@ -159,6 +176,27 @@ pub async fn take(client: &kube::Client, page_size: u32) -> Result<Taken, TakeEr
                          the snapshot was taken, so none are in it"
                     ));
                     break;
+                }
+                // The continue token expired: list this type again from
+                // its first page, without the objects of its pages so far.
+                Err(kube::Error::Api(status))
+                    if status.code == 410
+                        && token.is_some()
+                        && restarts_of_type < MAX_LIST_RESTARTS =>
+                {
+                    restarts_of_type += 1;
+                    restarts += 1;
+                    tracing::warn!(
+                        path,
+                        restart = restarts_of_type,
+                        of = MAX_LIST_RESTARTS,
+                        reason = %status.message,
+                        "snapshot: the list's continue token expired (410 Gone); listing this \
+                         type again from its first page"
+                    );
+                    objects.truncate(first_of_type);
+                    token = None;
+                    continue;
                 }
                 Err(source) => {
                     return Err(TakeError::List {
@@ -192,6 +230,7 @@ pub async fn take(client: &kube::Client, page_size: u32) -> Result<Taken, TakeEr
         },
         notes,
         requests,
+        restarts,
     })
 }
 

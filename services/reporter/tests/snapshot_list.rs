@@ -23,6 +23,9 @@ struct Mock {
     requests: Vec<String>,
     /// Whether endpoints answer 500.
     failing: bool,
+    /// How many more requests carrying a `continue` token answer 410 Gone
+    /// (the token expired: etcd compacted its revision).
+    expiring: usize,
 }
 
 type Shared = Arc<Mutex<Mock>>;
@@ -79,11 +82,30 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 async fn serve(State(mock): State<Shared>, uri: Uri) -> Response {
     let path = uri.path().to_owned();
     let query = uri.query().unwrap_or_default().to_owned();
-    let failing = {
+    let (failing, expired) = {
         let mut m = mock.lock().unwrap_or_else(PoisonError::into_inner);
         m.requests.push(format!("{path}?{query}"));
-        m.failing
+        let expired = m.expiring > 0 && query_param(&query, "continue").is_some();
+        if expired {
+            m.expiring -= 1;
+        }
+        (m.failing, expired)
     };
+    if expired {
+        // The API server's answer, as documented for an expired token.
+        let status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "The provided continue parameter is too old to display a consistent \
+                        list result. You can start a new list without the continue parameter.",
+            "reason": "Expired", "code": 410
+        });
+        return (
+            StatusCode::GONE,
+            [(header::CONTENT_TYPE, "application/json")],
+            status.to_string(),
+        )
+            .into_response();
+    }
     if failing && path == "/api/v1/endpoints" {
         let status = json!({
             "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -268,4 +290,64 @@ async fn a_server_error_stores_nothing_and_the_next_look_tries_again() {
     // And the one after finds it taken today: no second snapshot.
     snapshots::look(&store, &settings, 0).await;
     assert_eq!(store.snapshot_times().unwrap().len(), 1);
+}
+
+/// The pods' requests the mock was asked, in order.
+fn pod_requests(mock: &Shared) -> Vec<String> {
+    mock.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .requests
+        .iter()
+        .filter(|r| r.starts_with("/api/v1/pods?"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn an_expired_continue_token_lists_the_type_again_without_doubling() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mock, settings) = start(dir.path()).await;
+    mock.lock().unwrap_or_else(PoisonError::into_inner).expiring = 1;
+    let store = Arc::new(Store::open(&dir.path().join("reports")).unwrap());
+    let (_, objects) = snapshots::take_and_store(&store, &settings).await.unwrap();
+    // The pods' first page was dropped and listed again: each pod once.
+    assert_eq!(objects, 7);
+    let kept = store
+        .snapshot_before("prod-eu", Timestamp::now())
+        .unwrap()
+        .expect("a stored snapshot");
+    let pods: Vec<String> = names(&kept.snapshot.objects)
+        .into_iter()
+        .filter(|n| n.starts_with("v1 Pod "))
+        .collect();
+    assert_eq!(pods, ["v1 Pod dev/c", "v1 Pod prod/a", "v1 Pod prod/b"]);
+    let requests = pod_requests(&mock);
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    assert!(!requests[0].contains("continue"), "{requests:?}");
+    assert!(requests[1].contains("continue=from-2"), "{requests:?}");
+    assert!(!requests[2].contains("continue"), "{requests:?}");
+    assert!(requests[3].contains("continue=from-2"), "{requests:?}");
+}
+
+#[tokio::test]
+async fn a_list_whose_token_keeps_expiring_fails_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mock, settings) = start(dir.path()).await;
+    mock.lock().unwrap_or_else(PoisonError::into_inner).expiring = usize::MAX;
+    let store = Arc::new(Store::open(&dir.path().join("reports")).unwrap());
+    let err = snapshots::take_and_store(&store, &settings)
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("LIST /api/v1/pods failed: ") && message.contains("too old"),
+        "{message}"
+    );
+    // The first list and its restarts, each a first page and an expired
+    // second one; nothing stored.
+    assert_eq!(
+        pod_requests(&mock).len(),
+        2 * (1 + snapshots::MAX_LIST_RESTARTS)
+    );
+    assert!(store.snapshot_times().unwrap().is_empty());
 }
