@@ -194,10 +194,7 @@ fn check_own_ingestor(config: &NodeConfig, selection: &Selection) -> Result<(), 
                 .to_owned(),
         );
     }
-    let access_control = server.requires_client_certificates()
-        || server.auth.token_file.is_some()
-        || server.auth.kubernetes_tokens;
-    if access_control && client.token_file.is_none() && client.tls_cert.is_none() {
+    if server.checks_identity() && client.token_file.is_none() && client.tls_cert.is_none() {
         return refuse(
             "access control is on, and the ingestor sends to this server: give it an identity \
              with the ingest permission ([ingestor.indexer_client] token_file, or tls_cert and \

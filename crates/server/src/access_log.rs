@@ -28,6 +28,7 @@
 //! buffer has room: they ran nothing, so when it has none they are counted
 //! in `access_records_dropped_total` rather than refused twice.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -211,6 +212,43 @@ impl AccessNote {
     }
 }
 
+/// Most forwarded addresses (`X-Forwarded-For`, `X-Real-Ip`) a record
+/// keeps, the nearest ones: a client may send any list.
+pub(crate) const MAX_FORWARDED_IPS: usize = 8;
+
+/// `sourceIPs` as the Kubernetes API server records them: the addresses
+/// of `X-Forwarded-For` in order, then `X-Real-Ip` if not among them,
+/// then the connection's remote address (`peer`). Only the last is proved
+/// (the connection); the others are what the client or the proxies before
+/// it (the console, an Ingress) say. Values that are not IP addresses are
+/// left out; at most [`MAX_FORWARDED_IPS`] forwarded ones are kept, the
+/// nearest.
+pub(crate) fn source_ips(headers: &http::HeaderMap, peer: Option<IpAddr>) -> Vec<String> {
+    let parse = |v: &str| v.trim().parse::<IpAddr>().ok();
+    let mut forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(parse)
+        .collect();
+    if let Some(real) = headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse)
+        && !forwarded.contains(&real)
+    {
+        forwarded.push(real);
+    }
+    let skip = forwarded.len().saturating_sub(MAX_FORWARDED_IPS);
+    forwarded
+        .into_iter()
+        .skip(skip)
+        .chain(peer)
+        .map(|ip| ip.to_string())
+        .collect()
+}
+
 /// Most bytes of a request description a record keeps.
 const MAX_DESCRIPTION: usize = 4096;
 
@@ -224,7 +262,9 @@ pub(crate) struct AccessRecord {
     /// The token forwarder (the console's certificate) that brought the
     /// call on the user's behalf.
     pub(crate) forwarded_by: Option<String>,
-    pub(crate) source: Option<String>,
+    /// `sourceIPs` ([`source_ips`]): the forwarded addresses, then the
+    /// connection's own.
+    pub(crate) sources: Vec<String>,
     pub(crate) user_agent: Option<String>,
     pub(crate) path: String,
     pub(crate) received: SystemTime,
@@ -312,7 +352,7 @@ impl AccessRecord {
             "requestURI": self.path,
             "verb": method.to_ascii_lowercase(),
             "user": {"username": self.user, "groups": self.groups},
-            "sourceIPs": self.source.iter().collect::<Vec<_>>(),
+            "sourceIPs": self.sources,
             "objectRef": {
                 "resource": resource,
                 "apiGroup": ACCESS_RECORD_GROUP,
@@ -610,7 +650,7 @@ mod tests {
             groups: vec!["viewer".to_owned()],
             via: "token",
             forwarded_by: None,
-            source: Some("10.0.0.7".to_owned()),
+            sources: vec!["10.0.0.7".to_owned()],
             user_agent: Some("auditrail/0.1".to_owned()),
             path: "/auditrail.v1.QueryService/Search".to_owned(),
             received: SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_900_123),
@@ -661,6 +701,49 @@ mod tests {
             "auditrail-console"
         );
         assert_eq!(json["user"]["username"], "alice");
+    }
+
+    #[test]
+    fn source_ips_list_the_forwarded_addresses_then_the_connections() {
+        let peer: IpAddr = "10.1.2.3".parse().expect("an address");
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(source_ips(&headers, Some(peer)), ["10.1.2.3"]);
+        assert!(source_ips(&headers, None).is_empty());
+        headers.insert(
+            "x-forwarded-for",
+            http::HeaderValue::from_static("203.0.113.9, not-an-ip ,2001:db8::1"),
+        );
+        headers.append(
+            "x-forwarded-for",
+            http::HeaderValue::from_static("192.0.2.4"),
+        );
+        headers.insert("x-real-ip", http::HeaderValue::from_static("192.0.2.4"));
+        assert_eq!(
+            source_ips(&headers, Some(peer)),
+            ["203.0.113.9", "2001:db8::1", "192.0.2.4", "10.1.2.3"]
+        );
+        headers.insert("x-real-ip", http::HeaderValue::from_static("192.0.2.5"));
+        assert_eq!(
+            source_ips(&headers, Some(peer)),
+            [
+                "203.0.113.9",
+                "2001:db8::1",
+                "192.0.2.4",
+                "192.0.2.5",
+                "10.1.2.3"
+            ]
+        );
+        // A long list keeps the nearest addresses, and the connection's.
+        let long: Vec<String> = (0..20).map(|i| format!("192.0.2.{i}")).collect();
+        headers.remove("x-real-ip");
+        headers.insert(
+            "x-forwarded-for",
+            http::HeaderValue::from_str(&long.join(",")).expect("a header value"),
+        );
+        let kept = source_ips(&headers, Some(peer));
+        assert_eq!(kept.len(), MAX_FORWARDED_IPS + 1);
+        assert_eq!(kept[0], "192.0.2.12");
+        assert_eq!(kept[MAX_FORWARDED_IPS], "10.1.2.3");
     }
 
     #[test]

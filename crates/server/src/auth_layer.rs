@@ -42,7 +42,7 @@ use tower::{Layer, Service};
 
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use crate::access_log::{AccessLog, AccessNote, AccessRecord, Pending, RecordedBody};
+use crate::access_log::{AccessLog, AccessNote, AccessRecord, Pending, RecordedBody, source_ips};
 use crate::kube_auth::{ClusterCatalog, KubeAuth};
 
 /// The `[server.auth]` table.
@@ -108,6 +108,13 @@ impl AuthConfig {
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
+    }
+
+    /// Whether access control is on: some identity source is set (client
+    /// certificates, the token file or Kubernetes tokens). Without one,
+    /// every call is served unchecked and a roles file is not used.
+    pub fn checks_identity(&self, client_certificates: bool) -> bool {
+        client_certificates || self.token_file.is_some() || self.kubernetes_tokens
     }
 
     /// Why these settings cannot work on a server that does
@@ -366,7 +373,7 @@ impl AuthLayer {
         } else {
             None
         };
-        let enabled = client_certificates || tokens.is_some() || config.kubernetes_tokens;
+        let enabled = config.checks_identity(client_certificates);
         if !enabled && roles.is_some() {
             tracing::warn!(
                 "a roles file is set but no identity source (client CA or token file): access control is off"
@@ -729,7 +736,7 @@ where
 struct CallFacts {
     received: SystemTime,
     path: String,
-    source: Option<String>,
+    sources: Vec<String>,
     user_agent: Option<String>,
     checked: bool,
 }
@@ -755,7 +762,7 @@ impl CallFacts {
                 Some(Via::Unchecked) | None => "unchecked",
             },
             forwarded_by: forwarded_by.map(str::to_owned),
-            source: self.source.clone(),
+            sources: self.sources.clone(),
             user_agent: self.user_agent.clone(),
             path: self.path.clone(),
             received: self.received,
@@ -806,7 +813,7 @@ impl AuthLayer {
         let facts = CallFacts {
             received: SystemTime::now(),
             path: request.uri().path().to_owned(),
-            source: peer.map(|p| p.ip().to_string()),
+            sources: source_ips(request.headers(), peer.map(|p| p.ip())),
             user_agent: request
                 .headers()
                 .get(http::header::USER_AGENT)

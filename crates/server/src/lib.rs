@@ -149,6 +149,12 @@ impl ServerConfig {
     pub fn requires_client_certificates(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.client_ca.is_some())
     }
+
+    /// Whether access control is on ([`AuthConfig::checks_identity`]).
+    pub fn checks_identity(&self) -> bool {
+        self.auth
+            .checks_identity(self.requires_client_certificates())
+    }
 }
 
 /// Why a server could not start or stopped with an error.

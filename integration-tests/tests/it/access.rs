@@ -385,13 +385,16 @@ fn store_clusters_via_console(url: &str, token: &str) -> Vec<String> {
     clusters
 }
 
-/// The first access record of `user` calling `uri`, once stored, read
-/// over `admin` (a channel whose identity may read access records).
+/// The first access record of `user` calling `uri` that `matches`, once
+/// stored, read over `admin` (a channel whose identity may read access
+/// records).
 async fn access_record(
     admin: &tonic::transport::Channel,
     user: &str,
     uri: &str,
+    matches: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
+    let matches = &matches;
     auditrail_integration_tests::eventually("the access record", || {
         let mut query = QueryServiceClient::new(admin.clone());
         async move {
@@ -412,7 +415,7 @@ async fn access_record(
                 .events;
             events.iter().find_map(|e| {
                 let raw: serde_json::Value = serde_json::from_slice(&e.raw).unwrap();
-                (raw["requestURI"] == uri).then_some(raw)
+                (raw["requestURI"] == uri && matches(&raw)).then_some(raw)
             })
         }
     })
@@ -494,8 +497,8 @@ async fn over_mtls_the_console_forwards_each_users_token() {
 
     // The access records name alice and the console that brought her call.
     let admin = connect(ca.leaf(&["admin.auditrail"], Some("admin"))).await;
-    let forwarded =
-        access_record(&admin, "alice", "/auditrail.v1.IngestService/GetIndexStats").await;
+    let stats = "/auditrail.v1.IngestService/GetIndexStats";
+    let forwarded = access_record(&admin, "alice", stats, |_| true).await;
     assert_eq!(
         forwarded["annotations"]["auditrail.io/forwarded-by"], "console.auditrail",
         "{forwarded}"
@@ -503,6 +506,41 @@ async fn over_mtls_the_console_forwards_each_users_token() {
     assert_eq!(
         forwarded["annotations"]["auditrail.io/authenticated-by"],
         "token"
+    );
+    // And where the call came from, as Kubernetes records it: the
+    // browser's address (as the console saw it), then the console's (as
+    // the server saw it).
+    assert_eq!(
+        forwarded["sourceIPs"],
+        serde_json::json!(["127.0.0.1", "127.0.0.1"]),
+        "{forwarded}"
+    );
+    // Behind a proxy that says whom it forwards (an Ingress), that address
+    // comes first; what is not an address is dropped.
+    let url = console_url.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let session = auditrail_integration_tests::console_http::sign_in(&url, "alice-secret");
+        auditrail_integration_tests::console_http::http(
+            "GET",
+            &format!("{url}/api/v1/ingest"),
+            &[
+                ("Cookie", &session.cookie),
+                ("X-Forwarded-For", "203.0.113.9, unknown"),
+            ],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200);
+    let proxied = access_record(&admin, "alice", stats, |r| {
+        r["sourceIPs"].as_array().is_some_and(|ips| ips.len() == 3)
+    })
+    .await;
+    assert_eq!(
+        proxied["sourceIPs"],
+        serde_json::json!(["203.0.113.9", "127.0.0.1", "127.0.0.1"]),
+        "{proxied}"
     );
 }
 

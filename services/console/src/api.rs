@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use tokio_stream::StreamExt as _;
 
 use crate::App;
-use crate::backend::{streaming, unary};
+use crate::backend::{OnBehalf, X_FORWARDED_FOR, streaming, unary};
 use crate::error::ApiError;
 use crate::json::to_json;
 use crate::params::Params;
@@ -39,9 +39,21 @@ fn session(app: &App, headers: &HeaderMap) -> Option<(String, Session)> {
     app.sessions.get(id).map(|s| (id.to_owned(), s))
 }
 
-/// The bearer token of the request's session.
-fn token(app: &App, headers: &HeaderMap) -> Option<String> {
-    session(app, headers).map(|(_, s)| s.token)
+/// Whom the request's calls are made for: its session's token and the
+/// addresses it came from (`X-Forwarded-For`, the browser's appended by
+/// [`crate::forward_for`]).
+fn on_behalf(app: &App, headers: &HeaderMap) -> OnBehalf {
+    OnBehalf {
+        token: session(app, headers).map(|(_, s)| s.token),
+        forwarded_for: forwarded_for(headers),
+    }
+}
+
+fn forwarded_for(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 #[allow(
@@ -52,9 +64,9 @@ fn ok(value: Value) -> Answer {
     Ok(Json(value).into_response())
 }
 
-/// `request` as a unary call with the token of the request's session.
+/// `request` as a unary call on behalf of the request's session.
 fn call_of<T>(app: &App, headers: &HeaderMap, request: T) -> Result<tonic::Request<T>, ApiError> {
-    unary(request, token(app, headers).as_deref())
+    unary(request, &on_behalf(app, headers))
 }
 
 /// The answer of a unary call, `name` its message in the contract.
@@ -149,7 +161,13 @@ pub async fn sign_in(
     match app
         .backends
         .query()
-        .search(unary(probe, Some(&token))?)
+        .search(unary(
+            probe,
+            &OnBehalf {
+                token: Some(token.clone()),
+                forwarded_for: forwarded_for(&headers),
+            },
+        )?)
         .await
     {
         Ok(_) => {}
@@ -296,12 +314,12 @@ pub async fn event(
     let mut p = Params::parse(query.as_deref());
     let download = p.one("download")?;
     p.finish()?;
-    let token = token(&app, &headers);
+    let behalf = on_behalf(&app, &headers);
     let request = v1::GetEventRequest { id: id.clone() };
     let answer = app
         .backends
         .query()
-        .get_event(unary(request, token.as_deref())?)
+        .get_event(unary(request, &behalf)?)
         .await?
         .into_inner();
     let mut event = answer
@@ -443,11 +461,11 @@ pub async fn export(
         with_provenance: p.switch("provenance", false)?,
     };
     p.finish()?;
-    let token = token(&app, &headers);
+    let behalf = on_behalf(&app, &headers);
     let stream = app
         .backends
         .query()
-        .export(streaming(request, token.as_deref())?)
+        .export(streaming(request, &behalf)?)
         .await?
         .into_inner();
     stream_download(
@@ -469,8 +487,7 @@ pub async fn ingest(
     RawQuery(query): RawQuery,
 ) -> Answer {
     Params::parse(query.as_deref()).finish()?;
-    let token = token(&app, &headers);
-    let token = token.as_deref();
+    let behalf = on_behalf(&app, &headers);
     let part = |r: Result<Value, ApiError>| match r {
         Ok(v) => v,
         Err(e) => {
@@ -481,7 +498,7 @@ pub async fn ingest(
         let answer = app
             .backends
             .ingestor()
-            .get_status(unary(v1::GetStatusRequest::default(), token)?)
+            .get_status(unary(v1::GetStatusRequest::default(), &behalf)?)
             .await?;
         to_json(answer.get_ref(), "GetStatusResponse")
     };
@@ -493,7 +510,7 @@ pub async fn ingest(
         let answer = app
             .backends
             .ingestor()
-            .list_dead_letters(unary(request, token)?)
+            .list_dead_letters(unary(request, &behalf)?)
             .await?;
         to_json(answer.get_ref(), "ListDeadLettersResponse")
     };
@@ -501,7 +518,7 @@ pub async fn ingest(
         let answer = app
             .backends
             .indexer()
-            .get_index_stats(unary(v1::GetIndexStatsRequest::default(), token)?)
+            .get_index_stats(unary(v1::GetIndexStatsRequest::default(), &behalf)?)
             .await?;
         to_json(answer.get_ref(), "GetIndexStatsResponse")
     };
@@ -611,7 +628,7 @@ pub async fn report_download(
         }
     };
     p.finish()?;
-    let token = token(&app, &headers);
+    let behalf = on_behalf(&app, &headers);
     let request = v1::DownloadReportRequest {
         report_id: id,
         format: format.into(),
@@ -620,7 +637,7 @@ pub async fn report_download(
     let mut stream = app
         .backends
         .reporter()
-        .download_report(streaming(request, token.as_deref())?)
+        .download_report(streaming(request, &behalf)?)
         .await?
         .into_inner();
     // The first chunk names the file and its type.
@@ -676,11 +693,11 @@ pub async fn run_report(
         definition_name: body.definition,
         interval,
     };
-    let token = token(&app, &headers);
+    let behalf = on_behalf(&app, &headers);
     let answer = app
         .backends
         .reporter()
-        .run_report(unary(request, token.as_deref())?)
+        .run_report(unary(request, &behalf)?)
         .await?;
     let mut response = Json(to_json(answer.get_ref(), "RunReportResponse")?).into_response();
     *response.status_mut() = StatusCode::ACCEPTED;

@@ -1,7 +1,7 @@
 //! The services the console shows, reached over gRPC like any client:
 //! one lazy channel each, and every call made with the signed-in user's
 //! bearer token (or none), so the services decide what the user may see
-//! and record the call under the user's name.
+//! and record the call under the user's name and the browser's address.
 
 use std::time::Duration;
 
@@ -75,21 +75,46 @@ impl Backends {
     }
 }
 
-/// `message` as a call carrying `token`, with the unary deadline.
-pub fn unary<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T>, ApiError> {
-    let mut request = streaming(message, token)?;
+/// The header (and gRPC metadata) that lists the addresses a request was
+/// forwarded for, nearest last.
+pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// Whom a call is made for: the signed-in user's bearer token, and the
+/// addresses the browser's request came from (its `X-Forwarded-For` with
+/// the browser's own address appended, as a proxy does), which the
+/// services record as the call's `sourceIPs` before the console's own.
+#[derive(Debug, Clone, Default)]
+pub struct OnBehalf {
+    /// The session's token; none before sign-in.
+    pub token: Option<String>,
+    /// `X-Forwarded-For` to send.
+    pub forwarded_for: Option<String>,
+}
+
+/// `message` as a call made on `behalf`, with the unary deadline.
+pub fn unary<T>(message: T, behalf: &OnBehalf) -> Result<tonic::Request<T>, ApiError> {
+    let mut request = streaming(message, behalf)?;
     request.set_timeout(UNARY_DEADLINE);
     Ok(request)
 }
 
-/// `message` as a streaming call carrying `token`, without a deadline.
-pub fn streaming<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T>, ApiError> {
+/// `message` as a streaming call made on `behalf`, without a deadline.
+pub fn streaming<T>(message: T, behalf: &OnBehalf) -> Result<tonic::Request<T>, ApiError> {
     let mut request = tonic::Request::new(message);
-    if let Some(token) = token {
+    if let Some(token) = &behalf.token {
         let value: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| {
             ApiError::invalid("the session's token holds characters a request cannot carry")
         })?;
         request.metadata_mut().insert("authorization", value);
+    }
+    // Built from parsed addresses by the console (`forward_for`): always
+    // a valid value; one that was not would only lose the addresses.
+    if let Some(value) = behalf
+        .forwarded_for
+        .as_deref()
+        .and_then(|f| f.parse::<MetadataValue<_>>().ok())
+    {
+        request.metadata_mut().insert(X_FORWARDED_FOR, value);
     }
     Ok(request)
 }

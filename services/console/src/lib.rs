@@ -9,7 +9,8 @@
 //! - [`settings`]: the `[console]` table.
 //! - [`api`]: the JSON API's endpoints.
 //! - [`params`]: strict query strings.
-//! - [`backend`]: the services' channels; the user's token on each call.
+//! - [`backend`]: the services' channels; the user's token and the
+//!   browser's address on each call.
 //! - [`session`]: sign-in sessions and their CSRF tokens.
 //! - [`json`]: answers in the proto3 JSON mapping.
 //! - [`assets`]: the pages, embedded in the binary.
@@ -29,12 +30,13 @@ pub mod params;
 pub mod session;
 pub mod settings;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auditrail_server::{Services, StopSignal};
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -42,7 +44,7 @@ use http::{HeaderValue, header};
 
 pub use settings::Settings;
 
-use crate::backend::{Backends, Urls};
+use crate::backend::{Backends, Urls, X_FORWARDED_FOR};
 use crate::session::Sessions;
 
 /// Which of the services the console calls run in its own process (their
@@ -171,7 +173,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(console_addr = %local, url = %format!("http://{local}/"), "console serving");
-    axum::serve(listener, router(app))
+    let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move { stop.stopped().await })
         .await
 }
@@ -213,6 +216,47 @@ pub fn router(app: Arc<App>) -> Router {
         .nest("/api/v1", api)
         .fallback(assets::not_found)
         .layer(axum::middleware::from_fn(observe))
+        .layer(axum::middleware::from_fn(forward_for))
+}
+
+/// Most addresses of `X-Forwarded-For` the console passes on, the nearest
+/// (the browser's last): the services keep no more.
+const MAX_FORWARDED: usize = 9;
+
+/// Appends the address the request came from to its `X-Forwarded-For`,
+/// as a proxy does, so that the services' access records name the
+/// browser (or the Ingress before it) and not only the console. Earlier
+/// entries are what the client says; values that are not IP addresses are
+/// dropped, and at most [`MAX_FORWARDED`] are kept.
+async fn forward_for(mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let mut chain: Vec<IpAddr> = request
+        .headers()
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    chain.extend(peer);
+    let skip = chain.len().saturating_sub(MAX_FORWARDED);
+    let text = chain
+        .iter()
+        .skip(skip)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let headers = request.headers_mut();
+    headers.remove(X_FORWARDED_FOR);
+    if let Ok(value) = HeaderValue::from_str(&text)
+        && !text.is_empty()
+    {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    next.run(request).await
 }
 
 /// What every answer carries: the strict Content-Security-Policy (only the
