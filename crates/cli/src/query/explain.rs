@@ -14,7 +14,7 @@ use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
 use auditrail_server::client::Connection;
 
-use super::FilterArgs;
+use super::{FilterArgs, TypeArg};
 
 /// A selector string value, quoted so that any text is one value.
 fn quote(value: &str) -> String {
@@ -93,10 +93,20 @@ fn describe(args: &FilterArgs) -> String {
     if args.timeline {
         parts.push("on the timeline".to_owned());
     }
+    // The type is named whenever it narrows the search, so that an empty
+    // answer never reads as an empty store: access records are searched
+    // only with --type access.
+    let noun = match args.event_type {
+        TypeArg::Any if parts.is_empty() => "Kubernetes or Calico events",
+        TypeArg::Any => "events",
+        TypeArg::Kube => "Kubernetes events",
+        TypeArg::Ee => "Calico events",
+        TypeArg::Access => "access records",
+    };
     if parts.is_empty() {
-        "no events are stored".to_owned()
+        format!("no {noun} are stored")
     } else {
-        format!("no events match {}", parts.join("; "))
+        format!("no {noun} match {}", parts.join("; "))
     }
 }
 
@@ -273,5 +283,43 @@ pub(crate) async fn no_versions(channel: &Connection, searched: &Searched<'_>) -
     } else {
         near.truncate(5);
         format!("{head}; did you mean {}?", near.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        filter: FilterArgs,
+    }
+
+    fn described(flags: &[&str]) -> String {
+        let flags = Flags::try_parse_from(std::iter::once("search").chain(flags.iter().copied()))
+            .expect("valid flags");
+        describe(&flags.filter)
+    }
+
+    #[test]
+    fn an_empty_answer_names_the_type_searched() {
+        // The default search leaves access records out: an empty answer
+        // says which events there are none of, not that the store is empty.
+        assert_eq!(described(&[]), "no Kubernetes or Calico events are stored");
+        assert_eq!(
+            described(&["--type", "access"]),
+            "no access records are stored"
+        );
+        assert_eq!(
+            described(&["--type", "ee", "--cluster", "prod"]),
+            "no Calico events match cluster prod"
+        );
+        assert_eq!(
+            described(&["--cluster", "prod", "--verb", "delete"]),
+            "no events match cluster prod; verb delete"
+        );
     }
 }
