@@ -544,6 +544,22 @@ async fn events_past_the_retention_are_counted_not_stored_nor_dead_lettered() {
         "{}",
         ingest_status_text(&server)
     );
+    // A search of their time finds none, and says why.
+    let (status, out, err) = run_to_end(
+        Command::new(binary("auditrail").unwrap())
+            .args(["search", "--to", "2018-01-01T00:00:00Z", "--server"])
+            .arg(server.url()),
+    )
+    .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(!out.contains("2017-"), "{out}");
+    assert!(
+        err.contains(
+            "hint: the ingestor of this server left out 37 events it read because they are \
+             older than the retention"
+        ),
+        "{err}"
+    );
     // Logged once (not per event, not per batch), with the retention and
     // the flag that keeps them.
     let warnings = eventually("the retention warning", || {

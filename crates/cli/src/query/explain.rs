@@ -11,6 +11,7 @@
 
 use auditrail_proto::v1;
 use auditrail_proto::v1::ingest_service_client::IngestServiceClient;
+use auditrail_proto::v1::ingestor_service_client::IngestorServiceClient;
 use auditrail_proto::v1::query_service_client::QueryServiceClient;
 use auditrail_server::client::Connection;
 
@@ -147,6 +148,16 @@ pub(crate) async fn no_events(channel: &Connection, args: &FilterArgs) -> String
             }
         }
     }
+    if let Some(expired) = expired_events(channel).await
+        && expired > 0
+        && !matches!(args.event_type, TypeArg::Access)
+    {
+        lines.push(format!(
+            "hint: the ingestor of this server left out {expired} events it read because they \
+             are older than the retention (see `auditrail ingest-status`); \
+             --retention-days 0 on the indexer keeps everything"
+        ));
+    }
     if args.timeline
         && let Some(n) = count(&mut client, args.filter()).await
         && n > 0
@@ -157,6 +168,18 @@ pub(crate) async fn no_events(channel: &Connection, args: &FilterArgs) -> String
         ));
     }
     lines.join("\n")
+}
+
+/// The events the ingestor of the same server read and the indexer left
+/// out as older than its retention, since the ingestor started; `None`
+/// when the server runs no ingestor (the hint is then left out).
+async fn expired_events(channel: &Connection) -> Option<u64> {
+    let status = IngestorServiceClient::new(channel.clone())
+        .get_status(v1::GetStatusRequest::default())
+        .await
+        .ok()?
+        .into_inner();
+    Some(status.sources.iter().map(|s| s.events_expired).sum())
 }
 
 /// The clusters of the stored events, through the ingest API of the same
