@@ -898,6 +898,58 @@ fn pages_in_browser(f: &Fixture) -> Result<(), Failed> {
             ["INVALID_ARGUMENT: selector at position 7: expected a value after '==', found end of input"]
         );
 
+        // An empty timeline says what the trail holds nearby: matches that
+        // are not changes (reads), and matches outside the time range.
+        let exact = |filter: v1::Filter, timeline: bool| {
+            let mut q = q.clone();
+            async move {
+                q.search(v1::SearchRequest {
+                    filter: Some(filter),
+                    timeline,
+                    page_size: 1,
+                    exact_total: true,
+                    ..v1::SearchRequest::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .total_hits
+            }
+        };
+        let reads = v1::Filter {
+            clusters: vec!["a".to_owned()],
+            verbs: vec!["get".to_owned()],
+            ..v1::Filter::default()
+        };
+        assert_eq!(exact(reads.clone(), true).await, 0);
+        let off_timeline = exact(reads, false).await;
+        assert!(off_timeline > 0);
+        let on_timeline = exact(filter.clone(), true).await;
+        for (path, hint) in [
+            (
+                "/timeline?cluster=a&verb=get",
+                format!(
+                    "{off_timeline} matching events are not on the timeline, which shows only \
+                     changes and pod sessions (level RequestResponse, stage ResponseComplete, \
+                     no dry runs)."
+                ),
+            ),
+            (
+                "/timeline?cluster=a&to=2000-01-01T00:00:00Z",
+                format!("{on_timeline} events on the timeline match outside the chosen time range."),
+            ),
+        ] {
+            open(&client, c, path).await;
+            client
+                .wait()
+                .at_most(Duration::from_secs(30))
+                .for_element(Locator::Css("#no-events-hints li"))
+                .await
+                .unwrap();
+            assert_eq!(texts(&client, "#no-events").await, ["No events match."]);
+            assert_eq!(texts(&client, "#no-events-hints li").await, [hint], "{path}");
+        }
+
         // An event: its YAML.
         let event = &creates.events[0];
         open(&client, c, &format!("/event/{}", event.id)).await;

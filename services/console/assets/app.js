@@ -336,10 +336,46 @@ async function timelinePage() {
       el("th", { scope: "col" }, "User"),
       el("th", { scope: "col" }, "Cluster"))),
     el("tbody", {}, eventRows(page.events)));
-  listSlot.replaceChildren(
-    el("p", { class: "muted", id: "total" }, total),
-    page.events.length ? el("div", { class: "scroll" }, table) : el("p", { id: "no-events" }, "No events match."),
-    nav);
+  let body = el("div", { class: "scroll" }, table);
+  if (!page.events.length) {
+    const hints = el("ul", { id: "no-events-hints", class: "muted" });
+    body = el("div", {}, el("p", { id: "no-events" }, "No events match."), hints);
+    if (!pageToken) {
+      emptyTimelineHints(query).then((found) =>
+        hints.replaceChildren(...found.map((h) => el("li", {}, h))));
+    }
+  }
+  listSlot.replaceChildren(el("p", { class: "muted", id: "total" }, total), body, nav);
+}
+
+// Why a timeline query found nothing, when the trail says: the matching
+// events that are not changes (off the timeline), and those outside the
+// chosen time range. An empty page never reads as an empty trail.
+async function emptyTimelineHints(query) {
+  const probe = new URLSearchParams(query);
+  probe.delete("pageToken");
+  probe.set("pageSize", "1");
+  probe.set("exactTotal", "true");
+  const count = async (params) => Number((await api("search", params)).totalHits) || 0;
+  const offTimeline = new URLSearchParams(probe);
+  offTimeline.set("timeline", "false");
+  const probes = [
+    count(offTimeline).then((n) => n > 0
+      ? `${n} matching events are not on the timeline, which shows only changes and pod ` +
+        "sessions (level RequestResponse, stage ResponseComplete, no dry runs)."
+      : null),
+  ];
+  if (probe.has("from") || probe.has("to")) {
+    const anyTime = new URLSearchParams(probe);
+    anyTime.delete("from");
+    anyTime.delete("to");
+    anyTime.set("timeline", "true");
+    probes.push(count(anyTime).then((n) => n > 0
+      ? `${n} events on the timeline match outside the chosen time range.`
+      : null));
+  }
+  const settled = await Promise.allSettled(probes);
+  return settled.filter((r) => r.status === "fulfilled" && r.value).map((r) => r.value);
 }
 
 // ---- Event -------------------------------------------------------------------
